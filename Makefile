@@ -1,0 +1,27 @@
+# The two set-up commands: `make demo` and `make test`. Both create .venv if missing.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e ".[dev,plot]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/mfrec demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench:
+	bash benchmarks/run.sh
+
+clean:
+	rm -rf $(VENV) build src/*.egg-info
