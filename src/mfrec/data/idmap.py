@@ -1,0 +1,122 @@
+"""Raw ids (int or str) <-> dense indices 0..n-1."""
+
+from __future__ import annotations
+
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+
+
+def as_id_array(values: Any) -> np.ndarray:
+    """Raw ids as a 1-D numpy array: int64 when every id is integral, else object (str etc.)."""
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.to_numpy()
+    arr = np.asarray(values)
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind in "iu":
+        return arr.astype(np.int64, copy=False)
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if finite.all() and np.all(arr == np.round(arr)):
+            return arr.astype(np.int64)
+        return arr
+    if arr.dtype.kind in "UST":
+        return arr.astype(object)
+    return arr
+
+
+class IdMap:
+    """An immutable, ordered set of raw ids with O(1) lookups in both directions.
+
+    ``ids[k]`` is the raw id of dense index ``k``; ``lookup(raw)`` gives the indices (-1 if unknown).
+    """
+
+    __slots__ = ("_ids", "_index")
+
+    def __init__(self, ids: Iterable[Any]) -> None:
+        arr = as_id_array(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series, list)) else ids)
+        index = pd.Index(arr, dtype=arr.dtype if arr.dtype != object else object)
+        if not index.is_unique:
+            dup = index[index.duplicated()][0]
+            raise ValueError(f"id map has duplicate id {dup!r}")
+        arr = arr.copy()
+        arr.setflags(write=False)
+        self._ids = arr
+        self._index = index
+
+    @classmethod
+    def factorize(cls, values: Any) -> tuple["IdMap", np.ndarray]:
+        """Build a map from the distinct values (sorted when sortable) and return the codes too."""
+        arr = as_id_array(values)
+        try:
+            codes, uniques = pd.factorize(arr, sort=True)
+        except TypeError:  # mixed, unorderable ids: keep first-seen order
+            codes, uniques = pd.factorize(arr, sort=False)
+        return cls(np.asarray(uniques)), codes.astype(np.int32)
+
+    @property
+    def ids(self) -> np.ndarray:
+        return self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __contains__(self, raw: Any) -> bool:
+        return raw in self._index
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, IdMap) and (
+            other is self or (len(other) == len(self) and bool(np.array_equal(other._ids, self._ids)))
+        )
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __repr__(self) -> str:
+        head = ", ".join(repr(x) for x in self._ids[:3])
+        return f"IdMap({len(self)} ids: {head}{', ...' if len(self) > 3 else ''})"
+
+    def lookup(self, raw: Any) -> np.ndarray:
+        """Dense indices (int64) of raw ids; -1 where an id is unknown."""
+        arr = as_id_array(raw)
+        if len(arr) == 0:
+            return np.empty(0, dtype=np.int64)
+        if self._ids.dtype.kind == "i" and arr.dtype == object:
+            # str ids asked of an int map: try to read them as ints ("12" -> 12)
+            num = pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy()
+            ok = np.isfinite(num) & (num == np.round(num))
+            out = np.full(len(arr), -1, dtype=np.int64)
+            if ok.any():
+                out[ok] = self._index.get_indexer(num[ok].astype(np.int64))
+            return out
+        if self._ids.dtype == object and arr.dtype.kind == "i":
+            arr = arr.astype(object)
+        return self._index.get_indexer(arr).astype(np.int64)
+
+    def index_of(self, raw: Any, what: str = "id") -> int:
+        """Dense index of one raw id; KeyError naming it when unknown."""
+        k = int(self.lookup([raw])[0])
+        if k < 0:
+            raise KeyError(f"unknown {what} {raw!r}")
+        return k
+
+    def to_raw(self, indices: Any) -> np.ndarray:
+        return self._ids[np.asarray(indices, dtype=np.int64)]
+
+    def extend(self, new_ids: Iterable[Any]) -> "IdMap":
+        """A new map with ids appended (ids already present are ignored)."""
+        new = as_id_array(list(new_ids))
+        fresh = new[self.lookup(new) < 0]
+        if len(fresh) == 0:
+            return self
+        fresh = pd.unique(fresh)
+        if self._ids.dtype != fresh.dtype:
+            merged = np.concatenate([self._ids.astype(object), np.asarray(fresh, dtype=object)])
+        else:
+            merged = np.concatenate([self._ids, fresh])
+        return IdMap(merged)
+
+    def to_list(self) -> list:
+        return [x.item() if hasattr(x, "item") else x for x in self._ids]

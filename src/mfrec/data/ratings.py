@@ -1,0 +1,411 @@
+"""`Ratings`: an immutable set of (user, item, rating[, timestamp]) triples with raw ids."""
+
+from __future__ import annotations
+
+import warnings
+from functools import cached_property
+from typing import Any, Callable, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from mfrec.data.idmap import IdMap, as_id_array
+from mfrec.errors import DataError
+
+DuplicatePolicy = Literal["error", "last", "mean"]
+Locator = Callable[[int], dict]
+
+
+def _describe(fail, pos: int) -> str:
+    """'line N' or 'row N' for a position, as the locator names it."""
+    err = fail("", pos, None)
+    return f"line {err.line}" if err.line is not None else f"row {err.row}"
+
+
+def _row_locator(offset: int = 0) -> Locator:
+    """Rows of an in-memory table, 0-based as pandas shows them."""
+    return lambda i: {"row": int(i) + offset}
+
+
+class Ratings:
+    """Immutable (user, item, rating[, timestamp]) triples.
+
+    Raw ids of any hashable kind are mapped to dense indices by two :class:`IdMap` s; subsets made
+    with :meth:`subset` share the parent's maps, so a model trained on one piece predicts on another.
+    CSR views by user (:attr:`by_user`) and by item (:attr:`by_item`) are built once and cached.
+    """
+
+    def __init__(
+        self,
+        user_indices: np.ndarray,
+        item_indices: np.ndarray,
+        values: np.ndarray,
+        user_map: IdMap,
+        item_map: IdMap,
+        timestamps: np.ndarray | None = None,
+    ) -> None:
+        n = len(values)
+        if len(user_indices) != n or len(item_indices) != n or (timestamps is not None and len(timestamps) != n):
+            raise ValueError("users, items, ratings and timestamps must have the same length")
+        self._u = np.ascontiguousarray(user_indices, dtype=np.int32)
+        self._i = np.ascontiguousarray(item_indices, dtype=np.int32)
+        self._r = np.ascontiguousarray(values, dtype=np.float32)
+        self._t = None if timestamps is None else np.ascontiguousarray(timestamps, dtype=np.int64)
+        for a in (self._u, self._i, self._r, self._t):
+            if a is not None:
+                a.setflags(write=False)
+        self._user_map = user_map
+        self._item_map = item_map
+
+    # ------------------------------------------------------------------ constructors
+    @classmethod
+    def from_arrays(
+        cls,
+        users: Any,
+        items: Any,
+        ratings: Any,
+        timestamps: Any = None,
+        *,
+        user_map: IdMap | None = None,
+        item_map: IdMap | None = None,
+        duplicates: DuplicatePolicy = "error",
+        rating_scale: tuple[float, float] | None = None,
+        source: str | None = None,
+        locate: Locator | None = None,
+        column_names: Sequence[str] = ("user", "item", "rating", "timestamp"),
+    ) -> "Ratings":
+        """Validate raw arrays and build Ratings.
+
+        Every problem raises :class:`DataError` naming the source, the row (or file line) and the
+        column: missing ids, non-numeric/NaN/inf ratings, ratings outside ``rating_scale``, empty
+        input, ids unknown to a given map, and duplicate (user, item) pairs (``duplicates='error'``;
+        ``'last'`` keeps the last one, ``'mean'`` averages them, and both say how many they merged).
+        """
+        locate = locate or _row_locator()
+        ucol, icol, rcol, tcol = column_names
+
+        def fail(msg: str, pos: int | None, column: str | None) -> DataError:
+            where = locate(pos) if pos is not None else {}
+            return DataError(msg, source=source, column=column, **where)
+
+        users = as_id_array(users)
+        items = as_id_array(items)
+        n = len(users)
+        if n == 0:
+            raise DataError("no ratings: the input is empty", source=source)
+        if len(items) != n or len(np.asarray(ratings)) != n:
+            raise DataError(
+                f"users ({n}), items ({len(items)}) and ratings ({len(np.asarray(ratings))}) differ in length",
+                source=source,
+            )
+        for arr, col, what in ((users, ucol, "user"), (items, icol, "item")):
+            missing = pd.isna(arr)
+            if np.any(missing):
+                pos = int(np.flatnonzero(missing)[0])
+                raise fail(f"missing {what} id ({int(missing.sum())} rows in all)", pos, col)
+
+        r_in = np.asarray(ratings)
+        if r_in.dtype.kind in "fiub":
+            r = r_in.astype(np.float64, copy=False)
+        else:
+            r = pd.to_numeric(pd.Series(r_in, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+            bad = np.isnan(r) & ~pd.isna(r_in)
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                raise fail(
+                    f"rating {r_in[pos]!r} is not a number ({int(bad.sum())} such rows in all)", pos, rcol
+                )
+        notfinite = ~np.isfinite(r)
+        if notfinite.any():
+            pos = int(np.flatnonzero(notfinite)[0])
+            raise fail(f"rating is {r_in[pos]!r} ({int(notfinite.sum())} missing or non-finite ratings in all)", pos, rcol)
+        if rating_scale is not None:
+            lo, hi = rating_scale
+            out = (r < lo) | (r > hi)
+            if out.any():
+                pos = int(np.flatnonzero(out)[0])
+                raise fail(
+                    f"rating {r[pos]:g} is outside the scale [{lo:g}, {hi:g}] ({int(out.sum())} such rows in all)",
+                    pos,
+                    rcol,
+                )
+
+        t = None
+        if timestamps is not None:
+            t_in = np.asarray(timestamps)
+            t = pd.to_numeric(pd.Series(t_in), errors="coerce").to_numpy(dtype=np.float64)
+            bad = ~np.isfinite(t)
+            if bad.any():
+                pos = int(np.flatnonzero(bad)[0])
+                raise fail(f"timestamp {t_in[pos]!r} is not a number", pos, tcol)
+            t = t.astype(np.int64)
+
+        u_codes = cls._encode(users, user_map, "user", ucol, fail)
+        i_codes = cls._encode(items, item_map, "item", icol, fail)
+        if user_map is None:
+            user_map, u_codes = u_codes
+        if item_map is None:
+            item_map, i_codes = i_codes
+
+        u_codes, i_codes, r, t = cls._resolve_duplicates(
+            u_codes, i_codes, r, t, len(item_map), duplicates, fail, (ucol, icol)
+        )
+        return cls(u_codes, i_codes, r, user_map, item_map, t)
+
+    @staticmethod
+    def _encode(raw: np.ndarray, id_map: IdMap | None, what: str, col: str, fail) -> Any:
+        if id_map is None:
+            return IdMap.factorize(raw)
+        codes = id_map.lookup(raw)
+        unknown = codes < 0
+        if unknown.any():
+            pos = int(np.flatnonzero(unknown)[0])
+            raise fail(f"{what} id {raw[pos]!r} is not in the given {what} map ({int(unknown.sum())} rows)", pos, col)
+        return codes.astype(np.int32)
+
+    @staticmethod
+    def _resolve_duplicates(u, i, r, t, n_items, policy, fail, cols):
+        if policy not in ("error", "last", "mean"):
+            raise ValueError(f"duplicates must be 'error', 'last' or 'mean', not {policy!r}")
+        key = u.astype(np.int64) * max(n_items, 1) + i.astype(np.int64)
+        order = np.argsort(key, kind="stable")
+        sk = key[order]
+        dup_next = sk[1:] == sk[:-1]
+        if not dup_next.any():
+            return u, i, r, t
+        n_extra = int(dup_next.sum())
+        if policy == "error":
+            k = int(np.flatnonzero(dup_next)[0])
+            first, second = int(order[k]), int(order[k + 1])
+            raise fail(
+                f"duplicate (user, item) pair: it repeats the pair at {_describe(fail, first)} "
+                f"({n_extra} duplicate rows in all); pass duplicates='last' or 'mean' to merge them",
+                second,
+                f"{cols[0]}, {cols[1]}",
+            )
+        # group boundaries in sorted order
+        starts = np.flatnonzero(np.concatenate([[True], ~dup_next]))
+        if policy == "last":
+            ends = np.concatenate([starts[1:], [len(sk)]]) - 1
+            keep = np.sort(order[ends])  # the last occurrence of each pair, in input order
+            u, i, r = u[keep], i[keep], r[keep]
+            t = None if t is None else t[keep]
+        else:  # mean
+            sums = np.add.reduceat(r[order], starts)
+            counts = np.diff(np.concatenate([starts, [len(sk)]]))
+            first_rows = order[starts]
+            perm = np.argsort(first_rows, kind="stable")
+            u, i = u[first_rows][perm], i[first_rows][perm]
+            r = (sums / counts)[perm]
+            t = None if t is None else np.maximum.reduceat(t[order], starts)[perm]
+        warnings.warn(f"merged {n_extra} duplicate (user, item) rows with duplicates={policy!r}", stacklevel=4)
+        return u, i, r, t
+
+    @classmethod
+    def from_dataframe(
+        cls,
+        df: Any,
+        user: str = "user",
+        item: str = "item",
+        rating: str = "rating",
+        timestamp: str | None = None,
+        *,
+        duplicates: DuplicatePolicy = "error",
+        rating_scale: tuple[float, float] | None = None,
+        user_map: IdMap | None = None,
+        item_map: IdMap | None = None,
+        source: str | None = None,
+    ) -> "Ratings":
+        """From a pandas (or polars) DataFrame with the named columns."""
+        if not isinstance(df, pd.DataFrame):
+            if hasattr(df, "to_pandas"):  # polars, pyarrow
+                df = df.to_pandas()
+            else:
+                raise TypeError(f"expected a pandas or polars DataFrame, got {type(df).__name__}")
+        wanted = [c for c in (user, item, rating, timestamp) if c is not None]
+        missing = [c for c in wanted if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"missing column(s) {missing}; the table has {list(map(str, df.columns))}", source=source
+            )
+        return cls.from_arrays(
+            df[user].to_numpy(),
+            df[item].to_numpy(),
+            df[rating].to_numpy(),
+            None if timestamp is None else df[timestamp].to_numpy(),
+            user_map=user_map,
+            item_map=item_map,
+            duplicates=duplicates,
+            rating_scale=rating_scale,
+            source=source,
+            column_names=(user, item, rating, timestamp or "timestamp"),
+        )
+
+    @classmethod
+    def from_sparse(
+        cls,
+        matrix: Any,
+        user_ids: Sequence[Any] | None = None,
+        item_ids: Sequence[Any] | None = None,
+    ) -> "Ratings":
+        """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included)."""
+        if not sp.issparse(matrix):
+            raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
+        coo = sp.coo_matrix(matrix)
+        coo.sum_duplicates()
+        n_users, n_items = coo.shape
+        user_map = IdMap(np.arange(n_users) if user_ids is None else user_ids)
+        item_map = IdMap(np.arange(n_items) if item_ids is None else item_ids)
+        if len(user_map) != n_users or len(item_map) != n_items:
+            raise DataError(
+                f"matrix is {n_users} x {n_items} but got {len(user_map)} user ids and {len(item_map)} item ids"
+            )
+        if coo.nnz == 0:
+            raise DataError("no ratings: the matrix has no stored entries")
+        data = coo.data.astype(np.float64)
+        bad = ~np.isfinite(data)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise DataError(f"entry ({coo.row[k]}, {coo.col[k]}) is {data[k]}: ratings must be finite")
+        return cls(coo.row, coo.col, data, user_map, item_map)
+
+    @classmethod
+    def read_csv(cls, path: Any, **kwargs: Any) -> "Ratings":
+        """Read a delimited text file; see :func:`mfrec.data.readers.read_ratings_csv`."""
+        from mfrec.data.readers import read_ratings_csv
+
+        return read_ratings_csv(path, **kwargs)
+
+    @classmethod
+    def read_parquet(cls, path: Any, **kwargs: Any) -> "Ratings":
+        """Read a Parquet file; see :func:`mfrec.data.readers.read_ratings_parquet`."""
+        from mfrec.data.readers import read_ratings_parquet
+
+        return read_ratings_parquet(path, **kwargs)
+
+    # ------------------------------------------------------------------ views
+    def __len__(self) -> int:
+        return len(self._r)
+
+    def __repr__(self) -> str:
+        return (
+            f"Ratings({len(self)} ratings, {self.n_users} users, {self.n_items} items"
+            f"{', timestamps' if self._t is not None else ''})"
+        )
+
+    @property
+    def n_users(self) -> int:
+        """Users in the id map (shared by subsets, so it may count users with no rating here)."""
+        return len(self._user_map)
+
+    @property
+    def n_items(self) -> int:
+        return len(self._item_map)
+
+    @property
+    def user_map(self) -> IdMap:
+        return self._user_map
+
+    @property
+    def item_map(self) -> IdMap:
+        return self._item_map
+
+    @property
+    def users(self) -> np.ndarray:
+        """Raw user ids, in dense-index order."""
+        return self._user_map.ids
+
+    @property
+    def items(self) -> np.ndarray:
+        return self._item_map.ids
+
+    @property
+    def user_indices(self) -> np.ndarray:
+        return self._u
+
+    @property
+    def item_indices(self) -> np.ndarray:
+        return self._i
+
+    @property
+    def values(self) -> np.ndarray:
+        """The ratings, float32."""
+        return self._r
+
+    @property
+    def timestamps(self) -> np.ndarray | None:
+        return self._t
+
+    @property
+    def raw_users(self) -> np.ndarray:
+        """Raw user id of each rating."""
+        return self._user_map.to_raw(self._u)
+
+    @property
+    def raw_items(self) -> np.ndarray:
+        return self._item_map.to_raw(self._i)
+
+    @cached_property
+    def by_user(self) -> sp.csr_matrix:
+        """users x items CSR matrix of the ratings (column indices sorted)."""
+        m = sp.csr_matrix((self._r, (self._u, self._i)), shape=(self.n_users, self.n_items), dtype=np.float32)
+        m.sort_indices()
+        return m
+
+    @cached_property
+    def by_item(self) -> sp.csr_matrix:
+        """items x users CSR matrix of the ratings."""
+        m = sp.csr_matrix((self._r, (self._i, self._u)), shape=(self.n_items, self.n_users), dtype=np.float32)
+        m.sort_indices()
+        return m
+
+    @cached_property
+    def user_counts(self) -> np.ndarray:
+        return np.bincount(self._u, minlength=self.n_users)
+
+    @cached_property
+    def item_counts(self) -> np.ndarray:
+        return np.bincount(self._i, minlength=self.n_items)
+
+    @property
+    def global_mean(self) -> float:
+        return float(self._r.mean(dtype=np.float64))
+
+    @property
+    def rating_range(self) -> tuple[float, float]:
+        return float(self._r.min()), float(self._r.max())
+
+    def to_dataframe(self) -> pd.DataFrame:
+        """Columns ``user``, ``item``, ``rating`` (and ``timestamp`` when known), raw ids."""
+        data = {"user": self.raw_users, "item": self.raw_items, "rating": self._r}
+        if self._t is not None:
+            data["timestamp"] = self._t
+        return pd.DataFrame(data)
+
+    def subset(self, selection: Any) -> "Ratings":
+        """The ratings at the given positions (index array or boolean mask), sharing the id maps."""
+        sel = np.asarray(selection)
+        if sel.dtype == bool and len(sel) != len(self):
+            raise ValueError(f"mask has length {len(sel)}, ratings {len(self)}")
+        return Ratings(
+            self._u[sel], self._i[sel], self._r[sel], self._user_map, self._item_map,
+            None if self._t is None else self._t[sel],
+        )
+
+    def summary(self) -> dict:
+        """Counts, sparsity and the rating histogram."""
+        active_users = int((self.user_counts > 0).sum())
+        active_items = int((self.item_counts > 0).sum())
+        values, counts = np.unique(self._r, return_counts=True)
+        return {
+            "ratings": len(self),
+            "users": active_users,
+            "items": active_items,
+            "density": len(self) / max(active_users * active_items, 1),
+            "sparsity": 1.0 - len(self) / max(active_users * active_items, 1),
+            "mean": self.global_mean,
+            "min": float(values[0]),
+            "max": float(values[-1]),
+            "histogram": {float(v): int(c) for v, c in zip(values, counts)} if len(values) <= 50 else None,
+        }
