@@ -1,17 +1,32 @@
 """mfrec: matrix-factorization recommenders on fast Numba kernels, raw ids in and out."""
 
+from mfrec import split
+from mfrec.data.datasets import Dataset, find_items, load_dataset
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
+from mfrec.data.synthetic import synthetic
 from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError
+from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, SVDpp
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "ALS",
+    "Baseline",
+    "BiasedMF",
     "DataError",
+    "Dataset",
     "DatasetNotFoundError",
+    "FactorModel",
+    "FunkMF",
     "IdMap",
     "ModelFileError",
     "NotFittedError",
     "Ratings",
+    "SVDpp",
     "__version__",
+    "find_items",
+    "load_dataset",
+    "split",
+    "synthetic",
 ]

@@ -1,0 +1,3 @@
+from mfrec.cli import main
+
+main()

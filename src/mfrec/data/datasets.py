@@ -1,0 +1,600 @@
+"""MovieLens datasets: find on disk, or download, verify and unpack; then load ratings, items and users.
+
+Lookup order for a dataset ``name``: the ``data_dir`` argument, the ``MFREC_DATA_DIR`` environment
+variable (one folder, or several joined by ``os.pathsep``), then the cache folder (``MFREC_CACHE_DIR``
+or ``~/.cache/mfrec``). Each may hold the unpacked folder (``<dir>/ml-100k/u.data``) or the GroupLens
+zip (``<dir>/ml-100k.zip``, which is unpacked into the cache). A folder that lacks one of the
+dataset's files does not count. Failing all that, the zip is downloaded from GroupLens (base URL
+overridable with ``MFREC_DOWNLOAD_URL``), checked against its MD5 (or, for the ``ml-latest`` sets
+that have none, its file layout) and unpacked atomically into the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from mfrec.data.ratings import Ratings
+from mfrec.errors import DataError, DatasetNotFoundError
+
+DEFAULT_DOWNLOAD_URL = "https://files.grouplens.org/datasets/movielens"
+
+Format = Literal["100k", "dat", "csv"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Registry entry: where a MovieLens dataset lives inside its zip and how to read it."""
+
+    name: str
+    folder: str  # top-level folder inside the zip
+    format: Format  # "100k": u.data/u.item/u.user; "dat": '::' files; "csv": ratings.csv/movies.csv
+    ratings_file: str
+    items_file: str
+    users_file: str | None
+    md5: str | None  # None: no stable checksum, the unpacked layout is checked instead
+    rating_scale: tuple[float, float]
+    encoding: str = "utf-8"  # of the items/users files
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The files a folder must hold to count as this dataset."""
+        return tuple(f for f in (self.ratings_file, self.items_file, self.users_file) if f)
+
+
+_CSV = dict(format="csv", ratings_file="ratings.csv", items_file="movies.csv", users_file=None, rating_scale=(0.5, 5.0))
+
+DATASETS: dict[str, DatasetInfo] = {
+    "ml-100k": DatasetInfo(
+        "ml-100k", "ml-100k", "100k", "u.data", "u.item", "u.user",
+        "0e33842e24a9c977be4e0107933c0723", (1.0, 5.0), "latin-1",
+    ),
+    "ml-1m": DatasetInfo(
+        "ml-1m", "ml-1m", "dat", "ratings.dat", "movies.dat", "users.dat",
+        "c4d9eecfca2ab87c1945afe126590906", (1.0, 5.0), "latin-1",
+    ),
+    "ml-10m": DatasetInfo(
+        "ml-10m", "ml-10M100K", "dat", "ratings.dat", "movies.dat", None,
+        "ce571fd55effeba0271552578f2648bd", (0.5, 5.0), "utf-8",
+    ),
+    "ml-20m": DatasetInfo("ml-20m", "ml-20m", md5="cd245b17a1ae2cc31bb14903e1204af3", **_CSV),
+    "ml-25m": DatasetInfo("ml-25m", "ml-25m", md5="6b51fb2759a8657d3bfcbfc42b592ada", **_CSV),
+    "ml-32m": DatasetInfo("ml-32m", "ml-32m", md5="d472be332d4daa821edc399621853b57", **_CSV),
+    "ml-latest-small": DatasetInfo("ml-latest-small", "ml-latest-small", md5=None, **_CSV),
+    "ml-latest": DatasetInfo("ml-latest", "ml-latest", md5=None, **_CSV),
+}
+
+#: Expected first lines of the csv-format files (checked when unpacking a zip without an MD5).
+CSV_HEADERS = {"ratings.csv": "userId,movieId,rating,timestamp", "movies.csv": "movieId,title,genres"}
+
+#: ml-100k genre flag order (u.genre); "unknown" maps to no genre.
+ML100K_GENRES = (
+    "unknown", "Action", "Adventure", "Animation", "Children", "Comedy", "Crime", "Documentary", "Drama",
+    "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance", "Sci-Fi", "Thriller", "War", "Western",
+)
+
+#: ml-1m occupation codes (README of ml-1m).
+ML1M_OCCUPATIONS = (
+    "other", "academic/educator", "artist", "clerical/admin", "college/grad student", "customer service",
+    "doctor/health care", "executive/managerial", "farmer", "homemaker", "K-12 student", "lawyer",
+    "programmer", "retired", "sales/marketing", "scientist", "self-employed", "technician/engineer",
+    "tradesman/craftsman", "unemployed", "writer",
+)
+
+ML100K_SPLITS = ("u1", "u2", "u3", "u4", "u5", "ua", "ub")
+
+_NO_GENRES = {"(no genres listed)", "unknown", ""}
+
+
+# ---------------------------------------------------------------------------------------- Dataset
+@dataclass(repr=False, eq=False)
+class Dataset:
+    """A loaded MovieLens dataset.
+
+    ``ratings`` has timestamps; ``items`` is indexed by raw item id with ``title``, ``genres`` (list
+    of str) and ``year`` (Int64); ``users`` (ml-100k, ml-1m only, else None) is indexed by raw user
+    id with ``age``, ``gender``, ``occupation``, ``zip``; ``path`` is the folder read.
+    """
+
+    name: str
+    ratings: Ratings
+    items: pd.DataFrame
+    users: pd.DataFrame | None
+    path: Path
+    info: DatasetInfo
+
+    def __repr__(self) -> str:
+        return (
+            f"Dataset({self.name!r}: {len(self.ratings)} ratings, {self.ratings.n_users} users, "
+            f"{self.ratings.n_items} rated items, {len(self.items)} items in the catalog, path={str(self.path)!r})"
+        )
+
+    def summary(self) -> dict:
+        """``ratings.summary()`` plus the name, the path and the catalog sizes."""
+        return {
+            "name": self.name,
+            "path": str(self.path),
+            **self.ratings.summary(),
+            "catalog_items": len(self.items),
+            "catalog_users": None if self.users is None else len(self.users),
+        }
+
+    def official_split(self, name: str) -> tuple[Ratings, Ratings]:
+        """The predefined (train, test) split ``name`` of ml-100k ("u1".."u5", "ua", "ub").
+
+        Both share the id maps of :attr:`ratings`, so a model fit on ``train`` predicts ``test``.
+        """
+        if self.info.format != "100k":
+            raise ValueError(
+                f"{self.name} has no official train/test split; only ml-100k ships them "
+                f"({', '.join(ML100K_SPLITS)}). Use a random or temporal split instead."
+            )
+        if name not in ML100K_SPLITS:
+            raise ValueError(f"unknown ml-100k split {name!r}; choose one of {', '.join(ML100K_SPLITS)}")
+        parts = []
+        for suffix in ("base", "test"):
+            path = self.path / f"{name}.{suffix}"
+            if not path.is_file():
+                raise FileNotFoundError(f"ml-100k split file {path} is missing; the folder {self.path} is incomplete")
+            parts.append(
+                Ratings.read_csv(
+                    path, sep="\t", header=False, timestamp=3, rating_scale=self.info.rating_scale,
+                    user_map=self.ratings.user_map, item_map=self.ratings.item_map,
+                )
+            )
+        return parts[0], parts[1]
+
+
+# ---------------------------------------------------------------------------------------- locations
+def default_cache_dir() -> Path:
+    """``MFREC_CACHE_DIR`` or ``~/.cache/mfrec``."""
+    env = os.environ.get("MFREC_CACHE_DIR")
+    return Path(env).expanduser() if env else Path.home() / ".cache" / "mfrec"
+
+
+def download_url(name: str) -> str:
+    """The zip URL of a dataset (base from ``MFREC_DOWNLOAD_URL`` when set)."""
+    base = os.environ.get("MFREC_DOWNLOAD_URL") or DEFAULT_DOWNLOAD_URL
+    return f"{base.rstrip('/')}/{name}.zip"
+
+
+def _search_dirs(data_dir: str | os.PathLike | None, cache: Path) -> list[tuple[Path, str]]:
+    """(folder, how it was given) in lookup order, without repeats."""
+    dirs: list[tuple[Path, str]] = []
+    if data_dir is not None:
+        dirs.append((Path(data_dir).expanduser(), "data_dir argument"))
+    env = os.environ.get("MFREC_DATA_DIR")
+    if env:
+        dirs += [(Path(p).expanduser(), "MFREC_DATA_DIR") for p in env.split(os.pathsep) if p]
+    dirs.append((cache, "cache"))
+    seen: set[Path] = set()
+    out = []
+    for d, label in dirs:
+        key = d.resolve()
+        if key not in seen:
+            seen.add(key)
+            out.append((d, label))
+    return out
+
+
+def _missing_files(folder: Path, info: DatasetInfo) -> list[str]:
+    return [f for f in info.files if not (folder / f).is_file()]
+
+
+def _folder_names(info: DatasetInfo) -> list[str]:
+    return list(dict.fromkeys((info.name, info.folder)))
+
+
+# ---------------------------------------------------------------------------------------- zip handling
+def _md5(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.md5()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _check_md5(zip_path: Path, info: DatasetInfo, digest: str | None = None) -> None:
+    if info.md5 is None:
+        return
+    digest = digest or _md5(zip_path)
+    if digest.lower() != info.md5.lower():
+        raise DataError(
+            f"MD5 checksum mismatch for {info.name}: expected {info.md5}, got {digest}; the zip is corrupt, "
+            "truncated or not the GroupLens file. Delete it and download it again",
+            source=str(zip_path),
+        )
+
+
+def _check_layout(folder: Path, info: DatasetInfo, source: Path) -> None:
+    """The dataset's files are present (and csv files start with the expected header)."""
+    missing = _missing_files(folder, info)
+    if missing:
+        raise DataError(
+            f"the zip does not hold the {info.name} files {missing} in folder {info.folder!r}", source=str(source)
+        )
+    for f in info.files:
+        expected = CSV_HEADERS.get(f) if info.format == "csv" else None
+        if expected is not None:
+            with open(folder / f, "r", encoding="utf-8", errors="replace") as fh:
+                first = fh.readline().strip().lstrip("\ufeff")
+            if first != expected:
+                raise DataError(
+                    f"{info.name}/{f} starts with {first[:80]!r}, expected the header {expected!r}", source=str(source)
+                )
+
+
+def _safe_members(zf: zipfile.ZipFile, dest: Path, source: Path) -> None:
+    """Refuse absolute paths, '..' parts and symlinks (zip path traversal)."""
+    root = dest.resolve()
+    for m in zf.infolist():
+        name = m.filename
+        is_link = (m.external_attr >> 16) & 0o170000 == 0o120000
+        target = (root / name).resolve()
+        if is_link or name.startswith(("/", "\\")) or ".." in re.split(r"[/\\]", name) or not target.is_relative_to(root):
+            raise DataError(f"unsafe entry {name!r} in zip (it would be written outside the target folder)", source=str(source))
+
+
+def _unpack(zip_path: Path, info: DatasetInfo, cache: Path) -> Path:
+    """Unpack ``zip_path`` into ``cache/<name>`` atomically; return that folder.
+
+    Extraction goes to a temporary folder inside ``cache`` that is renamed into place only when
+    the files check out; on any failure nothing half-written is left behind.
+    """
+    target = cache / info.name
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{info.name}.", suffix=".unpack", dir=cache))
+    try:
+        try:
+            with zipfile.ZipFile(zip_path) as zf:
+                _safe_members(zf, tmp, zip_path)
+                zf.extractall(tmp)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise DataError(f"not a valid zip file ({exc}); delete it and download it again", source=str(zip_path)) from None
+        inner = tmp / info.folder
+        if not inner.is_dir() and not _missing_files(tmp, info):
+            inner = tmp  # files at the top level of the zip
+        _check_layout(inner, info, zip_path)
+        if target.is_dir() and not _missing_files(target, info):
+            return target  # another process finished first
+        if target.exists():  # an incomplete leftover: move it aside (into tmp, removed below)
+            os.replace(target, tmp / ".replaced")
+        os.replace(inner, target)
+        return target
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _download(info: DatasetInfo, url: str, cache: Path, progress: bool) -> Path:
+    """Download, verify and unpack; the zip goes to a temp file in ``cache`` and is removed after."""
+    cache.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{info.name}.", suffix=".zip.part", dir=cache)
+    tmp = Path(tmp_name)
+    try:
+        h = hashlib.md5()
+        with os.fdopen(fd, "wb") as out:
+            try:
+                with urllib.request.urlopen(url, timeout=60) as resp:
+                    length = resp.headers.get("Content-Length")
+                    total = int(length) if length and length.isdigit() else None
+                    got = _copy_stream(resp, out, h, total, info.name, progress)
+            except urllib.error.HTTPError as exc:
+                raise _DownloadFailed(f"HTTP {exc.code} {exc.reason}") from None
+            except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+                raise _DownloadFailed(str(getattr(exc, "reason", exc)) or type(exc).__name__) from None
+        if total is not None and got != total:
+            raise _DownloadFailed(f"the connection closed after {got} of {total} bytes")
+        _check_md5(tmp, info, h.hexdigest())
+        return _unpack(tmp, info, cache)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+class _DownloadFailed(Exception):
+    pass
+
+
+def _copy_stream(resp: Any, out: Any, h: Any, total: int | None, label: str, progress: bool) -> int:
+    """Copy the response to ``out``, feeding the hash (and a rich progress bar); return the byte count."""
+    chunk = 1 << 16
+    got = 0
+    if not progress:
+        while block := resp.read(chunk):
+            out.write(block)
+            h.update(block)
+            got += len(block)
+        return got
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn,
+    )
+
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True)) as bar:
+        task = bar.add_task(f"downloading {label}", total=total)
+        while block := resp.read(chunk):
+            out.write(block)
+            h.update(block)
+            got += len(block)
+            bar.advance(task, len(block))
+    return got
+
+
+# ---------------------------------------------------------------------------------------- locate
+def locate_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = True
+) -> Path:
+    """The folder holding dataset ``name``: found, unpacked from a local zip, or downloaded."""
+    info = _info(name)
+    cache = default_cache_dir()
+    searched: list[str] = []
+    incomplete: list[str] = []
+    for d, label in _search_dirs(data_dir, cache):
+        searched.append(f"{d} ({label})")
+        for folder_name in _folder_names(info):
+            folder = d / folder_name
+            if folder.is_dir():
+                missing = _missing_files(folder, info)
+                if not missing:
+                    return folder
+                incomplete.append(f"{folder} exists but is incomplete (missing {', '.join(missing)})")
+        zip_path = d / f"{info.name}.zip"
+        if zip_path.is_file():
+            cached = cache / info.name
+            if cached.is_dir() and not _missing_files(cached, info):
+                return cached
+            _check_md5(zip_path, info)
+            return _unpack(zip_path, info, cache)
+
+    url = download_url(info.name)
+    reason = "download=False"
+    if download:
+        try:
+            return _download(info, url, cache, progress)
+        except _DownloadFailed as exc:
+            reason = f"the download failed: {exc}"
+    raise DatasetNotFoundError(_not_found_message(info, url, searched, incomplete, reason))
+
+
+def _not_found_message(info: DatasetInfo, url: str, searched: list[str], incomplete: list[str], reason: str) -> str:
+    files = ", ".join(info.files)
+    msg = (
+        f"MovieLens dataset {info.name!r} was not found and not downloaded ({reason}). "
+        f"Searched for a folder {' or '.join(_folder_names(info))}/ holding {files}, or {info.name}.zip, in: "
+        f"{'; '.join(searched)}. "
+    )
+    if incomplete:
+        msg += " ".join(s[0].upper() + s[1:] + "." for s in incomplete) + " "
+    msg += (
+        f"Get it from {url} and put the zip or its unpacked folder in one of these places, or set "
+        f"MFREC_DATA_DIR to the folder that holds it"
+    )
+    msg += (
+        ", or pass download=True." if reason == "download=False"
+        else "; check the network connection (the base URL comes from MFREC_DOWNLOAD_URL when set)."
+    )
+    return msg
+
+
+def _info(name: str) -> DatasetInfo:
+    key = str(name).strip().lower()
+    if key not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    return DATASETS[key]
+
+
+# ---------------------------------------------------------------------------------------- parsing
+def _split_genres(genres: pd.Series) -> pd.Series:
+    """'A|B' strings -> lists; "(no genres listed)"/"unknown" -> []; "Children's" -> "Children"."""
+    s = genres.fillna("").astype(str).str.strip().str.replace("Children's", "Children", regex=False)
+    return pd.Series([[] if g in _NO_GENRES else g.split("|") for g in s], index=genres.index, dtype=object)
+
+
+_YEAR_IN_TITLE = re.compile(r"\((\d{4})(?:\s*[-\u2013]\s*(?:\d{4})?)?\)\s*$")
+
+
+def _years(titles: pd.Series, fallback: pd.Series | None = None) -> pd.Series:
+    """Year from a trailing "(1995)" in the title, else from ``fallback`` (a date ending in the year)."""
+    year = pd.to_numeric(titles.str.extract(_YEAR_IN_TITLE, expand=False), errors="coerce")
+    if fallback is not None:
+        alt = pd.to_numeric(fallback.astype(str).str.extract(r"(\d{4})\s*$", expand=False), errors="coerce")
+        year = year.fillna(alt)
+    return year.astype("Int64")
+
+
+def _items_frame(ids: pd.Series, titles: pd.Series, genres: pd.Series, year: pd.Series, source: Path) -> pd.DataFrame:
+    idx = pd.Index(pd.to_numeric(ids, errors="coerce"), name="item")
+    if idx.isna().any():
+        k = int(np.flatnonzero(idx.isna())[0])
+        raise DataError(f"item id {ids.iloc[k]!r} is not a number", source=str(source), line=k + 1)
+    idx = idx.astype(np.int64)
+    if not idx.is_unique:
+        raise DataError(f"item id {idx[idx.duplicated()][0]} appears twice", source=str(source))
+    df = pd.DataFrame(
+        {"title": titles.fillna("").astype(str).str.strip().to_numpy(), "genres": genres.to_numpy(), "year": year.to_numpy()},
+        index=idx,
+    )
+    df["year"] = df["year"].astype("Int64")
+    return df
+
+
+def _read_text_lines(path: Path, encoding: str) -> pd.Series:
+    """Non-empty lines of a text file (falls back to Latin-1 when not valid in ``encoding``)."""
+    raw = path.read_bytes()
+    try:
+        text = raw.decode(encoding)
+    except UnicodeDecodeError:
+        text = raw.decode("latin-1")
+    lines = pd.Series(text.splitlines(), dtype=object)
+    return lines[lines.str.strip() != ""].reset_index(drop=True)
+
+
+def _split_fields(path: Path, encoding: str, n: int) -> pd.DataFrame:
+    """A '::'-separated file as ``n`` string columns.
+
+    With three fields (movies.dat) the line is split once from the left and once from the right,
+    so a title may itself hold ':' or '::'.
+    """
+    lines = _read_text_lines(path, encoding)
+    seps = lines.str.count("::").to_numpy()
+    bad = seps < n - 1 if n == 3 else seps != n - 1
+    if len(lines) == 0 or bad.any():
+        line = int(np.flatnonzero(bad)[0]) + 1 if bad.any() else None
+        raise DataError(f"expected {n} '::'-separated fields", source=str(path), line=line)
+    if n == 3:
+        head = lines.str.split("::", n=1, expand=True)
+        tail = head[1].str.rsplit("::", n=1, expand=True)
+        return pd.DataFrame({0: head[0], 1: tail[0], 2: tail[1]})
+    return lines.str.split("::", expand=True)
+
+
+def _read_ratings(folder: Path, info: DatasetInfo) -> Ratings:
+    path = folder / info.ratings_file
+    if info.format == "100k":
+        return Ratings.read_csv(path, sep="\t", header=False, timestamp=3, rating_scale=info.rating_scale)
+    if info.format == "dat":
+        return Ratings.read_csv(path, sep="::", header=False, timestamp=3, rating_scale=info.rating_scale)
+    return Ratings.read_csv(
+        path, sep=",", header=True, user="userId", item="movieId", rating="rating", timestamp="timestamp",
+        rating_scale=info.rating_scale,
+    )
+
+
+def _read_items(folder: Path, info: DatasetInfo) -> pd.DataFrame:
+    path = folder / info.items_file
+    if info.format == "100k":
+        df = pd.read_csv(
+            path, sep="|", header=None, encoding=info.encoding, dtype=str, keep_default_na=False, quoting=3
+        )
+        if df.shape[1] != 5 + len(ML100K_GENRES):
+            raise DataError(f"expected {5 + len(ML100K_GENRES)} '|'-separated fields, found {df.shape[1]}", source=str(path))
+        flags = df.iloc[:, 5:].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy(dtype=bool)
+        names = np.array(ML100K_GENRES[1:], dtype=object)  # the "unknown" flag means no genre
+        genres = pd.Series([list(names[row]) for row in flags[:, 1:]], dtype=object)
+        return _items_frame(df[0], df[1], genres, _years(df[1], df[2]), path)
+    if info.format == "dat":
+        df = _split_fields(path, info.encoding, 3)
+        return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path)
+    df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding="utf-8")
+    missing = [c for c in ("movieId", "title", "genres") if c not in df.columns]
+    if missing:
+        raise DataError(f"missing column(s) {missing}; the header has {list(df.columns)}", source=str(path))
+    return _items_frame(df["movieId"], df["title"], _split_genres(df["genres"]), _years(df["title"]), path)
+
+
+def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
+    if info.users_file is None:
+        return None
+    path = folder / info.users_file
+    if info.format == "100k":
+        df = pd.read_csv(path, sep="|", header=None, dtype=str, encoding=info.encoding, keep_default_na=False)
+        if df.shape[1] != 5:
+            raise DataError(f"expected 5 '|'-separated fields (id|age|gender|occupation|zip), found {df.shape[1]}", source=str(path))
+        uid, age, gender, occ, zip_ = (df[k] for k in range(5))
+    else:
+        df = _split_fields(path, info.encoding, 5)
+        uid, gender, age, occ_code, zip_ = (df[k] for k in range(5))
+        codes = pd.to_numeric(occ_code, errors="coerce")
+        bad = codes.isna() | ~codes.between(0, len(ML1M_OCCUPATIONS) - 1)
+        if bad.any():
+            k = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=k + 1, column="Occupation")
+        occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)])
+    ids = pd.to_numeric(uid, errors="coerce")
+    ages = pd.to_numeric(age, errors="coerce")
+    for series, raw, col in ((ids, uid, "user id"), (ages, age, "age")):
+        if series.isna().any():
+            k = int(np.flatnonzero(series.isna().to_numpy())[0])
+            raise DataError(f"{col} {raw.iloc[k]!r} is not a number", source=str(path), line=k + 1, column=col)
+    out = pd.DataFrame(
+        {
+            "age": ages.astype(np.int64).to_numpy(),
+            "gender": gender.str.strip().to_numpy(),
+            "occupation": occ.str.strip().to_numpy(),
+            "zip": zip_.str.strip().to_numpy(),
+        },
+        index=pd.Index(ids.astype(np.int64).to_numpy(), name="user"),
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------- public API
+def load_dataset(
+    name: str, data_dir: str | os.PathLike | None = None, download: bool = True, progress: bool = True
+) -> Dataset:
+    """Load a MovieLens dataset (ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small, ml-latest).
+
+    Looks in ``data_dir``, ``MFREC_DATA_DIR`` and the cache; downloads when ``download`` is true.
+    Raises :class:`~mfrec.errors.DatasetNotFoundError` when the data is neither found nor downloaded,
+    and :class:`~mfrec.errors.DataError` for a corrupt zip or malformed file.
+    """
+    info = _info(name)
+    folder = locate_dataset(info.name, data_dir=data_dir, download=download, progress=progress)
+    return Dataset(
+        name=info.name,
+        ratings=_read_ratings(folder, info),
+        items=_read_items(folder, info),
+        users=_read_users(folder, info),
+        path=folder,
+        info=info,
+    )
+
+
+_ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|l'|il|das|der|die|el|los|las)$", re.IGNORECASE)
+
+
+def _search_key(s: pd.Series) -> pd.Series:
+    """Lowercase, punctuation to spaces, single spaces."""
+    return s.str.lower().str.replace(r"[^\w]+", " ", regex=True).str.strip()
+
+
+def find_items(dataset: Dataset | pd.DataFrame, query: str, n: int = 10) -> pd.DataFrame:
+    """Items whose title contains ``query`` (case and punctuation ignored), best matches first.
+
+    Ranking: title (without year) equal to the query, then titles starting with it, then the query at
+    a word start, then anywhere; ties go to the more-rated item (when given a Dataset), then the title.
+    "Lion King, The (1994)" is also searched as "The Lion King". Returns ``title``, ``genres``, ``year``
+    indexed by item id.
+    """
+    items = dataset.items if isinstance(dataset, Dataset) else dataset
+    if not isinstance(items, pd.DataFrame) or "title" not in items.columns:
+        raise TypeError("find_items needs a Dataset or an items DataFrame with a 'title' column")
+    q = " ".join(re.sub(r"[^\w]+", " ", str(query).lower()).split())
+    if not q:
+        raise ValueError("find_items: the query is empty (after removing punctuation)")
+    titles = items["title"].fillna("").astype(str)
+    bare = titles.str.replace(_YEAR_IN_TITLE, "", regex=True).str.strip()
+    moved = bare.str.replace(_ARTICLE, lambda m: f"{m.group(2)} {m.group(1)}", regex=True)
+    best = pd.Series(4, index=items.index)
+    for key in (_search_key(bare), _search_key(moved)):
+        padded = " " + key
+        rank = np.select(
+            [key == q, key.str.startswith(q), padded.str.contains(" " + q, regex=False), key.str.contains(q, regex=False)],
+            [0, 1, 2, 3],
+            default=4,
+        )
+        best = np.minimum(best, rank)
+    order = pd.DataFrame({"rank": np.asarray(best), "title": titles.to_numpy()}, index=items.index)
+    if isinstance(dataset, Dataset):
+        r = dataset.ratings
+        counts = pd.Series(r.item_counts, index=r.items)
+        order["pop"] = -counts.reindex(items.index, fill_value=0).to_numpy()
+    else:
+        order["pop"] = 0
+    order = order[order["rank"] < 4].sort_values(["rank", "pop", "title"], kind="stable")
+    cols = [c for c in ("title", "genres", "year") if c in items.columns]
+    return items.loc[order.index[: max(int(n), 0)], cols]

@@ -1,0 +1,1 @@
+"""Numba hot loops. Everything that touches every rating lives here; the rest is NumPy/SciPy."""

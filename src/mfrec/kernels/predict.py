@@ -1,0 +1,22 @@
+"""Prediction kernels: dot products of (user, item) pairs."""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+
+@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+def pair_dots(P, Q, users, items, out):
+    """``out[t] = P[users[t]] . Q[items[t]]``; a negative index on either side gives 0."""
+    k = P.shape[1]
+    for t in prange(users.shape[0]):
+        u = users[t]
+        i = items[t]
+        if u < 0 or i < 0:
+            out[t] = 0.0
+            continue
+        s = np.float32(0.0)
+        for f in range(k):
+            s += P[u, f] * Q[i, f]
+        out[t] = s

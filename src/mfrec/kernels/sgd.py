@@ -1,0 +1,228 @@
+"""SGD kernels: stratified parallel per-rating SGD (BiasedMF, FunkMF, SVD++) and minibatch GD.
+
+Parallel SGD without lock contention: users and items are split into ``G`` groups (one per
+thread), ratings are bucketed into the ``G x G`` blocks of (user group, item group), and an epoch
+runs ``G`` strata; in stratum ``s`` thread ``t`` processes block ``(t, (t + s) mod G)``, so no two
+threads ever touch the same user or item row (the DSGD / FPSGD scheme). Within a block the
+ratings are visited in a fresh random order each epoch. With one thread there is one block and
+the kernel is plain sequential SGD; results are bit-identical for a seed.
+
+All factor arrays are float32 and updated in place; scalars are passed as float32 so the inner
+loops stay float32 and vectorize (fastmath).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_OPTS = dict(cache=True, fastmath=True, nogil=True)
+_GOLDEN = np.uint64(0x9E3779B97F4A7C15)
+
+
+@njit(cache=True, inline="always")
+def _splitmix(state):
+    state = state + np.uint64(0x9E3779B97F4A7C15)
+    z = state
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return state, z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True)
+def bucket_by_block(users, items, user_group, item_group, n_groups):
+    """Rating indices sorted by block ``user_group[u] * n_groups + item_group[i]`` (counting sort),
+    and the block boundaries ``ptr`` (length ``n_groups**2 + 1``)."""
+    n = users.shape[0]
+    n_blocks = n_groups * n_groups
+    counts = np.zeros(n_blocks + 1, dtype=np.int64)
+    for t in range(n):
+        counts[user_group[users[t]] * n_groups + item_group[items[t]] + 1] += 1
+    ptr = np.cumsum(counts)
+    fill = ptr[:-1].copy()
+    order = np.empty(n, dtype=np.int64)
+    for t in range(n):
+        b = user_group[users[t]] * n_groups + item_group[items[t]]
+        order[fill[b]] = t
+        fill[b] += 1
+    return order, ptr
+
+
+@njit(parallel=True, cache=True)
+def shuffle_blocks(order, ptr, seed):
+    """Fisher-Yates shuffle of each block of ``order`` in place (splitmix64 keyed by seed, block),
+    so the result does not depend on the thread count."""
+    n_blocks = ptr.shape[0] - 1
+    for b in prange(n_blocks):
+        state = np.uint64(seed) ^ (np.uint64(b + 1) * np.uint64(0x9E3779B97F4A7C15))
+        lo = ptr[b]
+        for t in range(ptr[b + 1] - 1, lo, -1):
+            state, x = _splitmix(state)
+            j = lo + np.int64(x % np.uint64(t - lo + 1))
+            tmp = order[t]
+            order[t] = order[j]
+            order[j] = tmp
+
+
+@njit(**_OPTS)
+def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias,
+               use_bias, use_implicit):
+    """Sequential SGD over ``order[lo:hi]``; returns the sum of squared errors before updates."""
+    k = P.shape[1]
+    acc = 0.0
+    for p in range(lo, hi):
+        idx = order[p]
+        u = users[idx]
+        i = items[idx]
+        pu = P[u]
+        qi = Q[i]
+        dot = np.float32(0.0)
+        if use_implicit:
+            zu = Z[u]
+            for f in range(k):
+                dot += (pu[f] + zu[f]) * qi[f]
+        else:
+            for f in range(k):
+                dot += pu[f] * qi[f]
+        err = values[idx] - (mu + bu[u] + bi[i] + dot)
+        acc += err * err
+        if use_bias:
+            bu[u] += lr_bias * (err - reg_bias * bu[u])
+            bi[i] += lr_bias * (err - reg_bias * bi[i])
+        if use_implicit:
+            zu = Z[u]
+            gu = G[u]
+            for f in range(k):
+                pf = pu[f]
+                qf = qi[f]
+                gu[f] += err * qf
+                pu[f] = pf + lr * (err * qf - reg * pf)
+                qi[f] = qf + lr * (err * (pf + zu[f]) - reg * qf)
+        else:
+            for f in range(k):
+                pf = pu[f]
+                qf = qi[f]
+                pu[f] = pf + lr * (err * qf - reg * pf)
+                qi[f] = qf + lr * (err * pf - reg * qf)
+    return acc
+
+
+@njit(parallel=True, **_OPTS)
+def sgd_strata_epoch(users, items, values, order, ptr, n_groups, P, Q, bu, bi, Z, G, mu, lr, lr_bias,
+                     reg, reg_bias, use_bias, use_implicit):
+    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
+
+    ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
+    ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
+    and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
+    Returns the sum of squared errors seen before each update (the running training error).
+    """
+    sse = np.zeros(n_groups, dtype=np.float64)
+    for s in range(n_groups):
+        for t in prange(n_groups):
+            b = t * n_groups + (t + s) % n_groups
+            sse[t] += _sgd_block(users, items, values, order, ptr[b], ptr[b + 1], P, Q, bu, bi, Z, G, mu, lr,
+                                 lr_bias, reg, reg_bias, use_bias, use_implicit)
+    return sse.sum()
+
+
+@njit(parallel=True, **_OPTS)
+def implicit_sums(indptr, indices, Y, out):
+    """``out[u] = |N(u)|^-1/2 sum_{j in N(u)} Y[j]`` for every user (SVD++ implicit part)."""
+    n = indptr.shape[0] - 1
+    k = Y.shape[1]
+    for u in prange(n):
+        row = out[u]
+        for f in range(k):
+            row[f] = 0.0
+        start = indptr[u]
+        end = indptr[u + 1]
+        if end == start:
+            continue
+        for p in range(start, end):
+            y = Y[indices[p]]
+            for f in range(k):
+                row[f] += y[f]
+        norm = np.float32(1.0 / np.sqrt(end - start))
+        for f in range(k):
+            row[f] *= norm
+
+
+@njit(parallel=True, **_OPTS)
+def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y):
+    """Apply the epoch's implicit-factor gradients, in parallel over items (no write conflicts):
+    ``Y[j] += lr * sum_{u rated j} (|N(u)|^-1/2 G[u] - reg_y Y[j])``."""
+    n_items = item_indptr.shape[0] - 1
+    k = Y.shape[1]
+    for j in prange(n_items):
+        start = item_indptr[j]
+        end = item_indptr[j + 1]
+        if end == start:
+            continue
+        acc = np.zeros(k, dtype=Y.dtype)
+        for p in range(start, end):
+            u = item_users[p]
+            norm = np.float32(1.0 / np.sqrt(user_counts[u]))
+            gu = G[u]
+            for f in range(k):
+                acc[f] += norm * gu[f]
+        yj = Y[j]
+        shrink = np.float32(1.0) - lr * reg_y * np.float32(end - start)
+        if shrink < np.float32(0.0):
+            shrink = np.float32(0.0)
+        for f in range(k):
+            yj[f] = shrink * yj[f] + lr * acc[f]
+
+
+@njit(**_OPTS)
+def minibatch_epoch(users, items, values, order, batch_size, P, Q, lr, reg, grad_P, grad_Q, touched_u, touched_i):
+    """One epoch of minibatch gradient descent on ``P[u].Q[i]`` (the first seed notebook).
+
+    Each batch takes the gradient of ``sum (x - p.q)^2 + reg (|p|^2 + |q|^2)`` (regularization
+    counted per rating) at the current factors, then applies it: ``P -= lr * dP``.
+    ``grad_*`` and ``touched_*`` are caller-owned scratch buffers (zeros / False on entry).
+    Returns the running sum of squared errors.
+    """
+    n = order.shape[0]
+    k = P.shape[1]
+    sse = 0.0
+    two = np.float32(2.0)
+    for start in range(0, n, batch_size):
+        end = min(n, start + batch_size)
+        for t in range(start, end):
+            idx = order[t]
+            u = users[idx]
+            i = items[idx]
+            pu = P[u]
+            qi = Q[i]
+            gp = grad_P[u]
+            gq = grad_Q[i]
+            dot = np.float32(0.0)
+            for f in range(k):
+                dot += pu[f] * qi[f]
+            err = values[idx] - dot
+            sse += err * err
+            touched_u[u] = True
+            touched_i[i] = True
+            for f in range(k):
+                gp[f] += two * (reg * pu[f] - err * qi[f])
+                gq[f] += two * (reg * qi[f] - err * pu[f])
+        for t in range(start, end):
+            idx = order[t]
+            u = users[idx]
+            i = items[idx]
+            if touched_u[u]:
+                pu = P[u]
+                gp = grad_P[u]
+                for f in range(k):
+                    pu[f] -= lr * gp[f]
+                    gp[f] = 0.0
+                touched_u[u] = False
+            if touched_i[i]:
+                qi = Q[i]
+                gq = grad_Q[i]
+                for f in range(k):
+                    qi[f] -= lr * gq[f]
+                    gq[f] = 0.0
+                touched_i[i] = False
+    return sse

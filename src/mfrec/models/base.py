@@ -1,0 +1,267 @@
+"""The shared estimator base: parameters, fit loop, history, early stopping, predict.
+
+Every model is ``global_mean + user_bias[u] + item_bias[i] + user_factors[u] . item_factors[i]``
+(a model without biases keeps them at zero; `Baseline` has zero factors), so prediction,
+recommendation, fold-in and save/load are written once here and in `mfrec.recommend`.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from typing import Any, Callable
+
+import numpy as np
+import pandas as pd
+
+from mfrec.data.idmap import IdMap
+from mfrec.data.ratings import Ratings
+from mfrec.errors import DataError, NotFittedError
+from mfrec.kernels.predict import pair_dots
+from mfrec.threads import kernel_threads
+
+EpochCallback = Callable[[dict], None]
+
+
+def as_ratings(data: Any, what: str = "train") -> Ratings:
+    """Accept Ratings, or a DataFrame with columns user/item/rating."""
+    if isinstance(data, Ratings):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return Ratings.from_dataframe(data, source=f"{what} DataFrame")
+    raise TypeError(f"{what} must be mfrec.Ratings or a pandas DataFrame, got {type(data).__name__}")
+
+
+class Estimator:
+    """scikit-learn style parameter handling: ``get_params``/``set_params`` from ``__init__``."""
+
+    @classmethod
+    def _param_names(cls) -> list[str]:
+        sig = inspect.signature(cls.__init__)
+        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
+                or (p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD)]
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self._param_names()}
+
+    def set_params(self, **params: Any) -> "Estimator":
+        valid = set(self._param_names())
+        for key, value in params.items():
+            if key not in valid:
+                raise ValueError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
+            setattr(self, key, value)
+        return self
+
+    def clone(self) -> "Estimator":
+        """An unfitted copy with the same parameters."""
+        return type(self)(**self.get_params())
+
+    def __repr__(self) -> str:
+        params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({params})"
+
+
+class FactorModel(Estimator):
+    """Base of every rating model. Subclasses implement ``_setup`` and ``_epoch``.
+
+    Fitted attributes: ``global_mean_``, ``user_bias_``, ``item_bias_``, ``user_factors_``,
+    ``item_factors_`` (numpy arrays in the order of ``users_`` / ``items_``, the raw ids),
+    ``history_`` (a DataFrame, one row per epoch), ``rating_scale_``, ``best_epoch_``.
+    """
+
+    #: name of the epoch-count parameter ("epochs" for SGD, "iterations" for ALS)
+    _epochs_param = "epochs"
+    #: whether predictions include the global mean and biases
+    _has_bias = True
+    #: extra fitted arrays (beyond the five shared ones) that define the model, for save/load
+    _extra_arrays: tuple[str, ...] = ()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(
+        self,
+        train: Ratings | pd.DataFrame,
+        validation: Ratings | pd.DataFrame | None = None,
+        *,
+        callback: EpochCallback | None = None,
+    ) -> "FactorModel":
+        """Train on ``train``; with ``validation`` record its RMSE each epoch (and early-stop on it
+        when ``early_stopping`` is set). ``callback(record)`` is called after every epoch."""
+        train = as_ratings(train, "train")
+        validation = None if validation is None else as_ratings(validation, "validation")
+        patience = getattr(self, "early_stopping", None)
+        if patience is not None and validation is None:
+            raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
+        self._check_params()
+        self.user_map_ = train.user_map
+        self.item_map_ = train.item_map
+        self.rating_scale_ = train.rating_range
+        self.global_mean_ = float(train.global_mean) if self._has_bias else 0.0
+        self.train_mean_ = float(train.global_mean)
+        self.n_train_ = len(train)
+        dtype = np.dtype(getattr(self, "dtype", "float32"))
+        rng = np.random.default_rng(getattr(self, "seed", 0))
+        val_idx = None
+        if validation is not None:
+            val_idx = (self.user_map_.lookup(validation.raw_users) if validation.user_map is not train.user_map
+                       else validation.user_indices.astype(np.int64),
+                       self.item_map_.lookup(validation.raw_items) if validation.item_map is not train.item_map
+                       else validation.item_indices.astype(np.int64),
+                       validation.values.astype(np.float64))
+        records: list[dict] = []
+        best = (np.inf, None, -1)
+        since_best = 0
+        n_epochs = int(getattr(self, self._epochs_param))
+        with kernel_threads(getattr(self, "threads", None)):
+            self._setup(train, rng, dtype)
+            for epoch in range(n_epochs):
+                t0 = time.perf_counter()
+                sse = self._epoch(epoch, train, rng)
+                seconds = time.perf_counter() - t0
+                rec = {
+                    "epoch": epoch + 1,
+                    "loss": (sse + self._penalty()) / len(train),
+                    "train_rmse": float(np.sqrt(sse / len(train))),
+                    "seconds": seconds,
+                }
+                if val_idx is not None:
+                    self._finalize(train)
+                    pred = self._predict_indices(val_idx[0], val_idx[1])
+                    rec["validation_rmse"] = float(np.sqrt(np.mean((pred - val_idx[2]) ** 2)))
+                records.append(rec)
+                if callback is not None:
+                    callback(rec)
+                if val_idx is not None and patience is not None:
+                    if rec["validation_rmse"] < best[0] - 1e-6:
+                        best = (rec["validation_rmse"], self._snapshot(), epoch + 1)
+                        since_best = 0
+                    else:
+                        since_best += 1
+                        if since_best >= patience:
+                            break
+            if best[1] is not None:
+                self._restore(best[1])
+            self._finalize(train)
+        self.history_ = pd.DataFrame.from_records(records)
+        self.best_epoch_ = best[2] if best[1] is not None else len(records)
+        self.fitted_ = True
+        return self
+
+    def _check_params(self) -> None:
+        """Validate hyperparameters before fitting (subclasses extend)."""
+        for name in ("factors", "epochs", "iterations"):
+            if hasattr(self, name) and (int(getattr(self, name)) < (0 if name == "factors" else 1)):
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        for name in ("learning_rate", "regularization"):
+            if hasattr(self, name) and not float(getattr(self, name)) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        raise NotImplementedError
+
+    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
+        """Run one epoch/iteration; return the training sum of squared errors."""
+        raise NotImplementedError
+
+    def _penalty(self) -> float:
+        """The regularization term of the training objective (for the reported loss)."""
+        reg = float(getattr(self, "regularization", 0.0))
+        breg = getattr(self, "bias_regularization", None)
+        breg = reg if breg is None else float(breg)
+        return reg * (float(np.sum(self.user_factors_.astype(np.float64) ** 2))
+                      + float(np.sum(self.item_factors_.astype(np.float64) ** 2))) + breg * (
+            float(np.sum(self.user_bias_.astype(np.float64) ** 2)) + float(np.sum(self.item_bias_.astype(np.float64) ** 2)))
+
+    def _finalize(self, train: Ratings) -> None:
+        """Derive prediction arrays from the training state (SVD++ overrides)."""
+
+    def _state_names(self) -> tuple[str, ...]:
+        return ("user_factors_", "item_factors_", "user_bias_", "item_bias_") + self._extra_arrays
+
+    def _snapshot(self) -> dict[str, np.ndarray]:
+        return {name: getattr(self, name).copy() for name in self._state_names()}
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
+
+    def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0) -> np.ndarray:
+        std = float(getattr(self, "init_std", 0.1))
+        return (mean + std * rng.standard_normal((n, k))).astype(dtype)
+
+    # ------------------------------------------------------------------ prediction
+    def _require_fitted(self) -> None:
+        if not getattr(self, "fitted_", False):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() first")
+
+    @property
+    def users_(self) -> np.ndarray:
+        """Raw user ids, in the row order of ``user_factors_``."""
+        self._require_fitted()
+        return self.user_map_.ids
+
+    @property
+    def items_(self) -> np.ndarray:
+        self._require_fitted()
+        return self.item_map_.ids
+
+    @property
+    def factors_(self) -> int:
+        return int(self.item_factors_.shape[1])
+
+    def _predict_indices(self, u: np.ndarray, i: np.ndarray, clip: bool = True) -> np.ndarray:
+        """Predictions for dense indices; -1 marks an unknown user or item (bias/mean fallback)."""
+        u = np.ascontiguousarray(u, dtype=np.int64)
+        i = np.ascontiguousarray(i, dtype=np.int64)
+        dots = np.empty(len(u), dtype=self.item_factors_.dtype)
+        if self.item_factors_.shape[1] > 0:
+            pair_dots(self.user_factors_, self.item_factors_, u, i, dots)
+        else:
+            dots[:] = 0
+        known_u = u >= 0
+        known_i = i >= 0
+        pred = self.global_mean_ + dots.astype(np.float64)
+        pred += np.where(known_u, self.user_bias_[np.where(known_u, u, 0)], 0.0)
+        pred += np.where(known_i, self.item_bias_[np.where(known_i, i, 0)], 0.0)
+        if not self._has_bias:  # no biases to fall back on: an unknown side predicts the mean
+            pred = np.where(known_u & known_i, pred, self.train_mean_)
+        if clip:
+            lo, hi = self.rating_scale_
+            np.clip(pred, lo, hi, out=pred)
+        return pred
+
+    def predict(self, users: Any, items: Any, *, clip: bool = True) -> np.ndarray:
+        """Predicted ratings for raw (user, item) id pairs, clipped to the training scale.
+
+        Unknown users or items fall back to the biases and mean; how many there were is in
+        ``unknown_`` (a dict with ``users`` and ``items`` counts) after the call.
+        """
+        self._require_fitted()
+        u = self.user_map_.lookup(users)
+        i = self.item_map_.lookup(items)
+        if len(u) != len(i):
+            raise DataError(f"users ({len(u)}) and items ({len(i)}) differ in length")
+        self.unknown_ = {"users": int((u < 0).sum()), "items": int((i < 0).sum())}
+        return self._predict_indices(u, i, clip=clip)
+
+    def predict_ratings(self, ratings: Ratings, *, clip: bool = True) -> np.ndarray:
+        """Predictions for every (user, item) pair of a Ratings set, in its order."""
+        self._require_fitted()
+        if ratings.user_map is self.user_map_ and ratings.item_map is self.item_map_:
+            self.unknown_ = {"users": 0, "items": 0}
+            return self._predict_indices(ratings.user_indices, ratings.item_indices, clip=clip)
+        return self.predict(ratings.raw_users, ratings.raw_items, clip=clip)
+
+    def score(self, ratings: Ratings) -> float:
+        """RMSE on ``ratings`` (lower is better)."""
+        pred = self.predict_ratings(ratings)
+        return float(np.sqrt(np.mean((pred - ratings.values.astype(np.float64)) ** 2)))
+
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        """Every array that defines the fitted model (for save/load)."""
+        return {name: getattr(self, name) for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
+                + self._extra_arrays}
+
+
+def float_param(value: Any, dtype: np.dtype) -> Any:
+    """A hyperparameter as a scalar of the factor dtype (keeps Numba loops in float32)."""
+    return dtype.type(value)

@@ -1,0 +1,56 @@
+"""`Baseline`: global mean + regularized user and item biases, fitted by ALS (the yardstick)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfrec.data.ratings import Ratings
+from mfrec.kernels.als import bias_als_step
+from mfrec.models.base import FactorModel
+
+
+class Baseline(FactorModel):
+    """``mu + b_u + b_i``, alternating closed-form updates (as Surprise's BaselineOnly with ALS).
+
+    ``b_i = sum_u (r - mu - b_u) / (item_regularization + n_i)`` then the same for users.
+    """
+
+    _epochs_param = "iterations"
+
+    def __init__(
+        self,
+        *,
+        iterations: int = 10,
+        user_regularization: float = 15.0,
+        item_regularization: float = 10.0,
+        early_stopping: int | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.iterations = iterations
+        self.user_regularization = user_regularization
+        self.item_regularization = item_regularization
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.threads = threads
+        self.dtype = dtype
+
+    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        self.user_bias_ = np.zeros(train.n_users, dtype=np.float64)
+        self.item_bias_ = np.zeros(train.n_items, dtype=np.float64)
+        self.user_factors_ = np.zeros((train.n_users, 0), dtype=dtype)
+        self.item_factors_ = np.zeros((train.n_items, 0), dtype=dtype)
+
+    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
+        bi, bu = train.by_item, train.by_user
+        bias_als_step(bi.indptr, bi.indices, bi.data, self.user_bias_, self.global_mean_, self.item_bias_,
+                      float(self.item_regularization))
+        bias_als_step(bu.indptr, bu.indices, bu.data, self.item_bias_, self.global_mean_, self.user_bias_,
+                      float(self.user_regularization))
+        resid = train.values - (self.global_mean_ + self.user_bias_[train.user_indices] + self.item_bias_[train.item_indices])
+        return float(resid @ resid)
+
+    def _penalty(self) -> float:
+        return float(self.user_regularization * self.user_bias_ @ self.user_bias_
+                     + self.item_regularization * self.item_bias_ @ self.item_bias_)

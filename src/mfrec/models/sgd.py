@@ -1,0 +1,180 @@
+"""SGD-trained factor models: `FunkMF` (the seed notebooks' model) and `BiasedMF` (Surprise's SVD)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from mfrec.data.ratings import Ratings
+from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, shuffle_blocks
+from mfrec.models.base import FactorModel, float_param
+
+
+def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
+    """Assign rows to ``n_groups`` groups with nearly equal total counts (snake order over rows
+    sorted by count, ties broken at random)."""
+    order = np.lexsort((rng.random(len(counts)), -counts))
+    snake = np.arange(len(counts)) % (2 * n_groups)
+    snake = np.where(snake < n_groups, snake, 2 * n_groups - 1 - snake)
+    groups = np.empty(len(counts), dtype=np.int64)
+    groups[order] = snake
+    return groups
+
+
+class _SGDModel(FactorModel):
+    """Shared plumbing of the per-rating SGD models: stratified blocks and the shuffled epoch."""
+
+    def _learning_rate(self, epoch: int) -> float:
+        return float(self.learning_rate) * float(getattr(self, "learning_rate_decay", 1.0)) ** epoch
+
+    def _setup_blocks(self, train: Ratings, rng: np.random.Generator) -> None:
+        """Split users and items into one group per thread and bucket the ratings by block."""
+        import numba
+
+        g = numba.get_num_threads()
+        g = max(1, min(g, train.n_users, train.n_items))
+        self._n_groups = g
+        ug = balanced_groups(train.user_counts, g, rng)
+        ig = balanced_groups(train.item_counts, g, rng)
+        self._block_order, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g)
+
+    def _shuffled_blocks(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        shuffle_blocks(self._block_order, self._block_ptr, np.uint64(rng.integers(0, 2**63)))
+        return self._block_order, self._block_ptr
+
+    def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
+                   reg_bias: float, use_bias: bool, Z: np.ndarray | None = None, G: np.ndarray | None = None) -> float:
+        dt = self.item_factors_.dtype
+        order, ptr = self._shuffled_blocks(rng)
+        use_implicit = Z is not None
+        if Z is None:
+            Z = G = np.zeros((1, self.item_factors_.shape[1]), dtype=dt)
+        P = getattr(self, "explicit_user_factors_", self.user_factors_) if use_implicit else self.user_factors_
+        return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, order, ptr, self._n_groups,
+                                P, self.item_factors_, self.user_bias_, self.item_bias_, Z, G,
+                                float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
+                                float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit)
+
+
+class FunkMF(_SGDModel):
+    """``P[u] . Q[i]``, no biases: squared loss + L2, the seed notebooks' model exactly.
+
+    ``batch_size=1`` is per-rating SGD (the second notebook); ``batch_size > 1`` is minibatch
+    gradient descent on ``sum (x - p.q)^2 + regularization (|P|^2 + |Q|^2)`` (the first notebook).
+    Factors start near ``sqrt(mean / factors)`` so first predictions are near the mean rating.
+    """
+
+    _has_bias = False
+
+    def __init__(
+        self,
+        *,
+        factors: int = 50,
+        epochs: int = 30,
+        learning_rate: float = 0.01,
+        regularization: float = 0.05,
+        batch_size: int = 1,
+        learning_rate_decay: float = 1.0,
+        init_std: float = 0.1,
+        early_stopping: int | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.batch_size = batch_size
+        self.learning_rate_decay = learning_rate_decay
+        self.init_std = init_std
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.threads = threads
+        self.dtype = dtype
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if int(self.batch_size) < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+
+    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        k = int(self.factors)
+        start = float(np.sqrt(max(train.global_mean, 0.0) / max(k, 1)))
+        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype, start)
+        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype, start)
+        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
+        self._setup_blocks(train, rng)
+        if int(self.batch_size) > 1:
+            self._grad_P = np.zeros_like(self.user_factors_)
+            self._grad_Q = np.zeros_like(self.item_factors_)
+            self._touched_u = np.zeros(train.n_users, dtype=np.bool_)
+            self._touched_i = np.zeros(train.n_items, dtype=np.bool_)
+
+    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
+        lr = self._learning_rate(epoch)
+        if int(self.batch_size) > 1:
+            dt = self.user_factors_.dtype
+            order = rng.permutation(len(train)).astype(np.int64)
+            return minibatch_epoch(train.user_indices, train.item_indices, train.values, order, int(self.batch_size),
+                                   self.user_factors_, self.item_factors_, float_param(lr, dt),
+                                   float_param(self.regularization, dt),
+                                   self._grad_P, self._grad_Q, self._touched_u, self._touched_i)
+        return self._sgd_epoch(train, rng, lr, 0.0, float(self.regularization), 0.0, use_bias=False)
+
+
+class BiasedMF(_SGDModel):
+    """``mu + b_u + b_i + P[u] . Q[i]`` by per-rating SGD (what Surprise calls SVD), with
+    learning-rate decay and separate learning rate / regularization for the biases.
+
+    Epochs run Hogwild-parallel over ``threads``; with ``threads=1`` a seed gives bit-identical
+    results.
+    """
+
+    def __init__(
+        self,
+        *,
+        factors: int = 100,
+        epochs: int = 20,
+        learning_rate: float = 0.007,
+        regularization: float = 0.05,
+        bias_learning_rate: float | None = None,
+        bias_regularization: float | None = 0.02,
+        learning_rate_decay: float = 0.97,
+        init_std: float = 0.1,
+        early_stopping: int | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.factors = factors
+        self.epochs = epochs
+        self.learning_rate = learning_rate
+        self.regularization = regularization
+        self.bias_learning_rate = bias_learning_rate
+        self.bias_regularization = bias_regularization
+        self.learning_rate_decay = learning_rate_decay
+        self.init_std = init_std
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.threads = threads
+        self.dtype = dtype
+
+    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        k = int(self.factors)
+        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype)
+        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
+        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
+        self._setup_blocks(train, rng)
+
+    def _bias_rates(self, epoch: int) -> tuple[float, float]:
+        decay = float(self.learning_rate_decay) ** epoch
+        blr = self.learning_rate if self.bias_learning_rate is None else self.bias_learning_rate
+        breg = self.regularization if self.bias_regularization is None else self.bias_regularization
+        return float(blr) * decay, float(breg)
+
+    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
+        blr, breg = self._bias_rates(epoch)
+        return self._sgd_epoch(train, rng, self._learning_rate(epoch), blr, float(self.regularization), breg,
+                               use_bias=True)

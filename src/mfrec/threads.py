@@ -1,0 +1,46 @@
+"""Thread control: one setting for Numba kernels and BLAS, no oversubscription."""
+
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from typing import Iterator
+
+import numba
+from threadpoolctl import threadpool_limits
+
+
+def resolve_threads(threads: int | None) -> int:
+    """The thread count to use: ``threads`` if given (>= 1), else MFREC_THREADS, else all cores."""
+    if threads is None:
+        env = os.environ.get("MFREC_THREADS")
+        threads = int(env) if env else (os.cpu_count() or 1)
+    threads = int(threads)
+    if threads < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    return min(threads, numba.config.NUMBA_NUM_THREADS)
+
+
+@contextmanager
+def kernel_threads(threads: int | None, blas_threads: int = 1) -> Iterator[int]:
+    """Run Numba kernels on ``threads`` threads with BLAS limited to ``blas_threads``.
+
+    Numba-parallel loops that call BLAS (ALS Gram matrices) must not let BLAS spawn its own
+    threads too, so BLAS is held to one thread inside kernels by default.
+    """
+    n = resolve_threads(threads)
+    previous = numba.get_num_threads()
+    numba.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=blas_threads):
+            yield n
+    finally:
+        numba.set_num_threads(previous)
+
+
+@contextmanager
+def blas_threads(threads: int | None) -> Iterator[int]:
+    """Plain NumPy/BLAS work (top-n scoring) on ``threads`` BLAS threads."""
+    n = resolve_threads(threads)
+    with threadpool_limits(limits=n):
+        yield n
