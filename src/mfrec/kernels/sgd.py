@@ -151,7 +151,10 @@ def implicit_sums(indptr, indices, Y, out):
 @njit(parallel=True, **_OPTS)
 def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y):
     """Apply the epoch's implicit-factor gradients, in parallel over items (no write conflicts):
-    ``Y[j] += lr * sum_{u rated j} (|N(u)|^-1/2 G[u] - reg_y Y[j])``."""
+    ``Y[j] += lr / sqrt(n_j) * (sum_{u rated j} |N(u)|^-1/2 G[u] - reg_y Y[j])``.
+
+    The summed gradient of a popular item is large; the ``1/sqrt(n_j)`` step keeps the delayed
+    (once per epoch) update stable where a plain ``lr`` step diverges."""
     n_items = item_indptr.shape[0] - 1
     k = Y.shape[1]
     for j in prange(n_items):
@@ -167,11 +170,9 @@ def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y):
             for f in range(k):
                 acc[f] += norm * gu[f]
         yj = Y[j]
-        shrink = np.float32(1.0) - lr * reg_y * np.float32(end - start)
-        if shrink < np.float32(0.0):
-            shrink = np.float32(0.0)
+        step = lr / np.float32(np.sqrt(end - start))
         for f in range(k):
-            yj[f] = shrink * yj[f] + lr * acc[f]
+            yj[f] += step * (acc[f] - reg_y * yj[f])
 
 
 @njit(**_OPTS)

@@ -13,8 +13,10 @@ from mfrec.models.sgd import BiasedMF
 class SVDpp(BiasedMF):
     """``mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j) . q_i`` by SGD.
 
-    The implicit sum is computed once per user per epoch and the ``y_j`` gradient is applied once
-    per user, not per rating, so an epoch costs about as much as BiasedMF's.
+    The implicit sums are computed once per user per epoch (held fixed during it), the ``y_j``
+    gradient is accumulated per user during the SGD pass and applied once per epoch in an
+    item-parallel pass with step ``learning_rate / sqrt(n_j)``; an epoch costs about 1.3x BiasedMF's
+    instead of O(sum |N(u)|^2 k) for the textbook per-rating update of every ``y_j``.
     ``user_factors_`` holds the effective user vectors (explicit + implicit part) used to predict;
     ``explicit_user_factors_`` and ``implicit_factors_`` (the ``y_j``) are the trained parameters.
     """
@@ -24,15 +26,15 @@ class SVDpp(BiasedMF):
     def __init__(
         self,
         *,
-        factors: int = 50,
+        factors: int = 100,
         epochs: int = 20,
-        learning_rate: float = 0.007,
-        regularization: float = 0.05,
+        learning_rate: float = 0.02,
+        regularization: float = 0.1,
         implicit_regularization: float | None = None,
         bias_learning_rate: float | None = None,
         bias_regularization: float | None = 0.02,
         learning_rate_decay: float = 0.95,
-        init_std: float = 0.1,
+        init_std: float = 0.05,
         early_stopping: int | None = None,
         seed: int = 0,
         threads: int | None = None,
