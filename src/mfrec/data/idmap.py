@@ -27,6 +27,11 @@ def as_id_array(values: Any) -> np.ndarray:
     return arr
 
 
+def plain(value: Any) -> Any:
+    """A numpy scalar as the Python scalar (so messages show ``99``, not ``np.int64(99)``)."""
+    return value.item() if isinstance(value, np.generic) else value
+
+
 class IdMap:
     """An immutable, ordered set of raw ids with O(1) lookups in both directions.
 
@@ -40,7 +45,7 @@ class IdMap:
         index = pd.Index(arr, dtype=arr.dtype if arr.dtype != object else object)
         if not index.is_unique:
             dup = index[index.duplicated()][0]
-            raise ValueError(f"id map has duplicate id {dup!r}")
+            raise ValueError(f"id map has duplicate id {plain(dup)!r}")
         arr = arr.copy()
         arr.setflags(write=False)
         self._ids = arr
@@ -99,7 +104,7 @@ class IdMap:
         """Dense index of one raw id; KeyError naming it when unknown."""
         k = int(self.lookup([raw])[0])
         if k < 0:
-            raise KeyError(f"unknown {what} {raw!r}")
+            raise KeyError(f"unknown {what} {plain(raw)!r}")
         return k
 
     def to_raw(self, indices: Any) -> np.ndarray:

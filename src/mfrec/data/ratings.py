@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mfrec.data.idmap import IdMap, as_id_array
+from mfrec.data.idmap import IdMap, as_id_array, plain
 from mfrec.errors import DataError
 
 DuplicatePolicy = Literal["error", "last", "mean"]
@@ -114,12 +114,13 @@ class Ratings:
             if bad.any():
                 pos = int(np.flatnonzero(bad)[0])
                 raise fail(
-                    f"rating {r_in[pos]!r} is not a number ({int(bad.sum())} such rows in all)", pos, rcol
+                    f"rating {plain(r_in[pos])!r} is not a number ({int(bad.sum())} such rows in all)", pos, rcol
                 )
         notfinite = ~np.isfinite(r)
         if notfinite.any():
             pos = int(np.flatnonzero(notfinite)[0])
-            raise fail(f"rating is {r_in[pos]!r} ({int(notfinite.sum())} missing or non-finite ratings in all)", pos, rcol)
+            what = "missing (empty or NaN)" if np.isnan(r[pos]) else f"{r[pos]:g}, not a finite number"
+            raise fail(f"rating is {what} ({int(notfinite.sum())} missing or non-finite ratings in all)", pos, rcol)
         if rating_scale is not None:
             lo, hi = rating_scale
             out = (r < lo) | (r > hi)
@@ -138,7 +139,8 @@ class Ratings:
             bad = ~np.isfinite(t)
             if bad.any():
                 pos = int(np.flatnonzero(bad)[0])
-                raise fail(f"timestamp {t_in[pos]!r} is not a number", pos, tcol)
+                shown = "missing" if pd.isna(t_in[pos]) else f"{plain(t_in[pos])!r} is not a number"
+                raise fail(f"timestamp {shown}", pos, tcol)
             t = t.astype(np.int64)
 
         u_codes = cls._encode(users, user_map, "user", ucol, fail)
@@ -161,7 +163,7 @@ class Ratings:
         unknown = codes < 0
         if unknown.any():
             pos = int(np.flatnonzero(unknown)[0])
-            raise fail(f"{what} id {raw[pos]!r} is not in the given {what} map ({int(unknown.sum())} rows)", pos, col)
+            raise fail(f"{what} id {plain(raw[pos])!r} is not in the given {what} map ({int(unknown.sum())} rows)", pos, col)
         return codes.astype(np.int32)
 
     @staticmethod

@@ -6,6 +6,7 @@ Reading is vectorized (pandas' C parser, pyarrow); errors name the file, the lin
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -133,25 +134,44 @@ def read_ratings_csv(
     positions = [p for p in (u_pos, i_pos, r_pos, t_pos) if p is not None]
     usecols = [p * stride for p in positions]
     header_lines = 1 if header else 0
+    # Every column is read (not `usecols`, with which pandas silently drops extra fields of a
+    # malformed row); the unused ones as cheap categoricals (the empty fillers of `::` too).
+    n_raw = len(first.split(psep)) if engine == "c" else n_cols
+    unused = {k: "category" for k in range(n_raw) if k not in usecols}
     try:
         df = pd.read_csv(
             path,
             sep=psep,
             header=None,
             skiprows=header_lines,
-            usecols=usecols,
-            dtype=str if engine == "python" else None,
+            dtype=str if engine == "python" else (unused or None),
             engine=engine,
             encoding=encoding,
             skip_blank_lines=False,
             quotechar='"',
         )
     except pd.errors.ParserError as exc:
+        m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
+        if m:
+            want, line, saw = (int(x) for x in m.groups())
+            raise DataError(
+                f"malformed row: {(saw + stride - 1) // stride} fields, expected {(want + stride - 1) // stride}",
+                source=str(path),
+                line=line,
+            ) from None
         raise DataError(f"malformed row: {exc}", source=str(path)) from None
+    except pd.errors.EmptyDataError:
+        raise DataError("no ratings: the file has no data rows", source=str(path)) from None
     except UnicodeDecodeError as exc:
         raise DataError(f"not {encoding} text ({exc.reason} at byte {exc.start}); pass encoding=", source=str(path)) from None
-    except ValueError as exc:  # usecols out of range, etc.
+    except ValueError as exc:
         raise DataError(f"cannot read columns {positions}: {exc}", source=str(path)) from None
+    if max(usecols) >= df.shape[1]:
+        raise DataError(
+            f"cannot read columns {positions}: the rows have only {(df.shape[1] + stride - 1) // stride} fields",
+            source=str(path),
+        )
+    df = df.iloc[:, usecols]
 
     # trailing blank lines are harmless; any other all-empty row is reported by from_arrays
     all_na = df.isna().all(axis=1).to_numpy()

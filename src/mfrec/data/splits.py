@@ -1,0 +1,184 @@
+"""Train/test splits of :class:`Ratings`.
+
+Every split is deterministic for a given seed, vectorized (no Python loop per user), and returns
+pieces made with :meth:`Ratings.subset`, so they share the parent's id maps. Each rating lands in
+exactly one piece; as a ``Ratings`` holds each (user, item) pair once, no pair is in both pieces.
+Pieces keep the parent's row order.
+"""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+from typing import Iterator
+
+import numpy as np
+
+from mfrec.data.ratings import Ratings
+
+Seed = int | np.random.Generator | None
+
+__all__ = ["holdout_users", "kfold", "random_split", "temporal_split", "user_split"]
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_ratings(ratings: Ratings, minimum: int = 2) -> None:
+    if not isinstance(ratings, Ratings):
+        raise TypeError(f"expected Ratings, got {type(ratings).__name__}")
+    if len(ratings) < minimum:
+        raise ValueError(f"cannot split {len(ratings)} rating(s): need at least {minimum}")
+
+
+def _check_fraction(value: float, name: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, Real) or not 0.0 < float(value) < 1.0:
+        raise ValueError(f"{name} must be a number strictly between 0 and 1, not {value!r}")
+    return float(value)
+
+
+def _check_count(value: int, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or int(value) < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, not {value!r}")
+    return int(value)
+
+
+def _n_test(n: int, test_size: float) -> int:
+    """Rounded test count for n rows, kept in [1, n - 1] so neither piece is empty."""
+    return min(max(int(round(test_size * n)), 1), n - 1)
+
+
+def _pieces(ratings: Ratings, test_mask: np.ndarray) -> tuple[Ratings, Ratings]:
+    return ratings.subset(~test_mask), ratings.subset(test_mask)
+
+
+def _per_user_pieces(
+    ratings: Ratings, test_mask: np.ndarray, test_size: float, n_test: int | None
+) -> tuple[Ratings, Ratings]:
+    """Like :func:`_pieces`, but a clear error when no user could give a test rating."""
+    if not test_mask.any():
+        asked = f"n_test={n_test}" if n_test is not None else f"test_size={test_size:g}"
+        raise ValueError(
+            f"no test ratings: with {asked} every user keeps all of its ratings for training "
+            "(users need at least 2 ratings; try a larger test_size or n_test=1)"
+        )
+    return _pieces(ratings, test_mask)
+
+
+# ---------------------------------------------------------------------------- per-user helpers
+def _rank_within_user(users: np.ndarray, order: np.ndarray, n_users: int) -> tuple[np.ndarray, np.ndarray]:
+    """(rank of each rating within its user, rating count of its user).
+
+    ``order`` is a permutation of the rows; ratings of one user are ranked in the order they
+    appear in it (two stable sorts: radix sort on the int32 user indices, no Python loop).
+    """
+    n = len(users)
+    grouped = order[np.argsort(users[order], kind="stable")]
+    counts = np.bincount(users, minlength=n_users)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.empty(n, dtype=np.int64)
+    rank[grouped] = np.arange(n, dtype=np.int64) - starts[users[grouped]]
+    return rank, counts[users]
+
+
+def _test_per_user(counts: np.ndarray, test_size: float, n_test: int | None) -> np.ndarray:
+    """Test ratings for users with ``counts`` ratings, always leaving at least one for training."""
+    if n_test is not None:
+        want = np.full(counts.shape, n_test, dtype=np.int64)
+    else:
+        want = np.floor(test_size * counts + 0.5).astype(np.int64)  # round half up
+    return np.minimum(want, counts - 1)
+
+
+# ---------------------------------------------------------------------------- splits
+def random_split(ratings: Ratings, test_size: float = 0.2, seed: Seed = 0) -> tuple[Ratings, Ratings]:
+    """(train, test): a uniformly random ``test_size`` fraction of the ratings goes to test."""
+    _check_ratings(ratings)
+    test_size = _check_fraction(test_size, "test_size")
+    n = len(ratings)
+    rng = np.random.default_rng(seed)
+    test = np.zeros(n, dtype=bool)
+    test[rng.permutation(n)[: _n_test(n, test_size)]] = True
+    return _pieces(ratings, test)
+
+
+def kfold(ratings: Ratings, k: int = 5, seed: Seed = 0) -> Iterator[tuple[Ratings, Ratings]]:
+    """Yield ``k`` (train, test) pairs; the test pieces partition the ratings (sizes differ by <= 1)."""
+    k = _check_count(k, "k", minimum=2)
+    _check_ratings(ratings)
+    n = len(ratings)
+    if k > n:
+        raise ValueError(f"k={k} folds need at least {k} ratings, got {n}")
+    rng = np.random.default_rng(seed)
+    fold = np.empty(n, dtype=np.int32)
+    fold[rng.permutation(n)] = np.arange(n, dtype=np.int64) % k
+    return (_pieces(ratings, fold == f) for f in range(k))
+
+
+def user_split(
+    ratings: Ratings, test_size: float = 0.2, n_test: int | None = None, seed: Seed = 0
+) -> tuple[Ratings, Ratings]:
+    """Per-user holdout: (train, test) with a random part of every user's ratings in test.
+
+    Each user gives ``round(test_size * count)`` ratings (or ``n_test`` when given, which then
+    overrides ``test_size``) to test, but always keeps at least one for training: a user with a
+    single rating stays entirely in train.
+    """
+    _check_ratings(ratings)
+    if n_test is not None:
+        n_test = _check_count(n_test, "n_test")
+    else:
+        test_size = _check_fraction(test_size, "test_size")
+    rng = np.random.default_rng(seed)
+    u = ratings.user_indices
+    rank, counts = _rank_within_user(u, rng.permutation(len(u)), ratings.n_users)
+    test = rank < _test_per_user(counts, test_size, n_test)
+    return _per_user_pieces(ratings, test, test_size, n_test)
+
+
+def temporal_split(
+    ratings: Ratings, test_size: float = 0.2, per_user: bool = False, n_test: int | None = None
+) -> tuple[Ratings, Ratings]:
+    """(train, test) by time: the latest ratings go to test.
+
+    Globally (default) the latest ``test_size`` fraction of all ratings is the test set, so every
+    training rating is no later than every test rating. With ``per_user=True`` each user's latest
+    ``test_size`` fraction (or latest ``n_test`` ratings) goes to test, keeping at least one
+    training rating per user. Ties in time are broken by row order.
+    """
+    _check_ratings(ratings)
+    t = ratings.timestamps
+    if t is None:
+        raise ValueError(
+            "temporal_split needs timestamps, but these ratings have none "
+            "(read them with a timestamp column, or use random_split/user_split)"
+        )
+    if n_test is not None:
+        n_test = _check_count(n_test, "n_test")
+    else:
+        test_size = _check_fraction(test_size, "test_size")
+    n = len(ratings)
+    order = np.argsort(t, kind="stable")  # ties keep row order
+    if per_user:
+        rank, counts = _rank_within_user(ratings.user_indices, order, ratings.n_users)
+        test = rank >= counts - _test_per_user(counts, test_size, n_test)
+        return _per_user_pieces(ratings, test, test_size, n_test)
+    m = min(n_test, n - 1) if n_test is not None else _n_test(n, test_size)
+    test = np.zeros(n, dtype=bool)
+    test[order[n - m :]] = True
+    return _pieces(ratings, test)
+
+
+def holdout_users(ratings: Ratings, fraction: float = 0.2, seed: Seed = 0) -> tuple[Ratings, Ratings]:
+    """(train, heldout): every rating of a random ``fraction`` of the users goes to heldout.
+
+    Only users with ratings are drawn; at least one user ends up on each side. For fold-in and
+    cold-start evaluation: heldout users have no rating in train.
+    """
+    _check_ratings(ratings)
+    fraction = _check_fraction(fraction, "fraction")
+    active = np.flatnonzero(ratings.user_counts > 0)
+    if len(active) < 2:
+        raise ValueError(f"holdout_users needs ratings from at least 2 users, got {len(active)}")
+    rng = np.random.default_rng(seed)
+    chosen = rng.permutation(active)[: _n_test(len(active), fraction)]
+    held = np.zeros(ratings.n_users, dtype=bool)
+    held[chosen] = True
+    return _pieces(ratings, held[ratings.user_indices])
