@@ -6,7 +6,7 @@ from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
 from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError
-from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, SVDpp
+from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "FactorModel",
     "FunkMF",
     "IdMap",
+    "ImplicitALS",
     "ModelFileError",
     "NotFittedError",
     "Ratings",

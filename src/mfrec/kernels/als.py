@@ -137,3 +137,50 @@ def bias_als_step(indptr, indices, data, other_bias, mu, bias_out, reg):
         for p in range(indptr[row], indptr[row + 1]):
             s += data[p] - mu - other_bias[indices[p]]
         bias_out[row] = s / (reg + (indptr[row + 1] - indptr[row]))
+
+
+@njit(parallel=True, **_OPTS)
+def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam):
+    """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
+
+        x_u = (Y^T Y + lam I + sum_j (c_uj - 1) y_j y_j^T)^-1  sum_j c_uj y_j
+
+    over the rows' observed columns ``j`` with confidences ``c_uj`` (preference 1); all other
+    entries are preference 0 with confidence 1, covered by the shared ``YtY``. Returns the
+    summed squared error of the observed preferences, sum_j (1 - x_u . y_j)^2.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = Y.shape[1]
+    sse = np.zeros(n_rows)
+    for row in prange(n_rows):
+        start = indptr[row]
+        end = indptr[row + 1]
+        if end == start:
+            for f in range(k):
+                X_out[row, f] = 0.0
+            continue
+        A = YtY.copy()
+        b = np.zeros(k)
+        for f in range(k):
+            A[f, f] += lam
+        for p in range(start, end):
+            y = Y[indices[p]]
+            c = confidence[p]
+            for f in range(k):
+                yf = y[f]
+                b[f] += c * yf
+                cy = (c - 1.0) * yf
+                for g in range(k):
+                    A[f, g] += cy * y[g]
+        x = np.linalg.solve(A, b)
+        acc = 0.0
+        for p in range(start, end):
+            y = Y[indices[p]]
+            s = 0.0
+            for f in range(k):
+                s += x[f] * y[f]
+            acc += (1.0 - s) * (1.0 - s)
+        sse[row] = acc
+        for f in range(k):
+            X_out[row, f] = x[f]
+    return sse.sum()

@@ -3,7 +3,8 @@
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
 from mfrec.models.baseline import Baseline
+from mfrec.models.implicit import ImplicitALS
 from mfrec.models.sgd import BiasedMF, FunkMF
 from mfrec.models.svdpp import SVDpp
 
-__all__ = ["ALS", "Baseline", "BiasedMF", "FactorModel", "FunkMF", "SVDpp"]
+__all__ = ["ALS", "Baseline", "BiasedMF", "FactorModel", "FunkMF", "ImplicitALS", "SVDpp"]

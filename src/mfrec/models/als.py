@@ -76,6 +76,11 @@ class ALS(FactorModel):
         lam_b = lam if self.bias_regularization is None else float(self.bias_regularization)
         return lam, lam_b
 
+    def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        lam, lam_b = self._lambdas()
+        scale = n_ratings if self.weighted else 1.0
+        return lam * scale, lam_b * scale
+
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         lam, lam_b = self._lambdas()
         use_cg = self.solver == "cg" and epoch > 0

@@ -18,6 +18,7 @@ from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError, NotFittedError
 from mfrec.kernels.predict import pair_dots
+from mfrec.recommend import RecommenderMixin
 from mfrec.threads import kernel_threads
 
 EpochCallback = Callable[[dict], None]
@@ -61,7 +62,7 @@ class Estimator:
         return f"{type(self).__name__}({params})"
 
 
-class FactorModel(Estimator):
+class FactorModel(RecommenderMixin, Estimator):
     """Base of every rating model. Subclasses implement ``_setup`` and ``_epoch``.
 
     Fitted attributes: ``global_mean_``, ``user_bias_``, ``item_bias_``, ``user_factors_``,
@@ -73,6 +74,8 @@ class FactorModel(Estimator):
     _epochs_param = "epochs"
     #: whether predictions include the global mean and biases
     _has_bias = True
+    #: whether predictions are ratings (clipped to the training scale) or preference scores
+    _predicts_ratings = True
     #: extra fitted arrays (beyond the five shared ones) that define the model, for save/load
     _extra_arrays: tuple[str, ...] = ()
 
@@ -98,6 +101,7 @@ class FactorModel(Estimator):
         self.global_mean_ = float(train.global_mean) if self._has_bias else 0.0
         self.train_mean_ = float(train.global_mean)
         self.n_train_ = len(train)
+        self.seen_ = train.by_user
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         val_idx = None
@@ -223,8 +227,8 @@ class FactorModel(Estimator):
         pred += np.where(known_u, self.user_bias_[np.where(known_u, u, 0)], 0.0)
         pred += np.where(known_i, self.item_bias_[np.where(known_i, i, 0)], 0.0)
         if not self._has_bias:  # no biases to fall back on: an unknown side predicts the mean
-            pred = np.where(known_u & known_i, pred, self.train_mean_)
-        if clip:
+            pred = np.where(known_u & known_i, pred, self.train_mean_ if self._predicts_ratings else 0.0)
+        if clip and self._predicts_ratings:
             lo, hi = self.rating_scale_
             np.clip(pred, lo, hi, out=pred)
         return pred

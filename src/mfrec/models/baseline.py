@@ -51,6 +51,9 @@ class Baseline(FactorModel):
         resid = train.values - (self.global_mean_ + self.user_bias_[train.user_indices] + self.item_bias_[train.item_indices])
         return float(resid @ resid)
 
+    def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        return 0.0, float(self.user_regularization)
+
     def _penalty(self) -> float:
         return float(self.user_regularization * self.user_bias_ @ self.user_bias_
                      + self.item_regularization * self.item_bias_ @ self.item_bias_)

@@ -76,3 +76,18 @@ class SVDpp(BiasedMF):
 
     def _state_names(self) -> tuple[str, ...]:
         return ("item_factors_", "user_bias_", "item_bias_") + self._extra_arrays
+
+    def _fold_in_targets(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The implicit part of a new user is fixed by which items they rated."""
+        t, _ = super()._fold_in_targets(item_idx, values)
+        return t, self._implicit_part(item_idx)
+
+    def _implicit_part(self, item_idx: np.ndarray) -> np.ndarray:
+        if len(item_idx) == 0:
+            return np.zeros(self.implicit_factors_.shape[1])
+        return self.implicit_factors_[item_idx].astype(np.float64).sum(axis=0) / np.sqrt(len(item_idx))
+
+    def _after_add_user(self, fold) -> None:
+        explicit = fold.factors.astype(np.float64) - self._implicit_part(fold.item_indices)
+        self.explicit_user_factors_ = np.vstack([self.explicit_user_factors_,
+                                                 explicit[None, :].astype(self.explicit_user_factors_.dtype)])
