@@ -6,6 +6,7 @@ from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
 from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError
+from mfrec.persist import load_model, save_model
 from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
@@ -28,6 +29,8 @@ __all__ = [
     "__version__",
     "find_items",
     "load_dataset",
+    "load_model",
+    "save_model",
     "split",
     "synthetic",
 ]

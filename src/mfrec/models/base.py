@@ -260,6 +260,13 @@ class FactorModel(RecommenderMixin, Estimator):
         pred = self.predict_ratings(ratings)
         return float(np.sqrt(np.mean((pred - ratings.values.astype(np.float64)) ** 2)))
 
+    def save(self, path: Any, *, metrics: dict | None = None) -> Any:
+        """Write the fitted model to one file (zip of JSON + .npy, no pickle; atomic).
+        Read it back with :func:`mfrec.load_model`."""
+        from mfrec.persist import save_model
+
+        return save_model(self, path, metrics=metrics)
+
     def _fitted_arrays(self) -> dict[str, np.ndarray]:
         """Every array that defines the fitted model (for save/load)."""
         return {name: getattr(self, name) for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
