@@ -35,7 +35,7 @@ FORMAT_VERSION = 1
 def _model_classes() -> dict[str, type]:
     from mfrec import models
 
-    return {name: getattr(models, name) for name in models.__all__ if name != "FactorModel"}
+    return {cls.__name__: cls for cls in models.MODEL_NAMES.values()}
 
 
 def _ids_array(id_map: IdMap, what: str) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Rating models: one estimator family per file, all on the shared `FactorModel` base."""
+"""Rating and ranking models: one estimator family per file, all on the shared `FactorModel` base."""
 
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
@@ -7,4 +7,14 @@ from mfrec.models.implicit import ImplicitALS
 from mfrec.models.sgd import BiasedMF, FunkMF
 from mfrec.models.svdpp import SVDpp
 
-__all__ = ["ALS", "Baseline", "BiasedMF", "FactorModel", "FunkMF", "ImplicitALS", "SVDpp"]
+#: command-line names of the models
+MODEL_NAMES: dict[str, type[FactorModel]] = {
+    "baseline": Baseline,
+    "funk-mf": FunkMF,
+    "biased-mf": BiasedMF,
+    "svdpp": SVDpp,
+    "als": ALS,
+    "implicit-als": ImplicitALS,
+}
+
+__all__ = ["ALS", "Baseline", "BiasedMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
