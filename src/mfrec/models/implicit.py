@@ -13,14 +13,15 @@ import numpy as np
 import scipy.linalg as sla
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.als import implicit_half_step
+from mfrec.kernels.als import implicit_half_step, implicit_half_step_cg
 from mfrec.models.base import FactorModel
 from mfrec.recommend import FoldIn
 
 
 class ImplicitALS(FactorModel):
     """Implicit-feedback ALS: preference ``x_u . y_i`` with confidence-weighted squared loss over
-    all (user, item) pairs, solved exactly per row with the shared ``Y^T Y`` trick.
+    all (user, item) pairs, using the shared ``Y^T Y`` trick; each row is solved by a few
+    warm-started conjugate-gradient steps (``solver="cg"``, default) or exactly (``"cholesky"``).
 
     Fold-in of a new user caches the Cholesky factor of ``Y^T Y + lam I`` (the item-side Gram
     term shared by every user), so a request with ``m`` ratings costs an ``m x m`` solve
@@ -39,6 +40,8 @@ class ImplicitALS(FactorModel):
         regularization: float = 10.0,
         alpha: float = 2.0,
         confidence: str = "binary",
+        solver: str = "cg",
+        cg_steps: int = 3,
         init_std: float = 0.01,
         seed: int = 0,
         threads: int | None = None,
@@ -49,6 +52,8 @@ class ImplicitALS(FactorModel):
         self.regularization = regularization
         self.alpha = alpha
         self.confidence = confidence
+        self.solver = solver
+        self.cg_steps = cg_steps
         self.init_std = init_std
         self.seed = seed
         self.threads = threads
@@ -58,6 +63,8 @@ class ImplicitALS(FactorModel):
         super()._check_params()
         if self.confidence not in ("rating", "binary"):
             raise ValueError(f"confidence must be 'rating' or 'binary', got {self.confidence!r}")
+        if self.solver not in ("cholesky", "cg"):
+            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
         if not float(self.alpha) >= 0:
             raise ValueError(f"alpha must be >= 0, got {self.alpha}")
 
@@ -78,12 +85,17 @@ class ImplicitALS(FactorModel):
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         lam = float(self.regularization)
         bu, bi = train.by_user, train.by_item
-        Q = self.item_factors_.astype(np.float64)
-        implicit_half_step(bu.indptr, bu.indices, self._conf_user, self.item_factors_, Q.T @ Q,
-                           self.user_factors_, lam)
-        P = self.user_factors_.astype(np.float64)
-        return implicit_half_step(bi.indptr, bi.indices, self._conf_item, self.user_factors_, P.T @ P,
-                                  self.item_factors_, lam)
+        steps = int(self.cg_steps)
+
+        def half(csr, conf, other, out):
+            G = other.astype(np.float64)
+            G = G.T @ G
+            if self.solver == "cg":
+                return implicit_half_step_cg(csr.indptr, csr.indices, conf, other, G, out, lam, steps)
+            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam)
+
+        half(bu, self._conf_user, self.item_factors_, self.user_factors_)
+        return half(bi, self._conf_item, self.user_factors_, self.item_factors_)
 
     def _finalize(self, train: Ratings) -> None:
         self._gram_factor = None  # the fold-in cache depends on the item factors
