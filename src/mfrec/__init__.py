@@ -5,7 +5,7 @@ from mfrec.data.datasets import Dataset, find_items, load_dataset
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
-from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError
+from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError
 from mfrec.persist import load_model, save_model
 from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
@@ -26,6 +26,7 @@ __all__ = [
     "NotFittedError",
     "Ratings",
     "SVDpp",
+    "TrainingDivergedError",
     "__version__",
     "find_items",
     "load_dataset",

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError
+from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError
 
 app = typer.Typer(help="mfrec: fast matrix-factorization recommenders.", no_args_is_help=True,
                   add_completion=False, pretty_exceptions_enable=False)
@@ -27,7 +27,7 @@ app.add_typer(data_app, name="data")
 console = Console()
 err_console = Console(stderr=True)
 
-EXPECTED_ERRORS = (DataError, DatasetNotFoundError, ModelFileError, NotFittedError, FileNotFoundError,
+EXPECTED_ERRORS = (DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError, FileNotFoundError,
                    KeyError, ValueError, TypeError, ImportError)
 
 

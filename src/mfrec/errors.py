@@ -39,3 +39,7 @@ class ModelFileError(ValueError):
 
 class NotFittedError(RuntimeError):
     """The estimator was used before `fit`."""
+
+
+class TrainingDivergedError(ArithmeticError):
+    """Training produced NaN or infinite values (learning rate too high, regularization too low)."""

@@ -16,7 +16,9 @@ import pandas as pd
 
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
-from mfrec.errors import DataError, NotFittedError
+import numbers
+
+from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
 from mfrec.recommend import RecommenderMixin
 from mfrec.threads import kernel_threads
@@ -117,10 +119,15 @@ class FactorModel(RecommenderMixin, Estimator):
         n_epochs = int(getattr(self, self._epochs_param))
         with kernel_threads(getattr(self, "threads", None)):
             self._setup(train, rng, dtype)
+            self._zero_untrained_rows(train)
             for epoch in range(n_epochs):
                 t0 = time.perf_counter()
                 sse = self._epoch(epoch, train, rng)
                 seconds = time.perf_counter() - t0
+                if not np.isfinite(sse):
+                    raise TrainingDivergedError(
+                        f"{type(self).__name__} diverged at epoch {epoch + 1} (training error is {sse}); "
+                        "lower the learning rate or raise the regularization")
                 rec = {
                     "epoch": epoch + 1,
                     "loss": (sse + self._penalty()) / len(train),
@@ -151,16 +158,48 @@ class FactorModel(RecommenderMixin, Estimator):
         return self
 
     def _check_params(self) -> None:
-        """Validate hyperparameters before fitting (subclasses extend)."""
-        for name in ("factors", "epochs", "iterations"):
-            if hasattr(self, name) and (int(getattr(self, name)) < (0 if name == "factors" else 1)):
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
-        for name in ("learning_rate", "regularization"):
-            if hasattr(self, name) and not float(getattr(self, name)) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        """Validate hyperparameters before fitting (subclasses extend): ValueError naming the bad one."""
+        for name, value in self.get_params().items():
+            if name in ("factors", "epochs", "iterations", "cg_steps", "batch_size"):
+                low = 0 if name == "factors" else 1
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+                    raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+            elif name == "early_stopping":
+                if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
+                    raise ValueError(f"early_stopping must be None or a patience >= 1, got {value!r}")
+            elif name.endswith("regularization") or name in ("alpha", "init_std"):
+                if value is not None and not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
+                    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
+            elif name.endswith("learning_rate"):
+                if value is not None and not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
+                    raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+            elif name == "learning_rate_decay":
+                if not (isinstance(value, numbers.Real) and 0 < value <= 1):
+                    raise ValueError(f"learning_rate_decay must be in (0, 1], got {value!r}")
+            elif name == "dtype":
+                try:
+                    ok = np.dtype(value) in (np.dtype(np.float32), np.dtype(np.float64))
+                except TypeError:
+                    ok = False
+                if not ok:
+                    raise ValueError(f"dtype must be 'float32' or 'float64', got {value!r}")
+            elif name == "threads" and value is not None:
+                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+                    raise ValueError(f"threads must be None or an integer >= 1, got {value!r}")
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         raise NotImplementedError
+
+    def _zero_untrained_rows(self, train: Ratings) -> None:
+        """Users/items in the id maps without a training rating keep zero factors and biases, so
+        they predict exactly like unknown ids (the bias/mean fallback), not from random init."""
+        for counts, names in ((train.user_counts, ("user_factors_", "user_bias_", "explicit_user_factors_")),
+                              (train.item_counts, ("item_factors_", "item_bias_", "implicit_factors_"))):
+            empty = counts == 0
+            if empty.any():
+                for name in names:
+                    if hasattr(self, name):
+                        getattr(self, name)[empty] = 0
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         """Run one epoch/iteration; return the training sum of squared errors."""
@@ -216,6 +255,9 @@ class FactorModel(RecommenderMixin, Estimator):
         """Predictions for dense indices; -1 marks an unknown user or item (bias/mean fallback)."""
         u = np.ascontiguousarray(u, dtype=np.int64)
         i = np.ascontiguousarray(i, dtype=np.int64)
+        trained_u, trained_i = self._trained()
+        u = np.where((u >= 0) & trained_u[np.maximum(u, 0)], u, -1)
+        i = np.where((i >= 0) & trained_i[np.maximum(i, 0)], i, -1)
         dots = np.empty(len(u), dtype=self.item_factors_.dtype)
         if self.item_factors_.shape[1] > 0:
             pair_dots(self.user_factors_, self.item_factors_, u, i, dots)
@@ -233,6 +275,16 @@ class FactorModel(RecommenderMixin, Estimator):
             np.clip(pred, lo, hi, out=pred)
         return pred
 
+    def _trained(self) -> tuple[np.ndarray, np.ndarray]:
+        """Masks of the users and items that had training ratings (cached per ``seen_``)."""
+        cache = getattr(self, "_trained_cache", None)
+        if cache is None or cache[0] is not self.seen_:
+            seen = self.seen_
+            users = np.diff(seen.indptr) > 0
+            items = np.bincount(seen.indices, minlength=seen.shape[1]) > 0
+            self._trained_cache = cache = (seen, users, items)
+        return cache[1], cache[2]
+
     def predict(self, users: Any, items: Any, *, clip: bool = True) -> np.ndarray:
         """Predicted ratings for raw (user, item) id pairs, clipped to the training scale.
 
@@ -244,14 +296,18 @@ class FactorModel(RecommenderMixin, Estimator):
         i = self.item_map_.lookup(items)
         if len(u) != len(i):
             raise DataError(f"users ({len(u)}) and items ({len(i)}) differ in length")
-        self.unknown_ = {"users": int((u < 0).sum()), "items": int((i < 0).sum())}
+        trained_u, trained_i = self._trained()
+        self.unknown_ = {"users": int(((u < 0) | ~trained_u[np.maximum(u, 0)]).sum()),
+                         "items": int(((i < 0) | ~trained_i[np.maximum(i, 0)]).sum())}
         return self._predict_indices(u, i, clip=clip)
 
     def predict_ratings(self, ratings: Ratings, *, clip: bool = True) -> np.ndarray:
         """Predictions for every (user, item) pair of a Ratings set, in its order."""
         self._require_fitted()
         if ratings.user_map is self.user_map_ and ratings.item_map is self.item_map_:
-            self.unknown_ = {"users": 0, "items": 0}
+            trained_u, trained_i = self._trained()
+            self.unknown_ = {"users": int((~trained_u[ratings.user_indices]).sum()),
+                             "items": int((~trained_i[ratings.item_indices]).sum())}
             return self._predict_indices(ratings.user_indices, ratings.item_indices, clip=clip)
         return self.predict(ratings.raw_users, ratings.raw_items, clip=clip)
 

@@ -1,0 +1,183 @@
+"""Collective matrix factorization kernels: ALS half-steps with attribute rows, attribute factors.
+
+For row ``u`` (a user, or an item in the other half-step) with rated columns ``j`` and observed
+attribute features ``c`` the unknowns are ``w = [b_u, x_u]`` and the ridge design stacks
+
+    rating rows      [1, Y_j]               target  r_uj - mu - b_j
+    attribute rows   sqrt(a) [0, C_c]       target  sqrt(a) (V_uc - m_c)
+
+so one (k+1) x (k+1) system per row, ``(X^T X + diag(lam_b, lam, ..., lam)) w = X^T t``, is
+solved exactly (Cholesky, float64) or by a few warm-started conjugate-gradient steps. A row with
+no ratings keeps a zero bias (its bias column is all zero; the bias penalty is then 1 so the
+system stays definite) and gets its factors from its attributes alone.
+
+The attribute factors ``C_c`` are ridge regressions of each feature column on the row factors of
+the rows where the feature is observed: ``(a X_o^T X_o + lam_c I) C_c = a X_o^T (V_oc - m_c)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_OPTS = dict(cache=True, fastmath=True, nogil=True)
+
+
+@njit(**_OPTS)
+def _chol_solve(A, b):
+    """Solve A w = b for symmetric positive definite A (Cholesky, float64)."""
+    d = A.shape[0]
+    L = np.linalg.cholesky(A)
+    y = np.empty(d)
+    for r in range(d):
+        s = b[r]
+        for c in range(r):
+            s -= L[r, c] * y[c]
+        y[r] = s / L[r, r]
+    w = np.empty(d)
+    for r in range(d - 1, -1, -1):
+        s = y[r]
+        for c in range(r + 1, d):
+            s -= L[c, r] * w[c]
+        w[r] = s / L[r, r]
+    return w
+
+
+@njit(**_OPTS)
+def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs):
+    """Stacked design (float64) and target of one row: rating rows then attribute rows."""
+    start = indptr[row]
+    n = indptr[row + 1] - start
+    k = Y.shape[1]
+    X = np.zeros((n + n_obs, k + 1))
+    t = np.empty(n + n_obs)
+    for p in range(n):
+        j = indices[start + p]
+        X[p, 0] = 1.0
+        for f in range(k):
+            X[p, 1 + f] = Y[j, f]
+        t[p] = data[start + p] - mu - other_bias[j]
+    q = n
+    if n_obs > 0:
+        for c in range(V.shape[1]):
+            if M[row, c]:
+                for f in range(k):
+                    X[q, 1 + f] = sqrt_a * C[c, f]
+                t[q] = sqrt_a * (V[row, c] - means[c])
+                q += 1
+    return X, t
+
+
+@njit(**_OPTS)
+def _cg(X, t, lam_vec, w, steps):
+    """``steps`` conjugate-gradient steps on (X^T X + diag(lam_vec)) w = X^T t, from ``w``."""
+    r = X.T @ t - (X.T @ (X @ w) + lam_vec * w)
+    p = r.copy()
+    rs = r @ r
+    for _ in range(steps):
+        if rs < 1e-20:
+            break
+        Ap = X.T @ (X @ p) + lam_vec * p
+        alpha = rs / (p @ Ap)
+        w += alpha * p
+        r -= alpha * Ap
+        rs_new = r @ r
+        p = r + (rs_new / rs) * p
+        rs = rs_new
+    return w
+
+
+@njit(parallel=True, **_OPTS)
+def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
+                  X_out, bias_out, lam, lam_bias, use_cg, cg_steps, sse_out):
+    """Solve every row of one side with its ratings and its observed attributes.
+
+    ``indptr/indices/data``: the CSR ratings of this side; ``Y``, ``other_bias``: the other
+    side's factors and biases; ``V``, ``M`` (rows x features, float64 / bool), ``means``, ``C``
+    (features x k): this side's attributes and attribute factors (``V.shape[1] == 0`` or
+    ``attr_weight == 0`` for none). ``X_out``, ``bias_out`` are updated in place;
+    ``sse_out[0]`` gets the ratings' squared error, ``sse_out[1]`` the weighted attribute one.
+    """
+    n_rows = indptr.shape[0] - 1
+    k = Y.shape[1]
+    p_feat = V.shape[1]
+    use_attr = attr_weight > 0.0 and p_feat > 0
+    sqrt_a = np.sqrt(attr_weight) if use_attr else 0.0
+    sse_r = np.zeros(n_rows)
+    sse_a = np.zeros(n_rows)
+    for row in prange(n_rows):
+        n = indptr[row + 1] - indptr[row]
+        n_obs = 0
+        if use_attr:
+            for c in range(p_feat):
+                if M[row, c]:
+                    n_obs += 1
+        if n == 0 and n_obs == 0:
+            for f in range(k):
+                X_out[row, f] = 0.0
+            bias_out[row] = 0.0
+            continue
+        X, t = _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs)
+        lam_vec = np.full(k + 1, lam)
+        lam_vec[0] = lam_bias if n > 0 else 1.0
+        if use_cg:
+            w = np.empty(k + 1)
+            w[0] = bias_out[row] if n > 0 else 0.0
+            for f in range(k):
+                w[1 + f] = X_out[row, f]
+            w = _cg(X, t, lam_vec, w, cg_steps)
+        else:
+            A = X.T @ X
+            for f in range(k + 1):
+                A[f, f] += lam_vec[f]
+            w = _chol_solve(A, X.T @ t)
+        bias_out[row] = w[0]
+        for f in range(k):
+            X_out[row, f] = w[1 + f]
+        resid = t - X @ w
+        acc = 0.0
+        for q in range(n):
+            acc += resid[q] * resid[q]
+        sse_r[row] = acc
+        acc = 0.0
+        for q in range(n, n + n_obs):
+            acc += resid[q] * resid[q]
+        sse_a[row] = acc
+    sse_out[0] = sse_r.sum()
+    sse_out[1] = sse_a.sum()
+
+
+@njit(parallel=True, **_OPTS)
+def attribute_factor_step(Xf, V, M, means, attr_weight, lam, C_out):
+    """Ridge of every attribute feature column on the row factors ``Xf`` over the rows where it is
+    observed; ``C_out`` (features x k) updated in place. Returns the weighted attribute SSE."""
+    n_rows, p_feat = V.shape
+    k = Xf.shape[1]
+    sse = np.zeros(p_feat)
+    for c in prange(p_feat):
+        n_obs = 0
+        for u in range(n_rows):
+            if M[u, c]:
+                n_obs += 1
+        if n_obs == 0:
+            for f in range(k):
+                C_out[c, f] = 0.0
+            continue
+        Xo = np.empty((n_obs, k))
+        t = np.empty(n_obs)
+        q = 0
+        for u in range(n_rows):
+            if M[u, c]:
+                for f in range(k):
+                    Xo[q, f] = Xf[u, f]
+                t[q] = V[u, c] - means[c]
+                q += 1
+        A = attr_weight * (Xo.T @ Xo)
+        for f in range(k):
+            A[f, f] += lam
+        w = _chol_solve(A, attr_weight * (Xo.T @ t))
+        for f in range(k):
+            C_out[c, f] = w[f]
+        resid = t - Xo @ w
+        sse[c] = attr_weight * (resid @ resid)
+    return sse.sum()

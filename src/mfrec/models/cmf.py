@@ -1,0 +1,435 @@
+"""`CMF`: collective matrix factorization of ratings with user and item side information.
+
+Three matrices share factors (Singh & Gordon 2008; the model of cmfrec's ``CMF``)::
+
+    ratings          X[u, j] ~ mu + b_u + b_j + A[u] . B[j]
+    user attributes  U[u, c] ~ m_c + A[u] . C[c]        (observed entries only)
+    item attributes  I[j, d] ~ n_d + B[j] . D[d]        (observed entries only)
+
+minimizing ``SSE(X) + w_user SSE(U) + w_item SSE(I) + lam (|A|^2 + |B|^2) + lam_b (|b|^2)
++ lam_attr (|C|^2 + |D|^2)`` by alternating least squares: for each user one (k+1) x (k+1) ridge
+(bias and factors) whose design stacks the user's rating rows and weighted attribute rows; then each
+attribute column's factors by a k x k ridge over the users where it is observed; the same for
+items. Attribute tables are encoded by :class:`mfrec.data.attributes.AttributeEncoder` (numeric
+standardized, categorical one-hot, list-valued multi-hot, missing values not fitted).
+
+Users or items that appear only in an attribute table are part of the model (``users_`` /
+``items_`` list the training ids first, then the attribute-only ids): their factors come from
+their attributes alone and their bias is 0, so ``predict`` / ``recommend`` work for them.
+Brand-new users are folded in from attributes and/or a few ratings (``fold_in``,
+``recommend_new``, ``predict_new``), new items from their attributes (``predict_new_item``).
+"""
+
+from __future__ import annotations
+
+import json
+import warnings
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+import numpy as np
+import pandas as pd
+import scipy.linalg as sla
+
+from mfrec.data.attributes import AttributeEncoder
+from mfrec.data.idmap import as_id_array, plain
+from mfrec.data.ratings import Ratings
+from mfrec.errors import DataError
+from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
+from mfrec.models.base import EpochCallback, FactorModel, as_ratings
+from mfrec.recommend import FoldIn, parse_new_ratings
+
+AttributeRow = Mapping[Any, Any] | pd.Series | pd.DataFrame
+
+
+@dataclass
+class _WithAttributes:
+    """Ratings plus attributes passed through the mixin's ``recommend_new`` / ``add_user`` to
+    :meth:`CMF.fold_in` (internal)."""
+
+    ratings: Any
+    attributes: Any
+
+
+class CMF(FactorModel):
+    """Collective matrix factorization: ratings, user attributes and item attributes share the
+    user and item factors; trained by ALS with Numba-parallel per-row ridge solves.
+
+    ``fit(train, user_attributes=users_df, item_attributes=items_df, validation=None)`` where the
+    attribute tables are DataFrames indexed by raw user / item id. Without attribute tables it is
+    plain biased ALS.
+
+    Parameters
+    ----------
+    factors, iterations, regularization, bias_regularization, solver, cg_steps, init_std,
+    early_stopping, seed, threads, dtype
+        As in :class:`mfrec.ALS` (``regularization`` is the factor penalty ``lam``).
+    user_attribute_weight, item_attribute_weight
+        Weights ``w_user``, ``w_item`` of the attribute reconstruction errors relative to the
+        rating errors. 0 ignores that side's attributes.
+    attribute_regularization
+        Penalty ``lam_attr`` on the attribute factors ``C`` and ``D``.
+    """
+
+    _epochs_param = "iterations"
+    _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
+                     "item_attribute_means_", "user_attribute_encoder_", "item_attribute_encoder_")
+
+    def __init__(
+        self,
+        *,
+        factors: int = 50,
+        iterations: int = 10,
+        regularization: float = 10.0,
+        bias_regularization: float | None = 5.0,
+        user_attribute_weight: float = 1.0,
+        item_attribute_weight: float = 1.0,
+        attribute_regularization: float = 1.0,
+        solver: str = "cg",
+        cg_steps: int = 3,
+        init_std: float = 0.1,
+        early_stopping: int | None = None,
+        seed: int = 0,
+        threads: int | None = None,
+        dtype: str = "float32",
+    ) -> None:
+        self.factors = factors
+        self.iterations = iterations
+        self.regularization = regularization
+        self.bias_regularization = bias_regularization
+        self.user_attribute_weight = user_attribute_weight
+        self.item_attribute_weight = item_attribute_weight
+        self.attribute_regularization = attribute_regularization
+        self.solver = solver
+        self.cg_steps = cg_steps
+        self.init_std = init_std
+        self.early_stopping = early_stopping
+        self.seed = seed
+        self.threads = threads
+        self.dtype = dtype
+
+    # ------------------------------------------------------------------ parameters
+    def _check_params(self) -> None:
+        super()._check_params()
+        if self.solver not in ("cholesky", "cg"):
+            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
+        if int(self.cg_steps) < 1:
+            raise ValueError(f"cg_steps must be >= 1, got {self.cg_steps}")
+        for name in ("user_attribute_weight", "item_attribute_weight", "bias_regularization"):
+            value = getattr(self, name)
+            if value is not None and not float(value) >= 0:
+                raise ValueError(f"{name} must be >= 0, got {value}")
+        if not float(self.attribute_regularization) > 0:
+            raise ValueError(f"attribute_regularization must be > 0, got {self.attribute_regularization}")
+
+    def _lambdas(self) -> tuple[float, float]:
+        lam = float(self.regularization)
+        lam_b = lam if self.bias_regularization is None else float(self.bias_regularization)
+        return lam, lam_b
+
+    def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        return self._lambdas()
+
+    # ------------------------------------------------------------------ fitting
+    def fit(  # type: ignore[override]
+        self,
+        train: Ratings | pd.DataFrame,
+        validation: Ratings | pd.DataFrame | None = None,
+        *,
+        user_attributes: pd.DataFrame | None = None,
+        item_attributes: pd.DataFrame | None = None,
+        user_encoder: AttributeEncoder | None = None,
+        item_encoder: AttributeEncoder | None = None,
+        callback: EpochCallback | None = None,
+    ) -> "CMF":
+        """Train on ``train`` ratings and the attribute tables (DataFrames indexed by raw id;
+        ids found only there are added to the model after the training ids).
+
+        ``user_encoder`` / ``item_encoder``: an :class:`AttributeEncoder` to use instead of the
+        default one (e.g. with ``kinds=`` overrides); it is fitted on the table unless already
+        fitted. ``validation`` and ``callback`` as in :meth:`FactorModel.fit`.
+        """
+        train = as_ratings(train, "train")
+        self._check_params()
+        user_map, u_enc, U, Um = self._prepare_side(user_attributes, user_encoder, train.user_map, "user")
+        item_map, i_enc, I, Im = self._prepare_side(item_attributes, item_encoder, train.item_map, "item")
+        if user_map is not train.user_map or item_map is not train.item_map:
+            # extend() keeps every training id at its index, so the training indices stay valid
+            train = Ratings(train.user_indices, train.item_indices, train.values, user_map, item_map,
+                            train.timestamps)
+        self._attr = {"user": (U, Um, self._column_means(U, Um)), "item": (I, Im, self._column_means(I, Im))}
+        self.user_attribute_encoder_ = self._encoder_state(u_enc)
+        self.item_attribute_encoder_ = self._encoder_state(i_enc)
+        self._encoders = {"user": (self.user_attribute_encoder_, u_enc), "item": (self.item_attribute_encoder_, i_enc)}
+        self.user_attribute_means_ = self._attr["user"][2]
+        self.item_attribute_means_ = self._attr["item"][2]
+        self.n_attribute_only_ = {"users": int(len(user_map) - len(train.user_counts[train.user_counts > 0]))
+                                  if False else int(np.sum(train.user_counts == 0)),
+                                  "items": int(np.sum(train.item_counts == 0))}
+        try:
+            super().fit(train, validation, callback=callback)
+        finally:
+            del self._attr
+        return self
+
+    def _prepare_side(self, table: pd.DataFrame | None, encoder: AttributeEncoder | None, id_map: Any, what: str):
+        """(union id map, fitted encoder or None, values, observed) for one side."""
+        if table is None:
+            n = len(id_map)
+            return id_map, None, np.zeros((n, 0)), np.zeros((n, 0), dtype=bool)
+        if not isinstance(table, pd.DataFrame):
+            raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, "
+                            f"got {type(table).__name__}")
+        ids = as_id_array(table.index)
+        if pd.isna(pd.Series(ids, dtype=object)).any():
+            raise DataError(f"{what}_attributes has a missing {what} id in its index")
+        if not pd.Index(ids).is_unique:
+            dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
+            raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
+        encoder = AttributeEncoder() if encoder is None else encoder
+        if encoder.columns_ is None:
+            encoder.fit(table)
+        values, observed = encoder.transform(table)
+        union = id_map.extend(ids)
+        rows = union.lookup(ids)
+        V = np.zeros((len(union), values.shape[1]))
+        M = np.zeros((len(union), values.shape[1]), dtype=bool)
+        V[rows] = values
+        M[rows] = observed
+        return union, encoder, V, M
+
+    @staticmethod
+    def _column_means(V: np.ndarray, M: np.ndarray) -> np.ndarray:
+        counts = M.sum(axis=0)
+        sums = np.where(M, V, 0.0).sum(axis=0)
+        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+
+    @staticmethod
+    def _encoder_state(encoder: AttributeEncoder | None) -> np.ndarray:
+        """The encoder state as a 1-element unicode array (JSON) for save/load; '' for none."""
+        return np.array([encoder.to_json() if encoder is not None else ""])
+
+    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        k = int(self.factors)
+        self.user_factors_ = np.zeros((train.n_users, k), dtype=dtype)
+        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
+        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
+        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
+        self.user_attribute_factors_ = np.zeros((self._attr["user"][0].shape[1], k), dtype=dtype)
+        self.item_attribute_factors_ = np.zeros((self._attr["item"][0].shape[1], k), dtype=dtype)
+        self._attr_sse = 0.0
+
+    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
+        lam, lam_b = self._lambdas()
+        lam_c = float(self.attribute_regularization)
+        use_cg = self.solver == "cg" and epoch > 0
+        steps = int(self.cg_steps)
+        sse = np.zeros(2)
+        attr_sse = 0.0
+        bu, bi = train.by_user, train.by_item
+        U, Um, um = self._attr["user"]
+        I, Im, im = self._attr["item"]
+        wu, wi = float(self.user_attribute_weight), float(self.item_attribute_weight)
+        cmf_half_step(bu.indptr, bu.indices, bu.data, self.item_factors_, self.item_bias_, self.global_mean_,
+                      U, Um, um, self.user_attribute_factors_, wu, self.user_factors_, self.user_bias_,
+                      lam, lam_b, use_cg, steps, sse)
+        if wu > 0 and U.shape[1]:
+            attr_sse += attribute_factor_step(self.user_factors_, U, Um, um, wu, lam_c, self.user_attribute_factors_)
+        cmf_half_step(bi.indptr, bi.indices, bi.data, self.user_factors_, self.user_bias_, self.global_mean_,
+                      I, Im, im, self.item_attribute_factors_, wi, self.item_factors_, self.item_bias_,
+                      lam, lam_b, use_cg, steps, sse)
+        if wi > 0 and I.shape[1]:
+            attr_sse += attribute_factor_step(self.item_factors_, I, Im, im, wi, lam_c, self.item_attribute_factors_)
+        self._attr_sse = attr_sse
+        return float(sse[0])
+
+    def _penalty(self) -> float:
+        """Regularization plus the weighted attribute reconstruction error (so ``loss`` in
+        ``history_`` is the whole objective per rating)."""
+        lam_c = float(self.attribute_regularization)
+        return super()._penalty() + float(getattr(self, "_attr_sse", 0.0)) + lam_c * (
+            float(np.sum(self.user_attribute_factors_.astype(np.float64) ** 2))
+            + float(np.sum(self.item_attribute_factors_.astype(np.float64) ** 2)))
+
+    # ------------------------------------------------------------------ attributes of new rows
+    def attribute_encoder(self, side: str = "user") -> AttributeEncoder | None:
+        """The fitted :class:`AttributeEncoder` of ``side`` ("user" or "item"), None without
+        attributes (rebuilt from the saved state after :func:`mfrec.load_model`)."""
+        self._require_fitted()
+        if side not in ("user", "item"):
+            raise ValueError(f"side must be 'user' or 'item', got {side!r}")
+        state = getattr(self, f"{side}_attribute_encoder_")
+        cache = self.__dict__.setdefault("_encoders", {})
+        hit = cache.get(side)
+        if hit is not None and hit[0] is state:
+            return hit[1]
+        text = str(state.reshape(-1)[0]) if state.size else ""
+        encoder = AttributeEncoder.from_dict(json.loads(text)) if text else None
+        cache[side] = (state, encoder)
+        return encoder
+
+    @property
+    def user_attribute_names_(self) -> list[str]:
+        enc = self.attribute_encoder("user")
+        return [] if enc is None else enc.feature_names_
+
+    @property
+    def item_attribute_names_(self) -> list[str]:
+        enc = self.attribute_encoder("item")
+        return [] if enc is None else enc.feature_names_
+
+    def _encode_new(self, side: str, attributes: AttributeRow | None) -> tuple[np.ndarray, np.ndarray]:
+        """One new row's encoded attributes (values, observed), shape (p,) each."""
+        enc = self.attribute_encoder(side)
+        C = getattr(self, f"{side}_attribute_factors_")
+        if attributes is None or enc is None:
+            if attributes is not None and len(attributes):
+                warnings.warn(f"the model was fitted without {side} attributes; ignoring them", stacklevel=3)
+            return np.zeros(C.shape[0]), np.zeros(C.shape[0], dtype=bool)
+        if isinstance(attributes, pd.DataFrame):
+            if len(attributes) != 1:
+                raise DataError(f"new-{side} attributes must be one row, got {len(attributes)}")
+        V, M = enc.transform(attributes)
+        return V[0], M[0]
+
+    # ------------------------------------------------------------------ the ridge of one new row
+    def _solve_row(self, Y: np.ndarray, t: np.ndarray, side: str, values: np.ndarray, observed: np.ndarray):
+        """Bias and factors of one new row from rating rows (design [1, Y], targets t) and the
+        weighted attribute rows of ``side``: the training half-step's ridge. Returns
+        (bias, factors, cho_factor, design of the rating rows)."""
+        lam, lam_b = self._fold_in_lambdas(len(t))
+        k = Y.shape[1]
+        weight = float(getattr(self, f"{side}_attribute_weight"))
+        C = getattr(self, f"{side}_attribute_factors_").astype(np.float64)
+        means = getattr(self, f"{side}_attribute_means_").astype(np.float64)
+        Xr = np.hstack([np.ones((len(t), 1)), Y.astype(np.float64)])
+        G = Xr.T @ Xr
+        rhs = Xr.T @ t
+        if weight > 0 and observed.any():
+            Co = C[observed]
+            G[1:, 1:] += weight * (Co.T @ Co)
+            rhs[1:] += weight * (Co.T @ (values[observed] - means[observed]))
+        G[np.diag_indices_from(G)] += lam
+        G[0, 0] += (lam_b if len(t) else 1.0) - lam
+        factor = sla.cho_factor(G, lower=True, check_finite=False)
+        w = sla.cho_solve(factor, rhs, check_finite=False)
+        bias = float(w[0]) if len(t) else 0.0
+        return bias, w[1:1 + k], factor, Xr
+
+    def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list,
+                       attributes: tuple[np.ndarray, np.ndarray] | None = None) -> FoldIn:
+        t, fixed = self._fold_in_targets(idx, values)
+        p = self.user_attribute_factors_.shape[0]
+        vals, obs = attributes if attributes is not None else (np.zeros(p), np.zeros(p, dtype=bool))
+        bias, x, factor, _ = self._solve_row(self.item_factors_[idx], t, "user", vals, obs)
+        return FoldIn(bias, (x + fixed).astype(self.item_factors_.dtype), idx, values, unknown, factor, t)
+
+    # ------------------------------------------------------------------ new users
+    def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None,  # type: ignore[override]
+                user_attributes: AttributeRow | None = None) -> FoldIn:
+        """A new user's bias and factors from a few ratings and/or their attributes.
+
+        Solves the training objective's ridge for one user: rating rows against the fixed item
+        factors plus the attribute rows (weight ``user_attribute_weight``) against the fixed
+        attribute factors. Attributes only: the bias is 0 and the factors come from the
+        attributes (cold start). Neither: the zero user. Unknown items are reported in
+        ``unknown_items`` as in the base ``fold_in``.
+        """
+        self._require_fitted()
+        if isinstance(ratings, _WithAttributes):
+            ratings, user_attributes = ratings.ratings, ratings.attributes
+        raw, values = parse_new_ratings(ratings)
+        idx = self.item_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
+        unknown = [x.item() if hasattr(x, "item") else x for x in raw[idx < 0]] if len(raw) else []
+        if len(raw) and len(unknown) == len(raw):
+            raise DataError(f"none of the rated items is known to the model: {unknown[:10]}")
+        if unknown:
+            warnings.warn(f"ignored {len(unknown)} unknown item id(s): {unknown[:10]}", stacklevel=2)
+        keep = idx >= 0
+        idx, values = idx[keep], values[keep]
+        attrs = self._encode_new("user", user_attributes) if user_attributes is not None else None
+        if len(idx) == 0 and (attrs is None or not attrs[1].any()):
+            k = self.item_factors_.shape[1]
+            return FoldIn(0.0, np.zeros(k, dtype=self.item_factors_.dtype), idx, values, unknown)
+        return self._fold_in_solve(idx, values, unknown, attrs)
+
+    def recommend_new(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None = None,  # type: ignore[override]
+                      n: int = 10, exclude_rated: bool = True, items: Iterable[Any] | None = None,
+                      filter: Iterable[Any] | None = None, item_bias_weight: float = 1.0,
+                      explain: int = 0, *, user_attributes: AttributeRow | None = None) -> pd.DataFrame:
+        """Recommendations for a new user from a few ratings and/or ``user_attributes`` (a dict
+        or Series {attribute: value}, missing attributes allowed), without retraining. Output as
+        the base :meth:`recommend_new` (``item``, ``score`` [+ ``title``, ``genres``,
+        ``because``]); explanations cover the rated items (attributes add a common part)."""
+        if user_attributes is not None:
+            ratings = _WithAttributes(ratings, user_attributes)
+        return super().recommend_new(ratings, n=n, exclude_rated=exclude_rated, items=items, filter=filter,
+                                     item_bias_weight=item_bias_weight, explain=explain)
+
+    def add_user(self, user_id: Any, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None = None,  # type: ignore[override]
+                 user_attributes: AttributeRow | None = None) -> FoldIn:
+        """Fold a new user in (ratings and/or attributes) and keep them in the model."""
+        if user_attributes is not None:
+            ratings = _WithAttributes(ratings, user_attributes)
+        return super().add_user(user_id, ratings)
+
+    def predict_new(self, items: Any, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None = None,
+                    user_attributes: AttributeRow | None = None, *, clip: bool = True) -> np.ndarray:
+        """Predicted ratings of a new user (folded in from ``ratings`` and/or ``user_attributes``)
+        for the raw item ids ``items``. Unknown items get ``mean + user bias``."""
+        fold = self.fold_in(ratings, user_attributes=user_attributes)
+        i = self.item_map_.lookup(items)
+        known = i >= 0
+        pred = np.full(len(i), self.global_mean_ + fold.bias, dtype=np.float64)
+        if known.any():
+            ik = i[known]
+            pred[known] += self.item_bias_[ik].astype(np.float64) + self.item_factors_[ik].astype(np.float64) @ \
+                fold.factors.astype(np.float64)
+        self.unknown_ = {"users": 0, "items": int((~known).sum())}
+        return self._clip(pred, clip)
+
+    def _clip(self, pred: np.ndarray, clip: bool) -> np.ndarray:
+        if clip:
+            lo, hi = self.rating_scale_
+            np.clip(pred, lo, hi, out=pred)
+        return pred
+
+    # ------------------------------------------------------------------ new items
+    def fold_in_item(self, item_attributes: AttributeRow | None = None,
+                     ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None = None) -> tuple[float, np.ndarray]:
+        """A new item's (bias, factors) from its attributes and/or a few ratings ``{user: rating}``
+        (the item half-step's ridge against the fixed user factors). Unknown users are ignored
+        with a warning."""
+        self._require_fitted()
+        raw, values = parse_new_ratings(ratings)
+        u = self.user_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
+        if len(raw) and (u < 0).any():
+            bad = [plain(x) for x in raw[u < 0]]
+            if len(bad) == len(raw):
+                raise DataError(f"none of the rating users is known to the model: {bad[:10]}")
+            warnings.warn(f"ignored {len(bad)} unknown user id(s): {bad[:10]}", stacklevel=2)
+        keep = u >= 0
+        u, values = u[keep], values[keep]
+        vals, obs = self._encode_new("item", item_attributes)
+        k = self.item_factors_.shape[1]
+        if len(u) == 0 and not obs.any():
+            return 0.0, np.zeros(k)
+        t = values - self.global_mean_ - self.user_bias_[u].astype(np.float64)
+        bias, q, _, _ = self._solve_row(self.user_factors_[u], t, "item", vals, obs)
+        return bias, q
+
+    def predict_new_item(self, users: Any, item_attributes: AttributeRow | None = None,
+                         ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None = None, *,
+                         clip: bool = True) -> np.ndarray:
+        """Predicted ratings of the raw user ids ``users`` for a new item described by
+        ``item_attributes`` (e.g. ``{"genres": ["Comedy"], "year": 1999}``) and optionally a few
+        ratings ``{user: rating}``. Unknown users get ``mean + item bias``."""
+        bias, q = self.fold_in_item(item_attributes, ratings)
+        u = self.user_map_.lookup(users)
+        known = u >= 0
+        pred = np.full(len(u), self.global_mean_ + bias, dtype=np.float64)
+        if known.any():
+            uk = u[known]
+            pred[known] += self.user_bias_[uk].astype(np.float64) + self.user_factors_[uk].astype(np.float64) @ q
+        self.unknown_ = {"users": int((~known).sum()), "items": 0}
+        return self._clip(pred, clip)
