@@ -14,9 +14,10 @@ class ALS(FactorModel):
 
     Each half-step solves, for every user (then item), the ridge regression of its ratings minus
     the mean and the other side's bias on ``[1, q_j]``: the bias and factors together, exactly.
-    ``solver="cholesky"`` is the exact solve every iteration; ``solver="cg"`` (default) solves the
-    first iteration exactly, then takes ``cg_steps`` conjugate-gradient steps warm-started at the
-    previous solution (same accuracy here, several times cheaper). ``weighted=True`` is ALS-WR
+    ``solver="cholesky"`` is the exact solve every iteration; ``solver="cg"`` (default) takes
+    ``cg_steps`` conjugate-gradient steps per row warm-started at the previous solution (twice as
+    many in the first user step, which starts from zero): O(n k) per row instead of O(n k^2 + k^3),
+    the same accuracy on MovieLens, and it scales to 25M ratings. ``weighted=True`` is ALS-WR
     (Zhou et al. 2008): lambda scaled by each row's number of ratings.
     """
 
@@ -83,11 +84,13 @@ class ALS(FactorModel):
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         lam, lam_b = self._lambdas()
-        use_cg = self.solver == "cg" and epoch > 0
+        use_cg = self.solver == "cg"
+        # the first user step starts from zero factors: give CG twice the steps there
+        steps = int(self.cg_steps) * (2 if epoch == 0 else 1)
         bu, bi = train.by_user, train.by_item
         als_half_step(bu.indptr, bu.indices, bu.data, self.item_factors_, self.item_bias_, self.global_mean_,
                       self.user_factors_, self.user_bias_, lam, lam_b, bool(self.use_bias), bool(self.weighted),
-                      use_cg, int(self.cg_steps))
+                      use_cg, steps)
         return als_half_step(bi.indptr, bi.indices, bi.data, self.user_factors_, self.user_bias_,
                              self.global_mean_, self.item_factors_, self.item_bias_, lam, lam_b,
                              bool(self.use_bias), bool(self.weighted), use_cg, int(self.cg_steps))

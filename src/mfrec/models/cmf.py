@@ -163,9 +163,9 @@ class CMF(FactorModel):
         self._encoders = {"user": (self.user_attribute_encoder_, u_enc), "item": (self.item_attribute_encoder_, i_enc)}
         self.user_attribute_means_ = self._attr["user"][2]
         self.item_attribute_means_ = self._attr["item"][2]
-        self.n_attribute_only_ = {"users": int(len(user_map) - len(train.user_counts[train.user_counts > 0]))
-                                  if False else int(np.sum(train.user_counts == 0)),
-                                  "items": int(np.sum(train.item_counts == 0))}
+        #: rows of the model without a training rating (their factors come from attributes only)
+        self.n_without_ratings_ = {"users": int(np.sum(train.user_counts == 0)),
+                                   "items": int(np.sum(train.item_counts == 0))}
         try:
             super().fit(train, validation, callback=callback)
         finally:
