@@ -20,7 +20,7 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
-bench:
+bench: $(STAMP)
 	bash benchmarks/run.sh
 
 clean:
