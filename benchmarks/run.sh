@@ -9,7 +9,6 @@ if [ ! -x "$PEER_ENV/bin/python" ]; then
   "$PEER_ENV/bin/pip" install --quiet --upgrade pip
   "$PEER_ENV/bin/pip" install --quiet scikit-surprise cmfrec pandas
 fi
-[ -x .venv/bin/python ] || make .venv/.installed
 .venv/bin/pip install --quiet -e ".[bench]"
 .venv/bin/python benchmarks/run_core.py --peer-python "$PEER_ENV/bin/python" "$@"
 .venv/bin/python benchmarks/render_results.py
