@@ -19,6 +19,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from mfrec.errors import DataError
+from mfrec.kernels.predict import score_items
 
 #: upper bound on the scores matrix of one block in recommend_many (floats)
 BLOCK_ENTRIES = 1 << 22
@@ -51,16 +52,24 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
     elif isinstance(ratings, pd.Series):
         items, values = ratings.index.to_numpy(), ratings.to_numpy()
     elif isinstance(ratings, Mapping):
-        items, values = np.array(list(ratings.keys()), dtype=object), np.array(list(ratings.values()), dtype=object)
+        items = np.empty(len(ratings), dtype=object)
+        items[:] = list(ratings.keys())
+        try:  # the common case: plain numbers
+            vals = np.fromiter(ratings.values(), dtype=np.float64, count=len(ratings))
+            if np.isfinite(vals).all():
+                return items, vals
+        except (TypeError, ValueError):
+            pass
+        values = np.array(list(ratings.values()), dtype=object)
     else:
         raise TypeError(f"ratings must be a dict {{item: rating}}, a Series or a DataFrame, not {type(ratings).__name__}")
+    if not isinstance(ratings, Mapping) and len(pd.unique(pd.Series(items, dtype=object))) != len(items):
+        raise DataError("new-user ratings rate the same item more than once")
     vals = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(vals)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
         raise DataError(f"rating for item {items[k]!r} is {values[k]!r}, not a finite number")
-    if len(pd.unique(pd.Series(items, dtype=object))) != len(items):
-        raise DataError("new-user ratings rate the same item more than once")
     return items, vals
 
 
@@ -126,11 +135,16 @@ class RecommenderMixin:
 
     def _score_rows(self, bias: np.ndarray, X: np.ndarray, cand: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Scores of users given by (bias, factor rows) against the candidate items."""
-        Q = self.item_factors_[cand]
-        S = X.astype(np.float32, copy=False) @ Q.T if Q.shape[1] else np.zeros((len(X), len(cand)), np.float32)
-        S += base[cand][None, :]
-        S += bias.astype(np.float32)[:, None]
-        return S
+        Q = self.item_factors_
+        if len(X) == 1:  # one user: a serial Numba kernel, no BLAS thread pool to wake
+            S = np.empty((1, Q.shape[0]), dtype=np.float32)
+            score_items(Q, X[0].astype(Q.dtype), base, np.float32(bias[0]), S[0])
+        else:
+            # all items (no copy of the factor matrix), then the candidate columns
+            S = X.astype(Q.dtype, copy=False) @ Q.T if Q.shape[1] else np.zeros((len(X), Q.shape[0]), np.float32)
+            S += base[None, :]
+            S += bias.astype(S.dtype)[:, None]
+        return S if len(cand) == Q.shape[0] else S[:, cand]
 
     # ------------------------------------------------------------------ known users
     def recommend(self, user: Any, n: int = 10, exclude_seen: bool = True, items: Iterable[Any] | None = None,

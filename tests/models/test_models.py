@@ -168,13 +168,16 @@ def test_reported_train_rmse_is_the_fitted_models_train_rmse(name, small):
     assert model.history_["train_rmse"].iloc[-1] == pytest.approx(rmse(unclipped, train.values), rel=1e-4)
 
 
-def test_als_cg_first_iteration_is_exact(small):
-    """solver='cg' solves the first iteration exactly, so one iteration equals Cholesky's."""
-    train, _ = small
-    a = ALS(factors=4, iterations=1, solver="cg", threads=1).fit(train)
-    b = ALS(factors=4, iterations=1, solver="cholesky", threads=1).fit(train)
-    for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
-        np.testing.assert_array_equal(getattr(a, name), getattr(b, name))
+def test_als_cg_matches_cholesky(small):
+    """solver='cg' (warm-started conjugate gradient) reaches the exact solver's accuracy, and
+    with enough steps (k + 1) one iteration equals the exact solve."""
+    train, test = small
+    a = ALS(factors=4, iterations=10, solver="cg", threads=1).fit(train)
+    b = ALS(factors=4, iterations=10, solver="cholesky", threads=1).fit(train)
+    assert a.score(test) == pytest.approx(b.score(test), abs=0.01)
+    c = ALS(factors=4, iterations=1, solver="cg", cg_steps=5, threads=1).fit(train)
+    d = ALS(factors=4, iterations=1, solver="cholesky", threads=1).fit(train)
+    np.testing.assert_allclose(c.user_factors_, d.user_factors_, atol=1e-3)
 
 
 @pytest.mark.parametrize("name", list(SMALL))

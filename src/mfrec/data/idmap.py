@@ -38,7 +38,10 @@ class IdMap:
     ``ids[k]`` is the raw id of dense index ``k``; ``lookup(raw)`` gives the indices (-1 if unknown).
     """
 
-    __slots__ = ("_ids", "_index")
+    __slots__ = ("_ids", "_index", "_dict")
+
+    #: queries up to this size use a Python dict (no pandas Index construction per call)
+    SMALL = 64
 
     def __init__(self, ids: Iterable[Any]) -> None:
         arr = as_id_array(list(ids) if not isinstance(ids, (np.ndarray, pd.Index, pd.Series, list)) else ids)
@@ -50,6 +53,7 @@ class IdMap:
         arr.setflags(write=False)
         self._ids = arr
         self._index = index
+        self._dict: dict | None = None
 
     @classmethod
     def factorize(cls, values: Any) -> tuple["IdMap", np.ndarray]:
@@ -85,7 +89,11 @@ class IdMap:
 
     def lookup(self, raw: Any) -> np.ndarray:
         """Dense indices (int64) of raw ids; -1 where an id is unknown."""
+        if isinstance(raw, (list, tuple)) and 0 < len(raw) <= self.SMALL:
+            return self._lookup_small(raw)
         arr = as_id_array(raw)
+        if 0 < len(arr) <= self.SMALL and arr.dtype == object:
+            return self._lookup_small(list(arr))
         if len(arr) == 0:
             return np.empty(0, dtype=np.int64)
         if self._ids.dtype.kind == "i" and arr.dtype == object:
@@ -99,6 +107,26 @@ class IdMap:
         if self._ids.dtype == object and arr.dtype.kind == "i":
             arr = arr.astype(object)
         return self._index.get_indexer(arr).astype(np.int64)
+
+    def _lookup_small(self, raw: list) -> np.ndarray:
+        if self._dict is None:
+            self._dict = {k: i for i, k in enumerate(self._ids.tolist())}
+        d = self._dict
+        out = np.empty(len(raw), dtype=np.int64)
+        numeric = self._ids.dtype.kind == "i"
+        for n, key in enumerate(raw):
+            if isinstance(key, np.generic):
+                key = key.item()
+            k = d.get(key, -1)
+            if k < 0 and numeric and isinstance(key, str):
+                try:
+                    k = d.get(int(key), -1)
+                except ValueError:
+                    pass
+            if k < 0 and numeric and isinstance(key, float) and key.is_integer():
+                k = d.get(int(key), -1)
+            out[n] = k
+        return out
 
     def index_of(self, raw: Any, what: str = "id") -> int:
         """Dense index of one raw id; KeyError naming it when unknown."""

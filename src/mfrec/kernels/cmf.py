@@ -13,6 +13,10 @@ system stays definite) and gets its factors from its attributes alone.
 
 The attribute factors ``C_c`` are ridge regressions of each feature column on the row factors of
 the rows where the feature is observed: ``(a X_o^T X_o + lam_c I) C_c = a X_o^T (V_oc - m_c)``.
+
+With the bias in the attribute model (``CMF(attribute_bias=True)``) ``C`` has a leading column
+for the bias: attribute rows are ``sqrt(a) [C_c0, C_c]``, and the attribute regressions use
+``[b_u, x_u]``; then a row with attributes but no ratings gets a bias from its attributes too.
 """
 
 from __future__ import annotations
@@ -45,7 +49,8 @@ def _chol_solve(A, b):
 
 @njit(**_OPTS)
 def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs):
-    """Stacked design (float64) and target of one row: rating rows then attribute rows."""
+    """Stacked design (float64) and target of one row: rating rows then attribute rows.
+    ``C`` has k columns, or k + 1 when the attribute model includes the bias (column 0)."""
     start = indptr[row]
     n = indptr[row + 1] - start
     k = Y.shape[1]
@@ -58,11 +63,14 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
             X[p, 1 + f] = Y[j, f]
         t[p] = data[start + p] - mu - other_bias[j]
     q = n
+    off = C.shape[1] - k
     if n_obs > 0:
         for c in range(V.shape[1]):
             if M[row, c]:
+                if off == 1:
+                    X[q, 0] = sqrt_a * C[c, 0]
                 for f in range(k):
-                    X[q, 1 + f] = sqrt_a * C[c, f]
+                    X[q, 1 + f] = sqrt_a * C[c, off + f]
                 t[q] = sqrt_a * (V[row, c] - means[c])
                 q += 1
     return X, t
@@ -94,7 +102,8 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
 
     ``indptr/indices/data``: the CSR ratings of this side; ``Y``, ``other_bias``: the other
     side's factors and biases; ``V``, ``M`` (rows x features, float64 / bool), ``means``, ``C``
-    (features x k): this side's attributes and attribute factors (``V.shape[1] == 0`` or
+    (features x k, or x (k+1) with the bias in the attribute model as column 0): this side's
+    attributes and attribute factors (``V.shape[1] == 0`` or
     ``attr_weight == 0`` for none). ``X_out``, ``bias_out`` are updated in place;
     ``sse_out[0]`` gets the ratings' squared error, ``sse_out[1]`` the weighted attribute one.
     """
@@ -118,11 +127,12 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
             bias_out[row] = 0.0
             continue
         X, t = _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs)
+        bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
         lam_vec = np.full(k + 1, lam)
-        lam_vec[0] = lam_bias if n > 0 else 1.0
+        lam_vec[0] = lam_bias if bias_free else 1.0
         if use_cg:
             w = np.empty(k + 1)
-            w[0] = bias_out[row] if n > 0 else 0.0
+            w[0] = bias_out[row] if bias_free else 0.0
             for f in range(k):
                 w[1 + f] = X_out[row, f]
             w = _cg(X, t, lam_vec, w, cg_steps)
@@ -148,11 +158,15 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
 
 
 @njit(parallel=True, **_OPTS)
-def attribute_factor_step(Xf, V, M, means, attr_weight, lam, C_out):
+def attribute_factor_step(Xf, bias, V, M, means, attr_weight, lam, C_out):
     """Ridge of every attribute feature column on the row factors ``Xf`` over the rows where it is
-    observed; ``C_out`` (features x k) updated in place. Returns the weighted attribute SSE."""
+    observed; ``C_out`` (features x k) updated in place. When ``C_out`` has k + 1 columns the
+    regressors are ``[bias, Xf]`` (the bias in the attribute model). Returns the weighted
+    attribute SSE."""
     n_rows, p_feat = V.shape
-    k = Xf.shape[1]
+    kf = Xf.shape[1]
+    off = C_out.shape[1] - kf
+    k = kf + off
     sse = np.zeros(p_feat)
     for c in prange(p_feat):
         n_obs = 0
@@ -168,8 +182,10 @@ def attribute_factor_step(Xf, V, M, means, attr_weight, lam, C_out):
         q = 0
         for u in range(n_rows):
             if M[u, c]:
-                for f in range(k):
-                    Xo[q, f] = Xf[u, f]
+                if off == 1:
+                    Xo[q, 0] = bias[u]
+                for f in range(kf):
+                    Xo[q, off + f] = Xf[u, f]
                 t[q] = V[u, c] - means[c]
                 q += 1
         A = attr_weight * (Xo.T @ Xo)

@@ -20,3 +20,15 @@ def pair_dots(P, Q, users, items, out):
         for f in range(k):
             s += P[u, f] * Q[i, f]
         out[t] = s
+
+
+@njit(cache=True, fastmath=True, nogil=True)
+def score_items(Q, x, base, offset, out):
+    """``out[i] = base[i] + offset + Q[i] . x`` for every item: one user's scores, serial and
+    BLAS-free (a single request must not wake a BLAS thread pool)."""
+    k = Q.shape[1]
+    for i in range(Q.shape[0]):
+        s = np.float32(0.0)
+        for f in range(k):
+            s += Q[i, f] * x[f]
+        out[i] = base[i] + offset + s

@@ -69,6 +69,9 @@ class CMF(FactorModel):
         rating errors. 0 ignores that side's attributes.
     attribute_regularization
         Penalty ``lam_attr`` on the attribute factors ``C`` and ``D``.
+    attribute_bias
+        Put the biases into the attribute models too, ``U ~ m + [b_u, A] C^T`` (C gets a leading
+        bias column): attributes then also predict the bias of users / items without ratings.
     """
 
     _epochs_param = "iterations"
@@ -85,6 +88,7 @@ class CMF(FactorModel):
         user_attribute_weight: float = 1.0,
         item_attribute_weight: float = 1.0,
         attribute_regularization: float = 1.0,
+        attribute_bias: bool = False,
         solver: str = "cg",
         cg_steps: int = 3,
         init_std: float = 0.1,
@@ -100,6 +104,7 @@ class CMF(FactorModel):
         self.user_attribute_weight = user_attribute_weight
         self.item_attribute_weight = item_attribute_weight
         self.attribute_regularization = attribute_regularization
+        self.attribute_bias = attribute_bias
         self.solver = solver
         self.cg_steps = cg_steps
         self.init_std = init_std
@@ -215,8 +220,9 @@ class CMF(FactorModel):
         self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
         self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
         self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        self.user_attribute_factors_ = np.zeros((self._attr["user"][0].shape[1], k), dtype=dtype)
-        self.item_attribute_factors_ = np.zeros((self._attr["item"][0].shape[1], k), dtype=dtype)
+        off = 1 if self.attribute_bias else 0
+        self.user_attribute_factors_ = np.zeros((self._attr["user"][0].shape[1], k + off), dtype=dtype)
+        self.item_attribute_factors_ = np.zeros((self._attr["item"][0].shape[1], k + off), dtype=dtype)
         self._attr_sse = 0.0
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
@@ -234,12 +240,12 @@ class CMF(FactorModel):
                       U, Um, um, self.user_attribute_factors_, wu, self.user_factors_, self.user_bias_,
                       lam, lam_b, use_cg, steps, sse)
         if wu > 0 and U.shape[1]:
-            attr_sse += attribute_factor_step(self.user_factors_, U, Um, um, wu, lam_c, self.user_attribute_factors_)
+            attr_sse += attribute_factor_step(self.user_factors_, self.user_bias_, U, Um, um, wu, lam_c, self.user_attribute_factors_)
         cmf_half_step(bi.indptr, bi.indices, bi.data, self.user_factors_, self.user_bias_, self.global_mean_,
                       I, Im, im, self.item_attribute_factors_, wi, self.item_factors_, self.item_bias_,
                       lam, lam_b, use_cg, steps, sse)
         if wi > 0 and I.shape[1]:
-            attr_sse += attribute_factor_step(self.item_factors_, I, Im, im, wi, lam_c, self.item_attribute_factors_)
+            attr_sse += attribute_factor_step(self.item_factors_, self.item_bias_, I, Im, im, wi, lam_c, self.item_attribute_factors_)
         self._attr_sse = attr_sse
         return float(sse[0])
 
@@ -305,15 +311,19 @@ class CMF(FactorModel):
         Xr = np.hstack([np.ones((len(t), 1)), Y.astype(np.float64)])
         G = Xr.T @ Xr
         rhs = Xr.T @ t
-        if weight > 0 and observed.any():
+        use_attr = weight > 0 and observed.any()
+        if use_attr:
             Co = C[observed]
-            G[1:, 1:] += weight * (Co.T @ Co)
-            rhs[1:] += weight * (Co.T @ (values[observed] - means[observed]))
+            if Co.shape[1] == k:  # no bias column in the attribute model
+                Co = np.hstack([np.zeros((len(Co), 1)), Co])
+            G += weight * (Co.T @ Co)
+            rhs += weight * (Co.T @ (values[observed] - means[observed]))
+        bias_free = len(t) > 0 or (use_attr and C.shape[1] > k)
         G[np.diag_indices_from(G)] += lam
-        G[0, 0] += (lam_b if len(t) else 1.0) - lam
+        G[0, 0] += (lam_b if bias_free else 1.0) - lam
         factor = sla.cho_factor(G, lower=True, check_finite=False)
         w = sla.cho_solve(factor, rhs, check_finite=False)
-        bias = float(w[0]) if len(t) else 0.0
+        bias = float(w[0]) if bias_free else 0.0
         return bias, w[1:1 + k], factor, Xr
 
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list,
