@@ -1,12 +1,14 @@
 """mfrec: matrix-factorization recommenders on fast Numba kernels, raw ids in and out."""
 
-from mfrec import split
+from mfrec import metrics, split
 from mfrec.data.datasets import Dataset, find_items, load_dataset
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
 from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError
+from mfrec.evaluate import cross_validate, evaluate
 from mfrec.persist import load_model, save_model
+from mfrec.tune import TuneResult, tune
 from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
@@ -27,11 +29,16 @@ __all__ = [
     "Ratings",
     "SVDpp",
     "TrainingDivergedError",
+    "TuneResult",
     "__version__",
+    "cross_validate",
+    "evaluate",
     "find_items",
     "load_dataset",
     "load_model",
+    "metrics",
     "save_model",
     "split",
     "synthetic",
+    "tune",
 ]

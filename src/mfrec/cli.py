@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -126,11 +127,10 @@ def _frame_table(df, title: str = "", columns: Optional[list[str]] = None) -> Ta
     cols = columns or list(df.columns)
     for c in cols:
         table.add_column(str(c), overflow="fold")
-    for _, row in df[cols].iterrows():
+    for row in df[cols].itertuples(index=False):
         cells = []
-        for c in cols:
-            v = row[c]
-            if isinstance(v, float):
+        for v in row:
+            if isinstance(v, (float, np.floating)) and not float(v).is_integer():
                 cells.append(f"{v:.3f}")
             elif isinstance(v, (list, tuple)):
                 cells.append(", ".join(map(str, v)))

@@ -73,9 +73,9 @@ def rank_test_users(
     of those that were not (not in the model, or without any training rating).
 
     When ``train`` is given and holds pairs the model did not train on, those items are dropped
-    from the lists too; ``recommend_many`` is then asked for ``n`` plus the largest number of
-    such extra items of a ranked user, so every list still has ``n`` items when the catalogue
-    allows, and the survivors are re-ranked 1..n.
+    from the lists too: ``recommend_many`` is asked for ``n`` plus the user's number of such extra
+    items (users with similar counts in one call), so every list still has ``n`` items when the
+    catalogue allows, and the survivors are re-ranked 1..n.
     """
     model._require_fitted()
     if int(n) < 1:
@@ -90,8 +90,9 @@ def rank_test_users(
     if len(ranked) == 0:
         return empty, ranked, unknown
 
+    n_items = len(model.item_map_)
     extra_keys = np.empty(0, dtype=np.int64)
-    n_request = n
+    need = np.full(len(ranked), n, dtype=np.int64)  # list length to ask recommend_many for
     if train is not None:
         train = as_ratings(train, "train")
         if not (train.user_map is model.user_map_ and train.by_user is model.seen_):
@@ -99,30 +100,33 @@ def rank_test_users(
             keys = keys[keys >= 0]
             seen = model.seen_
             rows = np.repeat(np.arange(seen.shape[0], dtype=np.int64), np.diff(seen.indptr))
-            seen_keys = rows * len(model.item_map_) + seen.indices
+            seen_keys = rows * n_items + seen.indices
             extra_keys = keys[~np.isin(keys, seen_keys)]
             if len(extra_keys):
-                per_user = np.bincount(extra_keys // len(model.item_map_), minlength=len(model.user_map_))
-                n_request = n + int(per_user[model.user_map_.lookup(ranked)].max())
-    n_request = min(n_request, max(len(model.item_map_), 1))
+                per_user = np.bincount(extra_keys // n_items, minlength=len(model.user_map_))
+                need += per_user[model.user_map_.lookup(ranked)]
+    need = np.minimum(need, max(n_items, 1))
 
-    recs = model.recommend_many(ranked, n=n_request, exclude_seen=True)
-    recs = recs[["user", "item", "score", "rank"]]
-    if len(extra_keys):
+    if len(extra_keys) == 0:
+        recs = model.recommend_many(ranked, n=n, exclude_seen=True)
+    else:
+        # users asking for about as many items go together (lengths rounded up to powers of two),
+        # so one user with many extra items does not lengthen every list
+        bucket = np.minimum(2 ** np.ceil(np.log2(need)).astype(np.int64), max(n_items, 1))
+        parts = []
+        for size in np.unique(bucket):
+            chosen = np.flatnonzero(bucket == size)
+            part = model.recommend_many(ranked[chosen], n=int(size), exclude_seen=True)
+            part["_order"] = chosen[pd.Index(ranked[chosen]).get_indexer(part["user"].to_numpy())]
+            parts.append(part)
+        recs = pd.concat(parts, ignore_index=True).sort_values(["_order", "rank"], kind="stable").drop(columns="_order")
         drop = np.isin(_pair_keys(model, recs["user"].to_numpy(), recs["item"].to_numpy()), extra_keys)
         recs = recs.loc[~drop].copy()
         # rows of a user stay in rank order: re-rank the survivors 1..
         recs["rank"] = recs.groupby("user", sort=False).cumcount().to_numpy(np.int64) + 1
+    recs = recs[["user", "item", "score", "rank"]]
     recs = recs.loc[recs["rank"] <= n].reset_index(drop=True)
     return recs, ranked, unknown
-
-
-def _model_popularity(model: Any) -> tuple[pd.Series, int]:
-    """Training popularity (users per item) from the model's training matrix ``seen_``."""
-    seen = model.seen_
-    counts = np.bincount(seen.indices, minlength=len(model.item_map_))
-    pop = pd.Series(counts, index=pd.Index(model.item_map_.ids), name="popularity")
-    return pop, int((np.diff(seen.indptr) > 0).sum())
 
 
 def evaluate(
@@ -168,49 +172,42 @@ def evaluate(
         )
 
     values: dict[str, Any] = {}
-    users = pd.unique(test.raw_users)
+    users = pd.unique(test.raw_users)  # distinct test users, first-seen order
+    codes = pd.Index(users).get_indexer(test.raw_users)  # each rating's position in `users`
     known = _known_users(model, users)
-    table = pd.DataFrame(index=pd.Index(users, name="user"))
+    n_test_user = np.bincount(codes, minlength=len(users))
+    table = pd.DataFrame({"known": known, "n_test": n_test_user}, index=pd.Index(users, name="user"))
 
     if rating_names:
         pred = np.asarray(model.predict(test.raw_users, test.raw_items), dtype=np.float64)
         true = test.values.astype(np.float64)
         for name in rating_names:
             values[name] = rmse(pred, true) if parse_metric(name)[0] == "rmse" else mae(pred, true)
-        if per_user:
-            codes = pd.Index(users).get_indexer(test.raw_users)
-            count = np.bincount(codes, minlength=len(users))
-            table["n_test"] = count
-            for name in rating_names:
-                err = (pred - true) ** 2 if parse_metric(name)[0] == "rmse" else np.abs(pred - true)
-                per = np.bincount(codes, weights=err, minlength=len(users)) / count
-                table[name] = np.sqrt(per) if parse_metric(name)[0] == "rmse" else per
+            if per_user:
+                sq = parse_metric(name)[0] == "rmse"
+                err = (pred - true) ** 2 if sq else np.abs(pred - true)
+                per = np.bincount(codes, weights=err, minlength=len(users)) / n_test_user
+                table[name] = np.sqrt(per) if sq else per
 
     extra: dict[str, Any] = {}
     if ranking_names:
         max_k = max(parse_metric(name)[1] for name in ranking_names)
         recs, ranked, _ = rank_test_users(model, test, max_k, train)
-        codes = pd.Index(users).get_indexer(test.raw_users)
-        test_known = test.subset(known[codes]) if len(ranked) else None
-        if test_known is not None:
-            popularity, n_train_users = item_popularity(train) if train is not None else _model_popularity(model)
-            res = ranking_metrics(
-                recs, test_known.to_dataframe(), ranking_names, relevance_threshold=relevance_threshold,
-                popularity=popularity, n_train_users=n_train_users, catalog_size=len(model.item_map_),
-                per_user=per_user,
-            )
+        n_relevant = 0
+        if len(ranked):
+            res = _ranking_in_index_space(model, test, users, codes, known, recs, ranking_names, train,
+                                          relevance_threshold, per_user)
             values.update({name: res[name] for name in ranking_names})
             n_relevant = res["n_users_relevant"]
             if per_user:
-                pu = res["per_user"].reindex(table.index)
-                if "n_test" not in table.columns:
-                    table["n_test"] = np.bincount(pd.Index(users).get_indexer(test.raw_users), minlength=len(users))
-                for col in pu.columns.drop("n_test"):
-                    table[col] = pu[col].to_numpy()
+                pu = res["per_user"].reindex(model.user_map_.lookup(users))  # NaN rows for unranked users
+                table["n_relevant"] = pu["n_relevant"].to_numpy()
+                for name in pu.columns.drop(["n_test", "n_relevant"]):
+                    table[name] = pu[name].to_numpy()
         else:
             values.update({name: float("nan") for name in ranking_names})
-            n_relevant = 0
             if per_user:
+                table["n_relevant"] = np.nan
                 for name in ranking_names:
                     if parse_metric(name)[0] != "coverage":
                         table[name] = np.nan
@@ -221,11 +218,39 @@ def evaluate(
     result.update(extra)
     result["n_unknown_users"] = int((~known).sum())
     if per_user:
-        if "n_test" not in table.columns:
-            table["n_test"] = np.bincount(pd.Index(users).get_indexer(test.raw_users), minlength=len(users))
-        table.insert(0, "known", known)
         result["per_user"] = table
     return result
+
+
+def _ranking_in_index_space(model: Any, test: Ratings, users: np.ndarray, codes: np.ndarray, known: np.ndarray,
+                            recs: pd.DataFrame, names: list[str], train: Ratings | pd.DataFrame | None,
+                            relevance_threshold: float, per_user: bool) -> dict[str, Any]:
+    """Ranking metrics with users and items as the model's dense indices, so test ids spelled
+    differently from the model's (``"12"`` vs ``12``) still match. Test items the model does not
+    know get distinct negative codes: they stay relevant but can never be hit."""
+    keep = known[codes]
+    t_users = model.user_map_.lookup(users)[codes[keep]]
+    raw_items = test.raw_items[keep]
+    t_items = model.item_map_.lookup(raw_items)
+    missing = t_items < 0
+    if missing.any():
+        t_items[missing] = -1 - pd.factorize(raw_items[missing])[0]
+    test_frame = pd.DataFrame({"user": t_users, "item": t_items, "rating": test.values[keep]})
+    rec_frame = pd.DataFrame({"user": model.user_map_.lookup(recs["user"].to_numpy()),
+                              "item": model.item_map_.lookup(recs["item"].to_numpy()),
+                              "rank": recs["rank"].to_numpy()})
+    n_items = len(model.item_map_)
+    if train is None:
+        seen = model.seen_
+        popularity = pd.Series(np.bincount(seen.indices, minlength=n_items), index=np.arange(n_items))
+        n_train_users = int((np.diff(seen.indptr) > 0).sum())
+    else:
+        pop_raw, n_train_users = item_popularity(train)
+        idx = model.item_map_.lookup(pop_raw.index.to_numpy())
+        popularity = pd.Series(pop_raw.to_numpy()[idx >= 0], index=idx[idx >= 0])
+    return ranking_metrics(rec_frame, test_frame, names, relevance_threshold=relevance_threshold,
+                           popularity=popularity, n_train_users=n_train_users, catalog_size=n_items,
+                           per_user=per_user)
 
 
 # ---------------------------------------------------------------------------- cross-validation
@@ -276,7 +301,9 @@ def cross_validate(
     separate processes (spawned, so the Numba thread pools never see a fork); a model with
     ``threads=None`` then runs on ``cores // n_jobs`` threads in each worker (unless
     ``MFREC_THREADS`` is set). SGD results depend on the thread count, so parallel and sequential
-    runs agree exactly only for a model with an explicit ``threads``.
+    runs agree exactly only for a model with an explicit ``threads``. As with any spawned
+    process pool, a script that calls this with ``n_jobs > 1`` needs the
+    ``if __name__ == "__main__":`` guard.
     """
     if "train" in evaluate_kwargs or "per_user" in evaluate_kwargs:
         raise TypeError("cross_validate sets each fold's training data itself; do not pass train= or per_user=")

@@ -40,7 +40,7 @@ metric is a few numpy reductions over it.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd

@@ -204,7 +204,7 @@ class RecommenderMixin:
             out_u.append(ub[rows])
             out_i.append(cand[idx[valid]])
             out_s.append(vals[valid])
-            out_r.append(np.concatenate([np.arange(1, c + 1) for c in valid.sum(axis=1)]) if len(ub) else np.array([], int))
+            out_r.append(np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[valid])
         u = np.concatenate(out_u) if out_u else np.array([], dtype=np.int64)
         i = np.concatenate(out_i) if out_i else np.array([], dtype=np.int64)
         df = pd.DataFrame({

@@ -27,6 +27,7 @@ import pandas as pd
 
 from mfrec.data.ratings import Ratings
 from mfrec.data.splits import random_split
+from mfrec.errors import TrainingDivergedError
 from mfrec.evaluate import evaluate
 from mfrec.metrics import parse_metric
 from mfrec.models.base import as_ratings
@@ -44,8 +45,8 @@ class TuneResult:
     ``trials``: one row per trial, ``trial`` (0-based), the sampled parameters, ``score``,
     ``epochs`` (epochs or iterations actually run), ``best_epoch`` and ``seconds`` (fit + score).
     ``best_model`` is the best trial's model, fitted on the training part (not refitted on all
-    the data). A failed trial (non-finite score, e.g. a diverged SGD) has ``score`` NaN and is
-    never the best.
+    the data). A failed trial (training diverged, or a non-finite score) has ``score`` NaN (and
+    ``epochs`` NaN when training diverged; a warning names it) and is never the best.
     """
 
     best_params: dict[str, Any]
@@ -253,8 +254,13 @@ def tune(
     def record(params: dict[str, Any]) -> float:
         nonlocal best
         full = {**base, **params}
-        model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
-                                                               relevance_threshold)
+        t0 = time.perf_counter()
+        try:
+            model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
+                                                                   relevance_threshold)
+        except TrainingDivergedError as exc:  # a bad corner of the space: a failed trial, not a failed search
+            warnings.warn(f"trial {len(rows)} with {params} failed: {exc}", stacklevel=3)
+            model, score, epochs, best_epoch, seconds = None, float("nan"), None, None, time.perf_counter() - t0
         if not np.isfinite(score):
             score = float("nan")
         rows.append({"trial": len(rows), **params, "score": score, "epochs": epochs, "best_epoch": best_epoch,

@@ -1,0 +1,163 @@
+"""tune(): budget, reproducibility, search spaces, grid, early stopping, optuna (when installed)."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mfrec
+from mfrec.evaluate import evaluate
+from mfrec.split import random_split
+from mfrec.tune import TuneResult, sample_space, tune
+
+FAST = {"threads": 1, "epochs": 8, "factors": 4}
+HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
+
+
+@pytest.fixture(scope="module")
+def ratings():
+    return mfrec.synthetic(250, 150, 6000, factors=4, seed=1)
+
+
+def test_budget_result_and_trial_table(ratings):
+    space = {"learning_rate": ("log", 1e-4, 0.05), "regularization": (0.0, 0.2)}
+    res = tune(mfrec.BiasedMF, ratings, space, trials=5, fixed=FAST, seed=0)
+    assert isinstance(res, TuneResult)
+    assert len(res.trials) == 5
+    assert list(res.trials.columns) == ["trial", "learning_rate", "regularization", "score", "epochs",
+                                        "best_epoch", "seconds"]
+    assert list(res.trials["trial"]) == [0, 1, 2, 3, 4]
+    assert res.best_score == res.trials["score"].min()
+    best_row = res.trials.loc[res.trials["score"].idxmin()]
+    assert res.best_params == {"learning_rate": best_row["learning_rate"], "regularization": best_row["regularization"]}
+    assert res.direction == "minimize" and res.metric == "rmse"
+    # the best model is the best trial's fitted model, with the fixed parameters applied
+    assert res.best_model.fitted_ and res.best_model.factors == 4 and res.best_model.threads == 1
+    assert res.best_model.learning_rate == res.best_params["learning_rate"]
+    _, val = random_split(ratings, test_size=0.2, seed=0)  # validation=None -> 0.2 carved with the seed
+    assert evaluate(res.best_model, val)["rmse"] == pytest.approx(res.best_score)
+    assert (res.trials["epochs"] <= FAST["epochs"]).all() and (res.trials["seconds"] >= 0).all()
+
+
+def test_same_seed_same_trials(ratings):
+    space = {"learning_rate": ("log", 1e-3, 0.05), "factors": (2, 8), "regularization": [0.01, 0.05, 0.1]}
+    fixed = {"threads": 1, "epochs": 4}
+    a = tune(mfrec.BiasedMF, ratings, space, trials=4, fixed=fixed, seed=7)
+    b = tune(mfrec.BiasedMF, ratings, space, trials=4, fixed=fixed, seed=7)
+    c = tune(mfrec.BiasedMF, ratings, space, trials=4, fixed=fixed, seed=8)
+    cols = ["learning_rate", "factors", "regularization"]
+    pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
+    assert np.array_equal(a.trials["score"], b.trials["score"])  # threads=1: bit-identical fits
+    assert not a.trials[cols].equals(c.trials[cols])
+    assert a.trials[cols].to_dict("records") == sample_space(space, 4, seed=7)
+
+
+def test_search_space_kinds():
+    space = {"f": (2, 9), "lr": ("log", 1e-4, 1e-1), "x": (0.5, 1.5), "n": ("log", 1, 1000), "c": ["a", "b"], "k": 3}
+    draws = pd.DataFrame(sample_space(space, 300, seed=0))
+    assert draws["f"].map(type).eq(int).all() and draws["f"].between(2, 9).all() and draws["f"].nunique() == 8
+    assert draws["lr"].between(1e-4, 1e-1).all()
+    # log-uniform: about as many draws per decade
+    decades = np.floor(np.log10(draws["lr"])).value_counts()
+    assert len(decades) == 3 and decades.min() > 60
+    assert draws["x"].map(type).eq(float).all() and draws["x"].between(0.5, 1.5).all()
+    assert draws["n"].map(type).eq(int).all() and draws["n"].between(1, 1000).all()
+    assert set(draws["c"]) == {"a", "b"} and (draws["k"] == 3).all()
+    for bad in ({"f": (3, 1)}, {"f": ("log", 0, 1)}, {"f": (1, 2, 3)}, {"f": []}, {}):
+        with pytest.raises(ValueError):
+            sample_space(bad, 1)
+
+
+def test_improves_over_a_bad_starting_point(ratings):
+    fixed = {"threads": 1, "epochs": 10, "factors": 4}
+    bad = tune(mfrec.BiasedMF, ratings, {"learning_rate": [1e-4]}, trials=1, fixed=fixed)
+    good = tune(mfrec.BiasedMF, ratings, {"learning_rate": ("log", 1e-4, 0.05)}, trials=6, fixed=fixed)
+    assert good.best_score < bad.best_score - 0.05
+    assert good.best_params["learning_rate"] > 1e-3
+
+
+def test_grid_enumerates_combinations(ratings):
+    space = {"factors": [2, 4], "regularization": [0.01, 0.1], "learning_rate": 0.02}
+    res = tune(mfrec.BiasedMF, ratings, space, method="grid", trials=None, fixed={"threads": 1, "epochs": 3})
+    combos = set(zip(res.trials["factors"], res.trials["regularization"]))
+    assert combos == {(2, 0.01), (2, 0.1), (4, 0.01), (4, 0.1)} and len(res.trials) == 4
+    assert (res.trials["learning_rate"] == 0.02).all()
+    with pytest.warns(UserWarning, match="4 combinations but trials=3"):
+        capped = tune(mfrec.BiasedMF, ratings, space, method="grid", trials=3, fixed={"threads": 1, "epochs": 3})
+    assert len(capped.trials) == 3
+    assert set(zip(capped.trials["factors"], capped.trials["regularization"])) <= combos
+    with pytest.raises(ValueError, match="grid"):
+        tune(mfrec.BiasedMF, ratings, {"factors": (2, 8)}, method="grid")
+
+
+def test_early_stopping_and_validation_set(ratings):
+    train, val = random_split(ratings, test_size=0.2, seed=3)
+    fixed = {"threads": 1, "epochs": 40, "factors": 4}
+    res = tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=val, fixed=fixed,
+               early_stopping=1)
+    row = res.trials.iloc[0]
+    assert res.best_model.early_stopping == 1
+    assert row["epochs"] < 40 and row["best_epoch"] <= row["epochs"]  # stopped early on validation RMSE
+    assert res.best_score == pytest.approx(evaluate(res.best_model, val)["rmse"])
+    off = tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=val, fixed=fixed,
+               early_stopping=None)
+    assert off.trials.iloc[0]["epochs"] == 40 and off.best_model.early_stopping is None
+
+
+def test_ranking_metric_is_maximized_and_models_without_early_stopping(ratings):
+    res = tune(mfrec.ImplicitALS, ratings, {"regularization": ("log", 0.1, 100.0)}, trials=3, metric="ndcg@10",
+               fixed={"threads": 1, "iterations": 3, "factors": 4})
+    assert res.direction == "maximize" and res.best_score == res.trials["score"].max()
+    assert 0 < res.best_score <= 1
+    with pytest.raises(ValueError, match="ranking metric"):
+        tune(mfrec.ImplicitALS, ratings, {"factors": [2]}, metric="rmse")
+
+
+def test_diverged_trials_fail_alone(ratings):
+    fixed = {"threads": 1, "epochs": 4, "factors": 4}
+    with pytest.warns(UserWarning, match="trial 1 .* failed"):
+        res = tune(mfrec.BiasedMF, ratings, {"learning_rate": [0.02, 50.0]}, method="grid", fixed=fixed)
+    assert len(res.trials) == 2 and np.isnan(res.trials["score"].iloc[1])
+    assert res.best_params == {"learning_rate": 0.02} and np.isfinite(res.best_score)
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="all 1 trials failed"):
+        tune(mfrec.BiasedMF, ratings, {"learning_rate": [50.0]}, method="grid", fixed=fixed)
+
+
+def test_argument_errors(ratings):
+    with pytest.raises(ValueError, match="no parameter"):
+        tune(mfrec.BiasedMF, ratings, {"nonsense": [1]})
+    with pytest.raises(ValueError, match="both"):
+        tune(mfrec.BiasedMF, ratings, {"factors": [1]}, fixed={"factors": 2})
+    with pytest.raises(ValueError, match="method"):
+        tune(mfrec.BiasedMF, ratings, {"factors": [1]}, method="bayes")
+    with pytest.raises(ValueError, match="unknown metric"):
+        tune(mfrec.BiasedMF, ratings, {"factors": [1]}, metric="auc")
+
+
+def test_starting_from_an_instance(ratings):
+    start = mfrec.BiasedMF(factors=3, epochs=2, threads=1, regularization=0.123)
+    res = tune(start, ratings, {"learning_rate": [0.01, 0.02]}, method="grid")
+    assert res.best_model.factors == 3 and res.best_model.regularization == 0.123
+    assert res.best_model.early_stopping == 3  # the tune default patience
+
+
+@pytest.mark.skipif(HAS_OPTUNA, reason="optuna is installed")
+def test_optuna_missing_is_a_clear_error(ratings):
+    with pytest.raises(ImportError, match=r"mfrec\[tune\]"):
+        tune(mfrec.BiasedMF, ratings, {"factors": [2]}, method="optuna")
+
+
+@pytest.mark.skipif(not HAS_OPTUNA, reason="optuna not installed (extra 'tune')")
+def test_optuna_is_seeded(ratings):
+    space = {"learning_rate": ("log", 1e-3, 0.05), "factors": (2, 6), "regularization": [0.02, 0.1]}
+    fixed = {"threads": 1, "epochs": 4}
+    a = tune(mfrec.BiasedMF, ratings, space, trials=4, method="optuna", seed=1, fixed=fixed)
+    b = tune(mfrec.BiasedMF, ratings, space, trials=4, method="optuna", seed=1, fixed=fixed)
+    cols = ["learning_rate", "factors", "regularization"]
+    pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
+    assert len(a.trials) == 4 and a.trials["factors"].between(2, 6).all()
+    assert all(math.isfinite(s) for s in a.trials["score"])
