@@ -432,7 +432,8 @@ def recommend(
         df = est.recommend(uid, n=n, item_bias_weight=item_bias_weight)
     elif rate or rate_title:
         ratings = _parse_rates(est, rate)
-        ratings.update(_resolve_titles(est, rate_title))
+        if rate_title:
+            ratings.update(_resolve_titles(est, rate_title))
         df = est.recommend_new(ratings, n=n, explain=explain, item_bias_weight=item_bias_weight)
     else:
         raise ValueError("give --user ID, or --rate ITEM=RATING / --rate-title \"TITLE=RATING\"")

@@ -79,6 +79,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     if model.item_info_ is not None:
         info = model.item_info_
         item_table = [c for c in ("title", "genres", "year") if c in info.columns]
+        arrays["item_info_known"] = info.notna().any(axis=1).to_numpy()
         if "title" in info:
             arrays["item_title"] = info["title"].fillna("").astype(str).to_numpy().astype(str)
         if "genres" in info:
@@ -174,7 +175,11 @@ def load_model(path: str | Path) -> Any:
     if "item_year" in arrays:
         year = arrays.pop("item_year")
         table["year"] = pd.array(np.where(year < 0, None, year), dtype="Int64")
-    model.item_info_ = pd.DataFrame(table, index=pd.Index(model.item_map_.ids, name="item")) if table else None
+    known = arrays.pop("item_info_known", None)
+    info = pd.DataFrame(table, index=pd.Index(model.item_map_.ids, name="item")) if table else None
+    if info is not None and known is not None and not known.all():
+        info.loc[~known, :] = np.nan  # items the attached table did not cover
+    model.item_info_ = info
     for name, arr in arrays.items():
         setattr(model, name, arr)
     model.rating_scale_ = tuple(manifest["rating_scale"])

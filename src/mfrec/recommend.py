@@ -284,6 +284,8 @@ class RecommenderMixin:
         zero user is scored, i.e. items rank by ``mean + item_bias`` (popularity for implicit
         models). Unknown rated items are listed in ``df.attrs['unknown_items']``.
         """
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         fold = self.fold_in(ratings if ratings is not None else {})
         cand_mask = self._candidate_mask(items, filter)
         if exclude_rated:
@@ -302,12 +304,14 @@ class RecommenderMixin:
         return df
 
     def _contributions(self, fold: FoldIn, chosen: np.ndarray) -> np.ndarray:
-        """contrib[r, j]: part of recommended item r's score due to rated item j."""
+        """contrib[r, j]: part of recommended item r's personal score ``x . q_r`` due to rated item j
+        (exact: the ridge solution is linear in the targets, so the parts sum to ``x . q_r``)."""
         use_bias = bool(self._has_bias)
         Q = self.item_factors_[fold.item_indices].astype(np.float64)
         X = np.hstack([np.ones((len(Q), 1)), Q]) if use_bias else Q
         Qc = self.item_factors_[chosen].astype(np.float64)
-        Xc = np.hstack([np.ones((len(Qc), 1)), Qc]) if use_bias else Qc
+        # the personal part x.q_r only: the new user's bias is common to every item, not a reason
+        Xc = np.hstack([np.zeros((len(Qc), 1)), Qc]) if use_bias else Qc
         H = Xc @ sla.cho_solve(fold.solve, X.T, check_finite=False)  # chosen x rated "hat" weights
         return H * fold.targets[None, :]
 
@@ -344,6 +348,8 @@ class RecommenderMixin:
         """The ``n`` nearest items to ``item`` by cosine similarity of the item factors:
         DataFrame ``item``, ``similarity`` (+ ``title``, ``genres``)."""
         self._require_fitted()
+        if n < 1:
+            raise ValueError(f"n must be >= 1, got {n}")
         j = self.item_map_.index_of(item, "item")
         Q = self.item_factors_.astype(np.float32)
         if Q.shape[1] == 0:

@@ -13,6 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
@@ -103,7 +104,9 @@ class FactorModel(RecommenderMixin, Estimator):
         self.global_mean_ = float(train.global_mean) if self._has_bias else 0.0
         self.train_mean_ = float(train.global_mean)
         self.n_train_ = len(train)
-        self.seen_ = train.by_user
+        by_user = train.by_user
+        self.seen_ = sp.csr_matrix((np.ones(by_user.nnz, dtype=np.float32), by_user.indices, by_user.indptr),
+                                   shape=by_user.shape)  # which items each user rated (0/1)
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         val_idx = None

@@ -1,0 +1,583 @@
+"""Recommendation, fold-in, explanations, add_user and item similarity (mfrec.recommend).
+
+Small synthetic data checked against numpy computed by hand; one real-data test (the seed
+notebook's two guests on ml-latest-small) with the issue's acceptance bounds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import mfrec
+import mfrec.recommend as recmod
+from mfrec import ALS, Baseline, BiasedMF, FunkMF, ImplicitALS, SVDpp
+from mfrec.errors import DataError
+from mfrec.kernels.als import als_half_step
+from tests.conftest import dataset_dir
+
+N_USERS, N_ITEMS = 60, 40
+
+
+# ----------------------------------------------------------------------------- fixtures and helpers
+@pytest.fixture(scope="module")
+def ratings() -> mfrec.Ratings:
+    return mfrec.synthetic(N_USERS, N_ITEMS, 800, factors=3, seed=1)
+
+
+def _bmf(ratings):
+    return BiasedMF(factors=4, epochs=5, seed=0, threads=1).fit(ratings)
+
+
+@pytest.fixture(scope="module")
+def bmf(ratings) -> BiasedMF:
+    """A fitted BiasedMF that the tests must not mutate (add_user tests fit their own)."""
+    return _bmf(ratings)
+
+
+def seen(r: mfrec.Ratings, user) -> set:
+    df = r.to_dataframe()
+    return set(df.loc[df["user"] == user, "item"])
+
+
+def hand_scores(m, user, item_bias_weight: float = 1.0) -> pd.Series:
+    """mu + b_u + w * b_i + x_u . q_i for every item, by hand (float64), indexed by raw item."""
+    u = m.user_map_.index_of(user)
+    s = (m.global_mean_ + float(m.user_bias_[u]) + item_bias_weight * m.item_bias_.astype(np.float64)
+         + m.item_factors_.astype(np.float64) @ m.user_factors_[u].astype(np.float64))
+    return pd.Series(s, index=m.item_map_.ids)
+
+
+def ridge(Q: np.ndarray, t: np.ndarray, lam: float, lam_b: float, use_bias: bool) -> tuple[float, np.ndarray]:
+    """argmin_{b, x} |t - b - Q x|^2 + lam |x|^2 + lam_b b^2 (b = 0 without bias), dense numpy."""
+    Q = np.asarray(Q, dtype=np.float64)
+    X = np.hstack([np.ones((len(Q), 1)), Q]) if use_bias else Q
+    D = np.full(X.shape[1], float(lam))
+    if use_bias:
+        D[0] = lam_b
+    w = np.linalg.solve(X.T @ X + np.diag(D), X.T @ t)
+    return (float(w[0]), w[1:]) if use_bias else (0.0, w)
+
+
+RATED = {0: 5.0, 3: 1.0, 7: 4.0, 11: 2.5, 19: 3.5, 30: 4.5}
+
+
+# ----------------------------------------------------------------------------- 1. recommend
+def test_recommend_excludes_training_items_and_returns_all_candidates(bmf, ratings):
+    for user in range(10):
+        s = seen(ratings, user)
+        recs = bmf.recommend(user, n=1000)
+        assert list(recs.columns) == ["item", "score"]
+        assert not set(recs["item"]) & s
+        # n larger than the candidate count: every unseen item once, no padding
+        assert len(recs) == N_ITEMS - len(s)
+        assert set(recs["item"]) == set(range(N_ITEMS)) - s
+        assert recs["item"].is_unique
+        assert np.isfinite(recs["score"]).all()
+
+
+def test_recommend_exclude_seen_false_ranks_every_item(bmf, ratings):
+    recs = bmf.recommend(0, n=N_ITEMS, exclude_seen=False)
+    assert len(recs) == N_ITEMS
+    assert seen(ratings, 0) <= set(recs["item"])
+
+
+def test_recommend_scores_sorted_and_equal_hand_computation(bmf):
+    for user in (0, 5, 17, 42):
+        recs = bmf.recommend(user, n=15)
+        assert len(recs) == 15
+        assert np.all(np.diff(recs["score"].to_numpy()) <= 0)
+        expected = hand_scores(bmf, user)
+        np.testing.assert_allclose(recs["score"], expected[recs["item"]].to_numpy(), rtol=1e-5, atol=1e-5)
+        # the score is the unclipped prediction
+        np.testing.assert_allclose(recs["score"], bmf.predict([user] * 15, recs["item"], clip=False),
+                                   rtol=1e-5, atol=1e-5)
+        # the top-15 is the top-15 of the hand scores among the unseen items
+        unseen = expected.drop(index=list(seen_of(bmf, user)))
+        assert set(recs["item"]) == set(unseen.sort_values(ascending=False).index[:15])
+
+
+def seen_of(m, user) -> set:
+    u = m.user_map_.index_of(user)
+    row = m.seen_[u]
+    return set(m.item_map_.to_raw(row.indices))
+
+
+def test_recommend_items_restricts_candidates(bmf, ratings):
+    cand = [1, 2, 3, 5, 8, 13, 21, 34]
+    for user in range(6):
+        recs = bmf.recommend(user, n=100, items=cand)
+        assert set(recs["item"]) == set(cand) - seen(ratings, user)
+        assert np.all(np.diff(recs["score"].to_numpy()) <= 0)
+    # unknown ids in items= are ignored, not fatal
+    recs = bmf.recommend(0, n=100, items=cand + [12345])
+    assert set(recs["item"]) == set(cand) - seen(ratings, 0)
+
+
+def test_recommend_filter_removes(bmf, ratings):
+    unfiltered = bmf.recommend(3, n=5)
+    drop = list(unfiltered["item"][:3])
+    recs = bmf.recommend(3, n=1000, filter=drop)
+    assert not set(recs["item"]) & set(drop)
+    assert set(recs["item"]) == set(range(N_ITEMS)) - seen(ratings, 3) - set(drop)
+    # the rest keep their order
+    top = bmf.recommend(3, n=5, filter=drop)
+    assert list(top["item"][:2]) == list(unfiltered["item"][3:5])
+
+
+def test_recommend_n_larger_than_restricted_candidates(bmf, ratings):
+    s = seen(ratings, 2)
+    unseen = sorted(set(range(N_ITEMS)) - s)[:3]
+    recs = bmf.recommend(2, n=10, items=unseen)
+    assert sorted(recs["item"]) == unseen
+    # every candidate already seen: an empty result, not an error
+    recs = bmf.recommend(2, n=10, items=sorted(s))
+    assert len(recs) == 0
+    assert list(recs.columns) == ["item", "score"]
+
+
+def test_recommend_unknown_user_raises_keyerror_naming_it(bmf):
+    with pytest.raises(KeyError, match="12345"):
+        bmf.recommend(12345)
+    with pytest.raises(KeyError, match="nobody"):
+        bmf.recommend("nobody")
+
+
+def test_recommend_bad_n(bmf):
+    with pytest.raises(ValueError):
+        bmf.recommend(0, n=0)
+    with pytest.raises(ValueError):
+        bmf.recommend_many([0, 1], n=-1)
+
+
+@pytest.mark.parametrize("call", ["recommend_new", "similar_items"])
+def test_negative_n_is_rejected_everywhere(bmf, call):
+    with pytest.raises(ValueError):
+        if call == "recommend_new":
+            bmf.recommend_new(RATED, n=-1)
+        else:
+            bmf.similar_items(0, n=-1)
+
+
+def test_item_bias_weight_zero_ranks_by_personal_part(bmf):
+    changed = 0
+    for user in range(12):
+        recs = bmf.recommend(user, n=10, item_bias_weight=0.0)
+        personal = hand_scores(bmf, user, item_bias_weight=0.0)  # mu + b_u + x.q
+        np.testing.assert_allclose(recs["score"], personal[recs["item"]].to_numpy(), rtol=1e-5, atol=1e-5)
+        unseen = personal.drop(index=list(seen_of(bmf, user)))
+        assert list(recs["item"]) == list(unseen.sort_values(ascending=False, kind="stable").index[:10])
+        changed += list(recs["item"]) != list(bmf.recommend(user, n=10)["item"])
+    assert changed > 0, "item_bias_weight=0 never changed a ranking"
+
+
+# ----------------------------------------------------------------------------- 2. recommend_many
+def test_recommend_many_equals_recommend_per_user(bmf):
+    users = [7, 0, 33, 12, 59, 4, 21]
+    many = bmf.recommend_many(users, n=6, block_size=3)
+    assert list(many.columns) == ["user", "item", "score", "rank"]
+    assert list(pd.unique(many["user"])) == users
+    for user in users:
+        got = many[many["user"] == user]
+        one = bmf.recommend(user, n=6)
+        assert list(got["item"]) == list(one["item"])
+        np.testing.assert_allclose(got["score"], one["score"], rtol=1e-6, atol=1e-6)
+        assert list(got["rank"]) == list(range(1, 7))
+
+
+def test_recommend_many_all_users(bmf):
+    many = bmf.recommend_many(None, n=5, block_size=7)
+    assert len(many) == 5 * N_USERS
+    assert (many.groupby("user").size() == 5).all()
+    assert list(pd.unique(many["user"])) == list(bmf.users_)
+    for user in (0, 31, 59):
+        assert list(many.loc[many["user"] == user, "item"]) == list(bmf.recommend(user, n=5)["item"])
+
+
+def test_recommend_many_unknown_user(bmf):
+    with pytest.raises(KeyError, match="4242"):
+        bmf.recommend_many([0, 4242, 1], n=3)
+
+
+def test_recommend_many_memory_is_bounded_by_block_size(bmf, monkeypatch):
+    shapes = []
+    real = recmod.top_n
+
+    def spy(scores, n):
+        shapes.append(scores.shape)
+        return real(scores, n)
+
+    monkeypatch.setattr(recmod, "top_n", spy)
+    bmf.recommend_many(None, n=4, block_size=3)
+    assert len(shapes) == -(-N_USERS // 3)
+    assert all(rows <= 3 and cols == N_ITEMS for rows, cols in shapes)
+
+    # the default block size follows BLOCK_ENTRIES: never a users x items matrix
+    shapes.clear()
+    monkeypatch.setattr(recmod, "BLOCK_ENTRIES", 4 * N_ITEMS)
+    df = bmf.recommend_many(None, n=4)
+    assert len(df) == 4 * N_USERS
+    assert shapes and all(rows <= 4 and rows * cols <= 4 * N_ITEMS for rows, cols in shapes)
+
+
+# ----------------------------------------------------------------------------- 3. fold-in
+def _fit(ctor, ratings):
+    return ctor().fit(ratings)
+
+
+FOLD_MODELS = {
+    "BiasedMF": lambda: BiasedMF(factors=4, epochs=4, seed=0, threads=1),
+    "FunkMF": lambda: FunkMF(factors=4, epochs=4, seed=0, threads=1),
+    "FunkMF-minibatch": lambda: FunkMF(factors=4, epochs=4, batch_size=16, learning_rate=0.005, seed=0, threads=1),
+    "ALS": lambda: ALS(factors=4, iterations=3, regularization=2.0, bias_regularization=1.0, seed=0),
+    "ALS-nobias": lambda: ALS(factors=4, iterations=3, regularization=2.0, use_bias=False, seed=0),
+    "ALS-weighted": lambda: ALS(factors=4, iterations=3, regularization=0.1, bias_regularization=0.05,
+                                weighted=True, seed=0),
+    "Baseline": lambda: Baseline(iterations=3),
+}
+
+
+def expected_lambdas(m, n: int) -> tuple[float, float]:
+    if isinstance(m, Baseline):
+        return 0.0, m.user_regularization
+    if isinstance(m, ALS):
+        lam = m.regularization
+        lam_b = lam if m.bias_regularization is None else m.bias_regularization
+        s = n if m.weighted else 1
+        return lam * s, lam_b * s
+    breg = getattr(m, "bias_regularization", None)
+    breg = m.regularization if breg is None else breg
+    return m.regularization * n, breg * n  # SGD: regularization counted per rating
+
+
+@pytest.mark.parametrize("name", list(FOLD_MODELS))
+def test_fold_in_equals_dense_ridge(name, ratings):
+    m = FOLD_MODELS[name]().fit(ratings)
+    items = np.array(list(RATED))
+    r = np.array(list(RATED.values()))
+    lam, lam_b = m._fold_in_lambdas(len(items))
+    assert (lam, lam_b) == pytest.approx(expected_lambdas(m, len(items)))
+    fold = m.fold_in(RATED)
+    j = m.item_map_.lookup(items)
+    assert list(fold.item_indices) == list(j)
+    t = r - m.global_mean_ - m.item_bias_[j].astype(np.float64)
+    b, x = ridge(m.item_factors_[j], t, lam, lam_b, bool(m._has_bias))
+    assert fold.bias == pytest.approx(b, abs=1e-5)
+    assert fold.factors.shape == (m.item_factors_.shape[1],)
+    np.testing.assert_allclose(fold.factors, x, rtol=1e-4, atol=1e-5)
+    if not m._has_bias:
+        assert fold.bias == 0.0
+    if isinstance(m, Baseline):  # the closed form Baseline trains with
+        assert fold.bias == pytest.approx(t.sum() / (len(t) + m.user_regularization), abs=1e-6)
+
+
+@pytest.mark.parametrize("kw", [dict(), dict(use_bias=False), dict(weighted=True, regularization=0.2,
+                                                                     bias_regularization=0.1),
+                                dict(solver="cholesky")], ids=["bias", "nobias", "weighted", "cholesky"])
+def test_als_fold_in_equals_training_half_step(kw, ratings):
+    """Folding a training user's ratings in = one more exact ALS user step with Q fixed."""
+    m = ALS(**{"factors": 4, "iterations": 3, "regularization": 2.0, "bias_regularization": 1.0, "seed": 0,
+               **kw}).fit(ratings)
+    lam, lam_b = m._lambdas()
+    bu = ratings.by_user
+    k = m.item_factors_.shape[1]
+    df = ratings.to_dataframe()
+    for user in (0, 9, 33):
+        u = m.user_map_.index_of(user)
+        row = bu[u:u + 1]
+        X_out = np.zeros((1, k), dtype=m.item_factors_.dtype)
+        b_out = np.zeros(1, dtype=m.item_bias_.dtype)
+        als_half_step(row.indptr, row.indices, row.data, m.item_factors_, m.item_bias_, m.global_mean_,
+                      X_out, b_out, lam, lam_b, bool(m.use_bias), bool(m.weighted), False, 1)
+        mine = df[df["user"] == user]
+        fold = m.fold_in(dict(zip(mine["item"], mine["rating"])))
+        np.testing.assert_allclose(fold.factors, X_out[0], rtol=1e-4, atol=1e-5)
+        assert fold.bias == pytest.approx(float(b_out[0]), abs=1e-5)
+
+
+def test_svdpp_fold_in_is_ridge_with_fixed_implicit_part(ratings):
+    m = SVDpp(factors=4, epochs=4, seed=0, threads=1).fit(ratings)
+    items = np.array(list(RATED))
+    r = np.array(list(RATED.values()))
+    j = m.item_map_.lookup(items)
+    z = m.implicit_factors_[j].astype(np.float64).sum(axis=0) / np.sqrt(len(j))
+    Q = m.item_factors_[j].astype(np.float64)
+    lam, lam_b = m._fold_in_lambdas(len(j))
+    assert (lam, lam_b) == pytest.approx((m.regularization * len(j), m.bias_regularization * len(j)))
+    t = r - m.global_mean_ - m.item_bias_[j] - Q @ z
+    b, p = ridge(Q, t, lam, lam_b, True)
+    fold = m.fold_in(RATED)
+    assert fold.bias == pytest.approx(b, abs=1e-5)
+    np.testing.assert_allclose(fold.factors, p + z, rtol=1e-4, atol=1e-5)
+
+
+def test_svdpp_implicit_part_matches_training(ratings):
+    """For a training user the fold-in's fixed implicit part is the one the model predicts with."""
+    m = SVDpp(factors=4, epochs=3, seed=0, threads=1).fit(ratings)
+    for user in (0, 11):
+        u = m.user_map_.index_of(user)
+        idx = m.item_map_.lookup(sorted(seen(ratings, user)))
+        np.testing.assert_allclose(m.user_factors_[u] - m.explicit_user_factors_[u], m._implicit_part(idx),
+                                   rtol=1e-4, atol=1e-5)
+
+
+def implicit_direct(m: ImplicitALS, rated: dict) -> np.ndarray:
+    j = m.item_map_.lookup(np.array(list(rated)))
+    v = np.array(list(rated.values()), dtype=np.float64)
+    c = 1.0 + m.alpha * (np.ones_like(v) if m.confidence == "binary" else v)
+    Y = m.item_factors_.astype(np.float64)
+    Yj = Y[j]
+    A = Y.T @ Y + m.regularization * np.eye(Y.shape[1]) + (Yj * (c - 1)[:, None]).T @ Yj
+    return np.linalg.solve(A, Yj.T @ c)
+
+
+@pytest.mark.parametrize("confidence", ["binary", "rating"])
+def test_implicit_als_woodbury_fold_in_equals_direct_solve(confidence, ratings):
+    m = ImplicitALS(factors=5, iterations=3, regularization=0.5, alpha=2.0, confidence=confidence, seed=0).fit(ratings)
+    fold = m.fold_in(RATED)
+    assert fold.bias == 0.0
+    np.testing.assert_allclose(fold.factors, implicit_direct(m, RATED), rtol=1e-4, atol=1e-6)
+    # a single rating and a rating that gives confidence exactly 1 (c - 1 = 0)
+    for rated in ({4: 3.0}, {4: 3.0, 6: 0.0, 9: 5.0}):
+        np.testing.assert_allclose(m.fold_in(rated).factors, implicit_direct(m, rated), rtol=1e-4, atol=1e-6)
+
+
+def test_implicit_als_gram_cache_is_refreshed_by_refit(ratings):
+    m = ImplicitALS(factors=5, iterations=2, regularization=0.5, seed=0).fit(ratings)
+    m.fold_in(RATED)  # fills the cache
+    m.set_params(seed=1, regularization=3.0).fit(ratings)
+    np.testing.assert_allclose(m.fold_in(RATED).factors, implicit_direct(m, RATED), rtol=1e-4, atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- 4. recommend_new
+def test_recommend_new_excludes_rated(bmf):
+    recs = bmf.recommend_new(RATED, n=1000)
+    assert not set(recs["item"]) & set(RATED)
+    assert len(recs) == N_ITEMS - len(RATED)
+    assert np.all(np.diff(recs["score"].to_numpy()) <= 0)
+    everything = bmf.recommend_new(RATED, n=1000, exclude_rated=False)
+    assert len(everything) == N_ITEMS
+    assert set(RATED) <= set(everything["item"])
+    assert recs.attrs["unknown_items"] == []
+
+
+def test_recommend_new_scores_equal_fold_in(bmf):
+    fold = bmf.fold_in(RATED)
+    recs = bmf.recommend_new(RATED, n=10)
+    j = bmf.item_map_.lookup(recs["item"].to_numpy())
+    expected = (bmf.global_mean_ + fold.bias + bmf.item_bias_[j].astype(np.float64)
+                + bmf.item_factors_[j].astype(np.float64) @ fold.factors.astype(np.float64))
+    np.testing.assert_allclose(recs["score"], expected, rtol=1e-5, atol=1e-5)
+
+
+def test_recommend_new_items_and_filter(bmf):
+    cand = [1, 2, 3, 5, 7, 8]  # 3 and 7 are rated
+    recs = bmf.recommend_new(RATED, n=100, items=cand, filter=[8])
+    assert set(recs["item"]) == {1, 2, 5}
+
+
+def test_recommend_new_unknown_items_warn_but_are_not_fatal(bmf):
+    rated = dict(RATED)
+    rated[99999] = 4.0
+    rated["no-such-item"] = 2.0
+    with pytest.warns(UserWarning, match="unknown"):
+        recs = bmf.recommend_new(rated, n=8)
+    assert recs.attrs["unknown_items"] == [99999, "no-such-item"]
+    plain = bmf.recommend_new(RATED, n=8)
+    assert list(recs["item"]) == list(plain["item"])
+    np.testing.assert_allclose(recs["score"], plain["score"])
+
+
+def test_recommend_new_all_unknown_is_a_data_error(bmf):
+    with pytest.raises(DataError, match="99999"):
+        bmf.recommend_new({99999: 4.0, 88888: 3.0})
+
+
+@pytest.mark.parametrize("empty", [{}, None, pd.DataFrame({"item": [], "rating": []})], ids=["dict", "None", "frame"])
+def test_recommend_new_without_ratings_ranks_by_mean_plus_item_bias(bmf, empty):
+    recs = bmf.recommend_new(empty, n=N_ITEMS, explain=2)
+    assert len(recs) == N_ITEMS
+    assert "because" not in recs.columns
+    base = bmf.global_mean_ + bmf.item_bias_.astype(np.float64)
+    j = bmf.item_map_.lookup(recs["item"].to_numpy())
+    np.testing.assert_allclose(recs["score"], base[j], rtol=1e-6, atol=1e-5)
+    assert np.all(np.diff(base[j]) <= 1e-6)
+    assert recs.attrs["unknown_items"] == []
+
+
+def test_recommend_new_accepts_dataframe_and_series(bmf):
+    as_dict = bmf.recommend_new(RATED, n=10)
+    frame = pd.DataFrame({"item": list(RATED), "rating": list(RATED.values()), "other": "x"})
+    as_frame = bmf.recommend_new(frame, n=10)
+    as_series = bmf.recommend_new(pd.Series(RATED), n=10)
+    for got in (as_frame, as_series):
+        assert list(got["item"]) == list(as_dict["item"])
+        np.testing.assert_allclose(got["score"], as_dict["score"])
+    with pytest.raises(DataError, match="rating"):
+        bmf.recommend_new(pd.DataFrame({"movie": [1], "rating": [4.0]}))
+
+
+@pytest.mark.parametrize("bad", [{0: float("nan")}, {0: 4.0, 3: "abc"}, {0: float("inf")},
+                                 pd.DataFrame({"item": [0, 0], "rating": [4.0, 5.0]})],
+                         ids=["nan", "text", "inf", "duplicate"])
+def test_recommend_new_bad_ratings_are_data_errors(bmf, bad):
+    with pytest.raises(DataError):
+        bmf.recommend_new(bad)
+
+
+def test_recommend_new_explain_lists_rated_items(bmf):
+    recs = bmf.recommend_new(RATED, n=12, explain=2)
+    assert "because" in recs.columns
+    for because in recs["because"]:
+        assert isinstance(because, list)
+        assert len(because) <= 2
+        assert set(because) <= set(RATED)
+
+
+def test_recommend_new_explain_uses_titles_when_attached(ratings):
+    m = _bmf(ratings)
+    items = pd.DataFrame({"title": [f"Film {i}" for i in range(N_ITEMS)],
+                          "genres": [["Drama"] if i % 2 else ["Children"] for i in range(N_ITEMS)]},
+                         index=pd.Index(range(N_ITEMS), name="item"))
+    m.attach_items(items)
+    recs = m.recommend_new(RATED, n=5, explain=3)
+    assert list(recs.columns) == ["item", "score", "title", "genres", "because"]
+    assert list(recs["title"]) == [f"Film {i}" for i in recs["item"]]
+    titles = {f"Film {i}" for i in RATED}
+    assert all(set(b) <= titles and len(b) <= 3 for b in recs["because"])
+
+
+def _contrib(m, rated, n=10):
+    fold = m.fold_in(rated)
+    recs = m.recommend_new(rated, n=n)
+    chosen = m.item_map_.lookup(recs["item"].to_numpy())
+    return fold, recs, chosen, m._contributions(fold, chosen)
+
+
+def test_explain_contributions_sum_to_personal_part(bmf):
+    fold, recs, chosen, contrib = _contrib(bmf, RATED)
+    personal = recs["score"].to_numpy() - bmf.global_mean_ - fold.bias - bmf.item_bias_[chosen]
+    np.testing.assert_allclose(contrib.sum(axis=1), personal, rtol=1e-4, atol=1e-5)
+
+
+def test_explain_contributions_implicit_als_sum_to_score(ratings):
+    m = ImplicitALS(factors=5, iterations=3, regularization=0.5, seed=0).fit(ratings)
+    fold, recs, chosen, contrib = _contrib(m, RATED)
+    np.testing.assert_allclose(contrib.sum(axis=1), recs["score"], rtol=1e-4, atol=1e-6)
+    explained = m.recommend_new(RATED, n=10, explain=2)
+    order = np.argsort(-contrib, axis=1)[:, :2]
+    for r, because in enumerate(explained["because"]):
+        top = [int(m.item_map_.ids[fold.item_indices[j]]) for j in order[r] if contrib[r, j] > 0]
+        assert [int(x) for x in because] == top
+
+
+# ----------------------------------------------------------------------------- 5. add_user
+@pytest.mark.parametrize("cls", ["BiasedMF", "SVDpp", "ALS", "ImplicitALS"])
+def test_add_user_makes_the_user_known(cls, ratings):
+    ctor = {"BiasedMF": lambda: BiasedMF(factors=4, epochs=4, seed=0, threads=1),
+            "SVDpp": lambda: SVDpp(factors=4, epochs=4, seed=0, threads=1),
+            "ALS": lambda: ALS(factors=4, iterations=3, regularization=2.0, seed=0),
+            "ImplicitALS": lambda: ImplicitALS(factors=4, iterations=3, regularization=0.5, seed=0)}[cls]
+    m = ctor().fit(ratings)
+    before = m.recommend(5, n=8)
+    fresh = m.recommend_new(RATED, n=N_ITEMS)
+    fold = m.fold_in(RATED)
+    m.add_user("new", RATED)
+    assert "new" in m.user_map_
+    assert len(m.users_) == N_USERS + 1
+    assert m.user_factors_.shape[0] == N_USERS + 1 and m.user_bias_.shape[0] == N_USERS + 1
+    recs = m.recommend("new", n=N_ITEMS)
+    assert not set(recs["item"]) & set(RATED)
+    # same list and scores as the fold-in
+    assert list(recs["item"]) == list(fresh["item"])
+    np.testing.assert_allclose(recs["score"], fresh["score"], rtol=1e-5, atol=1e-5)
+    # predict knows the user: equals the fold-in prediction (clipped for rating models)
+    items = list(range(N_ITEMS))
+    j = m.item_map_.lookup(items)
+    expected = (m.global_mean_ + fold.bias + m.item_bias_[j].astype(np.float64)
+                + m.item_factors_[j].astype(np.float64) @ fold.factors.astype(np.float64))
+    if m._predicts_ratings:
+        expected = np.clip(expected, *m.rating_scale_)
+    got = m.predict(["new"] * N_ITEMS, items)
+    assert m.unknown_ == {"users": 0, "items": 0}
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # other users are unchanged; recommend_many sees the new user
+    after = m.recommend(5, n=8)
+    assert list(after["item"]) == list(before["item"])
+    many = m.recommend_many(["new", 5], n=3)
+    assert list(many.loc[many["user"] == "new", "item"]) == list(recs["item"][:3])
+    if isinstance(m, SVDpp):
+        assert m.explicit_user_factors_.shape == m.user_factors_.shape
+        np.testing.assert_allclose(m.user_factors_[-1] - m.explicit_user_factors_[-1],
+                                   m._implicit_part(m.item_map_.lookup(list(RATED))), rtol=1e-4, atol=1e-6)
+    with pytest.raises(ValueError, match="new"):
+        m.add_user("new", {1: 3.0})
+    with pytest.raises(ValueError, match="already"):
+        m.add_user(0, {1: 3.0})
+
+
+def test_add_user_failure_leaves_the_model_unchanged(ratings):
+    m = _bmf(ratings)
+    with pytest.raises(DataError):
+        m.add_user(1000, {99999: 4.0})
+    assert 1000 not in m.user_map_
+    assert m.user_factors_.shape[0] == N_USERS and m.seen_.shape[0] == N_USERS
+
+
+def test_add_user_with_int_id_keeps_int_ids(ratings):
+    m = _bmf(ratings)
+    m.add_user(1000, RATED)
+    assert m.users_.dtype.kind == "i"
+    assert not set(m.recommend(1000, n=N_ITEMS)["item"]) & set(RATED)
+
+
+# ----------------------------------------------------------------------------- 6. similar_items
+def test_similar_items_cosine(bmf):
+    Q = bmf.item_factors_.astype(np.float64)
+    for item in (0, 5, 39):
+        sims = bmf.similar_items(item, n=10)
+        assert list(sims.columns) == ["item", "similarity"]
+        assert len(sims) == 10
+        assert item not in set(sims["item"])
+        s = sims["similarity"].to_numpy()
+        assert np.all((s >= -1 - 1e-6) & (s <= 1 + 1e-6))
+        assert np.all(np.diff(s) <= 0)
+        j = bmf.item_map_.index_of(item)
+        cos = Q @ Q[j] / (np.linalg.norm(Q, axis=1) * np.linalg.norm(Q[j]))
+        cos[j] = -np.inf
+        np.testing.assert_allclose(s, np.sort(cos)[::-1][:10], rtol=1e-5, atol=1e-6)
+        assert set(sims["item"]) == set(np.argsort(-cos)[:10])
+    everything = bmf.similar_items(3, n=1000)
+    assert len(everything) == N_ITEMS - 1
+
+
+def test_similar_items_unknown_item(bmf):
+    with pytest.raises(KeyError, match="4242"):
+        bmf.similar_items(4242)
+
+
+def test_similar_items_needs_factors(ratings):
+    with pytest.raises(ValueError, match="factors"):
+        Baseline(iterations=2).fit(ratings).similar_items(0)
+
+
+# ----------------------------------------------------------------------------- 7. the seed experiment
+@pytest.mark.realdata
+def test_seed_experiment_two_guests_on_ml_latest_small():
+    from mfrec.demo import genre_share, guest_recommendations
+
+    folder = dataset_dir("ml-latest-small")
+    ds = mfrec.load_dataset("ml-latest-small", data_dir=folder.parent, download=False, progress=False)
+    model = ImplicitALS().fit(ds.ratings)
+    recs = guest_recommendations(model.attach_items(ds.items), ds.items, n=20)
+    kids, drama = recs["children's films lover"], recs["drama lover"]
+    assert len(kids) == 20 and len(drama) == 20
+    kids_share = genre_share(kids, ("Children", "Animation"))
+    drama_drama = genre_share(drama, ("Drama",))
+    kids_drama = genre_share(kids, ("Drama",))
+    shared = len(set(kids["item"]) & set(drama["item"]))
+    report = f"kids C/A {kids_share:.0%}, drama share {drama_drama:.0%} vs {kids_drama:.0%}, shared {shared}"
+    assert kids_share >= 0.5, report
+    assert drama_drama - kids_drama >= 0.20, report
+    assert shared <= 5, report
