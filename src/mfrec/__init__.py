@@ -1,6 +1,7 @@
 """mfrec: matrix-factorization recommenders on fast Numba kernels, raw ids in and out."""
 
 from mfrec import metrics, split
+from mfrec.data.attributes import AttributeEncoder
 from mfrec.data.datasets import Dataset, find_items, load_dataset
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
@@ -9,12 +10,14 @@ from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFit
 from mfrec.evaluate import cross_validate, evaluate
 from mfrec.persist import load_model, save_model
 from mfrec.tune import TuneResult, tune
-from mfrec.models import ALS, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
+from mfrec.models import ALS, CMF, Baseline, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "AttributeEncoder",
+    "CMF",
     "Baseline",
     "BiasedMF",
     "DataError",

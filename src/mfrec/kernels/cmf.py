@@ -157,43 +157,75 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
     sse_out[1] = sse_a.sum()
 
 
-@njit(parallel=True, **_OPTS)
+@njit(**_OPTS)
 def attribute_factor_step(Xf, bias, V, M, means, attr_weight, lam, C_out):
     """Ridge of every attribute feature column on the row factors ``Xf`` over the rows where it is
     observed; ``C_out`` (features x k) updated in place. When ``C_out`` has k + 1 columns the
     regressors are ``[bias, Xf]`` (the bias in the attribute model). Returns the weighted
-    attribute SSE."""
+    attribute SSE.
+
+    One Gram matrix of all rows serves every fully observed column; a column with a few missing
+    rows subtracts theirs, a sparsely observed one gathers its rows.
+    """
     n_rows, p_feat = V.shape
     kf = Xf.shape[1]
     off = C_out.shape[1] - kf
     k = kf + off
-    sse = np.zeros(p_feat)
-    for c in prange(p_feat):
+    Xd = np.empty((n_rows, k))
+    T = np.zeros((n_rows, p_feat))
+    for u in range(n_rows):
+        if off == 1:
+            Xd[u, 0] = bias[u]
+        for f in range(kf):
+            Xd[u, off + f] = Xf[u, f]
+        for c in range(p_feat):
+            if M[u, c]:
+                T[u, c] = V[u, c] - means[c]
+    G_full = Xd.T @ Xd
+    R = Xd.T @ T  # k x p: the right-hand sides (unobserved targets are 0)
+    W = np.zeros((p_feat, k))
+    for c in range(p_feat):  # few columns, each a k x k solve: serial (a parallel loop costs compile time)
         n_obs = 0
         for u in range(n_rows):
             if M[u, c]:
                 n_obs += 1
         if n_obs == 0:
-            for f in range(k):
-                C_out[c, f] = 0.0
             continue
-        Xo = np.empty((n_obs, k))
-        t = np.empty(n_obs)
-        q = 0
-        for u in range(n_rows):
+        n_miss = n_rows - n_obs
+        if n_miss <= n_obs:
+            G = G_full.copy()
+            if n_miss > 0:
+                Xm = np.empty((n_miss, k))
+                q = 0
+                for u in range(n_rows):
+                    if not M[u, c]:
+                        for f in range(k):
+                            Xm[q, f] = Xd[u, f]
+                        q += 1
+                G -= Xm.T @ Xm
+        else:
+            Xo = np.empty((n_obs, k))
+            q = 0
+            for u in range(n_rows):
+                if M[u, c]:
+                    for f in range(k):
+                        Xo[q, f] = Xd[u, f]
+                    q += 1
+            G = Xo.T @ Xo
+        G *= attr_weight
+        for f in range(k):
+            G[f, f] += lam
+        w = _chol_solve(G, attr_weight * R[:, c].copy())
+        for f in range(k):
+            W[c, f] = w[f]
+    P = Xd @ W.T  # n x p fitted values
+    sse = 0.0
+    for u in range(n_rows):
+        for c in range(p_feat):
             if M[u, c]:
-                if off == 1:
-                    Xo[q, 0] = bias[u]
-                for f in range(kf):
-                    Xo[q, off + f] = Xf[u, f]
-                t[q] = V[u, c] - means[c]
-                q += 1
-        A = attr_weight * (Xo.T @ Xo)
+                r = T[u, c] - P[u, c]
+                sse += r * r
+    for c in range(p_feat):
         for f in range(k):
-            A[f, f] += lam
-        w = _chol_solve(A, attr_weight * (Xo.T @ t))
-        for f in range(k):
-            C_out[c, f] = w[f]
-        resid = t - Xo @ w
-        sse[c] = attr_weight * (resid @ resid)
-    return sse.sum()
+            C_out[c, f] = W[c, f]
+    return attr_weight * sse

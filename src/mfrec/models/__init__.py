@@ -3,6 +3,7 @@
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
 from mfrec.models.baseline import Baseline
+from mfrec.models.cmf import CMF
 from mfrec.models.implicit import ImplicitALS
 from mfrec.models.sgd import BiasedMF, FunkMF
 from mfrec.models.svdpp import SVDpp
@@ -15,6 +16,7 @@ MODEL_NAMES: dict[str, type[FactorModel]] = {
     "svdpp": SVDpp,
     "als": ALS,
     "implicit-als": ImplicitALS,
+    "cmf": CMF,
 }
 
-__all__ = ["ALS", "Baseline", "BiasedMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "Baseline", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
