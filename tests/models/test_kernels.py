@@ -20,7 +20,8 @@ from mfrec.kernels.sgd import (
     implicit_update,
     minibatch_epoch,
     sgd_strata_epoch,
-    shuffle_blocks,
+    shuffle_user_runs,
+    user_segments,
 )
 
 F64 = np.float64
@@ -224,7 +225,7 @@ def test_bucket_by_block_partitions_ratings_by_block():
     users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
     g = 3
     ug, ig = _groups(9, g, 0), _groups(8, g, 1)
-    order, ptr = bucket_by_block(users, items, ug, ig, g)
+    order, ptr = bucket_by_block(users, items, ug, ig, g, np.argsort(users, kind="stable"))
     assert sorted(order.tolist()) == list(range(len(users)))
     assert len(ptr) == g * g + 1 and ptr[0] == 0 and ptr[-1] == len(users)
     for b in range(g * g):
@@ -232,20 +233,24 @@ def test_bucket_by_block_partitions_ratings_by_block():
         np.testing.assert_array_equal(ug[users[block]] * g + ig[items[block]], b)
 
 
-def test_shuffle_blocks_permutes_within_blocks_deterministically():
+def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():
     users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
     g = 2
-    order, ptr = bucket_by_block(users, items, _groups(9, g, 0), _groups(8, g, 1), g)
-    a, b, c = order.copy(), order.copy(), order.copy()
-    shuffle_blocks(a, ptr, np.uint64(123))
-    shuffle_blocks(b, ptr, np.uint64(123))
-    shuffle_blocks(c, ptr, np.uint64(124))
+    base, ptr = bucket_by_block(users, items, _groups(9, g, 0), _groups(8, g, 1), g, np.argsort(users, kind="stable"))
+    seg, block_seg = user_segments(base, ptr, users)
+    a, b, c = (np.empty_like(base) for _ in range(3))
+    shuffle_user_runs(base, seg, block_seg, np.uint64(123), a)
+    shuffle_user_runs(base, seg, block_seg, np.uint64(123), b)
+    shuffle_user_runs(base, seg, block_seg, np.uint64(124), c)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    assert not np.array_equal(a, order)
     for blk in range(g * g):
         sl = slice(ptr[blk], ptr[blk + 1])
-        assert sorted(a[sl].tolist()) == sorted(order[sl].tolist())
+        assert sorted(a[sl].tolist()) == sorted(base[sl].tolist())
+        run_users = users[a[sl]]
+        # each user's ratings form one contiguous run inside the block
+        n_runs = (len(np.flatnonzero(np.diff(run_users))) + 1) if len(run_users) else 0
+        assert n_runs == len(np.unique(run_users))
 
 
 @pytest.mark.parametrize("use_implicit", [False, True])
@@ -254,8 +259,7 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     sequential pass over blocks (t, (t + s) mod G) for s = 0..G-1, t = 0..G-1."""
     users, items, values, params = tiny_data(seed=8, n_users=10, n_items=9, n=45)
     g = 3
-    order, ptr = bucket_by_block(users, items, _groups(10, g, 2), _groups(9, g, 3), g)
-    shuffle_blocks(order, ptr, np.uint64(7))
+    order, ptr = bucket_by_block(users, items, _groups(10, g, 2), _groups(9, g, 3), g, np.arange(len(users)))
     got, ref = copy_params(params), copy_params(params)
     G_got = np.zeros((10, K))
     G_ref = np.zeros((10, K))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, shuffle_blocks
+from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, shuffle_user_runs, user_segments
 from mfrec.models.base import FactorModel, float_param
 
 
@@ -35,10 +35,14 @@ class _SGDModel(FactorModel):
         self._n_groups = g
         ug = balanced_groups(train.user_counts, g, rng)
         ig = balanced_groups(train.item_counts, g, rng)
-        self._block_order, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g)
+        by_user = np.argsort(train.user_indices, kind="stable")
+        self._block_base, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g, by_user)
+        self._seg_ptr, self._block_seg = user_segments(self._block_base, self._block_ptr, train.user_indices)
+        self._block_order = np.empty_like(self._block_base)
 
     def _shuffled_blocks(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        shuffle_blocks(self._block_order, self._block_ptr, np.uint64(rng.integers(0, 2**63)))
+        shuffle_user_runs(self._block_base, self._seg_ptr, self._block_seg, np.uint64(rng.integers(0, 2**63)),
+                          self._block_order)
         return self._block_order, self._block_ptr
 
     def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
