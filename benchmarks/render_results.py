@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""Render the latest run of benchmarks/results/core.jsonl into benchmarks/RESULTS.md.
+"""Render the latest benchmark runs (benchmarks/results/*.jsonl) into benchmarks/RESULTS.md.
 
-The tables go between ``<!-- BEGIN core -->`` and ``<!-- END core -->``; the rest of RESULTS.md
-(hand-written notes, scale runs) is left alone. Speed ratios compare rows of the same run.
+Each table goes between ``<!-- BEGIN name -->`` and ``<!-- END name -->`` markers (core, scale,
+recommend); the hand-written rest of RESULTS.md is left alone. Speed ratios compare rows of the
+same run.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BEGIN, END = "<!-- BEGIN core -->", "<!-- END core -->"
 
 
 def load_latest(path: Path) -> list[dict]:
@@ -66,16 +66,78 @@ def render(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
+def render_scale(rows: list[dict]) -> str:
+    out = ["| suite | model | ratings | k | threads | epochs | fit s | median epoch s | rating updates/s | "
+           "peak RSS above data MB | data RSS MB | recommend_many users/s |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        p = r["case"]["params"]
+        epochs = p.get("epochs", p.get("iterations"))
+        rec = f"{r['recommend_many_users_per_second']:,.0f}" if "recommend_many_users_per_second" in r else "-"
+        out.append(f"| {r['suite']} | {r['case']['model']} | {r['n_ratings']:,} | {p['factors']} | {p['threads']} | {epochs} | "
+                   f"{r['fit_seconds']:.1f} | {r['epoch_seconds_median']:.2f} | {r['updates_per_second'] / 1e6:.1f}M | "
+                   f"{r['peak_rss_mb_above_data']:,.0f} | {r['data_rss_mb']:,.0f} | {rec} |")
+    return "\n".join(out)
+
+
+def render_recommend(rows: list[dict]) -> str:
+    out = ["Fold-in quality (ml-latest-small, 20% of users held out, each folded in from a random half of "
+           "their ratings; RMSE on the other half):", "",
+           "| model | held-out users | test ratings | RMSE fold-in | RMSE trained in the model |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["part"] == "fold_in_quality":
+            out.append(f"| {r['model']} | {r['heldout_users']} | {r['heldout_test_ratings']:,} | {r['rmse_fold_in']:.4f} | "
+                       f"{r['rmse_trained']:.4f} |")
+    out += ["", "`recommend_new` latency, 10-rating guests, all items, in-process:", "",
+            "| model | k | items | requests | median ms | p99 ms | max ms |", "|---|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        if r["part"] == "recommend_new_latency":
+            out.append(f"| {r['model']} | {r['factors']} | {r['items']:,} | {r['requests']:,} | {r['median_ms']:.2f} | "
+                       f"{r['p99_ms']:.2f} | {r['max_ms']:.2f} |")
+    out += ["", "`recommend_many(n=10)` for all users (median of 3):", "",
+            "| model | users | seconds | users/s |", "|---|---:|---:|---:|"]
+    for r in rows:
+        if r["part"] == "recommend_many":
+            out.append(f"| {r['model']} | {r['users']:,} | {r['seconds_median']:.3f} | {r['users_per_second']:,.0f} |")
+    return "\n".join(out)
+
+
+def _section(text: str, name: str, body: str) -> str:
+    begin, end = f"<!-- BEGIN {name} -->", f"<!-- END {name} -->"
+    if begin not in text:
+        text += f"\n{begin}\n{end}\n"
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
+def _latest(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return []
+    last = max(r["run"] for r in rows)
+    return [r for r in rows if r["run"] == last]
+
+
 def main() -> None:
-    src = Path(sys.argv[1]) if len(sys.argv) > 1 else HERE / "results" / "core.jsonl"
+    results = HERE / "results"
     target = HERE / "RESULTS.md"
-    body = render(load_latest(src))
-    text = target.read_text() if target.exists() else f"# Benchmark results\n\n{BEGIN}\n{END}\n"
-    if BEGIN not in text:
-        text += f"\n{BEGIN}\n{END}\n"
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    target.write_text(f"{head}{BEGIN}\n{body}\n{END}{tail}")
+    text = target.read_text() if target.exists() else "# Benchmark results\n"
+    if (results / "core.jsonl").exists():
+        text = _section(text, "core", render(load_latest(results / "core.jsonl")))
+    scale = [r for r in (json.loads(x) for x in (results / "scale.jsonl").read_text().splitlines() if x.strip())] \
+        if (results / "scale.jsonl").exists() else []
+    if scale:
+        latest = {}
+        for r in scale:  # the latest run of each (suite, case)
+            latest[(r["suite"], json.dumps(r["case"], sort_keys=True))] = r
+        text = _section(text, "scale", render_scale(list(latest.values())))
+    rec = _latest(results / "recommend.jsonl")
+    if rec:
+        text = _section(text, "recommend", render_recommend(rec))
+    target.write_text(text)
     print(f"updated {target}")
 
 
