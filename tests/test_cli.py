@@ -262,7 +262,7 @@ def test_error_model_file_that_is_not_a_model(work, tmp_path):
 def test_error_argument_combinations(work, tmp_path):
     assert_clean_error(run("train", "--out", tmp_path / "m.mfrec"), "--dataset")
     assert_clean_error(run("recommend", work / "m.mfrec"), "--user")
-    assert_clean_error(run("recommend", work / "m.mfrec", "--user", "1", "--rate", "2=4"), "not both")
+    assert_clean_error(run("recommend", work / "m.mfrec", "--user", "1", "--rate", "2=4"), "give one of")
     assert_clean_error(run("recommend", work / "m.mfrec", "--rate", "1=abc"), "abc")
     assert_clean_error(run("similar", work / "m.mfrec"), "--item")
     assert_clean_error(run("similar", work / "m.mfrec", "--title", "Toy"), "titles")
@@ -299,3 +299,32 @@ def test_tune_json():
     assert set(out) >= {"best_params", "best_score", "trials"}
     assert out["best_params"]["iterations"] in (2, 3)
     assert len(out["trials"]) == 2
+
+
+# ----------------------------------------------------------------------------- batch and more plots
+def test_recommend_all_users_writes_every_users_top_n(work, tmp_path):
+    import pandas as pd
+
+    out = tmp_path / "recs.csv"
+    res = run("recommend", work / "m.mfrec", "--all-users", "-n", "3", "--out", out, "--json")
+    summary = json.loads(ok(res))
+    recs = pd.read_csv(out)
+    model = mfrec.load_model(work / "m.mfrec")
+    assert summary == {"out": str(out), "rows": len(recs), "users": len(model.user_map_)}
+    assert set(recs.columns) >= {"user", "item", "score", "rank"}
+    assert recs.groupby("user")["rank"].max().eq(3).all()
+    first = recs[recs["user"] == recs["user"].iloc[0]]
+    want = model.recommend(first["user"].iloc[0], n=3)
+    assert first["item"].tolist() == want["item"].tolist()
+
+
+def test_recommend_all_users_needs_out(work):
+    assert_clean_error(run("recommend", work / "m.mfrec", "--all-users"), "--out")
+
+
+def test_plot_error_by_activity_needs_and_uses_test_file(work, tmp_path):
+    assert_clean_error(run("plot", work / "m.mfrec", "--kind", "error-by-activity", "--out", tmp_path / "e.png"),
+                       "--test")
+    out = tmp_path / "e.png"
+    ok(run("plot", work / "m.mfrec", "--kind", "error-by-activity", "--test", work / "small.csv", "--out", out))
+    assert out.read_bytes()[:8] == PNG_MAGIC

@@ -70,6 +70,11 @@ def _load_dataset(name: str, quiet: bool = True):
     return load_dataset(name, progress=not quiet)
 
 
+def _sep(sep: str) -> str:
+    """Separators as typed on a command line: '\\t' or 'tab' mean a tab."""
+    return "\t" if sep in ("\\t", "tab") else sep
+
+
 def _read_ratings_file(path: Path, sep: str, user_col: Optional[str], item_col: Optional[str],
                        rating_col: Optional[str]):
     from mfrec.data.ratings import Ratings
@@ -227,8 +232,7 @@ def train(
         ds = _load_dataset(dataset, quiet or as_json)
         data, items = ds.ratings, ds.items
     else:
-        sep = "\t" if sep in ("\\t", "tab") else sep
-        data = _read_ratings_file(ratings, sep, user_col, item_col, rating_col)
+        data = _read_ratings_file(ratings, _sep(sep), user_col, item_col, rating_col)
     params = {k: v for k, v in dict(factors=factors, epochs=epochs, iterations=iterations, learning_rate=learning_rate,
                                       regularization=regularization).items() if v is not None}
     params.update(seed=seed, threads=threads)
@@ -293,7 +297,7 @@ def evaluate(
         if test is None:
             raise ValueError("--model-file needs --test FILE")
         est = load_model(model_file)
-        test_data = _read_ratings_file(test, "\t" if sep in ("\\t", "tab") else sep, None, None, None)
+        test_data = _read_ratings_file(test, _sep(sep), None, None, None)
         result = run_evaluate(est, test_data, metrics=names)
         result.update(model=type(est).__name__, params=est.get_params(), dataset=str(test), split="file",
                       fit_seconds=est.metrics_.get("fit_seconds") if hasattr(est, "metrics_") else None)
@@ -409,6 +413,8 @@ def _parse_rates(est, pairs: list[str]) -> dict[Any, float]:
 def recommend(
     model_file: Path = typer.Argument(..., help="A model file written by `mfrec train`."),
     user: Optional[str] = typer.Option(None, help="A known user id."),
+    all_users: bool = typer.Option(False, "--all-users", help="Top-n for every user (with --out)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="With --all-users: CSV or Parquet file to write."),
     rate: list[str] = typer.Option([], "--rate", help="ITEM=RATING for a new user (repeatable)."),
     rate_title: list[str] = typer.Option([], "--rate-title", help='"TITLE=RATING" for a new user (repeatable).'),
     n: int = typer.Option(10, "-n", help="How many items."),
@@ -416,17 +422,36 @@ def recommend(
     item_bias_weight: float = typer.Option(1.0, help="< 1 ranks less by general acclaim, more by personal taste."),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
-    """Recommend for a known user, or for a new user from a few ratings (fold-in, no retraining).
+    """Recommend for a known user, for a new user from a few ratings (fold-in, no retraining), or
+    for every user at once (--all-users --out recs.csv).
 
     Examples:
       mfrec recommend model.mfrec --user 1 -n 5
+      mfrec recommend model.mfrec --all-users -n 10 --out recs.csv
       mfrec recommend model.mfrec --rate-title "Toy Story=5" --rate-title "Lion King=5" --explain 2
     """
     from mfrec.persist import load_model
 
     est = load_model(model_file)
-    if user is not None and (rate or rate_title):
-        raise ValueError("give --user or --rate/--rate-title, not both")
+    if sum([user is not None, bool(rate or rate_title), all_users]) > 1:
+        raise ValueError("give one of --user, --rate/--rate-title or --all-users")
+    if all_users:
+        if out is None:
+            raise ValueError("--all-users needs --out FILE (.csv or .parquet)")
+        with _progress(as_json) as progress:
+            task = progress.add_task("recommend_many", total=len(est.user_map_), info="")
+            df = est.recommend_many(n=n, item_bias_weight=item_bias_weight,
+                                    callback=lambda done, total: progress.update(task, completed=done))
+        df = df.drop(columns=[c for c in ("genres",) if c in df.columns])
+        if out.suffix in (".parquet", ".pq"):
+            df.to_parquet(out, index=False)
+        else:
+            df.to_csv(out, index=False)
+        if as_json:
+            _emit_json({"out": str(out), "rows": len(df), "users": int(df["user"].nunique())})
+        else:
+            console.print(f"wrote {len(df):,} recommendations for {df['user'].nunique():,} users to {out}")
+        return
     if user is not None:
         uid: Any = int(user) if est.user_map_.ids.dtype.kind in "iu" and user.lstrip("-").isdigit() else user
         df = est.recommend(uid, n=n, item_bias_weight=item_bias_weight)
@@ -483,22 +508,32 @@ def similar(
 @_guard
 def plot(
     model_file: Path = typer.Argument(..., help="A model file."),
-    kind: str = typer.Option("learning-curve", help="learning-curve, latent-space, bias-popularity"),
+    kind: str = typer.Option("learning-curve", help="learning-curve, latent-space, bias-popularity, error-by-activity"),
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
+    test: Optional[Path] = typer.Option(None, help="Test ratings file (for error-by-activity)."),
+    sep: str = typer.Option(",", help="Separator of --test."),
 ) -> None:
     """Plots of a saved model (matplotlib, PNG).
 
-    Example: mfrec plot model.mfrec --kind latent-space --out latent.png
+    Examples:
+      mfrec plot model.mfrec --kind latent-space --out latent.png
+      mfrec plot model.mfrec --kind error-by-activity --test test.csv --out errors.png
     """
     from mfrec import plots
     from mfrec.persist import load_model
 
     est = load_model(model_file)
     makers = {"learning-curve": plots.learning_curve, "latent-space": plots.latent_space,
-              "bias-popularity": plots.bias_vs_popularity}
+              "bias-popularity": plots.bias_vs_popularity, "error-by-activity": None}
     if kind not in makers:
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(makers)}")
-    makers[kind](est, out)
+    if kind == "error-by-activity":
+        if test is None:
+            raise ValueError("--kind error-by-activity needs --test FILE (held-out ratings)")
+        test_data = _read_ratings_file(test, _sep(sep), None, None, None)
+        plots.error_by_activity(est, test_data, out)
+    else:
+        makers[kind](est, out)
     console.print(f"wrote {out}")
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -161,13 +161,15 @@ class RecommenderMixin:
 
     def recommend_many(self, users: Iterable[Any] | None = None, n: int = 10, exclude_seen: bool = True,
                        items: Iterable[Any] | None = None, filter: Iterable[Any] | None = None,
-                       item_bias_weight: float = 1.0, block_size: int | None = None) -> pd.DataFrame:
+                       item_bias_weight: float = 1.0, block_size: int | None = None,
+                       callback: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Top-``n`` for many users (all when ``users`` is None): a long DataFrame with columns
         ``user``, ``item``, ``score``, ``rank`` (1 = best), users in the given order.
 
         Users are scored in blocks of ``block_size`` (default: a block's score matrix holds at
         most 4M floats), one BLAS matrix product per block, so memory stays bounded for any
-        number of users. Unknown users raise KeyError naming them.
+        number of users. Unknown users raise KeyError naming them. ``callback(done, total)`` is
+        called after each block (progress bars).
         """
         self._require_fitted()
         if n < 1:
@@ -205,6 +207,8 @@ class RecommenderMixin:
             out_i.append(cand[idx[valid]])
             out_s.append(vals[valid])
             out_r.append(np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[valid])
+            if callback is not None:
+                callback(min(start + block_size, len(uidx)), len(uidx))
         u = np.concatenate(out_u) if out_u else np.array([], dtype=np.int64)
         i = np.concatenate(out_i) if out_i else np.array([], dtype=np.int64)
         df = pd.DataFrame({
