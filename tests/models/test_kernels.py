@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from mfrec.kernels.als import _cg_solve, als_half_step, bias_als_step, ridge_solve
+from mfrec.kernels.als import cg_solve, als_half_step, bias_als_step, ridge_solve
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.sgd import (
     _sgd_block,
@@ -536,7 +536,7 @@ def test_cg_warm_started_at_solution_stays_there():
     t = rng.normal(size=10)
     lam_vec = np.array([0.1, 1.0, 1.0, 1.0])
     exact = np.linalg.solve(X.T @ X + np.diag(lam_vec), X.T @ t)
-    w = _cg_solve(X, t, lam_vec, exact.copy(), 3)
+    w = cg_solve(X, t, lam_vec, exact.copy(), 3)
     np.testing.assert_allclose(w, exact, rtol=1e-10, atol=1e-12)
 
 

@@ -38,18 +38,10 @@ def _gather(indptr, indices, data, row, Y, other_bias, mu, use_bias):
 
 
 @njit(**_OPTS)
-def ridge_solve(X, t, lam, lam_bias, use_bias):
-    """Exact solution of ``min |X w - t|^2 + lam |w[1:]|^2 + lam_bias w[0]^2`` (w[0] the bias
-    when ``use_bias``), by Cholesky of the (k+1) x (k+1) normal matrix."""
-    d = X.shape[1]
-    A = X.T @ X
-    b = X.T @ t
-    for f in range(d):
-        A[f, f] += lam
-    if use_bias:
-        A[0, 0] += lam_bias - lam
+def chol_solve(A, b):
+    """Solve ``A w = b`` for symmetric positive definite ``A`` (Cholesky, float64)."""
+    d = A.shape[0]
     L = np.linalg.cholesky(A)
-    # forward / back substitution
     y = np.empty(d)
     for r in range(d):
         s = b[r]
@@ -66,7 +58,20 @@ def ridge_solve(X, t, lam, lam_bias, use_bias):
 
 
 @njit(**_OPTS)
-def _cg_solve(X, t, lam_vec, w, steps):
+def ridge_solve(X, t, lam, lam_bias, use_bias):
+    """Exact solution of ``min |X w - t|^2 + lam |w[1:]|^2 + lam_bias w[0]^2`` (w[0] the bias
+    when ``use_bias``), by Cholesky of the (k+1) x (k+1) normal matrix."""
+    d = X.shape[1]
+    A = X.T @ X
+    for f in range(d):
+        A[f, f] += lam
+    if use_bias:
+        A[0, 0] += lam_bias - lam
+    return chol_solve(A, X.T @ t)
+
+
+@njit(**_OPTS)
+def cg_solve(X, t, lam_vec, w, steps):
     """A few conjugate-gradient steps on (X^T X + diag(lam_vec)) w = X^T t from the given w."""
     r = X.T @ t - (X.T @ (X @ w) + lam_vec * w)
     p = r.copy()
@@ -116,7 +121,7 @@ def als_half_step(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam
                 w[0] = bias_out[row]
             for f in range(k):
                 w[off + f] = X_out[row, f]
-            w = _cg_solve(X, t, lam_vec, w, cg_steps)
+            w = cg_solve(X, t, lam_vec, w, cg_steps)
         else:
             w = ridge_solve(X, t, lam * scale, lam_bias * scale, use_bias)
         if use_bias:

@@ -24,27 +24,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from mfrec.kernels.als import cg_solve, chol_solve
+
 _OPTS = dict(cache=True, fastmath=True, nogil=True)
-
-
-@njit(**_OPTS)
-def _chol_solve(A, b):
-    """Solve A w = b for symmetric positive definite A (Cholesky, float64)."""
-    d = A.shape[0]
-    L = np.linalg.cholesky(A)
-    y = np.empty(d)
-    for r in range(d):
-        s = b[r]
-        for c in range(r):
-            s -= L[r, c] * y[c]
-        y[r] = s / L[r, r]
-    w = np.empty(d)
-    for r in range(d - 1, -1, -1):
-        s = y[r]
-        for c in range(r + 1, d):
-            s -= L[c, r] * w[c]
-        w[r] = s / L[r, r]
-    return w
 
 
 @njit(**_OPTS)
@@ -74,25 +56,6 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
                 t[q] = sqrt_a * (V[row, c] - means[c])
                 q += 1
     return X, t
-
-
-@njit(**_OPTS)
-def _cg(X, t, lam_vec, w, steps):
-    """``steps`` conjugate-gradient steps on (X^T X + diag(lam_vec)) w = X^T t, from ``w``."""
-    r = X.T @ t - (X.T @ (X @ w) + lam_vec * w)
-    p = r.copy()
-    rs = r @ r
-    for _ in range(steps):
-        if rs < 1e-20:
-            break
-        Ap = X.T @ (X @ p) + lam_vec * p
-        alpha = rs / (p @ Ap)
-        w += alpha * p
-        r -= alpha * Ap
-        rs_new = r @ r
-        p = r + (rs_new / rs) * p
-        rs = rs_new
-    return w
 
 
 @njit(parallel=True, **_OPTS)
@@ -135,12 +98,12 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
             w[0] = bias_out[row] if bias_free else 0.0
             for f in range(k):
                 w[1 + f] = X_out[row, f]
-            w = _cg(X, t, lam_vec, w, cg_steps)
+            w = cg_solve(X, t, lam_vec, w, cg_steps)
         else:
             A = X.T @ X
             for f in range(k + 1):
                 A[f, f] += lam_vec[f]
-            w = _chol_solve(A, X.T @ t)
+            w = chol_solve(A, X.T @ t)
         bias_out[row] = w[0]
         for f in range(k):
             X_out[row, f] = w[1 + f]
@@ -215,7 +178,7 @@ def attribute_factor_step(Xf, bias, V, M, means, attr_weight, lam, C_out):
         G *= attr_weight
         for f in range(k):
             G[f, f] += lam
-        w = _chol_solve(G, attr_weight * R[:, c].copy())
+        w = chol_solve(G, attr_weight * R[:, c].copy())
         for f in range(k):
             W[c, f] = w[f]
     P = Xd @ W.T  # n x p fitted values

@@ -40,19 +40,7 @@ class ALS(FactorModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.factors = factors
-        self.iterations = iterations
-        self.regularization = regularization
-        self.bias_regularization = bias_regularization
-        self.weighted = weighted
-        self.use_bias = use_bias
-        self.solver = solver
-        self.cg_steps = cg_steps
-        self.init_std = init_std
-        self.early_stopping = early_stopping
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     @property
     def _has_bias(self) -> bool:  # type: ignore[override]

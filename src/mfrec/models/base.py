@@ -45,6 +45,11 @@ class Estimator:
         return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
                 or (p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD)]
 
+    def _store_params(self, values: dict[str, Any]) -> None:
+        """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
+        for name in self._param_names():
+            setattr(self, name, values[name])
+
     def get_params(self, deep: bool = True) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self._param_names()}
 

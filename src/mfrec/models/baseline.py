@@ -28,13 +28,7 @@ class Baseline(FactorModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.iterations = iterations
-        self.user_regularization = user_regularization
-        self.item_regularization = item_regularization
-        self.early_stopping = early_stopping
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         self.user_bias_ = np.zeros(train.n_users, dtype=np.float64)

@@ -108,21 +108,7 @@ class CMF(FactorModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.factors = factors
-        self.iterations = iterations
-        self.regularization = regularization
-        self.bias_regularization = bias_regularization
-        self.user_attribute_weight = user_attribute_weight
-        self.item_attribute_weight = item_attribute_weight
-        self.attribute_regularization = attribute_regularization
-        self.attribute_bias = attribute_bias
-        self.solver = solver
-        self.cg_steps = cg_steps
-        self.init_std = init_std
-        self.early_stopping = early_stopping
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:

@@ -47,17 +47,7 @@ class ImplicitALS(FactorModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.factors = factors
-        self.iterations = iterations
-        self.regularization = regularization
-        self.alpha = alpha
-        self.confidence = confidence
-        self.solver = solver
-        self.cg_steps = cg_steps
-        self.init_std = init_std
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     def _check_params(self) -> None:
         super()._check_params()

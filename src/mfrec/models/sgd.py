@@ -84,17 +84,7 @@ class FunkMF(_SGDModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.batch_size = batch_size
-        self.learning_rate_decay = learning_rate_decay
-        self.init_std = init_std
-        self.early_stopping = early_stopping
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -151,18 +141,7 @@ class BiasedMF(_SGDModel):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        self.factors = factors
-        self.epochs = epochs
-        self.learning_rate = learning_rate
-        self.regularization = regularization
-        self.bias_learning_rate = bias_learning_rate
-        self.bias_regularization = bias_regularization
-        self.learning_rate_decay = learning_rate_decay
-        self.init_std = init_std
-        self.early_stopping = early_stopping
-        self.seed = seed
-        self.threads = threads
-        self.dtype = dtype
+        self._store_params(locals())
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         k = int(self.factors)

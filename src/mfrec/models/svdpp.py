@@ -40,13 +40,7 @@ class SVDpp(BiasedMF):
         threads: int | None = None,
         dtype: str = "float32",
     ) -> None:
-        super().__init__(
-            factors=factors, epochs=epochs, learning_rate=learning_rate, regularization=regularization,
-            bias_learning_rate=bias_learning_rate, bias_regularization=bias_regularization,
-            learning_rate_decay=learning_rate_decay, init_std=init_std, early_stopping=early_stopping,
-            seed=seed, threads=threads, dtype=dtype,
-        )
-        self.implicit_regularization = implicit_regularization
+        self._store_params(locals())
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         super()._setup(train, rng, dtype)
