@@ -236,6 +236,19 @@ class RecommenderMixin:
         offset = self.global_mean_ + self.item_bias_[item_idx].astype(np.float64)
         return values - offset, np.zeros(self.item_factors_.shape[1])
 
+    def _known_new_ratings(self, ratings: Any) -> tuple[np.ndarray, np.ndarray, list]:
+        """A new user's ratings as (item indices, values, unknown raw ids): unknown items are
+        warned about and dropped; all-unknown is a DataError."""
+        raw, values = parse_new_ratings(ratings)
+        idx = self.item_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
+        unknown = [x.item() if hasattr(x, "item") else x for x in raw[idx < 0]] if len(raw) else []
+        if len(raw) and len(unknown) == len(raw):
+            raise DataError(f"none of the rated items is known to the model: {unknown[:10]}")
+        if unknown:
+            warnings.warn(f"ignored {len(unknown)} unknown item id(s): {unknown[:10]}", stacklevel=3)
+        keep = idx >= 0
+        return idx[keep], values[keep], unknown
+
     def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> FoldIn:
         """Solve a new user's bias and factors against the fixed item factors.
 
@@ -245,15 +258,7 @@ class RecommenderMixin:
         raises ``DataError``. Empty ratings give the zero user (bias 0, factors 0).
         """
         self._require_fitted()
-        raw, values = parse_new_ratings(ratings)
-        idx = self.item_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
-        unknown = [x.item() if hasattr(x, "item") else x for x in raw[idx < 0]] if len(raw) else []
-        if len(raw) and len(unknown) == len(raw):
-            raise DataError(f"none of the rated items is known to the model: {unknown[:10]}")
-        if unknown:
-            warnings.warn(f"ignored {len(unknown)} unknown item id(s): {unknown[:10]}", stacklevel=2)
-        keep = idx >= 0
-        idx, values = idx[keep], values[keep]
+        idx, values, unknown = self._known_new_ratings(ratings)
         k = self.item_factors_.shape[1]
         if len(idx) == 0:
             return FoldIn(0.0, np.zeros(k, dtype=self.item_factors_.dtype), idx, values, unknown)

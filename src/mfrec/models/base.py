@@ -15,7 +15,6 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 import numbers
 

@@ -381,15 +381,7 @@ class CMF(FactorModel):
         self._require_fitted()
         if isinstance(ratings, _WithAttributes):
             ratings, user_attributes = ratings.ratings, ratings.attributes
-        raw, values = parse_new_ratings(ratings)
-        idx = self.item_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
-        unknown = [x.item() if hasattr(x, "item") else x for x in raw[idx < 0]] if len(raw) else []
-        if len(raw) and len(unknown) == len(raw):
-            raise DataError(f"none of the rated items is known to the model: {unknown[:10]}")
-        if unknown:
-            warnings.warn(f"ignored {len(unknown)} unknown item id(s): {unknown[:10]}", stacklevel=2)
-        keep = idx >= 0
-        idx, values = idx[keep], values[keep]
+        idx, values, unknown = self._known_new_ratings(ratings)
         attrs = self._encode_new("user", user_attributes) if user_attributes is not None else None
         if len(idx) == 0 and (attrs is None or not attrs[1].any()):
             k = self.item_factors_.shape[1]
