@@ -43,9 +43,11 @@ def learning_curve(model: Any, path: str | Path) -> Path:
     ax.set_xlabel("epoch")
     ax.set_ylabel("RMSE")
     ax2 = ax.twinx()
-    ax2.plot(h["epoch"], h["loss"], color="gray", linestyle="--", label="loss (per rating)")
+    ax2.plot(h["epoch"], h["loss"], color="gray", linestyle="--", label="loss (per rating, right axis)")
     ax2.set_ylabel("loss")
-    ax.legend(loc="upper right")
+    lines = ax.get_legend_handles_labels()
+    extra = ax2.get_legend_handles_labels()
+    ax.legend(lines[0] + extra[0], lines[1] + extra[1], loc="upper right")
     ax.set_title(f"{type(model).__name__} learning curve")
     return _save(fig, path)
 
