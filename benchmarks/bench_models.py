@@ -11,6 +11,14 @@ Ratings container is built once outside the timed region, as the peers' Trainset
 NUMBA_CACHE_DIR, so the warm-up includes the full compile and ``compile_seconds`` =
 first fit - median fit. Peak memory: the same VmHWM method as peers.py (see PeakRSS there).
 Output: one JSON object per model on stdout.
+
+``--ranking precision@10,ndcg@10,...``: after the timed fits and the peak-memory reading, the
+last fitted model is scored with ``mfrec.evaluate(model, test, metrics=..., train=train,
+relevance_threshold=--relevance-threshold)``: every test user known in training gets the
+model's own ``recommend_many`` top-k with its training items excluded; the values go to
+``ranking`` in the JSON line (with ``n_users_ranked``, ``n_users_relevant``), the time to
+``ranking_seconds``. ``implicit-als`` (``mfrec.ImplicitALS``, a ranking model) has no rating
+predictions: its ``rmse``/``mae`` are null.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ MODELS = {
     "biased-mf": "BiasedMF",
     "svdpp": "SVDpp",
     "als": "ALS",
+    "implicit-als": "ImplicitALS",
 }
 
 
@@ -44,6 +53,8 @@ def parse_args(argv=None):
     p.add_argument("--params", default="{}", help="JSON: {model: {param: value}}")
     p.add_argument("--label", default="", help="free text stored with each result (e.g. 'tuned')")
     p.add_argument("--cold-cache", action="store_true", help="empty Numba cache: warm-up includes compiling")
+    p.add_argument("--ranking", default="", help="comma-separated ranking metrics, e.g. ndcg@10,recall@10")
+    p.add_argument("--relevance-threshold", type=float, default=4.0)
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -81,6 +92,8 @@ def run_single(args) -> dict:
         t0 = time.perf_counter()
         model = cls(**params).fit(train)
         times.append(time.perf_counter() - t0)
+        if not getattr(model, "_predicts_ratings", True):
+            continue  # ImplicitALS: preference scores, no rating error
         pred = model.predict(test.raw_users, test.raw_items)
         err = pred - test.values.astype(np.float64)
         rmses.append(float(np.sqrt(np.mean(err**2))))
@@ -88,15 +101,26 @@ def run_single(args) -> dict:
     peak_mb = peak.stop_mb()
     n_updates = len(train) * int(getattr(model, model._epochs_param))
     median = float(np.median(times))
-    return {
+    extra = {}
+    if args.ranking:
+        metrics = [m.strip() for m in args.ranking.split(",") if m.strip()]
+        t0 = time.perf_counter()
+        res = mfrec.evaluate(model, test, metrics=metrics, train=train,
+                             relevance_threshold=args.relevance_threshold)
+        extra = {"ranking": {k: (float(v) if isinstance(v, float) else v) for k, v in res.items()},
+                 "ranking_seconds": time.perf_counter() - t0,
+                 "ranking_method": "mfrec.evaluate (recommend_many, training items excluded)",
+                 "relevance_threshold": args.relevance_threshold}
+    unknown = getattr(model, "unknown_", None) or {}
+    row = {
         "library": "mfrec",
         "model": args.single,
         "version": mfrec.__version__,
         "factors": int(model.factors_),
         "epochs_or_iterations": int(getattr(model, model._epochs_param)),
         "params": model.get_params(),
-        "rmse": rmses[-1],
-        "mae": maes[-1],
+        "rmse": rmses[-1] if rmses else None,
+        "mae": maes[-1] if maes else None,
         "rmse_per_fit": rmses,
         "fit_seconds_median": median,
         "fit_seconds_min": float(min(times)),
@@ -107,12 +131,15 @@ def run_single(args) -> dict:
         "ratings_per_second": n_updates / median,
         "peak_rss_mb": peak_mb,
         "peak_rss_method": peak.method,
-        "n_unknown": int(model.unknown_["users"] + model.unknown_["items"]),
+        "n_unknown": int(unknown.get("users", 0) + unknown.get("items", 0)) if unknown else None,
         "n_train": len(train),
         "n_test": len(test),
         "threads": args.threads,
         "label": args.label,
+        "repeats": args.repeats,
     }
+    row.update(extra)
+    return row
 
 
 def main(argv=None) -> None:
@@ -129,7 +156,8 @@ def main(argv=None) -> None:
             env[var] = str(args.threads)
         cmd = [sys.executable, __file__, "--single", name, "--train", args.train, "--test", args.test,
                "--repeats", str(args.repeats), "--threads", str(args.threads), "--params", args.params,
-               "--label", args.label] + (["--cold-cache"] if args.cold_cache else [])
+               "--label", args.label, "--ranking", args.ranking,
+               "--relevance-threshold", str(args.relevance_threshold)] + (["--cold-cache"] if args.cold_cache else [])
         with tempfile.TemporaryDirectory() as cache:
             if args.cold_cache:
                 env["NUMBA_CACHE_DIR"] = cache

@@ -11,7 +11,7 @@ Usage
         --models surprise-svd,surprise-svdpp,cmfrec-als,cmfrec-cmf \\
         --factors 100 --epochs 20 --repeats 3 [--threads 2] [--lambda 10] \\
         [--tune-lambda] [--user-attributes users.csv --item-attributes items.csv] \\
-        [--cold-users cold.csv]
+        [--cold-users cold.csv] [--topn-out 'topn_{model}.csv' --topn 10]
 
 Inputs are CSV files with a header containing ``user,item,rating`` (extra columns
 are ignored) or Parquet files (``.parquet``; needs pyarrow or fastparquet in the
@@ -81,6 +81,34 @@ replaced by the training global mean and counted in ``n_nan_filled``.
 ``n_unknown`` is counted independently of the library: the number of test rows
 whose user or item does not occur in the training ratings.
 
+Top-n lists (``--topn-out PATTERN --topn N``)
+---------------------------------------------
+After the timed fits (and after the peak-memory reading, so the dense score blocks below do
+not count towards ``peak_rss_mb``), the last fitted model writes every test user's top-N
+(default 10) to the CSV ``PATTERN`` with ``{model}`` replaced by the model name (when the
+pattern has no ``{model}``, ``_MODEL`` is inserted before the extension). Columns:
+``user,item,rank,score`` with the raw ids of the input files, rank 1 = best. The lists are
+computed with numpy from the fitted parameters, not with the libraries' own per-pair predict:
+
+* candidates: every item of the training ratings that the user did not rate in training;
+* users: the test users that occur in the training ratings (others get no list);
+* score = global mean + user bias + item bias + user vector . item vector, unclipped (the
+  libraries clip predictions to the rating scale, which would tie every item above 5 at 5):
+  Surprise SVD ``trainset.global_mean + bu[u] + bi[i] + pu[u] . qi[i]`` (inner ids mapped back
+  with ``trainset.to_raw_uid/to_raw_iid``); Surprise SVD++ the same with
+  ``pu[u] + |N(u)|^-1/2 * sum_{j in N(u)} yj[j]`` as user vector, ``N(u)`` the user's
+  training items (``trainset.ur[u]``), as in ``SVDpp.estimate``; cmfrec
+  ``glob_mean_ + user_bias_[u] + item_bias_[i] + A_[u] . B_[i]`` (rows in the order of
+  ``user_mapping_`` / ``item_mapping_``);
+* top-N by ``np.argpartition`` on blocks of users, then sorted by score (ties: lower column).
+
+As a check, the numpy score is compared with the library's own unclipped prediction on up to
+2,000 (user, item) pairs of the test set whose user and item are both known;
+``topn_check_max_abs_diff`` records the largest difference (float32 for cmfrec, so ~1e-6).
+The JSON line also gets ``topn_file``, ``topn_users``, ``topn_seconds``. Scoring the lists
+(precision@k, ndcg@k, ...) is left to the caller (``run_core.py`` uses ``mfrec.metrics``, the
+same code that scores mfrec's own lists).
+
 Cold start (``--cold-users FILE``): ratings (user,item,rating) of users absent
 from training. cmfrec-cmf predicts them with
 ``CMF.predict_cold_multiple(item=items, U=attr_frame)`` (one attribute row per
@@ -146,6 +174,9 @@ def _parse_args(argv=None):
     p.add_argument("--user-attributes", default=None)
     p.add_argument("--item-attributes", default=None)
     p.add_argument("--cold-users", default=None)
+    p.add_argument("--topn-out", default=None,
+                   help="write each test user's top-N to this CSV ({model} is replaced by the model name)")
+    p.add_argument("--topn", type=int, default=10, help="list length for --topn-out")
     p.add_argument("--single", default=None, help=argparse.SUPPRESS)
     p.add_argument("--tuning-json", default=None, help=argparse.SUPPRESS)
     return p.parse_args(argv)
@@ -276,6 +307,26 @@ class SurpriseRunner:
         est, nfill = self.predict(model, df)
         return est, nfill, "library unknown-user fallback (mu + b_i)"
 
+    def score_parts(self, model):
+        """(raw user ids, raw item ids, user vectors, item vectors, user bias, item base) in
+        Surprise's inner-id order; score = item_base[i] + user_bias[u] + P[u] . Q[i]."""
+        ts = model.trainset
+        users = np.array([ts.to_raw_uid(u) for u in range(ts.n_users)], dtype=object)
+        items = np.array([ts.to_raw_iid(i) for i in range(ts.n_items)], dtype=object)
+        P = np.asarray(model.pu, dtype=np.float64)
+        Q = np.asarray(model.qi, dtype=np.float64)
+        if self.name == "surprise-svdpp":  # implicit part, as in SVDpp.estimate
+            import scipy.sparse as sp
+            rows = np.concatenate([np.full(len(ts.ur[u]), u) for u in range(ts.n_users)])
+            cols = np.concatenate([np.array([j for j, _ in ts.ur[u]], dtype=np.int64)
+                                   for u in range(ts.n_users)])
+            counts = np.bincount(rows, minlength=ts.n_users).astype(np.float64)
+            N = sp.csr_matrix((1.0 / np.sqrt(counts[rows]), (rows, cols)), shape=(ts.n_users, ts.n_items))
+            P = P + N @ np.asarray(model.yj, dtype=np.float64)
+        bu = np.asarray(model.bu, dtype=np.float64) if getattr(model, "biased", True) else np.zeros(ts.n_users)
+        bi = np.asarray(model.bi, dtype=np.float64) if getattr(model, "biased", True) else np.zeros(ts.n_items)
+        return users, items, P, Q, bu, ts.global_mean + bi
+
 
 class CmfrecRunner:
     library = "cmfrec"
@@ -358,6 +409,85 @@ class CmfrecRunner:
         est, nfill = self._fill(model.predict_cold_multiple(
             item=df["item"].to_numpy(), U=Urows.to_numpy(dtype=np.float64)))
         return est, nfill, "CMF.predict_cold_multiple(item=..., U=attribute rows)"
+
+    def score_parts(self, model):
+        """As SurpriseRunner.score_parts, rows in cmfrec's user_mapping_/item_mapping_ order."""
+        users = np.asarray(model.user_mapping_).astype(str).astype(object)
+        items = np.asarray(model.item_mapping_).astype(str).astype(object)
+        P = np.asarray(model.A_, dtype=np.float64)
+        Q = np.asarray(model.B_, dtype=np.float64)
+        nu, ni = len(users), len(items)
+        bu = np.asarray(model.user_bias_, dtype=np.float64) if model.user_bias else np.zeros(nu)
+        bi = np.asarray(model.item_bias_, dtype=np.float64) if model.item_bias else np.zeros(ni)
+        if P.shape[1] != Q.shape[1]:  # pragma: no cover (k_user/k_item extras: not used here)
+            raise SystemExit("cmfrec model with k_user/k_item: top-n from parameters not supported")
+        return users, items, P[:nu], Q[:ni], bu[:nu], float(model.glob_mean_) + bi[:ni]
+
+
+# --------------------------------------------------------------------------- top-n lists
+def topn_path(pattern, model):
+    if "{model}" in pattern:
+        return pattern.replace("{model}", model)
+    root, ext = os.path.splitext(pattern)
+    return f"{root}_{model}{ext or '.csv'}"
+
+
+def write_topn(runner, model, train, test, n, path, block=512):
+    """Top-``n`` unseen training items for every test user known in training, from the fitted
+    parameters (see "Top-n lists" in the module docstring). Returns the JSON extras."""
+    t0 = time.perf_counter()
+    users, items, P, Q, bu, ibase = runner.score_parts(model)
+    uindex, iindex = pd.Index(users), pd.Index(items)
+    tu = uindex.get_indexer(train["user"].to_numpy())
+    ti = iindex.get_indexer(train["item"].to_numpy())
+    if (tu < 0).any() or (ti < 0).any():
+        raise SystemExit("top-n: training ids missing from the fitted model's id maps")
+    order = np.argsort(tu, kind="stable")
+    bounds = np.searchsorted(tu[order], np.arange(len(users) + 1))
+    test_users = pd.unique(test["user"].to_numpy())
+    rows = uindex.get_indexer(test_users)
+    rows = rows[rows >= 0]
+    n = min(int(n), len(items))
+    out_u, out_i, out_r, out_s = [], [], [], []
+    for start in range(0, len(rows), block):
+        ub = rows[start:start + block]
+        S = P[ub] @ Q.T + bu[ub, None] + ibase[None, :]
+        for k, u in enumerate(ub):
+            S[k, ti[order[bounds[u]:bounds[u + 1]]]] = -np.inf
+        part = np.argpartition(-S, n - 1, axis=1)[:, :n] if n < S.shape[1] else np.tile(np.arange(S.shape[1]), (len(ub), 1))
+        vals = np.take_along_axis(S, part, axis=1)
+        srt = np.lexsort((part, -vals), axis=1)  # score descending, then column
+        part = np.take_along_axis(part, srt, axis=1)
+        vals = np.take_along_axis(vals, srt, axis=1)
+        ok = np.isfinite(vals)
+        out_u.append(np.repeat(ub, ok.sum(axis=1)))
+        out_i.append(part[ok])
+        out_s.append(vals[ok])
+        out_r.append(np.broadcast_to(np.arange(1, n + 1), part.shape)[ok])
+    recs = pd.DataFrame({
+        "user": users[np.concatenate(out_u)] if out_u else np.empty(0, dtype=object),
+        "item": items[np.concatenate(out_i)] if out_i else np.empty(0, dtype=object),
+        "rank": np.concatenate(out_r) if out_r else np.empty(0, dtype=np.int64),
+        "score": np.concatenate(out_s) if out_s else np.empty(0),
+    })
+    recs.to_csv(path, index=False)
+    seconds = time.perf_counter() - t0
+
+    # check: numpy scores vs the library's own unclipped prediction on known test pairs
+    qu = uindex.get_indexer(test["user"].to_numpy())
+    qi = iindex.get_indexer(test["item"].to_numpy())
+    known = np.flatnonzero((qu >= 0) & (qi >= 0))
+    if len(known) > 2000:
+        known = np.random.default_rng(0).choice(known, 2000, replace=False)
+    diff = None
+    if len(known):
+        mine = np.einsum("ij,ij->i", P[qu[known]], Q[qi[known]]) + bu[qu[known]] + ibase[qi[known]]
+        lib, _ = runner.predict(model, test.iloc[known])
+        diff = float(np.max(np.abs(mine - lib)))
+    log(f"{runner.name}: top-{n} for {len(rows)} users -> {path} ({seconds:.2f}s, check diff {diff})")
+    return {"topn_file": os.path.abspath(path), "topn": n, "topn_users": int(len(rows)),
+            "topn_seconds": seconds, "topn_check_max_abs_diff": diff,
+            "topn_method": "numpy scores from fitted parameters, training items excluded"}
 
 
 # --------------------------------------------------------------------------- single run
@@ -461,6 +591,8 @@ def run_single(args):
             out["n_cold_without_attributes"] = int((~cold["user"].isin(set(uattr["UserId"]))).sum())
     out["peak_rss_mb"] = round(mem.stop_mb(), 2)
     out["peak_rss_method"] = mem.method
+    if args.topn_out:
+        out.update(write_topn(runner, model, train, test, args.topn, args.topn_out.replace("{model}", name)))
     if args.tuning_json:
         with open(args.tuning_json) as fh:
             out["params"]["lambda_tuning"] = json.load(fh)
@@ -515,9 +647,12 @@ def child_cmd(args, model, lam, tuning_path):
     for opt, val in (("--user-attributes", args.user_attributes),
                      ("--item-attributes", args.item_attributes),
                      ("--cold-users", args.cold_users),
-                     ("--tuning-json", tuning_path)):
+                     ("--tuning-json", tuning_path),
+                     ("--topn-out", topn_path(args.topn_out, model) if args.topn_out else None)):
         if val:
             cmd += [opt, val]
+    if args.topn_out:
+        cmd += ["--topn", str(args.topn)]
     return cmd
 
 
