@@ -352,6 +352,19 @@ def _latest(path: Path) -> list[dict]:
     return [r for r in rows if r["run"] == last]
 
 
+def render_io(rows: list[dict]) -> str:
+    out = ["| case | ratings | file MB | seconds | ratings/s |", "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        if "seconds" in r:
+            out.append(f"| {r['case']} | {r['ratings']:,} | {r['bytes'] / 2**20:,.0f} | {r['seconds']:.1f} | "
+                       f"{r['ratings_per_second'] / 1e6:.1f}M |")
+    for r in rows:
+        if "save_seconds" in r:
+            out += ["", f"Model file of a {r['case']} trained on {r['ratings']:,} ratings: {r['bytes'] / 2**20:,.0f} MB, "
+                        f"save {r['save_seconds']:.2f} s, load {r['load_seconds']:.2f} s (median of 3)."]
+    return "\n".join(out)
+
+
 def main() -> None:
     target = HERE / "RESULTS.md"
     text = target.read_text() if target.exists() else "# Benchmark results\n"
@@ -373,6 +386,13 @@ def main() -> None:
     rec = _latest(RESULTS / "recommend.jsonl")
     if rec:
         text = _section(text, "recommend", render_recommend(rec))
+    io_rows = _latest(RESULTS / "io.jsonl")
+    if io_rows:
+        text = _section(text, "io", render_io(io_rows))
+    if (RESULTS / "cmf.md").exists():  # written by bench_cmf.py; its links are relative to results/
+        cmf = (RESULTS / "cmf.md").read_text().replace("](cmf_", "](results/cmf_")
+        cmf = "\n".join(line for line in cmf.splitlines() if not line.startswith("## "))
+        text = _section(text, "cmf", cmf.strip())
     target.write_text(text)
     print(f"updated {target}")
 
