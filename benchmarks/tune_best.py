@@ -15,13 +15,10 @@ from pathlib import Path
 import mfrec
 
 HERE = Path(__file__).resolve().parent
-SPACES = {
-    "svdpp": (mfrec.SVDpp, {"factors": [100, 200, 300], "epochs": [20, 30, 40], "learning_rate": ("log", 0.005, 0.03),
-                            "regularization": ("log", 0.03, 0.3), "learning_rate_decay": [0.9, 0.95, 0.98]}),
-    "biased-mf": (mfrec.BiasedMF, {"factors": [100, 200, 300], "epochs": [20, 30, 40],
-                                   "learning_rate": ("log", 0.005, 0.05), "regularization": ("log", 0.03, 0.3),
-                                   "learning_rate_decay": [0.9, 0.95, 0.98]}),
-}
+SPACE = {"factors": [50, 100, 200], "epochs": [40, 60, 80], "learning_rate": ("log", 0.002, 0.015),
+         "regularization": ("log", 0.03, 0.2), "learning_rate_decay": [0.95, 0.97, 0.99],
+         "bias_regularization": ("log", 0.005, 0.1)}
+SPACES = {"svdpp": (mfrec.SVDpp, SPACE), "biased-mf": (mfrec.BiasedMF, SPACE)}
 
 
 def main() -> None:
@@ -35,7 +32,7 @@ def main() -> None:
     for split, train in {"ml-100k/u1": u1_train, "ml-latest-small/random-80-20": small_train}.items():
         out[split] = {}
         for name, (cls, space) in SPACES.items():
-            res = mfrec.tune(cls, train, space, trials=args.trials, validation=0.1, seed=0, early_stopping=None)
+            res = mfrec.tune(cls, train, space, trials=args.trials, validation=0.1, seed=1, early_stopping=None)
             params = {k: (v.item() if hasattr(v, "item") else v) for k, v in res.best_params.items()}
             out[split][name] = params
             print(split, name, f"validation RMSE {res.best_score:.4f}", params, flush=True)
