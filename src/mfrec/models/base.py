@@ -217,9 +217,8 @@ class FactorModel(RecommenderMixin, Estimator):
         reg = float(getattr(self, "regularization", 0.0))
         breg = getattr(self, "bias_regularization", None)
         breg = reg if breg is None else float(breg)
-        return reg * (float(np.sum(self.user_factors_.astype(np.float64) ** 2))
-                      + float(np.sum(self.item_factors_.astype(np.float64) ** 2))) + breg * (
-            float(np.sum(self.user_bias_.astype(np.float64) ** 2)) + float(np.sum(self.item_bias_.astype(np.float64) ** 2)))
+        return reg * (_sq_norm(self.user_factors_) + _sq_norm(self.item_factors_)) + breg * (
+            _sq_norm(self.user_bias_) + _sq_norm(self.item_bias_))
 
     def _finalize(self, train: Ratings) -> None:
         """Derive prediction arrays from the training state (SVD++ overrides)."""
@@ -334,6 +333,12 @@ class FactorModel(RecommenderMixin, Estimator):
         """Every array that defines the fitted model (for save/load)."""
         return {name: getattr(self, name) for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
                 + self._extra_arrays}
+
+
+def _sq_norm(a: np.ndarray) -> float:
+    """Sum of squares without a float64 copy (BLAS dot of the flat array)."""
+    flat = np.ascontiguousarray(a).ravel()
+    return float(np.dot(flat, flat))
 
 
 def float_param(value: Any, dtype: np.dtype) -> Any:
