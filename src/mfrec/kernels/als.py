@@ -144,6 +144,22 @@ def bias_als_step(indptr, indices, data, other_bias, mu, bias_out, reg):
         bias_out[row] = s / (reg + (indptr[row + 1] - indptr[row]))
 
 
+@njit(**_OPTS)
+def _store_preference_row(x, Y, indices, start, end, X_out, row):
+    """Write the solved row and return its observed SSE, sum_j (1 - x . y_j)^2."""
+    k = Y.shape[1]
+    acc = 0.0
+    for p in range(start, end):
+        y = Y[indices[p]]
+        s = 0.0
+        for f in range(k):
+            s += x[f] * y[f]
+        acc += (1.0 - s) * (1.0 - s)
+    for f in range(k):
+        X_out[row, f] = x[f]
+    return acc
+
+
 @njit(parallel=True, **_OPTS)
 def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam):
     """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
@@ -178,16 +194,7 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam):
                 for g in range(k):
                     A[f, g] += cy * y[g]
         x = np.linalg.solve(A, b)
-        acc = 0.0
-        for p in range(start, end):
-            y = Y[indices[p]]
-            s = 0.0
-            for f in range(k):
-                s += x[f] * y[f]
-            acc += (1.0 - s) * (1.0 - s)
-        sse[row] = acc
-        for f in range(k):
-            X_out[row, f] = x[f]
+        sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
     return sse.sum()
 
 
@@ -240,14 +247,5 @@ def implicit_half_step_cg(indptr, indices, confidence, Y, YtY, X_out, lam, cg_st
             rs_new = r @ r
             d = r + (rs_new / rs) * d
             rs = rs_new
-        acc = 0.0
-        for p in range(start, end):
-            y = Y[indices[p]]
-            s = 0.0
-            for f in range(k):
-                s += x[f] * y[f]
-            acc += (1.0 - s) * (1.0 - s)
-        sse[row] = acc
-        for f in range(k):
-            X_out[row, f] = x[f]
+        sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
     return sse.sum()
