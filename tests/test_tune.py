@@ -73,7 +73,7 @@ def test_search_space_kinds():
 
 
 def test_improves_over_a_bad_starting_point(ratings):
-    fixed = {"threads": 1, "epochs": 10, "factors": 4}
+    fixed = {"threads": 1, "epochs": 10, "factors": 4, "bias_learning_rate": None}  # biases follow learning_rate
     bad = tune(mfrec.BiasedMF, ratings, {"learning_rate": [1e-4]}, trials=1, fixed=fixed)
     good = tune(mfrec.BiasedMF, ratings, {"learning_rate": ("log", 1e-4, 0.05)}, trials=6, fixed=fixed)
     assert good.best_score < bad.best_score - 0.05
@@ -96,7 +96,7 @@ def test_grid_enumerates_combinations(ratings):
 
 def test_early_stopping_and_validation_set(ratings):
     train, val = random_split(ratings, test_size=0.2, seed=3)
-    fixed = {"threads": 1, "epochs": 40, "factors": 4}
+    fixed = {"threads": 1, "epochs": 40, "factors": 4, "bias_learning_rate": None}
     res = tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=val, fixed=fixed,
                early_stopping=1)
     row = res.trials.iloc[0]

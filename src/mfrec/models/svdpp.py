@@ -31,7 +31,7 @@ class SVDpp(BiasedMF):
         learning_rate: float = 0.02,
         regularization: float = 0.1,
         implicit_regularization: float | None = None,
-        bias_learning_rate: float | None = None,
+        bias_learning_rate: float | None = 0.005,
         bias_regularization: float | None = 0.02,
         learning_rate_decay: float = 0.95,
         init_std: float = 0.05,
