@@ -160,15 +160,75 @@ def _store_preference_row(x, Y, indices, start, end, X_out, row):
     return acc
 
 
+@njit(**_OPTS)
+def _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end):
+    """x = (Y^T Y + lam I + sum_j (c_j - 1) y_j y_j^T)^-1 sum_j c_j y_j, built and solved exactly."""
+    k = Y.shape[1]
+    A = YtY.copy()
+    b = np.zeros(k)
+    for f in range(k):
+        A[f, f] += lam
+    for p in range(start, end):
+        y = Y[indices[p]]
+        c = confidence[p]
+        for f in range(k):
+            yf = y[f]
+            b[f] += c * yf
+            cy = (c - 1.0) * yf
+            for g in range(k):
+                A[f, g] += cy * y[g]
+    return np.linalg.solve(A, b)
+
+
+@njit(**_OPTS)
+def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps):
+    """The same system by ``cg_steps`` conjugate-gradient steps from ``x`` (Takacs et al. 2011):
+    O(k^2 + n_row k) per step, never forming the row's matrix."""
+    k = Y.shape[1]
+    r = -(YtY @ x) - lam * x  # r = b - A x
+    for p in range(start, end):
+        y = Y[indices[p]]
+        c = confidence[p]
+        s = 0.0
+        for f in range(k):
+            s += y[f] * x[f]
+        w = c - (c - 1.0) * s
+        for f in range(k):
+            r[f] += w * y[f]
+    d = r.copy()
+    rs = r @ r
+    for _ in range(cg_steps):
+        if rs < 1e-20:
+            break
+        Ad = YtY @ d + lam * d
+        for p in range(start, end):
+            y = Y[indices[p]]
+            s = 0.0
+            for f in range(k):
+                s += y[f] * d[f]
+            s *= confidence[p] - 1.0
+            for f in range(k):
+                Ad[f] += s * y[f]
+        alpha = rs / (d @ Ad)
+        x += alpha * d
+        r -= alpha * Ad
+        rs_new = r @ r
+        d = r + (rs_new / rs) * d
+        rs = rs_new
+    return x
+
+
 @njit(parallel=True, **_OPTS)
-def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam):
+def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps):
     """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
 
         x_u = (Y^T Y + lam I + sum_j (c_uj - 1) y_j y_j^T)^-1  sum_j c_uj y_j
 
     over the rows' observed columns ``j`` with confidences ``c_uj`` (preference 1); all other
-    entries are preference 0 with confidence 1, covered by the shared ``YtY``. Returns the
-    summed squared error of the observed preferences, sum_j (1 - x_u . y_j)^2.
+    entries are preference 0 with confidence 1, covered by the shared ``YtY``. ``use_cg`` takes
+    ``cg_steps`` conjugate-gradient steps warm-started at the current ``X_out`` instead of the
+    exact solve. Returns the summed squared error of the observed preferences,
+    sum_j (1 - x_u . y_j)^2.
     """
     n_rows = indptr.shape[0] - 1
     k = Y.shape[1]
@@ -180,72 +240,12 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam):
             for f in range(k):
                 X_out[row, f] = 0.0
             continue
-        A = YtY.copy()
-        b = np.zeros(k)
-        for f in range(k):
-            A[f, f] += lam
-        for p in range(start, end):
-            y = Y[indices[p]]
-            c = confidence[p]
+        if use_cg:
+            x = np.empty(k)
             for f in range(k):
-                yf = y[f]
-                b[f] += c * yf
-                cy = (c - 1.0) * yf
-                for g in range(k):
-                    A[f, g] += cy * y[g]
-        x = np.linalg.solve(A, b)
-        sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
-    return sse.sum()
-
-
-@njit(parallel=True, **_OPTS)
-def implicit_half_step_cg(indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps):
-    """The implicit-ALS half-step by ``cg_steps`` conjugate-gradient steps warm-started at the
-    current ``X_out`` (Takacs et al. 2011): each step costs O(k^2 + n_row k) instead of the
-    O(n_row k^2 + k^3) of building and factorizing the row's matrix. Returns the observed SSE."""
-    n_rows = indptr.shape[0] - 1
-    k = Y.shape[1]
-    sse = np.zeros(n_rows)
-    for row in prange(n_rows):
-        start = indptr[row]
-        end = indptr[row + 1]
-        if end == start:
-            for f in range(k):
-                X_out[row, f] = 0.0
-            continue
-        x = np.empty(k)
-        for f in range(k):
-            x[f] = X_out[row, f]
-        # r = b - A x
-        r = -(YtY @ x) - lam * x
-        for p in range(start, end):
-            y = Y[indices[p]]
-            c = confidence[p]
-            s = 0.0
-            for f in range(k):
-                s += y[f] * x[f]
-            w = c - (c - 1.0) * s
-            for f in range(k):
-                r[f] += w * y[f]
-        d = r.copy()
-        rs = r @ r
-        for _ in range(cg_steps):
-            if rs < 1e-20:
-                break
-            Ad = YtY @ d + lam * d
-            for p in range(start, end):
-                y = Y[indices[p]]
-                s = 0.0
-                for f in range(k):
-                    s += y[f] * d[f]
-                s *= confidence[p] - 1.0
-                for f in range(k):
-                    Ad[f] += s * y[f]
-            alpha = rs / (d @ Ad)
-            x += alpha * d
-            r -= alpha * Ad
-            rs_new = r @ r
-            d = r + (rs_new / rs) * d
-            rs = rs_new
+                x[f] = X_out[row, f]
+            x = _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps)
+        else:
+            x = _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end)
         sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
     return sse.sum()

@@ -13,7 +13,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.als import implicit_half_step, implicit_half_step_cg
+from mfrec.kernels.als import implicit_half_step
 from mfrec.models.base import FactorModel
 from mfrec.recommend import FoldIn
 
@@ -80,9 +80,7 @@ class ImplicitALS(FactorModel):
         def half(csr, conf, other, out):
             G = other.astype(np.float64)
             G = G.T @ G
-            if self.solver == "cg":
-                return implicit_half_step_cg(csr.indptr, csr.indices, conf, other, G, out, lam, steps)
-            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam)
+            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, self.solver == "cg", steps)
 
         half(bu, self._conf_user, self.item_factors_, self.user_factors_)
         return half(bi, self._conf_item, self.user_factors_, self.item_factors_)
