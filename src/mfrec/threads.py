@@ -7,7 +7,18 @@ from contextlib import contextmanager
 from typing import Iterator
 
 import numba
-from threadpoolctl import threadpool_limits
+from threadpoolctl import ThreadpoolController
+
+_controller: ThreadpoolController | None = None
+
+
+def _blas_limit(limits: int):
+    """threadpoolctl's limit context on a controller built once: scanning the loaded libraries
+    takes ~2 ms, a noticeable share of a small fit, so it is done on first use only."""
+    global _controller
+    if _controller is None:
+        _controller = ThreadpoolController()
+    return _controller.limit(limits=limits)
 
 
 def resolve_threads(threads: int | None) -> int:
@@ -32,7 +43,7 @@ def kernel_threads(threads: int | None, blas_threads: int = 1) -> Iterator[int]:
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
-        with threadpool_limits(limits=blas_threads):
+        with _blas_limit(blas_threads):
             yield n
     finally:
         numba.set_num_threads(previous)
@@ -42,5 +53,5 @@ def kernel_threads(threads: int | None, blas_threads: int = 1) -> Iterator[int]:
 def blas_threads(threads: int | None) -> Iterator[int]:
     """Plain NumPy/BLAS work (top-n scoring) on ``threads`` BLAS threads."""
     n = resolve_threads(threads)
-    with threadpool_limits(limits=n):
+    with _blas_limit(n):
         yield n

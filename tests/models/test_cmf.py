@@ -112,13 +112,15 @@ def test_fold_in_with_attributes_equals_the_training_solve(cold_users):
     """A training user's row is the ridge of their ratings and attributes against the final item
     and attribute factors (exact solver: the last half-step used them, up to the final C step)."""
     model, train, _, users = cold_users
-    exact = CMF(**{**PLANTED, "solver": "cholesky"}).fit(train, user_attributes=users.loc[np.unique(train.raw_users)])
+    exact = CMF(**{**PLANTED, "solver": "cholesky", "iterations": 30}).fit(
+        train, user_attributes=users.loc[np.unique(train.raw_users)])
     uid = train.users[3]
     row = train.by_user[3]
     ratings = dict(zip(train.items[row.indices], row.data))
     fold = exact.fold_in(ratings, user_attributes=users.loc[uid])
     u = exact.user_map_.index_of(uid)
-    # the item step ran after this user's solve; refolding against the final factors stays close
+    # the item step ran after this user's solve; near convergence (30 iterations) refolding against the
+    # final factors stays close
     np.testing.assert_allclose(fold.factors, exact.user_factors_[u], atol=0.05)
     assert abs(fold.bias - exact.user_bias_[u]) < 0.05
 

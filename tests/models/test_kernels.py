@@ -169,9 +169,9 @@ def test_sgd_strata_epoch_single_group_single_rating_matches_block():
     a, b = copy_params(params), copy_params(params)
     Z = G = np.zeros((1, K))
     order = np.array([5], dtype=np.int64)
-    ptr = np.array([0, 1], dtype=np.int64)
-    sse_a = sgd_strata_epoch(users, items, values, order, ptr, 1, a["P"], a["Q"], a["bu"], a["bi"], Z, G,
-                             MU, LR, LR_B, REG, REG_B, True, False)
+    runs = np.array([0, 1], dtype=np.int64)
+    sse_a = sgd_strata_epoch(users, items, values, order, runs, runs, np.uint64(0), 1, a["P"], a["Q"], a["bu"],
+                             a["bi"], Z, G, MU, LR, LR_B, REG, REG_B, True, False)
     sse_b = run_block(users, items, values, [5], b, True, False)
     assert sse_a == sse_b
     for name in ("P", "Q", "bu", "bi"):
@@ -251,20 +251,29 @@ def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():
         # each user's ratings form one contiguous run inside the block
         n_runs = (len(np.flatnonzero(np.diff(run_users))) + 1) if len(run_users) else 0
         assert n_runs == len(np.unique(run_users))
+        # and keeps the order it has in base
+        for u in np.unique(run_users):
+            np.testing.assert_array_equal(a[sl][run_users == u], base[sl][users[base[sl]] == u])
 
 
 @pytest.mark.parametrize("use_implicit", [False, True])
 def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit):
     """Blocks of one stratum touch disjoint users and items, so the parallel epoch equals the
-    sequential pass over blocks (t, (t + s) mod G) for s = 0..G-1, t = 0..G-1."""
+    sequential pass over blocks (t, (t + s) mod G) for s = 0..G-1, t = 0..G-1, each in the run order
+    of shuffle_user_runs for the same seed."""
     users, items, values, params = tiny_data(seed=8, n_users=10, n_items=9, n=45)
     g = 3
-    order, ptr = bucket_by_block(users, items, _groups(10, g, 2), _groups(9, g, 3), g, np.arange(len(users)))
+    base, ptr = bucket_by_block(users, items, _groups(10, g, 2), _groups(9, g, 3), g,
+                                np.argsort(users, kind="stable"))
+    seg, block_seg = user_segments(base, ptr, users)
+    order = np.empty_like(base)
+    shuffle_user_runs(base, seg, block_seg, np.uint64(77), order)
     got, ref = copy_params(params), copy_params(params)
     G_got = np.zeros((10, K))
     G_ref = np.zeros((10, K))
     Z_got = got["Z"] if use_implicit else np.zeros((1, K))
-    sse = sgd_strata_epoch(users, items, values, order, ptr, g, got["P"], got["Q"], got["bu"], got["bi"], Z_got,
+    sse = sgd_strata_epoch(users, items, values, base, seg, block_seg, np.uint64(77), g, got["P"], got["Q"],
+                           got["bu"], got["bi"], Z_got,
                            G_got if use_implicit else np.zeros((1, K)), MU, LR, LR_B, REG, REG_B, True, use_implicit)
     seq = [order[ptr[t * g + (t + s) % g]:ptr[t * g + (t + s) % g + 1]] for s in range(g) for t in range(g)]
     sse_ref = sgd_reference(users, items, values, np.concatenate(seq), ref["P"], ref["Q"], ref["bu"], ref["bi"], MU,
@@ -404,8 +413,8 @@ def test_implicit_gradient_of_svdpp_data_loss():
     P, Q, bu, bi = (params[n].copy() for n in ("P", "Q", "bu", "bi"))
     order = np.arange(len(users), dtype=np.int64)
     ptr = np.array([0, len(users)], dtype=np.int64)
-    sgd_strata_epoch(users, items, values, order, ptr, 1, P, Q, bu, bi, Z, G, MU, F64(0.0), F64(0.0), REG, REG_B,
-                     True, True)
+    sgd_strata_epoch(users, items, values, order, ptr, np.array([0, 1], dtype=np.int64), np.uint64(0), 1, P, Q, bu,
+                     bi, Z, G, MU, F64(0.0), F64(0.0), REG, REG_B, True, True)
     np.testing.assert_array_equal(P, params["P"])  # lr = 0: nothing moved
     step = F64(0.2)
     Y_new = Y.copy()

@@ -363,6 +363,14 @@ class Ratings:
         return m
 
     @cached_property
+    def user_item_order(self) -> np.ndarray:
+        """Rating positions sorted by (user, item): each user's ratings as one run, items ascending
+        (O(n) counting sort, computed once per Ratings like the CSR views)."""
+        from mfrec.kernels.sgd import order_by_user_item
+
+        return order_by_user_item(self._u, self._i, self.n_users, self.n_items)
+
+    @cached_property
     def user_counts(self) -> np.ndarray:
         return np.bincount(self._u, minlength=self.n_users)
 

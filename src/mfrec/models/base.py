@@ -20,6 +20,7 @@ import numbers
 
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
+from mfrec.kernels.random import uniform_fill
 from mfrec.recommend import RecommenderMixin
 from mfrec.threads import kernel_threads
 
@@ -235,7 +236,9 @@ class FactorModel(RecommenderMixin, Estimator):
 
     def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0) -> np.ndarray:
         std = float(getattr(self, "init_std", 0.1))
-        return (mean + std * rng.standard_normal((n, k))).astype(dtype)
+        out = np.empty((n, k), dtype=dtype)
+        uniform_fill(out, np.uint64(rng.integers(0, 2**63)), mean, std)
+        return out
 
     # ------------------------------------------------------------------ prediction
     def _require_fitted(self) -> None:

@@ -5,23 +5,30 @@ from __future__ import annotations
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, shuffle_user_runs, user_segments
+from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, user_segments
 from mfrec.models.base import FactorModel, float_param
 
 
-def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator) -> np.ndarray:
-    """Assign rows to ``n_groups`` groups with nearly equal total counts (snake order over rows
-    sorted by count, ties broken at random)."""
-    order = np.lexsort((rng.random(len(counts)), -counts))
-    snake = np.arange(len(counts)) % (2 * n_groups)
+def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator, chunk: int = 32) -> np.ndarray:
+    """Assign rows to ``n_groups`` groups with nearly equal total counts.
+
+    Rows go in runs of ``chunk`` consecutive indices (snake order over the runs sorted by count,
+    ties broken at random): rows next to each other in memory then belong to the same thread,
+    so two threads rarely write the same cache line of the factor and bias arrays (scattering
+    single rows made 2-thread epochs ~30% slower through false sharing)."""
+    n = len(counts)
+    chunk = max(1, min(chunk, n // (8 * n_groups)))
+    run_counts = np.add.reduceat(counts, np.arange(0, n, chunk)) if n else counts
+    order = np.lexsort((rng.random(len(run_counts)), -run_counts))
+    snake = np.arange(len(run_counts)) % (2 * n_groups)
     snake = np.where(snake < n_groups, snake, 2 * n_groups - 1 - snake)
-    groups = np.empty(len(counts), dtype=np.int64)
+    groups = np.empty(len(run_counts), dtype=np.int64)
     groups[order] = snake
-    return groups
+    return np.repeat(groups, chunk)[:n]
 
 
 class _SGDModel(FactorModel):
-    """Shared plumbing of the per-rating SGD models: stratified blocks and the shuffled epoch."""
+    """Shared plumbing of the per-rating SGD models: stratified blocks and the epoch kernel."""
 
     def _learning_rate(self, epoch: int) -> float:
         return float(self.learning_rate) * float(getattr(self, "learning_rate_decay", 1.0)) ** epoch
@@ -35,28 +42,26 @@ class _SGDModel(FactorModel):
         self._n_groups = g
         ug = balanced_groups(train.user_counts, g, rng)
         ig = balanced_groups(train.item_counts, g, rng)
-        by_user = np.argsort(train.user_indices, kind="stable")
-        self._block_base, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g, by_user)
+        self._block_base, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g,
+                                                            train.user_item_order)
         self._seg_ptr, self._block_seg = user_segments(self._block_base, self._block_ptr, train.user_indices)
-        self._block_order = np.empty_like(self._block_base)
-
-    def _shuffled_blocks(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        shuffle_user_runs(self._block_base, self._seg_ptr, self._block_seg, np.uint64(rng.integers(0, 2**63)),
-                          self._block_order)
-        return self._block_order, self._block_ptr
+        self._reverse_strata = True  # flipped before each epoch: the first runs forward
 
     def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
                    reg_bias: float, use_bias: bool, Z: np.ndarray | None = None, G: np.ndarray | None = None) -> float:
         dt = self.item_factors_.dtype
-        order, ptr = self._shuffled_blocks(rng)
         use_implicit = Z is not None
         if Z is None:
             Z = G = np.zeros((1, self.item_factors_.shape[1]), dtype=dt)
         P = getattr(self, "explicit_user_factors_", self.user_factors_) if use_implicit else self.user_factors_
-        return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, order, ptr, self._n_groups,
-                                P, self.item_factors_, self.user_bias_, self.item_bias_, Z, G,
+        seed = np.uint64(rng.integers(0, 2**63))
+        self._reverse_strata = not self._reverse_strata
+        return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, self._block_base, self._seg_ptr,
+                                self._block_seg, seed, self._n_groups, P, self.item_factors_, self.user_bias_,
+                                self.item_bias_, Z, G,
                                 float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
-                                float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit)
+                                float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
+                                self._reverse_strata)
 
 
 class FunkMF(_SGDModel):
