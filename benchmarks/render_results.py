@@ -150,6 +150,40 @@ def render(rows: list[dict], meta: dict | None = None) -> str:
     return "\n".join(out)
 
 
+# ---------------------------------------------------------------------------- head to head
+def render_speed(rows: list[dict]) -> str:
+    speed = [r for r in rows if section_of(r) == "speed"]
+    if not speed:
+        return "No head-to-head rounds in this run."
+    out = ["Surprise SVD and mfrec BiasedMF (k=100, 20 epochs, mfrec on 2 threads), each round a fresh "
+           "process per side, the sides alternating which runs first. Ratio = median of all Surprise fit "
+           "times / median of all mfrec fit times of the run.", "",
+           "| split | rounds | Surprise SVD fits: median s (min-max) | mfrec BiasedMF fits: median s (min-max) | "
+           "ratio | per-round ratios | RMSE Surprise / mfrec |",
+           "|---|---:|---:|---:|---:|---|---|"]
+    for split in dict.fromkeys(r["split"] for r in speed):
+        srows = [r for r in speed if r["split"] == split]
+        side = {lib: [r for r in srows if r["library"] == lib] for lib in ("surprise", "mfrec")}
+        if not side["surprise"] or not side["mfrec"]:
+            continue
+        times = {lib: sorted(t for r in rs for t in r.get("fit_seconds_all", [r["fit_seconds_median"]]))
+                 for lib, rs in side.items()}
+        med = {lib: ts[len(ts) // 2] if len(ts) % 2 else 0.5 * (ts[len(ts) // 2 - 1] + ts[len(ts) // 2])
+               for lib, ts in times.items()}
+        rounds = sorted({r["round"] for r in srows})
+        per_round = []
+        for rnd in rounds:
+            a = [r for r in side["surprise"] if r["round"] == rnd]
+            b = [r for r in side["mfrec"] if r["round"] == rnd]
+            if a and b:
+                per_round.append(a[0]["fit_seconds_median"] / b[0]["fit_seconds_median"])
+        rmse = f"{side['surprise'][0]['rmse']:.4f} / {side['mfrec'][0]['rmse']:.4f}"
+        out.append(f"| {split} | {len(rounds)} | {med['surprise']:.3f} ({times['surprise'][0]:.3f}-"
+                   f"{times['surprise'][-1]:.3f}) | {med['mfrec']:.3f} ({times['mfrec'][0]:.3f}-{times['mfrec'][-1]:.3f}) | "
+                   f"{fmt_ratio(med['surprise'] / med['mfrec'])} | {', '.join(f'{x:.1f}' for x in per_round)} | {rmse} |")
+    return "\n".join(out)
+
+
 # ---------------------------------------------------------------------------- ranking
 def render_ranking(rows: list[dict]) -> str:
     ranked = [r for r in rows if section_of(r) == "core" and r.get("ranking")]
@@ -374,6 +408,7 @@ def main() -> None:
         rows = [r for r in everything if r.get("section") != "meta"]
         ok = [r for r in rows if "error" not in r]
         text = _section(text, "core", render(rows, meta))
+        text = _section(text, "speed", render_speed(ok))
         text = _section(text, "ranking", render_ranking(ok))
         text = _section(text, "folds", render_folds(ok, meta))
         text = _section(text, "plots", render_plots(make_plots(ok, RESULTS)))

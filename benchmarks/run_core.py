@@ -28,6 +28,14 @@ rating >= 4.0) on the same splits:
   number of training items here because the model is fit on the training CSV), so both sides go
   through the same metric code on the same users.
 
+Head to head (``section: speed``): on each primary split, ``--speed-rounds`` (default 5) rounds
+that each run Surprise SVD and mfrec BiasedMF (k=100, 20 epochs; ``--repeats`` timed fits after a
+warm-up, each in a fresh process), the two alternating which goes first. This VM's speed drifts
+between runs by up to 2x for memory-bound code (other tenants on the host), so one block of
+fits per side can land in different phases; the rounds spread both sides over the same phases,
+and the rendered ratio is the median of all of Surprise's fits over the median of all of mfrec's
+(the per-round ratios are shown too).
+
 Fold families (``section: folds``): the folds other than u1 run with ``--fold-repeats`` (default
 1: one warm-up + one timed fit) for Surprise SVD, cmfrec ALS and mfrec baseline, biased-mf,
 svdpp, als. cmfrec's lambda is tuned (``--tune-lambda``) on the family's first fold only and
@@ -172,6 +180,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=3, help="timed fits on the primary splits")
     p.add_argument("--fold-repeats", type=int, default=1, help="timed fits on the other folds")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--speed-rounds", type=int, default=5,
+                   help="alternating rounds of the Surprise SVD / BiasedMF head-to-head timing")
     p.add_argument("--skip-peers", action="store_true")
     p.add_argument("--skip-folds", action="store_true")
     p.add_argument("--tuned", default=str(HERE / "tuned_params.json"),
@@ -223,6 +233,21 @@ def main() -> None:
                 rows += run([sys.executable, str(HERE / "bench_models.py"), "--models", ",".join(tuned[split]),
                              "--params", json.dumps(tuned[split]), "--label", "tuned", "--ranking", ranking]
                             + common, meta)
+
+        # ---- head to head: Surprise SVD and mfrec BiasedMF (k=100, 20 epochs) in alternating rounds
+        if not args.skip_peers:
+            for split in PRIMARY:
+                train, test = splits[split]
+                common = ["--train", str(train), "--test", str(test), "--repeats", str(args.repeats),
+                          "--threads", str(args.threads)]
+                peer = [args.peer_python, str(HERE / "peers.py"), "--models", "surprise-svd", "--factors", "100",
+                        "--epochs", "20"] + common
+                ours = [sys.executable, str(HERE / "bench_models.py"), "--models", "biased-mf", "--label",
+                        "default"] + common
+                for rnd in range(1, args.speed_rounds + 1):
+                    meta = dict(fold_meta(split, "speed"), round=rnd)
+                    for cmd in ([peer, ours] if rnd % 2 else [ours, peer]):
+                        rows += run(cmd, meta)
 
         # ---- the other folds of each family: fewer models, one timed fit
         if not args.skip_folds:
