@@ -8,7 +8,7 @@ from typing import Any, Callable
 import numpy as np
 import pytest
 
-from mfrec import ALS, Baseline, BiasedMF, FunkMF, Ratings, SVDpp
+from mfrec import ALS, Baseline, BayesianMF, BiasedMF, FunkMF, Ratings, SVDpp
 from mfrec.errors import DataError, NotFittedError
 from mfrec.split import random_split
 
@@ -56,6 +56,7 @@ SMALL: dict[str, Callable[..., Any]] = {
     "ALS": lambda **kw: ALS(**{"factors": 4, "iterations": 3, "regularization": 1.0, **kw}),
     "ALS-cholesky": lambda **kw: ALS(**{"factors": 4, "iterations": 3, "regularization": 1.0, "solver": "cholesky",
                                         **kw}),
+    "BayesianMF": lambda **kw: BayesianMF(**{"factors": 4, "iterations": 12, "burn_in": 4, **kw}),
 }
 RANDOM_INIT = [name for name in SMALL if name != "Baseline"]
 
@@ -297,7 +298,8 @@ def test_predictions_are_clipped_to_the_training_scale(name):
     all_u, all_i = (x.ravel() for x in np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij"))
     keep = (a[all_u] + c[all_i] <= 1) & (rng.random(len(all_u)) < 0.7)
     ratings = Ratings.from_arrays(all_u[keep], all_i[keep], 2.0 + a[all_u[keep]] + c[all_i[keep]])
-    model = SMALL[name](**({} if name.startswith("ALS") or name == "Baseline" else {"epochs": 20})).fit(ratings)
+    model = SMALL[name](**({} if name.startswith("ALS") or name in ("Baseline", "BayesianMF") else {"epochs": 20})).fit(
+        ratings)
     assert model.rating_scale_ == (2.0, 3.0)
     clipped = model.predict(all_u, all_i)
     raw = model.predict(all_u, all_i, clip=False)

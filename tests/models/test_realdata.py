@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import mfrec
-from mfrec import ALS, Baseline, BiasedMF, FunkMF, Ratings, SVDpp
+from mfrec import ALS, Baseline, BayesianMF, BiasedMF, FunkMF, Ratings, SVDpp
 from tests.conftest import dataset_dir
 
 pytestmark = pytest.mark.realdata
@@ -21,6 +21,7 @@ UPPER_BOUNDS = {
     "SVDpp": (SVDpp, 0.925),
     "ALS": (ALS, 0.935),
     "FunkMF": (FunkMF, 0.955),
+    "BayesianMF": (BayesianMF, 0.915),
 }
 
 

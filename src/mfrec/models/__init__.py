@@ -2,6 +2,7 @@
 
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
+from mfrec.models.bayes import BayesianMF
 from mfrec.models.baseline import Baseline
 from mfrec.models.cmf import CMF
 from mfrec.models.implicit import ImplicitALS
@@ -15,8 +16,9 @@ MODEL_NAMES: dict[str, type[FactorModel]] = {
     "biased-mf": BiasedMF,
     "svdpp": SVDpp,
     "als": ALS,
+    "bayesian-mf": BayesianMF,
     "implicit-als": ImplicitALS,
     "cmf": CMF,
 }
 
-__all__ = ["ALS", "Baseline", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "Baseline", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
