@@ -39,6 +39,7 @@ MODELS = {
     "biased-mf": "BiasedMF",
     "svdpp": "SVDpp",
     "als": "ALS",
+    "bayesian-mf": "BayesianMF",
     "implicit-als": "ImplicitALS",
 }
 

@@ -73,7 +73,7 @@ FAMILIES = {
     "ml-latest-small/5-fold": [f"ml-latest-small/5-fold/{i}" for i in range(1, 6)],
 }
 FOLD_PEERS = "surprise-svd,cmfrec-als"
-FOLD_MODELS = "baseline,biased-mf,svdpp,als"
+FOLD_MODELS = "baseline,biased-mf,svdpp,als,bayesian-mf"
 
 
 def write_splits(folder: Path) -> dict[str, tuple[Path, Path]]:
@@ -227,7 +227,7 @@ def main() -> None:
                         first_lambda[meta["family"]] = r["params"]["lambda_"]
                 rows += prow
             rows += run([sys.executable, str(HERE / "bench_models.py"), "--models",
-                         "baseline,funk-mf,biased-mf,svdpp,als,implicit-als", "--label", "default",
+                         "baseline,funk-mf,biased-mf,svdpp,als,bayesian-mf,implicit-als", "--label", "default",
                          "--ranking", ranking] + common, meta)
             if split in tuned:
                 rows += run([sys.executable, str(HERE / "bench_models.py"), "--models", ",".join(tuned[split]),
