@@ -20,51 +20,41 @@ from numba import njit, prange
 from mfrec.kernels.random import splitmix
 
 _OPTS = dict(cache=True, fastmath=True, nogil=True)
+
+
 @njit(cache=True)
-def bucket_by_block(users, items, user_group, item_group, n_groups, visit):
-    """Rating indices sorted by block ``user_group[u] * n_groups + item_group[i]`` (counting sort,
-    stable in the ``visit`` order), and the block boundaries ``ptr`` (length ``n_groups**2 + 1``).
-    Visiting the ratings sorted by user leaves each user's ratings contiguous within a block."""
-    n = users.shape[0]
-    n_blocks = n_groups * n_groups
-    counts = np.zeros(n_blocks + 1, dtype=np.int64)
-    for t in range(n):
-        counts[user_group[users[t]] * n_groups + item_group[items[t]] + 1] += 1
+def counting_sort(keys, n_keys, visit):
+    """The positions ``visit`` sorted by ``keys[position]`` (values in ``0..n_keys-1``; stable in
+    the ``visit`` order, O(n)), and the key boundaries ``ptr`` (length ``n_keys + 1``)."""
+    counts = np.zeros(n_keys + 1, dtype=np.int64)
+    for v in range(visit.shape[0]):
+        counts[keys[visit[v]] + 1] += 1
     ptr = np.cumsum(counts)
     fill = ptr[:-1].copy()
-    order = np.empty(n, dtype=np.int64)
-    for v in range(n):
+    order = np.empty(visit.shape[0], dtype=np.int64)
+    for v in range(visit.shape[0]):
         t = visit[v]
-        b = user_group[users[t]] * n_groups + item_group[items[t]]
-        order[fill[b]] = t
-        fill[b] += 1
+        order[fill[keys[t]]] = t
+        fill[keys[t]] += 1
     return order, ptr
+
+
+@njit(cache=True)
+def bucket_by_block(users, items, user_group, item_group, n_groups, visit):
+    """Rating indices sorted by block ``user_group[u] * n_groups + item_group[i]`` (stable in the
+    ``visit`` order), and the block boundaries ``ptr`` (length ``n_groups**2 + 1``).
+    Visiting the ratings sorted by user leaves each user's ratings contiguous within a block."""
+    blocks = np.empty(users.shape[0], dtype=np.int64)
+    for t in range(users.shape[0]):
+        blocks[t] = user_group[users[t]] * n_groups + item_group[items[t]]
+    return counting_sort(blocks, n_groups * n_groups, visit)
 
 
 @njit(cache=True)
 def order_by_user_item(users, items, n_users, n_items):
     """Rating indices sorted by (user, item): two stable counting-sort passes, O(n)."""
-    n = users.shape[0]
-    by_item = np.empty(n, dtype=np.int64)
-    counts = np.zeros(n_items + 1, dtype=np.int64)
-    for t in range(n):
-        counts[items[t] + 1] += 1
-    for j in range(n_items):
-        counts[j + 1] += counts[j]
-    for t in range(n):
-        by_item[counts[items[t]]] = t
-        counts[items[t]] += 1
-    out = np.empty(n, dtype=np.int64)
-    counts = np.zeros(n_users + 1, dtype=np.int64)
-    for t in range(n):
-        counts[users[t] + 1] += 1
-    for j in range(n_users):
-        counts[j + 1] += counts[j]
-    for v in range(n):
-        t = by_item[v]
-        out[counts[users[t]]] = t
-        counts[users[t]] += 1
-    return out
+    by_item, _ = counting_sort(items, n_items, np.arange(users.shape[0]))
+    return counting_sort(users, n_users, by_item)[0]
 
 
 @njit(cache=True)
