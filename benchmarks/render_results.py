@@ -132,7 +132,8 @@ def render(rows: list[dict], meta: dict | None = None) -> str:
             ratio = fmt_ratio(ref["fit_seconds_median"] / r["fit_seconds_median"]) if ref else "-"
             ratio2 = fmt_ratio(cm["fit_seconds_median"] / r["fit_seconds_median"]) if cm else "-"
             out.append(
-                f"| {r['library']} | {r['model']} | {label_of(r)} | {r['factors']} | {r['epochs_or_iterations']} | "
+                f"| {r['library']} | {r['model']} | {label_of(r)} | {(r.get('params') or {}).get('factors', r['factors'])} | "
+                f"{r['epochs_or_iterations']} | "
                 f"{r['rmse']:.4f} | {r['mae']:.4f} | {fmt_s(r)} | {r['peak_rss_mb']:.1f} | {ratio} | {ratio2} |"
             )
         out.append("")
