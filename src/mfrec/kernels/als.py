@@ -40,8 +40,13 @@ def _gather(indptr, indices, data, row, Y, other_bias, mu, use_bias):
 @njit(**_OPTS)
 def chol_solve(A, b):
     """Solve ``A w = b`` for symmetric positive definite ``A`` (Cholesky, float64)."""
-    d = A.shape[0]
-    L = np.linalg.cholesky(A)
+    return factored_solve(np.linalg.cholesky(A), b)
+
+
+@njit(**_OPTS)
+def factored_solve(L, b):
+    """Solve ``L L^T w = b`` given the lower Cholesky factor ``L``."""
+    d = L.shape[0]
     y = np.empty(d)
     for r in range(d):
         s = b[r]

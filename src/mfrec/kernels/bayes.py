@@ -17,6 +17,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from mfrec.kernels.als import factored_solve
+
 _OPTS = dict(cache=True, fastmath=True, nogil=True)
 
 
@@ -50,18 +52,7 @@ def _posterior(indptr, indices, data, row, Y, other_bias, mu, alpha, lam_bias, p
         for b in range(a + 1, d):
             A[a, b] = A[b, a]
     L = np.linalg.cholesky(A)
-    y = np.empty(d)  # forward: L y = rhs
-    for r in range(d):
-        s = rhs[r]
-        for c in range(r):
-            s -= L[r, c] * y[c]
-        y[r] = s / L[r, r]
-    mean = np.empty(d)  # backward: L^T mean = y
-    for r in range(d - 1, -1, -1):
-        s = y[r]
-        for c in range(r + 1, d):
-            s -= L[c, r] * mean[c]
-        mean[r] = s / L[r, r]
+    mean = factored_solve(L, rhs)
     return L, mean
 
 
