@@ -127,6 +127,7 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
     factors instead of two (about 25% faster at k=100, same arithmetic).
     """
     k = P.shape[1]
+    keep = np.float32(1.0) - lr * reg  # p + lr (e q - reg p) = keep p + (lr e) q: 2 flops, not 3
     acc = 0.0
     start = lo
     while start < hi:
@@ -154,6 +155,7 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
             if use_bias:
                 bu[u] += lr_bias * (err - reg_bias * bu[u])
                 bi[i] += lr_bias * (err - reg_bias * bi[i])
+            step = lr * err
             dot = np.float32(0.0)
             if t + 1 < end:  # update, and the next rating's dot product in the same pass
                 qn = Q[items[order[t + 1]]]
@@ -163,16 +165,16 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
                         qf = qi[f]
                         zf = zu[f]
                         gu[f] += err * qf
-                        pn = pf + lr * (err * qf - reg * pf)
-                        qi[f] = qf + lr * (err * (pf + zf) - reg * qf)
+                        pn = keep * pf + step * qf
+                        qi[f] = keep * qf + step * (pf + zf)
                         pu[f] = pn
                         dot += (pn + zf) * qn[f]
                 else:
                     for f in range(k):
                         pf = pu[f]
                         qf = qi[f]
-                        pn = pf + lr * (err * qf - reg * pf)
-                        qi[f] = qf + lr * (err * pf - reg * qf)
+                        pn = keep * pf + step * qf
+                        qi[f] = keep * qf + step * pf
                         pu[f] = pn
                         dot += pn * qn[f]
             elif use_implicit:
@@ -180,14 +182,14 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
                     pf = pu[f]
                     qf = qi[f]
                     gu[f] += err * qf
-                    pu[f] = pf + lr * (err * qf - reg * pf)
-                    qi[f] = qf + lr * (err * (pf + zu[f]) - reg * qf)
+                    pu[f] = keep * pf + step * qf
+                    qi[f] = keep * qf + step * (pf + zu[f])
             else:
                 for f in range(k):
                     pf = pu[f]
                     qf = qi[f]
-                    pu[f] = pf + lr * (err * qf - reg * pf)
-                    qi[f] = qf + lr * (err * pf - reg * qf)
+                    pu[f] = keep * pf + step * qf
+                    qi[f] = keep * qf + step * pf
         start = end
     return acc
 
