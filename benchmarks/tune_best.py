@@ -20,7 +20,7 @@ SPACE = {"factors": [50, 100, 200], "epochs": [40, 60, 80], "learning_rate": ("l
          "bias_regularization": ("log", 0.005, 0.1)}
 SPACES = {"svdpp": (mfrec.SVDpp, SPACE, "random"), "biased-mf": (mfrec.BiasedMF, SPACE, "random"),
           # every combination (grid): the noise precision is BayesianMF's one real knob
-          "bayesian-mf": (mfrec.BayesianMF, {"factors": [10, 30], "noise_precision": [1.0, 1.25, 1.5, 1.75, 2.0, None]},
+          "bayesian-mf": (mfrec.BayesianMF, {"factors": [10, 30, 50], "noise_precision": [1.0, 1.25, 1.5, 1.75, 2.0, None]},
                           "grid")}
 
 
