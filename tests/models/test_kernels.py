@@ -564,3 +564,71 @@ def test_bias_als_step_closed_form():
         resid = m.data[sl] - mu - ob[m.indices[sl]]
         grad = -2 * np.sum(resid - out[row]) + 2 * reg * out[row]
         assert abs(grad) < 1e-9
+
+
+# ------------------------------------------------------------------------------ padded factor rows
+@pytest.mark.parametrize("use_implicit", [False, True])
+def test_sgd_on_padded_rows_equals_unpadded_and_padding_stays_zero(use_implicit):
+    """The models give the kernels rows padded with zeros to whole cache lines: the first K
+    columns must evolve exactly as without padding, and the padding must stay zero."""
+    from mfrec.models.sgd import padded_rows
+
+    users, items, values, params = tiny_data(seed=13)
+    order = np.random.default_rng(4).permutation(len(values))
+    plain = copy_params(params)
+    padded = {}
+    for name, value in params.items():
+        if value.ndim == 2:
+            padded[name] = padded_rows(value.shape[0], K, value.dtype)
+            padded[name][:, :K] = value
+        else:
+            padded[name] = value.copy()
+    assert padded["P"].shape[1] == 8 and padded["P"].ctypes.data % 64 == 0
+    G_plain = np.zeros((N_USERS, K))
+    G_pad = np.zeros((N_USERS, 8))
+    sse_plain = run_block(users, items, values, order, plain, True, use_implicit, G=G_plain)
+    sse_pad = run_block(users, items, values, order, padded, True, use_implicit, G=G_pad)
+    assert sse_pad == pytest.approx(sse_plain, rel=1e-12)
+    for name in ("P", "Q"):
+        np.testing.assert_allclose(padded[name][:, :K], plain[name], rtol=1e-12, atol=1e-14)
+        assert not padded[name][:, K:].any()
+    np.testing.assert_allclose(G_pad[:, :K], G_plain, rtol=1e-12, atol=1e-14)
+    assert not G_pad[:, K:].any()
+
+
+def test_padded_rows_are_cache_line_multiples_on_cache_line_boundaries():
+    from mfrec.models.sgd import padded_rows
+
+    for k, dtype, width in ((100, np.float32, 112), (16, np.float32, 16), (1, np.float32, 16), (100, np.float64, 104)):
+        a = padded_rows(7, k, np.dtype(dtype))
+        assert a.shape == (7, width) and a.dtype == dtype and a.flags.c_contiguous
+        assert a.ctypes.data % 64 == 0 and a.strides[0] % 64 == 0
+        assert not a.any()
+
+
+# ------------------------------------------------------------------------------ scoped LLVM options
+def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
+    import llvmlite.binding as llvm
+    from numba import njit
+
+    from mfrec.kernels import compile as kc
+
+    calls = []
+    monkeypatch.setattr(llvm, "set_option", lambda name, option: calls.append(option))
+
+    @njit(cache=False)
+    def add_one(x):
+        return x + 1
+
+    kc.compile_with_llvm_options(add_one, ["-opt=1"], ["-opt=0"])
+    assert add_one(1) == 2
+    assert calls == ["-opt=1", "-opt=0"]
+    assert add_one(5) == 6  # compiled already: options untouched
+    assert calls == ["-opt=1", "-opt=0"]
+    assert add_one(1.5) == 2.5  # a new specialization compiles in the scope again
+    assert calls == ["-opt=1", "-opt=0"] * 2
+
+
+def test_sgd_kernels_compile_with_one_vector_per_iteration():
+    for kernel in (_sgd_block, sgd_strata_epoch):
+        assert kernel._compile_for_args.__name__ == "compile_scoped"

@@ -216,6 +216,30 @@ def test_funkmf_has_no_biases(small):
 
 
 # ------------------------------------------------------------------------------ determinism
+@pytest.mark.parametrize("name", ["FunkMF", "FunkMF-minibatch", "BiasedMF", "SVDpp"])
+def test_sgd_models_train_in_padded_storage_and_publish_contiguous_arrays(name, small):
+    """During the fit the kernels update cache-line padded rows whose padding stays zero; the
+    fitted attributes are plain contiguous (n, factors) arrays."""
+    train, _ = small
+    seen = []
+
+    def check(record):
+        for attr, full in model._padded.items():
+            k = getattr(model, attr).shape[1]
+            seen.append(attr)
+            assert full.ctypes.data % 64 == 0 and full.shape[1] % 16 == 0
+            assert not full[:, k:].any(), attr
+            assert np.shares_memory(getattr(model, attr), full)
+
+    model = SMALL[name](seed=0)
+    model.fit(train, callback=check)
+    assert seen
+    assert "_padded" not in model.__dict__
+    for attr in ("user_factors_", "item_factors_") + model._extra_arrays:
+        value = getattr(model, attr)
+        assert value.flags.c_contiguous and value.shape[1] == 4, attr
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_same_seed_single_thread_is_bit_identical(name, small):
     train, val = small

@@ -160,6 +160,7 @@ class FactorModel(RecommenderMixin, Estimator):
             if best[1] is not None:
                 self._restore(best[1])
             self._finalize(train)
+            self._end_fit()
         self.history_ = pd.DataFrame.from_records(records)
         self.best_epoch_ = best[2] if best[1] is not None else len(records)
         self.fitted_ = True
@@ -218,8 +219,16 @@ class FactorModel(RecommenderMixin, Estimator):
         reg = float(getattr(self, "regularization", 0.0))
         breg = getattr(self, "bias_regularization", None)
         breg = reg if breg is None else float(breg)
-        return reg * (_sq_norm(self.user_factors_) + _sq_norm(self.item_factors_)) + breg * (
+        return reg * (_sq_norm(self._storage("user_factors_")) + _sq_norm(self._storage("item_factors_"))) + breg * (
             _sq_norm(self.user_bias_) + _sq_norm(self.item_bias_))
+
+    def _storage(self, name: str) -> np.ndarray:
+        """The array the kernels update for the fitted attribute ``name`` (models that train in
+        other storage than they publish override this)."""
+        return getattr(self, name)
+
+    def _end_fit(self) -> None:
+        """Called once training is over, after the last `_finalize`."""
 
     def _finalize(self, train: Ratings) -> None:
         """Derive prediction arrays from the training state (SVD++ overrides)."""

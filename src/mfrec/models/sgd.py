@@ -9,6 +9,17 @@ from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch
 from mfrec.models.base import FactorModel, float_param
 
 
+def padded_rows(n: int, k: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
+    """Zeros of shape ``(n, k_padded)``: ``k`` rounded up so a row is a multiple of ``align``
+    bytes, the first row starting on an ``align``-byte boundary (one row = whole cache lines)."""
+    dtype = np.dtype(dtype)
+    per_line = max(1, align // dtype.itemsize)
+    kp = -(-k // per_line) * per_line
+    buf = np.zeros(n * kp * dtype.itemsize + align, dtype=np.uint8)
+    start = (-buf.ctypes.data) % align
+    return buf[start:start + n * kp * dtype.itemsize].view(dtype).reshape(n, kp)
+
+
 def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator, chunk: int = 32) -> np.ndarray:
     """Assign rows to ``n_groups`` groups with nearly equal total counts.
 
@@ -28,7 +39,36 @@ def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator,
 
 
 class _SGDModel(FactorModel):
-    """Shared plumbing of the per-rating SGD models: stratified blocks and the epoch kernel."""
+    """Shared plumbing of the per-rating SGD models: stratified blocks and the epoch kernel.
+
+    During a fit the factor matrices live in `padded_rows` storage (rows of whole cache lines,
+    see mfrec.kernels.sgd) that the kernels update; the public ``*_factors_`` attributes are
+    ``[:, :factors]`` views of it, and become plain contiguous arrays when the fit ends.
+    """
+
+    def _trained_factors(self, name: str, rng: np.random.Generator, n: int, k: int, dtype: np.dtype,
+                         mean: float = 0.0, scale: float = 1.0) -> None:
+        """Initialize the factor matrix ``name`` (as `_init_factors`) in padded storage."""
+        full = padded_rows(n, k, dtype)
+        full[:, :k] = self._init_factors(rng, n, k, dtype, mean)
+        if scale != 1.0:
+            full[:, :k] *= dtype.type(scale)
+        self.__dict__.setdefault("_padded", {})[name] = full
+        setattr(self, name, full[:, :k])
+
+    def _storage(self, name: str) -> np.ndarray:
+        """The array the kernels update for attribute ``name``: its padded storage during a fit."""
+        padded = self.__dict__.get("_padded", {})
+        return padded[name] if name in padded else getattr(self, name)
+
+    def _restore(self, state: dict[str, np.ndarray]) -> None:
+        for name, value in state.items():  # into the storage the kernels keep updating
+            getattr(self, name)[...] = value
+
+    def _end_fit(self) -> None:
+        self.__dict__.pop("_padded", None)
+        for name in ("user_factors_", "item_factors_") + self._extra_arrays:
+            setattr(self, name, np.ascontiguousarray(getattr(self, name)))
 
     def _learning_rate(self, epoch: int) -> float:
         return float(self.learning_rate) * float(getattr(self, "learning_rate_decay", 1.0)) ** epoch
@@ -49,15 +89,16 @@ class _SGDModel(FactorModel):
 
     def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
                    reg_bias: float, use_bias: bool, Z: np.ndarray | None = None, G: np.ndarray | None = None) -> float:
-        dt = self.item_factors_.dtype
+        Q = self._storage("item_factors_")
+        dt = Q.dtype
         use_implicit = Z is not None
         if Z is None:
-            Z = G = np.zeros((1, self.item_factors_.shape[1]), dtype=dt)
-        P = getattr(self, "explicit_user_factors_", self.user_factors_) if use_implicit else self.user_factors_
+            Z = G = np.zeros((1, Q.shape[1]), dtype=dt)
+        P = self._storage("explicit_user_factors_" if use_implicit else "user_factors_")
         seed = np.uint64(rng.integers(0, 2**63))
         self._reverse_strata = not self._reverse_strata
         return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, self._block_base, self._seg_ptr,
-                                self._block_seg, seed, self._n_groups, P, self.item_factors_, self.user_bias_,
+                                self._block_seg, seed, self._n_groups, P, Q, self.user_bias_,
                                 self.item_bias_, Z, G,
                                 float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
                                 float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
@@ -99,14 +140,14 @@ class FunkMF(_SGDModel):
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         k = int(self.factors)
         start = float(np.sqrt(max(train.global_mean, 0.0) / max(k, 1)))
-        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype, start)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype, start)
+        self._trained_factors("user_factors_", rng, train.n_users, k, dtype, start)
+        self._trained_factors("item_factors_", rng, train.n_items, k, dtype, start)
         self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
         self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
         self._setup_blocks(train, rng)
         if int(self.batch_size) > 1:
-            self._grad_P = np.zeros_like(self.user_factors_)
-            self._grad_Q = np.zeros_like(self.item_factors_)
+            self._grad_P = np.zeros_like(self._storage("user_factors_"))
+            self._grad_Q = np.zeros_like(self._storage("item_factors_"))
             self._touched_u = np.zeros(train.n_users, dtype=np.bool_)
             self._touched_i = np.zeros(train.n_items, dtype=np.bool_)
 
@@ -116,7 +157,7 @@ class FunkMF(_SGDModel):
             dt = self.user_factors_.dtype
             order = rng.permutation(len(train)).astype(np.int64)
             return minibatch_epoch(train.user_indices, train.item_indices, train.values, order, int(self.batch_size),
-                                   self.user_factors_, self.item_factors_, float_param(lr, dt),
+                                   self._storage("user_factors_"), self._storage("item_factors_"), float_param(lr, dt),
                                    float_param(self.regularization, dt),
                                    self._grad_P, self._grad_Q, self._touched_u, self._touched_i)
         return self._sgd_epoch(train, rng, lr, 0.0, float(self.regularization), 0.0, use_bias=False)
@@ -155,8 +196,8 @@ class BiasedMF(_SGDModel):
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         k = int(self.factors)
-        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
+        self._trained_factors("user_factors_", rng, train.n_users, k, dtype)
+        self._trained_factors("item_factors_", rng, train.n_items, k, dtype)
         self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
         self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
         self._setup_blocks(train, rng)

@@ -44,8 +44,9 @@ class SVDpp(BiasedMF):
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         super()._setup(train, rng, dtype)
+        self._padded["explicit_user_factors_"] = self._padded.pop("user_factors_")
         self.explicit_user_factors_ = self.user_factors_
-        self.implicit_factors_ = self._init_factors(rng, train.n_items, int(self.factors), dtype) * dtype.type(0.1)
+        self._trained_factors("implicit_factors_", rng, train.n_items, int(self.factors), dtype, scale=0.1)
         self.user_factors_ = self.explicit_user_factors_.copy()
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
@@ -54,19 +55,22 @@ class SVDpp(BiasedMF):
         lr = self._learning_rate(epoch)
         yreg = self.regularization if self.implicit_regularization is None else self.implicit_regularization
         by_user, by_item = train.by_user, train.by_item
-        Z = np.empty_like(self.explicit_user_factors_)
-        implicit_sums(by_user.indptr, by_user.indices, self.implicit_factors_, Z)
-        G = np.zeros_like(self.explicit_user_factors_)
+        Y = self._storage("implicit_factors_")
+        Z = np.empty_like(self._storage("explicit_user_factors_"))
+        implicit_sums(by_user.indptr, by_user.indices, Y, Z)
+        G = np.zeros_like(Z)
         sse = self._sgd_epoch(train, rng, lr, blr, float(self.regularization), breg, use_bias=True, Z=Z, G=G)
-        implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, self.implicit_factors_,
-                        float_param(lr, dt), float_param(yreg, dt))
+        implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, Y, float_param(lr, dt),
+                        float_param(yreg, dt))
         return sse
 
     def _finalize(self, train: Ratings) -> None:
         csr = train.by_user
-        implicit = np.empty_like(self.explicit_user_factors_)
-        implicit_sums(csr.indptr, csr.indices, self.implicit_factors_, implicit)
-        self.user_factors_ = self.explicit_user_factors_ + implicit
+        explicit = self._storage("explicit_user_factors_")
+        effective = np.empty_like(explicit)
+        implicit_sums(csr.indptr, csr.indices, self._storage("implicit_factors_"), effective)
+        effective += explicit
+        self.user_factors_ = effective[:, :self.explicit_user_factors_.shape[1]]
 
     def _state_names(self) -> tuple[str, ...]:
         return ("item_factors_", "user_bias_", "item_bias_") + self._extra_arrays
