@@ -378,11 +378,11 @@ class Ratings:
     def item_counts(self) -> np.ndarray:
         return np.bincount(self._i, minlength=self.n_items)
 
-    @property
+    @cached_property
     def global_mean(self) -> float:
         return float(self._r.mean(dtype=np.float64))
 
-    @property
+    @cached_property
     def rating_range(self) -> tuple[float, float]:
         return float(self._r.min()), float(self._r.max())
 

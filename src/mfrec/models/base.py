@@ -41,9 +41,13 @@ class Estimator:
 
     @classmethod
     def _param_names(cls) -> list[str]:
-        sig = inspect.signature(cls.__init__)
-        return [p.name for p in sig.parameters.values() if p.name != "self" and p.kind == p.KEYWORD_ONLY
-                or (p.name != "self" and p.kind == p.POSITIONAL_OR_KEYWORD)]
+        names = cls.__dict__.get("_param_names_cache")  # per class, not inherited
+        if names is None:
+            sig = inspect.signature(cls.__init__)
+            names = [p.name for p in sig.parameters.values()
+                     if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+            cls._param_names_cache = names
+        return list(names)
 
     def _store_params(self, values: dict[str, Any]) -> None:
         """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
@@ -243,9 +247,13 @@ class FactorModel(RecommenderMixin, Estimator):
         for name, value in state.items():
             setattr(self, name, value)
 
-    def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0) -> np.ndarray:
+    def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0,
+                      out: np.ndarray | None = None) -> np.ndarray:
+        """Random ``(n, k)`` factors (uniform, ``init_std`` spread around ``mean``), into ``out``
+        when given (the same values either way)."""
         std = float(getattr(self, "init_std", 0.1))
-        out = np.empty((n, k), dtype=dtype)
+        if out is None:
+            out = np.empty((n, k), dtype=dtype)
         uniform_fill(out, np.uint64(rng.integers(0, 2**63)), mean, std)
         return out
 

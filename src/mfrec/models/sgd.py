@@ -50,7 +50,7 @@ class _SGDModel(FactorModel):
                          mean: float = 0.0, scale: float = 1.0) -> None:
         """Initialize the factor matrix ``name`` (as `_init_factors`) in padded storage."""
         full = padded_rows(n, k, dtype)
-        full[:, :k] = self._init_factors(rng, n, k, dtype, mean)
+        self._init_factors(rng, n, k, dtype, mean, out=full[:, :k])
         if scale != 1.0:
             full[:, :k] *= dtype.type(scale)
         self.__dict__.setdefault("_padded", {})[name] = full
