@@ -371,6 +371,7 @@ def test_predict_length_mismatch_raises(small):
 def test_history_columns_and_rows(name, small):
     train, val = small
     model = SMALL[name]()
+    assert not hasattr(model, "history_")  # no history before fit (an AttributeError)
     n = int(getattr(model, model._epochs_param))
     seen = []
     model.fit(train, callback=seen.append)

@@ -356,6 +356,13 @@ class Ratings:
         return m
 
     @cached_property
+    def seen(self) -> sp.csr_matrix:
+        """users x items 0/1 CSR matrix: which items each user rated (the models' ``seen_``)."""
+        by_user = self.by_user
+        return sp.csr_matrix((np.ones(by_user.nnz, dtype=np.float32), by_user.indices, by_user.indptr),
+                             shape=by_user.shape)
+
+    @cached_property
     def by_item(self) -> sp.csr_matrix:
         """items x users CSR matrix of the ratings."""
         m = sp.csr_matrix((self._r, (self._i, self._u)), shape=(self.n_items, self.n_users), dtype=np.float32)
