@@ -170,8 +170,10 @@ def test_sgd_strata_epoch_single_group_single_rating_matches_block():
     Z = G = np.zeros((1, K))
     order = np.array([5], dtype=np.int64)
     runs = np.array([0, 1], dtype=np.int64)
-    sse_a = sgd_strata_epoch(users, items, values, order, runs, runs, np.uint64(0), 1, a["P"], a["Q"], a["bu"],
-                             a["bi"], Z, G, MU, LR, LR_B, REG, REG_B, True, False)
+    one_group_u, one_group_i = np.zeros(N_USERS, dtype=np.int64), np.zeros(N_ITEMS, dtype=np.int64)
+    sse_a = sgd_strata_epoch(users, items, values, order, runs, runs, np.uint64(0), 1, one_group_u, one_group_i,
+                             a["P"], a["Q"], a["bu"], a["bi"], Z, G, MU, LR, LR_B, REG, REG_B, True, False, False,
+                             np.empty(4))
     sse_b = run_block(users, items, values, [5], b, True, False)
     assert sse_a == sse_b
     for name in ("P", "Q", "bu", "bi"):
@@ -263,8 +265,8 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     of shuffle_user_runs for the same seed."""
     users, items, values, params = tiny_data(seed=8, n_users=10, n_items=9, n=45)
     g = 3
-    base, ptr = bucket_by_block(users, items, _groups(10, g, 2), _groups(9, g, 3), g,
-                                np.argsort(users, kind="stable"))
+    ug, ig = _groups(10, g, 2), _groups(9, g, 3)
+    base, ptr = bucket_by_block(users, items, ug, ig, g, np.argsort(users, kind="stable"))
     seg, block_seg = user_segments(base, ptr, users)
     order = np.empty_like(base)
     shuffle_user_runs(base, seg, block_seg, np.uint64(77), order)
@@ -272,9 +274,10 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     G_got = np.zeros((10, K))
     G_ref = np.zeros((10, K))
     Z_got = got["Z"] if use_implicit else np.zeros((1, K))
-    sse = sgd_strata_epoch(users, items, values, base, seg, block_seg, np.uint64(77), g, got["P"], got["Q"],
-                           got["bu"], got["bi"], Z_got,
-                           G_got if use_implicit else np.zeros((1, K)), MU, LR, LR_B, REG, REG_B, True, use_implicit)
+    norms = np.empty(4)
+    sse = sgd_strata_epoch(users, items, values, base, seg, block_seg, np.uint64(77), g, ug, ig, got["P"], got["Q"],
+                           got["bu"], got["bi"], Z_got, G_got if use_implicit else np.zeros((1, K)), MU, LR, LR_B, REG,
+                           REG_B, True, use_implicit, False, norms)
     seq = [order[ptr[t * g + (t + s) % g]:ptr[t * g + (t + s) % g + 1]] for s in range(g) for t in range(g)]
     sse_ref = sgd_reference(users, items, values, np.concatenate(seq), ref["P"], ref["Q"], ref["bu"], ref["bi"], MU,
                             LR, LR_B, REG, REG_B, True, Z=ref["Z"] if use_implicit else None,
@@ -284,6 +287,9 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
         np.testing.assert_allclose(got[name], ref[name], rtol=1e-10, atol=1e-12)
     if use_implicit:
         np.testing.assert_allclose(G_got, G_ref, rtol=1e-10, atol=1e-12)
+    # the squared norms after the epoch, summed by the threads over their groups' rows
+    expected = [np.sum(got[name] ** 2) for name in ("P", "Q", "bu", "bi")]
+    np.testing.assert_allclose(norms, expected, rtol=1e-12)
 
 
 # ------------------------------------------------------------------------------ minibatch GD
@@ -413,8 +419,9 @@ def test_implicit_gradient_of_svdpp_data_loss():
     P, Q, bu, bi = (params[n].copy() for n in ("P", "Q", "bu", "bi"))
     order = np.arange(len(users), dtype=np.int64)
     ptr = np.array([0, len(users)], dtype=np.int64)
-    sgd_strata_epoch(users, items, values, order, ptr, np.array([0, 1], dtype=np.int64), np.uint64(0), 1, P, Q, bu,
-                     bi, Z, G, MU, F64(0.0), F64(0.0), REG, REG_B, True, True)
+    sgd_strata_epoch(users, items, values, order, ptr, np.array([0, 1], dtype=np.int64), np.uint64(0), 1,
+                     np.zeros(n_users, dtype=np.int64), np.zeros(Q.shape[0], dtype=np.int64), P, Q, bu, bi, Z, G, MU,
+                     F64(0.0), F64(0.0), REG, REG_B, True, True, False, np.empty(4))
     np.testing.assert_array_equal(P, params["P"])  # lr = 0: nothing moved
     step = F64(0.2)
     Y_new = Y.copy()

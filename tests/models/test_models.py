@@ -240,6 +240,26 @@ def test_sgd_models_train_in_padded_storage_and_publish_contiguous_arrays(name, 
         assert value.flags.c_contiguous and value.shape[1] == 4, attr
 
 
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("name", ["FunkMF", "FunkMF-minibatch", "BiasedMF", "SVDpp"])
+def test_reported_loss_has_the_fitted_parameters_penalty(name, threads, small):
+    """loss = (running squared error + penalty) / n: the penalty part of the last epoch's loss
+    (the SGD kernel sums the squared norms on its threads) equals the fitted parameters' penalty."""
+    train, _ = small
+    model = SMALL[name](seed=0, threads=threads).fit(train)
+    last = model.history_.iloc[-1]
+    n = len(train)
+    penalty = n * (last["loss"] - last["train_rmse"] ** 2)
+    reg = model.regularization
+    breg = reg if getattr(model, "bias_regularization", None) is None else model.bias_regularization
+    sq = lambda a: float(np.sum(np.asarray(a, dtype=np.float64) ** 2))
+    user = model.explicit_user_factors_ if name == "SVDpp" else model.user_factors_
+    expected = reg * (sq(user) + sq(model.item_factors_)) + breg * (sq(model.user_bias_) + sq(model.item_bias_))
+    if name == "SVDpp":
+        expected += reg * sq(model.implicit_factors_)
+    assert penalty == pytest.approx(expected, rel=1e-5)
+
+
 @pytest.mark.parametrize("name", list(SMALL))
 def test_same_seed_single_thread_is_bit_identical(name, small):
     train, val = small

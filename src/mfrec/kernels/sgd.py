@@ -206,20 +206,39 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
 _sgd_block = compile_with_llvm_options(_sgd_block, *_ONE_VECTOR_PER_ITERATION)
 
 
+@njit(**_OPTS)
+def _group_sq_norms(X, b, group, g):
+    """Sums of squares of the rows of ``X`` and entries of ``b`` whose ``group`` is ``g``."""
+    k = X.shape[1]
+    x2 = 0.0
+    b2 = 0.0
+    for r in range(X.shape[0]):
+        if group[r] == g:
+            row = 0.0
+            for f in range(k):
+                row += X[r, f] * X[r, f]
+            x2 += row
+            b2 += b[r] * b[r]
+    return x2, b2
+
+
 @njit(parallel=True, **_OPTS)
-def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, P, Q, bu, bi, Z, G, mu, lr,
-                     lr_bias, reg, reg_bias, use_bias, use_implicit, reverse=False):
+def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
+                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
 
-    ``base``/``seg_ptr``/``block_seg`` come from `bucket_by_block` and `user_segments`; each block
-    visits its users' runs in the random order of `shuffle_user_runs` for ``seed``.
+    ``base``/``seg_ptr``/``block_seg`` come from `bucket_by_block` and `user_segments` for the
+    groups ``user_group``/``item_group`` (``0..n_groups-1`` per row); each block visits its users'
+    runs in the random order of `shuffle_user_runs` for ``seed``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
     ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
     and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
     ``reverse`` runs the strata last to first: alternating it between epochs makes the first
     stratum of an epoch the last of the previous one, so each thread keeps the item rows it
     has in cache instead of fetching another thread's.
-    Returns the sum of squared errors seen before each update (the running training error).
+    Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
+    reported loss), each thread summing the rows it holds in cache, and returns the sum of
+    squared errors seen before each update (the running training error).
     """
     sse = np.zeros(n_groups, dtype=np.float64)
     for step in range(n_groups):
@@ -231,10 +250,19 @@ def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_gro
             if s1 == s0:
                 continue
             perm = _run_permutation(s0, s1, seed, b)
+            acc = 0.0
             for q in range(s1 - s0):
                 r = perm[q]
-                sse[t] += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
-                                     mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+                acc += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
+                                  mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+            sse[t] += acc
+    last = 0 if reverse else n_groups - 1
+    sq = np.zeros((n_groups, 4), dtype=np.float64)
+    for t in prange(n_groups):
+        sq[t, 0], sq[t, 2] = _group_sq_norms(P, bu, user_group, t)
+        sq[t, 1], sq[t, 3] = _group_sq_norms(Q, bi, item_group, (t + last) % n_groups)
+    for j in range(4):
+        norms[j] = sq[:, j].sum()
     return sse.sum()
 
 

@@ -240,11 +240,16 @@ class FactorModel(RecommenderMixin, Estimator):
 
     def _penalty(self) -> float:
         """The regularization term of the training objective (for the reported loss)."""
+        return self._penalty_of(_sq_norm(self._storage("user_factors_")), _sq_norm(self._storage("item_factors_")),
+                                _sq_norm(self.user_bias_), _sq_norm(self.item_bias_))
+
+    def _penalty_of(self, user_sq: float, item_sq: float, user_bias_sq: float, item_bias_sq: float) -> float:
+        """``regularization (|P|^2 + |Q|^2) + bias_regularization (|b_u|^2 + |b_i|^2)`` from the
+        squared norms."""
         reg = float(getattr(self, "regularization", 0.0))
         breg = getattr(self, "bias_regularization", None)
         breg = reg if breg is None else float(breg)
-        return reg * (_sq_norm(self._storage("user_factors_")) + _sq_norm(self._storage("item_factors_"))) + breg * (
-            _sq_norm(self.user_bias_) + _sq_norm(self.item_bias_))
+        return reg * (user_sq + item_sq) + breg * (user_bias_sq + item_bias_sq)
 
     def _storage(self, name: str) -> np.ndarray:
         """The array the kernels update for the fitted attribute ``name`` (models that train in

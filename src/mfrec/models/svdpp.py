@@ -6,7 +6,7 @@ import numpy as np
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.sgd import implicit_sums, implicit_update
-from mfrec.models.base import float_param
+from mfrec.models.base import _sq_norm, float_param
 from mfrec.models.sgd import BiasedMF
 
 
@@ -63,6 +63,11 @@ class SVDpp(BiasedMF):
         implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, Y, float_param(lr, dt),
                         float_param(yreg, dt))
         return sse
+
+    def _penalty(self) -> float:
+        """BiasedMF's terms on the explicit user factors, plus the implicit factors' term."""
+        yreg = self.regularization if self.implicit_regularization is None else self.implicit_regularization
+        return super()._penalty() + float(yreg) * _sq_norm(self._storage("implicit_factors_"))
 
     def _finalize(self, train: Ratings) -> None:
         csr = train.by_user
