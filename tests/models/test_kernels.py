@@ -15,13 +15,12 @@ from mfrec.kernels.als import cg_solve, als_half_step, bias_als_step, ridge_solv
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.sgd import (
     _sgd_block,
-    bucket_by_block,
+    block_runs,
     implicit_sums,
     implicit_update,
     minibatch_epoch,
     sgd_strata_epoch,
     shuffle_user_runs,
-    user_segments,
 )
 
 F64 = np.float64
@@ -223,23 +222,34 @@ def _groups(n: int, g: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, g, n).astype(np.int64)
 
 
-def test_bucket_by_block_partitions_ratings_by_block():
+def _blocks(users, items, ug, ig, g):
+    """`block_runs` on the ratings in stable user order (as the models call it)."""
+    order = np.argsort(users, kind="stable")
+    user_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=len(ug)))])
+    return block_runs(user_ptr, order, items, ug, ig, g)
+
+
+@pytest.mark.parametrize("g", [1, 2, 3])
+def test_block_runs_bucket_ratings_by_block_and_mark_user_runs(g):
     users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
-    g = 3
     ug, ig = _groups(9, g, 0), _groups(8, g, 1)
-    order, ptr = bucket_by_block(users, items, ug, ig, g, np.argsort(users, kind="stable"))
-    assert sorted(order.tolist()) == list(range(len(users)))
-    assert len(ptr) == g * g + 1 and ptr[0] == 0 and ptr[-1] == len(users)
-    for b in range(g * g):
-        block = order[ptr[b]:ptr[b + 1]]
-        np.testing.assert_array_equal(ug[users[block]] * g + ig[items[block]], b)
+    base, ptr, seg, block_seg = _blocks(users, items, ug, ig, g)
+    # the same as a stable sort of the user-ordered ratings by block
+    order = np.argsort(users, kind="stable")
+    keys = ug[users[order]] * g + ig[items[order]]
+    np.testing.assert_array_equal(base, order[np.argsort(keys, kind="stable")])
+    np.testing.assert_array_equal(ptr, np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=g * g))]))
+    # runs: maximal stretches of one user inside a block, in position order
+    starts = [p for b in range(g * g) for p in range(ptr[b], ptr[b + 1])
+              if p == ptr[b] or users[base[p]] != users[base[p - 1]]]
+    np.testing.assert_array_equal(seg, starts + [len(users)])
+    np.testing.assert_array_equal(block_seg, [np.searchsorted(starts, ptr[b]) for b in range(g * g)] + [len(starts)])
 
 
 def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():
     users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
     g = 2
-    base, ptr = bucket_by_block(users, items, _groups(9, g, 0), _groups(8, g, 1), g, np.argsort(users, kind="stable"))
-    seg, block_seg = user_segments(base, ptr, users)
+    base, ptr, seg, block_seg = _blocks(users, items, _groups(9, g, 0), _groups(8, g, 1), g)
     a, b, c = (np.empty_like(base) for _ in range(3))
     shuffle_user_runs(base, seg, block_seg, np.uint64(123), a)
     shuffle_user_runs(base, seg, block_seg, np.uint64(123), b)
@@ -266,8 +276,7 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     users, items, values, params = tiny_data(seed=8, n_users=10, n_items=9, n=45)
     g = 3
     ug, ig = _groups(10, g, 2), _groups(9, g, 3)
-    base, ptr = bucket_by_block(users, items, ug, ig, g, np.argsort(users, kind="stable"))
-    seg, block_seg = user_segments(base, ptr, users)
+    base, ptr, seg, block_seg = _blocks(users, items, ug, ig, g)
     order = np.empty_like(base)
     shuffle_user_runs(base, seg, block_seg, np.uint64(77), order)
     got, ref = copy_params(params), copy_params(params)
@@ -639,3 +648,16 @@ def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
 def test_sgd_kernels_compile_with_one_vector_per_iteration():
     for kernel in (_sgd_block, sgd_strata_epoch):
         assert kernel._compile_for_args.__name__ == "compile_scoped"
+
+
+def test_uniform_fill_gives_the_same_values_in_padded_rows():
+    from mfrec.kernels.random import uniform_fill
+    from mfrec.models.sgd import padded_rows
+
+    plain = np.empty((9, 5), dtype=np.float32)
+    uniform_fill(plain, 5, np.uint64(42), 0.5, 0.1)
+    padded = padded_rows(9, 5, np.dtype(np.float32))
+    uniform_fill(padded, 5, np.uint64(42), 0.5, 0.1)
+    np.testing.assert_array_equal(padded[:, :5], plain)
+    assert not padded[:, 5:].any()
+    assert abs(plain.mean() - 0.5) < 0.05 and 0.05 < plain.std() < 0.15

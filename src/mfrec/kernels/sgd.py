@@ -47,41 +47,63 @@ def counting_sort(keys, n_keys, visit):
 
 
 @njit(cache=True)
-def bucket_by_block(users, items, user_group, item_group, n_groups, visit):
-    """Rating indices sorted by block ``user_group[u] * n_groups + item_group[i]`` (stable in the
-    ``visit`` order), and the block boundaries ``ptr`` (length ``n_groups**2 + 1``).
-    Visiting the ratings sorted by user leaves each user's ratings contiguous within a block."""
-    blocks = np.empty(users.shape[0], dtype=np.int64)
-    for t in range(users.shape[0]):
-        blocks[t] = user_group[users[t]] * n_groups + item_group[items[t]]
-    return counting_sort(blocks, n_groups * n_groups, visit)
-
-
-@njit(cache=True)
 def order_by_user_item(users, items, n_users, n_items):
     """Rating indices sorted by (user, item): two stable counting-sort passes, O(n)."""
     by_item, _ = counting_sort(items, n_items, np.arange(users.shape[0]))
     return counting_sort(users, n_users, by_item)[0]
 
 
-@njit(cache=True)
-def user_segments(order, ptr, users):
-    """Boundaries of the runs of one user inside each block of a user-sorted ``order``:
-    ``seg_ptr`` (run starts, plus the end) and ``block_seg`` (first run of each block, plus the end)."""
-    n_blocks = ptr.shape[0] - 1
+@njit(parallel=True, cache=True)
+def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
+    """The ratings bucketed into the ``n_groups x n_groups`` blocks of (user group, item group).
+
+    ``order`` lists the rating positions sorted by user (``user_ptr``: each user's boundaries in
+    it); within a user, the order is kept. Returns ``base`` (the positions sorted by block
+    ``user_group[u] * n_groups + item_group[i]``, then as in ``order``), ``block_ptr`` (block
+    boundaries in ``base``), ``seg_ptr`` (starts of the runs of one user inside a block, plus the
+    end) and ``block_seg`` (each block's first run, plus the end). Per-user counts and the scatter
+    run in parallel over users; the offsets come from one pass over users x groups.
+    """
+    n_users = user_ptr.shape[0] - 1
     n = order.shape[0]
-    seg = np.empty(n + 1, dtype=np.int64)
-    block_seg = np.empty(n_blocks + 1, dtype=np.int64)
-    m = 0
+    g_n = n_groups
+    counts = np.zeros((n_users, g_n), dtype=np.int64)
+    for u in prange(n_users):
+        for p in range(user_ptr[u], user_ptr[u + 1]):
+            counts[u, item_group[items[order[p]]]] += 1
+    n_blocks = g_n * g_n
+    block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
+    block_seg = np.zeros(n_blocks + 1, dtype=np.int64)
+    for u in range(n_users):
+        for g in range(g_n):
+            if counts[u, g] > 0:
+                b = user_group[u] * g_n + g
+                block_ptr[b + 1] += counts[u, g]
+                block_seg[b + 1] += 1
     for b in range(n_blocks):
-        block_seg[b] = m
-        for p in range(ptr[b], ptr[b + 1]):
-            if p == ptr[b] or users[order[p]] != users[order[p - 1]]:
-                seg[m] = p
-                m += 1
-    block_seg[n_blocks] = m
-    seg[m] = n
-    return seg[: m + 1].copy(), block_seg
+        block_ptr[b + 1] += block_ptr[b]
+        block_seg[b + 1] += block_seg[b]
+    fill = block_ptr[:-1].copy()
+    seg_fill = block_seg[:-1].copy()
+    seg_ptr = np.empty(block_seg[n_blocks] + 1, dtype=np.int64)
+    for u in range(n_users):  # counts[u, g] becomes the next free slot of u's run in block (group(u), g)
+        for g in range(g_n):
+            c = counts[u, g]
+            if c > 0:
+                b = user_group[u] * g_n + g
+                seg_ptr[seg_fill[b]] = fill[b]
+                seg_fill[b] += 1
+                counts[u, g] = fill[b]
+                fill[b] += c
+    seg_ptr[block_seg[n_blocks]] = n
+    base = np.empty(n, dtype=np.int64)
+    for u in prange(n_users):
+        for p in range(user_ptr[u], user_ptr[u + 1]):
+            t = order[p]
+            g = item_group[items[t]]
+            base[counts[u, g]] = t
+            counts[u, g] += 1
+    return base, block_ptr, seg_ptr, block_seg
 
 
 @njit(cache=True)
@@ -227,7 +249,7 @@ def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_gro
                      bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
 
-    ``base``/``seg_ptr``/``block_seg`` come from `bucket_by_block` and `user_segments` for the
+    ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the
     groups ``user_group``/``item_group`` (``0..n_groups-1`` per row); each block visits its users'
     runs in the random order of `shuffle_user_runs` for ``seed``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With

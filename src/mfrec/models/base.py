@@ -274,12 +274,12 @@ class FactorModel(RecommenderMixin, Estimator):
 
     def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0,
                       out: np.ndarray | None = None) -> np.ndarray:
-        """Random ``(n, k)`` factors (uniform, ``init_std`` spread around ``mean``), into ``out``
-        when given (the same values either way)."""
+        """Random ``(n, k)`` factors (uniform, ``init_std`` spread around ``mean``); with ``out``
+        (an ``(n, >= k)`` array, e.g. padded rows) into its first ``k`` columns, the same values."""
         std = float(getattr(self, "init_std", 0.1))
         if out is None:
             out = np.empty((n, k), dtype=dtype)
-        uniform_fill(out, np.uint64(rng.integers(0, 2**63)), mean, std)
+        uniform_fill(out, k, np.uint64(rng.integers(0, 2**63)), mean, std)
         return out
 
     # ------------------------------------------------------------------ prediction

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import bucket_by_block, minibatch_epoch, sgd_strata_epoch, user_segments
+from mfrec.kernels.sgd import block_runs, minibatch_epoch, sgd_strata_epoch
 from mfrec.models.base import FactorModel, float_param
 
 
@@ -50,7 +50,7 @@ class _SGDModel(FactorModel):
                          mean: float = 0.0, scale: float = 1.0) -> None:
         """Initialize the factor matrix ``name`` (as `_init_factors`) in padded storage."""
         full = padded_rows(n, k, dtype)
-        self._init_factors(rng, n, k, dtype, mean, out=full[:, :k])
+        self._init_factors(rng, n, k, dtype, mean, out=full)
         if scale != 1.0:
             full[:, :k] *= dtype.type(scale)
         self.__dict__.setdefault("_padded", {})[name] = full
@@ -82,9 +82,9 @@ class _SGDModel(FactorModel):
         self._n_groups = g
         ug = self._user_group = balanced_groups(train.user_counts, g, rng)
         ig = self._item_group = balanced_groups(train.item_counts, g, rng)
-        self._block_base, self._block_ptr = bucket_by_block(train.user_indices, train.item_indices, ug, ig, g,
-                                                            train.user_item_order)
-        self._seg_ptr, self._block_seg = user_segments(self._block_base, self._block_ptr, train.user_indices)
+        user_ptr = train.by_user.indptr  # the users' boundaries in user_item_order
+        self._block_base, self._block_ptr, self._seg_ptr, self._block_seg = block_runs(
+            user_ptr, train.user_item_order, train.item_indices, ug, ig, g)
         self._reverse_strata = True  # flipped before each epoch: the first runs forward
 
     def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
