@@ -263,26 +263,24 @@ def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_gro
     squared errors seen before each update (the running training error).
     """
     sse = np.zeros(n_groups, dtype=np.float64)
+    sq = np.zeros((n_groups, 4), dtype=np.float64)
     for step in range(n_groups):
         s = n_groups - 1 - step if reverse else step
         for t in prange(n_groups):
             b = t * n_groups + (t + s) % n_groups
             s0 = block_seg[b]
             s1 = block_seg[b + 1]
-            if s1 == s0:
-                continue
-            perm = _run_permutation(s0, s1, seed, b)
-            acc = 0.0
-            for q in range(s1 - s0):
-                r = perm[q]
-                acc += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
-                                  mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
-            sse[t] += acc
-    last = 0 if reverse else n_groups - 1
-    sq = np.zeros((n_groups, 4), dtype=np.float64)
-    for t in prange(n_groups):
-        sq[t, 0], sq[t, 2] = _group_sq_norms(P, bu, user_group, t)
-        sq[t, 1], sq[t, 3] = _group_sq_norms(Q, bi, item_group, (t + last) % n_groups)
+            if s1 > s0:
+                perm = _run_permutation(s0, s1, seed, b)
+                acc = 0.0
+                for q in range(s1 - s0):
+                    r = perm[q]
+                    acc += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
+                                      mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+                sse[t] += acc
+            if step == n_groups - 1:  # this thread's user group and this item group are final
+                sq[t, 0], sq[t, 2] = _group_sq_norms(P, bu, user_group, t)
+                sq[t, 1], sq[t, 3] = _group_sq_norms(Q, bi, item_group, (t + s) % n_groups)
     for j in range(4):
         norms[j] = sq[:, j].sum()
     return sse.sum()
