@@ -205,8 +205,8 @@ def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, 
                         Q[i, f] = keep * qf + step * pf
                         P[u, f] = pn
                         dot += pn * Q[n, f]
-            elif use_implicit:
-                for f in range(k):
+            elif use_implicit:  # the run's last rating: the update alone (no next row to read;
+                for f in range(k):  # reading Q[i] again would alias the row being written)
                     pf = P[u, f]
                     qf = Q[i, f]
                     zf = Z[u, f]
@@ -249,9 +249,9 @@ def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_gro
                      bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
 
-    ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the
-    groups ``user_group``/``item_group`` (``0..n_groups-1`` per row); each block visits its users'
-    runs in the random order of `shuffle_user_runs` for ``seed``.
+    ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
+    ``item_group`` (``0..n_groups-1`` per row); each block visits its users' runs in the random
+    order of `shuffle_user_runs` for ``seed``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
     ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
     and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
