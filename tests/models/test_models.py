@@ -407,8 +407,11 @@ def test_history_columns_and_rows(name, small):
     h = model.history_
     assert list(h.columns) == ["epoch", "loss", "train_rmse", "seconds", "validation_rmse"]
     assert len(h) == n
-    # the last row's validation RMSE is the returned model's
-    assert h["validation_rmse"].iloc[-1] == pytest.approx(model.score(val), rel=1e-9)
+    # the last row's validation RMSE is the returned model's, up to float32 rounding: during the fit
+    # the factors live in padded rows, so the dot products are summed in another (vectorized) order
+    # than after it; the contract is "the same model", not "the same summation order" (float32 eps
+    # is 1.2e-7, and a reordered k-term sum moves an RMSE by far less than 1e-6 relative)
+    assert h["validation_rmse"].iloc[-1] == pytest.approx(model.score(val), rel=1e-6)
 
 
 OVERFIT = {
