@@ -110,9 +110,11 @@ def test_recommend_items_restricts_candidates(bmf, ratings):
         recs = bmf.recommend(user, n=100, items=cand)
         assert set(recs["item"]) == set(cand) - seen(ratings, user)
         assert np.all(np.diff(recs["score"].to_numpy()) <= 0)
-    # unknown ids in items= are ignored, not fatal
-    recs = bmf.recommend(0, n=100, items=cand + [12345])
+    # unknown ids in items= are ignored, not fatal (warned about and reported, as recommend_new does)
+    with pytest.warns(UserWarning, match="unknown"):
+        recs = bmf.recommend(0, n=100, items=cand + [12345])
     assert set(recs["item"]) == set(cand) - seen(ratings, 0)
+    assert recs.attrs["unknown_items"] == [12345]
 
 
 def test_recommend_filter_removes(bmf, ratings):
@@ -338,9 +340,13 @@ def test_implicit_als_woodbury_fold_in_equals_direct_solve(confidence, ratings):
     fold = m.fold_in(RATED)
     assert fold.bias == 0.0
     np.testing.assert_allclose(fold.factors, implicit_direct(m, RATED), rtol=1e-4, atol=1e-6)
-    # a single rating and a rating that gives confidence exactly 1 (c - 1 = 0)
-    for rated in ({4: 3.0}, {4: 3.0, 6: 0.0, 9: 5.0}):
+    # a single rating, and confidences exactly 1 (c - 1 = 0: alpha = 0; a rating of 0 is outside
+    # the model's 1-5 scale, refused since issue 13)
+    for rated in ({4: 3.0}, {4: 3.0, 6: 1.0, 9: 5.0}):
         np.testing.assert_allclose(m.fold_in(rated).factors, implicit_direct(m, rated), rtol=1e-4, atol=1e-6)
+    m.set_params(alpha=0.0)
+    rated = {4: 3.0, 6: 1.0, 9: 5.0}
+    np.testing.assert_allclose(m.fold_in(rated).factors, implicit_direct(m, rated), rtol=1e-4, atol=1e-6)
 
 
 def test_implicit_als_gram_cache_is_refreshed_by_refit(ratings):

@@ -41,7 +41,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
 from mfrec.models.base import EpochCallback, FactorModel, as_ratings
-from mfrec.recommend import FoldIn, parse_new_ratings
+from mfrec.recommend import FoldIn, resolve_new_ratings
 
 AttributeRow = Mapping[Any, Any] | pd.Series | pd.DataFrame
 NewRatings = Mapping[Any, float] | pd.DataFrame | pd.Series
@@ -85,6 +85,7 @@ class CMF(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _param_choices = {"solver": ("cholesky", "cg")}
     _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
                      "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
                      "user_attribute_encoder_", "item_attribute_encoder_")
@@ -112,16 +113,8 @@ class CMF(FactorModel):
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
-        super()._check_params()
-        if self.solver not in ("cholesky", "cg"):
-            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
-        if int(self.cg_steps) < 1:
-            raise ValueError(f"cg_steps must be >= 1, got {self.cg_steps}")
-        for name in ("user_attribute_weight", "item_attribute_weight", "bias_regularization"):
-            value = getattr(self, name)
-            if value is not None and not float(value) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if not float(self.attribute_regularization) > 0:
+        super()._check_params()  # the shared checks cover solver, cg_steps, the weights and flags
+        if not self.attribute_regularization > 0:
             raise ValueError(f"attribute_regularization must be > 0, got {self.attribute_regularization}")
 
     def _lambdas(self) -> tuple[float, float]:
@@ -433,18 +426,10 @@ class CMF(FactorModel):
     def fold_in_item(self, item_attributes: AttributeRow | None = None,
                      ratings: NewRatings | None = None) -> tuple[float, np.ndarray]:
         """A new item's (bias, factors) from its attributes and/or a few ratings ``{user: rating}``
-        (the item half-step's ridge against the fixed user factors). Unknown users are ignored
-        with a warning."""
+        (the item half-step's ridge against the fixed user factors), validated as a new user's
+        ratings are (`resolve_new_ratings`): unknown users are ignored with a warning."""
         self._require_fitted()
-        raw, values = parse_new_ratings(ratings)
-        u = self.user_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
-        if len(raw) and (u < 0).any():
-            bad = [plain(x) for x in raw[u < 0]]
-            if len(bad) == len(raw):
-                raise DataError(f"none of the rating users is known to the model: {bad[:10]}")
-            warnings.warn(f"ignored {len(bad)} unknown user id(s): {bad[:10]}", stacklevel=2)
-        keep = u >= 0
-        u, values = u[keep], values[keep]
+        u, values, _ = resolve_new_ratings(ratings, self.user_map_, self.rating_scale_, "user")
         vals, obs = self._encode_new("item", item_attributes)
         k = self.item_factors_.shape[1]
         if len(u) == 0 and not obs.any():
