@@ -402,9 +402,11 @@ class CMF(FactorModel):
         return super().add_user(user_id, ratings)
 
     def predict_new(self, items: Any, ratings: NewRatings | None = None,
-                    user_attributes: AttributeRow | None = None, *, clip: bool = True) -> np.ndarray:
+                    user_attributes: AttributeRow | None = None, *, clip: bool = True,
+                    return_unknown: bool = False) -> Any:
         """Predicted ratings of a new user (folded in from ``ratings`` and/or ``user_attributes``)
-        for the raw item ids ``items``. Unknown items get ``mean + user bias``."""
+        for the raw item ids ``items``. Unknown items get ``mean + user bias``; their count as in
+        :meth:`predict` (``return_unknown``, ``unknown_``)."""
         fold = self.fold_in(ratings, user_attributes=user_attributes)
         i = self.item_map_.lookup(items)
         known = i >= 0
@@ -413,8 +415,7 @@ class CMF(FactorModel):
             ik = i[known]
             pred[known] += self.item_bias_[ik].astype(np.float64) + self.item_factors_[ik].astype(np.float64) @ \
                 fold.factors.astype(np.float64)
-        self.unknown_ = {"users": 0, "items": int((~known).sum())}
-        return self._clip(pred, clip)
+        return self._with_unknown(self._clip(pred, clip), {"users": 0, "items": int((~known).sum())}, return_unknown)
 
     def _clip(self, pred: np.ndarray, clip: bool) -> np.ndarray:
         if clip:
@@ -440,7 +441,7 @@ class CMF(FactorModel):
 
     def predict_new_item(self, users: Any, item_attributes: AttributeRow | None = None,
                          ratings: NewRatings | None = None, *,
-                         clip: bool = True) -> np.ndarray:
+                         clip: bool = True, return_unknown: bool = False) -> Any:
         """Predicted ratings of the raw user ids ``users`` for a new item described by
         ``item_attributes`` (e.g. ``{"genres": ["Comedy"], "year": 1999}``) and optionally a few
         ratings ``{user: rating}``. Unknown users get ``mean + item bias``."""
@@ -451,5 +452,4 @@ class CMF(FactorModel):
         if known.any():
             uk = u[known]
             pred[known] += self.user_bias_[uk].astype(np.float64) + self.user_factors_[uk].astype(np.float64) @ q
-        self.unknown_ = {"users": int((~known).sum()), "items": 0}
-        return self._clip(pred, clip)
+        return self._with_unknown(self._clip(pred, clip), {"users": int((~known).sum()), "items": 0}, return_unknown)
