@@ -69,15 +69,17 @@ class Estimator:
         return list(names)
 
     @classmethod
-    def _param_defaults(cls) -> dict[str, Any]:
-        """The ``__init__`` defaults (a bool default makes the parameter a real-bool flag)."""
-        defaults = cls.__dict__.get("_param_defaults_cache")
-        if defaults is None:
+    def _param_spec(cls) -> dict[str, tuple[Any, bool]]:
+        """Per ``__init__`` parameter: (default, whether None is allowed). A bool default makes
+        the parameter a real-bool flag; None is allowed when the type hint says ``| None`` or
+        the default is None (and for ``seed``: fresh randomness)."""
+        spec = cls.__dict__.get("_param_spec_cache")
+        if spec is None:
             sig = inspect.signature(cls.__init__)
-            defaults = {p.name: p.default for p in sig.parameters.values()
-                        if p.name != "self" and p.default is not inspect.Parameter.empty}
-            cls._param_defaults_cache = defaults
-        return defaults
+            spec = {p.name: (p.default, p.default is None or p.name == "seed" or "None" in str(p.annotation))
+                    for p in sig.parameters.values() if p.name != "self" and p.default is not inspect.Parameter.empty}
+            cls._param_spec_cache = spec
+        return spec
 
     def _store_params(self, values: dict[str, Any]) -> None:
         """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
@@ -238,21 +240,21 @@ class FactorModel(RecommenderMixin, Estimator):
         """Validate hyperparameters before fitting: ValueError naming the bad one.
 
         One table-driven pass over every model's parameters: integers (``_int_params``: real
-        ints, not bools or floats, at least the bound; ``None`` where the default is ``None``),
+        ints, not bools or floats, at least the bound; ``None`` where `_param_spec` allows it),
         flags (a ``bool`` default requires a real bool: ``weighted="yes"`` is refused), string
         choices (``_param_choices``), and by naming convention ``*regularization`` / ``*weight``
         / ``alpha`` / ``init_std`` (finite >= 0), ``*learning_rate`` (finite > 0),
         ``learning_rate_decay`` (in (0, 1]) and ``dtype`` (float32 or float64)."""
-        defaults = self._param_defaults()
+        spec = self._param_spec()
         choices = self._choices()
         for name, value in self.get_params().items():
-            default = defaults.get(name, inspect.Parameter.empty)
-            if value is None and (default is None or name == "seed"):
+            default, nullable = spec.get(name, (inspect.Parameter.empty, False))
+            if value is None and nullable:
                 continue
             if name in self._int_params:
                 low = self._int_params[name]
                 if not _is_int(value) or value < low:
-                    none = "None or " if default is None or name == "seed" else ""
+                    none = "None or " if nullable else ""
                     raise ValueError(f"{name} must be {none}an integer >= {low}, got {value!r}")
             elif isinstance(default, bool):
                 if not isinstance(value, (bool, np.bool_)):
