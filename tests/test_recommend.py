@@ -765,3 +765,7 @@ def test_implicit_rating_confidence_needs_positive_ratings(ratings):
             good.fit(bad)
         np.testing.assert_array_equal(good.item_factors_, before)  # the refused refit changed nothing
         ImplicitALS(factors=3, iterations=2, confidence="binary", seed=0, threads=1).fit(bad)  # values unused
+    # fold-in is held to the same rule, even where the model's scale would let a 0 through
+    good.rating_scale_ = (0.0, 5.0)
+    with pytest.raises(DataError, match="confidence='rating'"):
+        good.fold_in({4: 0.0, 6: 3.0})
