@@ -110,9 +110,11 @@ def test_recommend_items_restricts_candidates(bmf, ratings):
         recs = bmf.recommend(user, n=100, items=cand)
         assert set(recs["item"]) == set(cand) - seen(ratings, user)
         assert np.all(np.diff(recs["score"].to_numpy()) <= 0)
-    # unknown ids in items= are ignored, not fatal
-    recs = bmf.recommend(0, n=100, items=cand + [12345])
+    # unknown ids in items= are ignored, not fatal (warned about and reported, as recommend_new does)
+    with pytest.warns(UserWarning, match="unknown"):
+        recs = bmf.recommend(0, n=100, items=cand + [12345])
     assert set(recs["item"]) == set(cand) - seen(ratings, 0)
+    assert recs.attrs["unknown_items"] == [12345]
 
 
 def test_recommend_filter_removes(bmf, ratings):
@@ -338,9 +340,13 @@ def test_implicit_als_woodbury_fold_in_equals_direct_solve(confidence, ratings):
     fold = m.fold_in(RATED)
     assert fold.bias == 0.0
     np.testing.assert_allclose(fold.factors, implicit_direct(m, RATED), rtol=1e-4, atol=1e-6)
-    # a single rating and a rating that gives confidence exactly 1 (c - 1 = 0)
-    for rated in ({4: 3.0}, {4: 3.0, 6: 0.0, 9: 5.0}):
+    # a single rating, and confidences exactly 1 (c - 1 = 0: alpha = 0; a rating of 0 is outside
+    # the model's 1-5 scale, refused since issue 13)
+    for rated in ({4: 3.0}, {4: 3.0, 6: 1.0, 9: 5.0}):
         np.testing.assert_allclose(m.fold_in(rated).factors, implicit_direct(m, rated), rtol=1e-4, atol=1e-6)
+    m.set_params(alpha=0.0)
+    rated = {4: 3.0, 6: 1.0, 9: 5.0}
+    np.testing.assert_allclose(m.fold_in(rated).factors, implicit_direct(m, rated), rtol=1e-4, atol=1e-6)
 
 
 def test_implicit_als_gram_cache_is_refreshed_by_refit(ratings):
@@ -581,3 +587,185 @@ def test_seed_experiment_two_guests_on_ml_latest_small():
     assert kids_share >= 0.5, report
     assert drama_drama - kids_drama >= 0.20, report
     assert shared <= 5, report
+
+
+# ----------------------------------------------------------------------------- issue 13: refuse what cannot be honoured
+@pytest.mark.parametrize("value", [1000.0, 6.0, 0.0, -50.0, 5.0001, 0.9999])
+def test_new_ratings_outside_the_model_scale_are_data_errors(bmf, value):
+    assert bmf.rating_scale_ == (1.0, 5.0)
+    rated = {0: 4.0, 7: value}
+    calls = [lambda: bmf.recommend_new(rated), lambda: bmf.fold_in(rated),
+             lambda: bmf.fold_in(pd.Series(rated)), lambda: bmf.fold_in(pd.DataFrame({"item": [0, 7], "rating": [4.0, value]})),
+             lambda: bmf.clone().fit(bmf_ratings()).add_user("new", rated)]
+    for call in calls:
+        with pytest.raises(DataError, match=r"item 7 .*scale 1-5"):
+            call()
+    # an unknown item's rating is checked too (bad input, not only an ignored one)
+    with pytest.raises(DataError, match="scale"):
+        bmf.recommend_new({0: 4.0, 99999: value})
+
+
+def bmf_ratings() -> mfrec.Ratings:
+    return mfrec.synthetic(N_USERS, N_ITEMS, 800, factors=3, seed=1)
+
+
+def test_new_ratings_on_the_scale_bounds_are_accepted(bmf):
+    recs = bmf.recommend_new({0: 1.0, 7: 5.0}, n=3)
+    assert len(recs) == 3
+
+
+def test_cmf_new_user_and_new_item_ratings_are_scale_checked(ratings):
+    from mfrec import CMF
+
+    m = CMF(factors=3, iterations=2, seed=0, threads=1).fit(ratings)
+    with pytest.raises(DataError, match=r"item 3 .*scale 1-5"):
+        m.predict_new([1, 2], {3: 50.0})
+    with pytest.raises(DataError, match=r"user 2 .*scale 1-5"):
+        m.fold_in_item(None, {2: -1.0})
+    with pytest.raises(DataError, match="more than once"):
+        m.fold_in_item(None, {2: 4.0, "2": 3.0})
+    pred, counts = m.predict_new([1, 2, 99999], {3: 5.0}, return_unknown=True)
+    assert counts == {"users": 0, "items": 1} and len(pred) == 3
+
+
+def test_cli_rate_outside_the_scale_is_a_one_line_error(bmf, tmp_path):
+    from typer.testing import CliRunner
+
+    from mfrec.cli import app
+
+    path = bmf.save(tmp_path / "m.mfrec")
+    res = CliRunner().invoke(app, ["recommend", str(path), "--rate", "1=50"])
+    assert res.exit_code == 1, res.output
+    assert "Traceback" not in res.output
+    lines = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "outside" in lines[0], res.stderr
+
+
+@pytest.mark.parametrize("rated", [{1: 5.0, "1": 1.0}, {np.int64(7): 5.0, "7": 2.0, 3: 1.0},
+                                   pd.DataFrame({"item": [1, "1"], "rating": [5.0, 1.0]}),
+                                   pd.Series([5.0, 1.0], index=pd.Index([1, "1"], dtype=object))],
+                         ids=["dict", "numpy-and-str", "frame", "series"])
+def test_two_keys_naming_the_same_item_are_a_data_error(bmf, rated):
+    with pytest.raises(DataError, match="more than once"):
+        bmf.recommend_new(rated)
+    with pytest.raises(DataError, match="more than once"):
+        bmf.fold_in(rated)
+
+
+@pytest.mark.parametrize("kw", [dict(items="50"), dict(filter="50"), dict(items=5), dict(filter=3.0),
+                                dict(items={1: 2}), dict(items=np.array(5))])
+def test_a_string_or_scalar_where_ids_belong_is_a_type_error(bmf, kw):
+    for call in (lambda: bmf.recommend(1, **kw), lambda: bmf.recommend_new(RATED, **kw),
+                 lambda: bmf.recommend_many([1, 2], **kw)):
+        with pytest.raises(TypeError, match="list of ids"):
+            call()
+
+
+def test_users_string_is_a_type_error_and_ids_of_any_iterable_work(bmf):
+    with pytest.raises(TypeError, match="users="):
+        bmf.recommend_many(users="12", n=2)
+    want = bmf.recommend(1, n=50, items=[2, 3, 5, 8])
+    for items in ((2, 3, 5, 8), {2, 3, 5, 8}, np.array([2, 3, 5, 8]), pd.Series([2, 3, 5, 8]),
+                  pd.Index([2, 3, 5, 8]), (x for x in [2, 3, 5, 8])):
+        got = bmf.recommend(1, n=50, items=items)
+        assert list(got["item"]) == list(want["item"])
+    many = bmf.recommend_many(users=(u for u in [1, 2]), n=3)
+    assert list(many["user"].unique()) == [1, 2]
+
+
+def test_unknown_candidate_ids_are_reported_alike_in_recommend_and_recommend_new(bmf):
+    cand = [1, 2, 5, 12345, "x"]
+    with pytest.warns(UserWarning, match="unknown"):
+        known_user = bmf.recommend(0, n=10, items=cand, exclude_seen=False)
+    with pytest.warns(UserWarning, match="unknown"):
+        many = bmf.recommend_many([0, 1], n=10, items=cand, exclude_seen=False)
+    with pytest.warns(UserWarning, match="unknown"):
+        new_user = bmf.recommend_new({0: 4.0}, n=10, items=cand)
+    for df in (known_user, many, new_user):
+        assert df.attrs["unknown_items"] == [12345, "x"]
+        assert set(df["item"]) == {1, 2, 5}
+    with pytest.warns(UserWarning, match="unknown"):
+        both = bmf.recommend_new({0: 4.0, 999: 3.0}, n=10, items=cand)
+    assert both.attrs["unknown_items"] == [999, 12345, "x"]
+    assert bmf.recommend(0, n=3).attrs["unknown_items"] == []
+    # only an all-unknown list is an error, for both
+    for call in (lambda: bmf.recommend(0, items=[12345, "x"]), lambda: bmf.recommend_many([0], items=[12345]),
+                 lambda: bmf.recommend_new({0: 4.0}, items=[12345, "x"])):
+        with pytest.raises(DataError, match="none of the candidate items"):
+            call()
+    # an empty candidate list is an empty answer, not an error
+    assert len(bmf.recommend(0, items=[])) == 0
+
+
+def _popularity(m) -> pd.Series:
+    return pd.Series(np.bincount(m.seen_.indices, minlength=len(m.item_map_)), index=m.item_map_.ids)
+
+
+@pytest.mark.parametrize("make", [lambda: ImplicitALS(factors=4, iterations=3, seed=0, threads=1),
+                                  lambda: FunkMF(factors=4, epochs=3, seed=0, threads=1),
+                                  lambda: ALS(factors=4, iterations=3, use_bias=False, seed=0, threads=1)],
+                         ids=["ImplicitALS", "FunkMF", "ALS-no-bias"])
+def test_the_empty_user_of_a_model_without_biases_ranks_by_popularity(make, ratings):
+    m = make().fit(ratings)
+    pop = _popularity(m)
+    best = np.sort(pop.to_numpy())[::-1]
+    fallback = m.train_mean_ if m._predicts_ratings else 0.0
+    for empty in ({}, None):
+        recs = m.recommend_new(empty, n=8)
+        assert len(recs) == 8
+        np.testing.assert_array_equal(pop[recs["item"]].to_numpy(), best[:8])
+        np.testing.assert_allclose(recs["score"], fallback, rtol=1e-6)
+    # restricted candidates: the most popular of them
+    cand = list(m.item_map_.ids[:10])
+    recs = m.recommend_new({}, n=3, items=cand)
+    np.testing.assert_array_equal(pop[recs["item"]].to_numpy(), np.sort(pop[cand].to_numpy())[::-1][:3])
+    # a user added without ratings is the same zero user, for recommend and recommend_many
+    m.add_user("nobody", {})
+    recs = m.recommend("nobody", n=8)
+    np.testing.assert_array_equal(pop[recs["item"]].to_numpy(), best[:8])
+    many = m.recommend_many([m.user_map_.ids[0], "nobody"], n=8)
+    np.testing.assert_array_equal(pop[many.loc[many["user"] == "nobody", "item"]].to_numpy(), best[:8])
+    # an informed user still ranks by the model's own scores
+    real = m.recommend(m.user_map_.ids[0], n=8)
+    assert np.all(np.diff(real["score"].to_numpy()) <= 0)
+
+
+@pytest.mark.parametrize("kw", [dict(item_bias_weight=float("nan")), dict(item_bias_weight=float("inf")),
+                                dict(item_bias_weight="0.5"), dict(item_bias_weight=None),
+                                dict(n=0), dict(n=2.5), dict(n=True), dict(n="3"), dict(n=None)])
+def test_bad_request_arguments_name_the_parameter(bmf, kw):
+    name = next(iter(kw))
+    for call in (lambda: bmf.recommend(1, **kw), lambda: bmf.recommend_many([1], **kw),
+                 lambda: bmf.recommend_new(RATED, **kw)):
+        with pytest.raises(ValueError, match=name):
+            call()
+    if name == "n":
+        with pytest.raises(ValueError, match="n must"):
+            bmf.similar_items(1, **kw)
+
+
+@pytest.mark.parametrize("explain", [-1, 1.5, "2", True, None])
+def test_bad_explain_is_a_value_error(bmf, explain):
+    with pytest.raises(ValueError, match="explain"):
+        bmf.recommend_new(RATED, explain=explain)
+
+
+def test_block_size_is_validated(bmf):
+    with pytest.raises(ValueError, match="block_size"):
+        bmf.recommend_many([1], block_size=0)
+
+
+def test_implicit_rating_confidence_needs_positive_ratings(ratings):
+    df = ratings.to_dataframe()
+    good = ImplicitALS(factors=3, iterations=2, confidence="rating", seed=0, threads=1).fit(ratings)
+    before = good.item_factors_.copy()
+    for shift in (-3.0, -1.0):  # ratings down to -2 / 0
+        bad = df.assign(rating=df["rating"] + shift)
+        with pytest.raises(DataError, match="confidence='rating'.*> 0"):
+            good.fit(bad)
+        np.testing.assert_array_equal(good.item_factors_, before)  # the refused refit changed nothing
+        ImplicitALS(factors=3, iterations=2, confidence="binary", seed=0, threads=1).fit(bad)  # values unused
+    # fold-in is held to the same rule, even where the model's scale would let a 0 through
+    good.rating_scale_ = (0.0, 5.0)
+    with pytest.raises(DataError, match="confidence='rating'"):
+        good.fold_in({4: 0.0, 6: 3.0})

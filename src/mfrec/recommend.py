@@ -9,7 +9,9 @@ folded-in user's recommendations by the rated items that contributed most.
 
 from __future__ import annotations
 
+import numbers
 import warnings
+from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
 
@@ -18,6 +20,7 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from mfrec.data.idmap import plain
 from mfrec.errors import DataError
 from mfrec.kernels.predict import score_items
 
@@ -39,11 +42,15 @@ class FoldIn:
     targets: np.ndarray | None = None
 
 
-def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None) -> tuple[np.ndarray, np.ndarray]:
-    """Raw item ids and float ratings from a {item: rating} mapping, a Series or a DataFrame
-    with columns ``item`` and ``rating``."""
+def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | None,
+                      scale: tuple[float, float] | None = None,
+                      what: str = "item") -> tuple[np.ndarray, np.ndarray]:
+    """Raw ids and float ratings from a {id: rating} mapping, a Series or a DataFrame with
+    columns ``item`` and ``rating``. Every rating must be a finite number and, with ``scale``
+    ``(lo, hi)``, inside it (DataError naming the ``what`` id and the scale)."""
     if ratings is None:
         return np.array([], dtype=object), np.array([], dtype=np.float64)
+    vals: np.ndarray | None = None
     if isinstance(ratings, pd.DataFrame):
         missing = [c for c in ("item", "rating") if c not in ratings.columns]
         if missing:
@@ -54,23 +61,91 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
     elif isinstance(ratings, Mapping):
         items = np.empty(len(ratings), dtype=object)
         items[:] = list(ratings.keys())
+        values = None
         try:  # the common case: plain numbers
             vals = np.fromiter(ratings.values(), dtype=np.float64, count=len(ratings))
-            if np.isfinite(vals).all():
-                return items, vals
         except (TypeError, ValueError):
-            pass
-        values = np.array(list(ratings.values()), dtype=object)
+            values = np.array(list(ratings.values()), dtype=object)
     else:
-        raise TypeError(f"ratings must be a dict {{item: rating}}, a Series or a DataFrame, not {type(ratings).__name__}")
+        raise TypeError(f"ratings must be a dict {{{what}: rating}}, a Series or a DataFrame, "
+                        f"not {type(ratings).__name__}")
     if not isinstance(ratings, Mapping) and len(pd.unique(pd.Series(items, dtype=object))) != len(items):
-        raise DataError("new-user ratings rate the same item more than once")
-    vals = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        raise DataError(f"new ratings rate the same {what} more than once")
+    if vals is None:
+        vals = pd.to_numeric(pd.Series(values, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
     bad = ~np.isfinite(vals)
     if bad.any():
         k = int(np.flatnonzero(bad)[0])
-        raise DataError(f"rating for item {items[k]!r} is {values[k]!r}, not a finite number")
+        shown = values[k] if values is not None else vals[k]
+        raise DataError(f"rating for {what} {plain(items[k])!r} is {plain(shown)!r}, not a finite number")
+    if scale is not None and len(vals):
+        lo, hi = float(scale[0]), float(scale[1])
+        out = (vals < lo) | (vals > hi)
+        if out.any():
+            k = int(np.flatnonzero(out)[0])
+            raise DataError(f"rating {plain(vals[k])!r} for {what} {plain(items[k])!r} is outside the model's "
+                            f"rating scale {lo:g}-{hi:g} ({int(out.sum())} rating(s) outside it)")
     return items, vals
+
+
+def resolve_new_ratings(ratings: Any, id_map: Any, scale: tuple[float, float] | None,
+                        what: str = "item") -> tuple[np.ndarray, np.ndarray, list]:
+    """The one validation path of new ratings (fold-in, recommend_new, add_user, CMF's
+    predict_new and fold_in_item): parsed and scale-checked by `parse_new_ratings`, looked up in
+    ``id_map``; two keys that name the same known id (``1`` and ``"1"``) are a DataError, unknown
+    ids are warned about and dropped, all-unknown is a DataError. Returns (indices, values,
+    unknown raw ids)."""
+    raw, values = parse_new_ratings(ratings, scale, what)
+    if len(raw) == 0:
+        return np.array([], dtype=np.int64), values, []
+    idx = id_map.lookup(raw)
+    known = idx >= 0
+    unknown = [plain(x) for x in raw[~known]]
+    if not known.any():
+        raise DataError(f"none of the rated {what}s is known to the model: {unknown[:10]}")
+    kidx = idx[known]
+    uniq, first, counts = np.unique(kidx, return_index=True, return_counts=True)
+    if (counts > 1).any():
+        j = uniq[counts > 1][0]
+        keys = [plain(x) for x in raw[known][kidx == j]]
+        raise DataError(f"new ratings rate {what} {plain(id_map.to_raw([j])[0])!r} more than once "
+                        f"(keys {keys} name the same {what})")
+    if unknown:
+        warnings.warn(f"ignored {len(unknown)} unknown {what} id(s): {unknown[:10]}", stacklevel=4)
+    return kidx, values[known], unknown
+
+
+def as_ids(values: Any, param: str) -> np.ndarray:
+    """An ``ids`` argument (``items=``, ``filter=``, ``users=``) as a 1-D array of raw ids.
+
+    Any iterable of ids (list, tuple, set, array, Series, Index, generator) is accepted; a
+    string or a single scalar is a TypeError rather than being split into characters."""
+    if isinstance(values, (str, bytes)):
+        raise TypeError(f"{param}= takes a list of ids, not the string {values!r} (write {param}=[{values!r}])")
+    if isinstance(values, (pd.Series, pd.Index)):
+        values = values.to_numpy()
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1:
+            raise TypeError(f"{param}= takes a 1-D list of ids, got an array of shape {values.shape}")
+        return values
+    if isinstance(values, Mapping) or not isinstance(values, abc.Iterable):
+        raise TypeError(f"{param}= takes a list of ids, not {type(values).__name__} {values!r}")
+    ids = list(values)
+    out = np.empty(len(ids), dtype=object)
+    out[:] = ids
+    return out
+
+
+def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0) -> None:
+    """ValueError naming a bad request argument: ``n`` an integer >= 1, ``item_bias_weight`` a
+    finite number, ``explain`` an integer >= 0."""
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
+        raise ValueError(f"n must be an integer >= 1, got {n!r}")
+    if isinstance(item_bias_weight, bool) or not isinstance(item_bias_weight, numbers.Real) \
+            or not np.isfinite(item_bias_weight):
+        raise ValueError(f"item_bias_weight must be a finite number, got {item_bias_weight!r}")
+    if isinstance(explain, bool) or not isinstance(explain, numbers.Integral) or explain < 0:
+        raise ValueError(f"explain must be an integer >= 0 (how many rated items to list), got {explain!r}")
 
 
 def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,20 +193,38 @@ class RecommenderMixin:
         return df
 
     # ------------------------------------------------------------------ candidates
-    def _candidate_mask(self, items: Iterable[Any] | None, filter: Iterable[Any] | None) -> np.ndarray:
+    def _candidate_mask(self, items: Iterable[Any] | None, filter: Iterable[Any] | None) -> tuple[np.ndarray, list]:
+        """Mask of the candidate items and the unknown ids of ``items`` (warned about; when every
+        id of a non-empty ``items`` is unknown, DataError). Unknown ``filter`` ids are moot."""
         mask = np.ones(len(self.item_map_), dtype=bool)
+        unknown: list = []
         if items is not None:
-            idx = self.item_map_.lookup(np.asarray(list(items), dtype=object) if not isinstance(items, np.ndarray) else items)
+            raw = as_ids(items, "items")
+            idx = self.item_map_.lookup(raw)
             mask[:] = False
             mask[idx[idx >= 0]] = True
+            if (idx < 0).any():
+                unknown = [plain(x) for x in raw[idx < 0]]
+                if len(unknown) == len(raw):
+                    raise DataError(f"none of the candidate items is known to the model: {unknown[:10]}")
+                warnings.warn(f"ignored {len(unknown)} unknown item id(s) in items=: {unknown[:10]}", stacklevel=3)
         if filter is not None:
-            idx = self.item_map_.lookup(np.asarray(list(filter), dtype=object) if not isinstance(filter, np.ndarray) else filter)
+            idx = self.item_map_.lookup(as_ids(filter, "filter"))
             mask[idx[idx >= 0]] = False
-        return mask
+        return mask, unknown
 
     def _item_scores_base(self, item_bias_weight: float) -> np.ndarray:
         """``global_mean + w * item_bias`` for every item (float32)."""
         return (self.global_mean_ + item_bias_weight * self.item_bias_.astype(np.float64)).astype(np.float32)
+
+    def _item_popularity(self) -> np.ndarray:
+        """How many users rated each item (from ``seen_``, cached per ``seen_``)."""
+        cache = self.__dict__.get("_popularity_cache")
+        if cache is None or cache[0] is not self.seen_:
+            seen = self.seen_
+            cache = (seen, np.bincount(seen.indices, minlength=seen.shape[1]).astype(np.float32))
+            self._popularity_cache = cache
+        return cache[1]
 
     def _score_rows(self, bias: np.ndarray, X: np.ndarray, cand: np.ndarray, base: np.ndarray) -> np.ndarray:
         """Scores of users given by (bias, factor rows) against the candidate items."""
@@ -146,18 +239,49 @@ class RecommenderMixin:
             S += bias.astype(S.dtype)[:, None]
         return S if len(cand) == Q.shape[0] else S[:, cand]
 
+    def _top_rows(self, S: np.ndarray, n: int, bias: np.ndarray, X: np.ndarray,
+                  cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """`top_n` of every row of ``S`` (excluded items already at -inf).
+
+        A user without information (zero bias and factors: no known rating) scores every item
+        alike in a model without item biases (FunkMF, ImplicitALS, ALS without biases), so such
+        rows rank by popularity (users who rated the item in training) and show the model's
+        fallback prediction (the training mean for rating models, 0 for preference models), the
+        same value ``predict`` gives an unknown user. Models with biases rank the zero user by
+        ``mean + w * item_bias`` already."""
+        if self._has_bias or len(S) == 0:
+            return top_n(S, n)
+        zero = (np.asarray(bias) == 0) & ~np.any(np.asarray(X) != 0, axis=1)
+        if not zero.any():
+            return top_n(S, n)
+        allowed = np.isfinite(S[zero])
+        key = S.copy()
+        key[zero] = np.where(allowed, self._item_popularity()[cand][None, :], -np.inf)
+        fallback = self.train_mean_ if self._predicts_ratings else 0.0
+        S[zero] = np.where(allowed, np.float32(fallback), -np.inf)
+        idx, _ = top_n(key, n)
+        vals = np.take_along_axis(S, np.maximum(idx, 0), axis=1)
+        vals[idx < 0] = -np.inf
+        return idx, vals
+
     # ------------------------------------------------------------------ known users
     def recommend(self, user: Any, n: int = 10, exclude_seen: bool = True, items: Iterable[Any] | None = None,
                   filter: Iterable[Any] | None = None, item_bias_weight: float = 1.0) -> pd.DataFrame:
         """Top-``n`` items for a known user: DataFrame ``item``, ``score`` (+ ``title``, ``genres``
         when an item table is attached). ``items`` restricts the candidates, ``filter`` removes
         some; ``exclude_seen`` drops the user's training items. ``item_bias_weight`` < 1 ranks
-        less by general popularity/acclaim and more by the personal part of the score."""
+        less by general popularity/acclaim and more by the personal part of the score. Unknown
+        ids in ``items`` are warned about and listed in ``df.attrs['unknown_items']``; only an
+        all-unknown ``items`` is an error (as in :meth:`recommend_new`)."""
         self._require_fitted()
+        check_request(n, item_bias_weight)
         self.user_map_.index_of(user, "user")
         df = self.recommend_many([user], n=n, exclude_seen=exclude_seen, items=items, filter=filter,
                                  item_bias_weight=item_bias_weight)
-        return df.drop(columns=["user", "rank"]).reset_index(drop=True)
+        unknown = df.attrs.get("unknown_items", [])
+        df = df.drop(columns=["user", "rank"]).reset_index(drop=True)
+        df.attrs["unknown_items"] = unknown
+        return df
 
     def recommend_many(self, users: Iterable[Any] | None = None, n: int = 10, exclude_seen: bool = True,
                        items: Iterable[Any] | None = None, filter: Iterable[Any] | None = None,
@@ -168,22 +292,26 @@ class RecommenderMixin:
 
         Users are scored in blocks of ``block_size`` (default: a block's score matrix holds at
         most 4M floats), one BLAS matrix product per block, so memory stays bounded for any
-        number of users. Unknown users raise KeyError naming them. ``callback(done, total)`` is
-        called after each block (progress bars).
+        number of users. Unknown users raise KeyError naming them; unknown ``items`` ids are
+        listed in ``df.attrs['unknown_items']``. ``callback(done, total)`` is called after each
+        block (progress bars).
         """
         self._require_fitted()
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_request(n, item_bias_weight)
+        if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
+                                       or block_size < 1):
+            raise ValueError(f"block_size must be None or an integer >= 1, got {block_size!r}")
         if users is None:
             uidx = np.arange(len(self.user_map_), dtype=np.int64)
         else:
-            raw = np.asarray(list(users), dtype=object) if not isinstance(users, np.ndarray) else users
+            raw = as_ids(users, "users")
             uidx = self.user_map_.lookup(raw)
             if (uidx < 0).any():
-                bad = raw[uidx < 0]
-                raise KeyError(f"unknown user(s) {list(bad[:5])}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all); "
+                bad = [plain(x) for x in raw[uidx < 0]]
+                raise KeyError(f"unknown user(s) {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all); "
                                "use recommend_new() for new users")
-        cand = np.flatnonzero(self._candidate_mask(items, filter))
+        cand_mask, unknown = self._candidate_mask(items, filter)
+        cand = np.flatnonzero(cand_mask)
         col_of = np.full(len(self.item_map_), -1, dtype=np.int64)
         col_of[cand] = np.arange(len(cand))
         base = self._item_scores_base(item_bias_weight)
@@ -193,14 +321,15 @@ class RecommenderMixin:
         out_u, out_i, out_s, out_r = [], [], [], []
         for start in range(0, len(uidx), block_size):
             ub = uidx[start:start + block_size]
-            S = self._score_rows(self.user_bias_[ub], self.user_factors_[ub], cand, base)
+            bias, X = self.user_bias_[ub], self.user_factors_[ub]
+            S = self._score_rows(bias, X, cand, base)
             if seen is not None:
                 block = seen[ub]
                 rows = np.repeat(np.arange(len(ub)), np.diff(block.indptr))
                 cols = col_of[block.indices]
                 ok = cols >= 0
                 S[rows[ok], cols[ok]] = -np.inf
-            idx, vals = top_n(S, n)
+            idx, vals = self._top_rows(S, n, bias, X, cand)
             valid = idx >= 0
             rows = np.repeat(np.arange(len(ub)), valid.sum(axis=1))
             out_u.append(ub[rows])
@@ -217,7 +346,9 @@ class RecommenderMixin:
             "score": np.concatenate(out_s).astype(np.float64) if out_s else np.array([]),
             "rank": np.concatenate(out_r).astype(np.int64) if out_r else np.array([], dtype=np.int64),
         })
-        return self._with_info(df)
+        df = self._with_info(df)
+        df.attrs["unknown_items"] = unknown
+        return df
 
     def _seen_matrix(self) -> sp.csr_matrix:
         return self.seen_
@@ -237,17 +368,9 @@ class RecommenderMixin:
         return values - offset, np.zeros(self.item_factors_.shape[1])
 
     def _known_new_ratings(self, ratings: Any) -> tuple[np.ndarray, np.ndarray, list]:
-        """A new user's ratings as (item indices, values, unknown raw ids): unknown items are
-        warned about and dropped; all-unknown is a DataError."""
-        raw, values = parse_new_ratings(ratings)
-        idx = self.item_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
-        unknown = [x.item() if hasattr(x, "item") else x for x in raw[idx < 0]] if len(raw) else []
-        if len(raw) and len(unknown) == len(raw):
-            raise DataError(f"none of the rated items is known to the model: {unknown[:10]}")
-        if unknown:
-            warnings.warn(f"ignored {len(unknown)} unknown item id(s): {unknown[:10]}", stacklevel=3)
-        keep = idx >= 0
-        return idx[keep], values[keep], unknown
+        """A new user's ratings as (item indices, values, unknown raw ids), validated by
+        `resolve_new_ratings` against the model's rating scale."""
+        return resolve_new_ratings(ratings, self.item_map_, self.rating_scale_, "item")
 
     def fold_in(self, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> FoldIn:
         """Solve a new user's bias and factors against the fixed item factors.
@@ -255,7 +378,8 @@ class RecommenderMixin:
         Minimizes ``sum_j (r_j - mu - b_j - b - x.q_j)^2 + lam |x|^2 + lam_b b^2`` with the
         penalties the model was trained with (a (k+1) x (k+1) Cholesky solve). Unknown item ids
         are reported in ``unknown_items`` (and warned about); with no known item at all it
-        raises ``DataError``. Empty ratings give the zero user (bias 0, factors 0).
+        raises ``DataError``, as does a rating outside the model's rating scale or two keys
+        naming the same item. Empty ratings give the zero user (bias 0, factors 0).
         """
         self._require_fitted()
         idx, values, unknown = self._known_new_ratings(ratings)
@@ -290,26 +414,28 @@ class RecommenderMixin:
         Same DataFrame shape as :meth:`recommend`. With ``explain=m`` a column ``because``
         lists, for each recommendation, the ``m`` rated items that contributed most to its
         personal score (exact: the ridge solution is linear in the ratings). With no ratings the
-        zero user is scored, i.e. items rank by ``mean + item_bias`` (popularity for implicit
-        models). Unknown rated items are listed in ``df.attrs['unknown_items']``.
+        zero user is scored, i.e. items rank by ``mean + item_bias`` (by popularity for models
+        without item biases, see `_top_rows`). Ratings outside the model's rating scale are a
+        DataError. Unknown ids (rated or in ``items``) are listed in
+        ``df.attrs['unknown_items']``; only an all-unknown list is an error.
         """
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_request(n, item_bias_weight, explain)
         fold = self.fold_in(ratings if ratings is not None else {})
-        cand_mask = self._candidate_mask(items, filter)
+        cand_mask, unknown_cand = self._candidate_mask(items, filter)
         if exclude_rated:
             cand_mask[fold.item_indices] = False
         cand = np.flatnonzero(cand_mask)
         base = self._item_scores_base(item_bias_weight)
-        S = self._score_rows(np.array([fold.bias]), fold.factors[None, :], cand, base)
-        idx, vals = top_n(S, n)
+        bias, X = np.array([fold.bias]), fold.factors[None, :]
+        S = self._score_rows(bias, X, cand, base)
+        idx, vals = self._top_rows(S, n, bias, X, cand)
         valid = idx[0] >= 0
         chosen = cand[idx[0][valid]]
         df = pd.DataFrame({"item": self.item_map_.to_raw(chosen), "score": vals[0][valid].astype(np.float64)})
         df = self._with_info(df)
         if explain and len(fold.item_indices):
             df["because"] = self._explain(fold, chosen, int(explain))
-        df.attrs["unknown_items"] = fold.unknown_items
+        df.attrs["unknown_items"] = fold.unknown_items + [x for x in unknown_cand if x not in fold.unknown_items]
         return df
 
     def _contributions(self, fold: FoldIn, chosen: np.ndarray) -> np.ndarray:
@@ -357,8 +483,7 @@ class RecommenderMixin:
         """The ``n`` nearest items to ``item`` by cosine similarity of the item factors:
         DataFrame ``item``, ``similarity`` (+ ``title``, ``genres``)."""
         self._require_fitted()
-        if n < 1:
-            raise ValueError(f"n must be >= 1, got {n}")
+        check_request(n)
         j = self.item_map_.index_of(item, "item")
         Q = self.item_factors_.astype(np.float32)
         if Q.shape[1] == 0:

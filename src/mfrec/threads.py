@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from contextlib import contextmanager
 from typing import Iterator
@@ -21,15 +22,28 @@ def _blas_limit(limits: int):
     return _controller.limit(limits=limits)
 
 
+def env_threads() -> int | None:
+    """The MFREC_THREADS setting (None when unset or empty); ValueError naming the variable
+    when it is not an integer >= 1."""
+    env = os.environ.get("MFREC_THREADS", "").strip()
+    if not env:
+        return None
+    try:
+        value = int(env)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise ValueError(f"MFREC_THREADS must be an integer >= 1 (the thread count), got {env!r}")
+    return value
+
+
 def resolve_threads(threads: int | None) -> int:
     """The thread count to use: ``threads`` if given (>= 1), else MFREC_THREADS, else all cores."""
     if threads is None:
-        env = os.environ.get("MFREC_THREADS")
-        threads = int(env) if env else (os.cpu_count() or 1)
-    threads = int(threads)
-    if threads < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    return min(threads, numba.config.NUMBA_NUM_THREADS)
+        threads = env_threads() or os.cpu_count() or 1
+    if isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1:
+        raise ValueError(f"threads must be None or an integer >= 1, got {threads!r}")
+    return min(int(threads), numba.config.NUMBA_NUM_THREADS)
 
 
 @contextmanager

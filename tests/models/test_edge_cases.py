@@ -67,3 +67,85 @@ def test_divergence_raises_a_clear_error():
     r = Ratings.from_arrays(u, i, rng.integers(1, 6, 300))
     with pytest.raises(TrainingDivergedError, match="diverged at epoch"):
         BiasedMF(factors=3, learning_rate=5.0, learning_rate_decay=1.0, regularization=0.0).fit(r)
+
+
+# ----------------------------------------------------------------------------- issue 13: parameter errors name the parameter
+from mfrec import CMF, BayesianMF, ImplicitALS  # noqa: E402
+
+ALL_CLASSES = [Baseline, FunkMF, BiasedMF, SVDpp, ALS, BayesianMF, ImplicitALS, CMF]
+
+
+def _tiny() -> Ratings:
+    rng = np.random.default_rng(0)
+    return Ratings.from_arrays(np.arange(60) % 12, np.arange(60) // 12, rng.integers(1, 6, 60))
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
+@pytest.mark.parametrize("seed", [-5, "abc", True, 1.5, np.float64(2.0)], ids=repr)
+def test_bad_seed_is_refused_naming_it(cls, seed):
+    with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
+        cls(seed=seed).fit(_tiny())
+
+
+@pytest.mark.parametrize("cls", ALL_CLASSES, ids=lambda c: c.__name__)
+def test_seed_none_and_numpy_ints_are_accepted(cls):
+    kw = {"iterations": 3, "burn_in": 1} if cls is BayesianMF else {}
+    cls(seed=None, **kw).fit(_tiny())
+    cls(seed=np.int64(3), **kw).fit(_tiny())
+
+
+@pytest.mark.parametrize("cls,name", [(ALS, "weighted"), (ALS, "use_bias"), (CMF, "attribute_bias")],
+                         ids=lambda x: x.__name__ if isinstance(x, type) else x)
+@pytest.mark.parametrize("value", ["yes", "False", 1, 0, None])
+def test_flags_need_a_real_bool(cls, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be True or False"):
+        cls(**{name: value}).fit(_tiny())
+    cls(**{name: np.bool_(True)}).fit(_tiny())
+
+
+@pytest.mark.parametrize("cls,name", [(ALS, "solver"), (CMF, "solver"), (ImplicitALS, "solver"),
+                                      (ImplicitALS, "confidence")],
+                         ids=lambda x: x.__name__ if isinstance(x, type) else x)
+@pytest.mark.parametrize("value", ["lu", "", None, 3, "CG"])
+def test_string_choices_are_checked(cls, name, value):
+    with pytest.raises(ValueError, match=f"{name} must be one of"):
+        cls(**{name: value}).fit(_tiny())
+
+
+def test_every_string_parameter_of_every_model_has_declared_choices():
+    """A new string parameter must be declared in ``_param_choices`` (dtype has its own check)."""
+    for cls in ALL_CLASSES:
+        strings = {k for k, v in cls().get_params().items() if isinstance(v, str)} - {"dtype"}
+        assert strings <= set(cls._choices()), (cls.__name__, strings - set(cls._choices()))
+
+
+@pytest.mark.parametrize("cls,bad", [
+    (CMF, {"user_attribute_weight": "abc"}),  # was a bare float() ValueError not naming it
+    (CMF, {"item_attribute_weight": float("nan")}),
+    (ALS, {"cg_steps": 2.0}),
+    (ImplicitALS, {"alpha": "2"}),
+    (FunkMF, {"batch_size": True}),
+    (BayesianMF, {"burn_in": -1}),
+    (BayesianMF, {"noise_precision": 0.0}),
+    (BiasedMF, {"threads": 0}),
+    (BiasedMF, {"threads": "2"}),
+], ids=lambda x: x.__name__ if isinstance(x, type) else repr(x))
+def test_numeric_parameter_errors_name_the_parameter(cls, bad):
+    with pytest.raises(ValueError, match=next(iter(bad))):
+        cls(**bad).fit(_tiny())
+
+
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+def test_bad_mfrec_threads_names_the_variable(monkeypatch, value):
+    monkeypatch.setenv("MFREC_THREADS", value)
+    with pytest.raises(ValueError, match="MFREC_THREADS"):
+        ALS(factors=2, iterations=1).fit(_tiny())
+
+
+def test_mfrec_threads_ok_values(monkeypatch):
+    from mfrec.threads import resolve_threads
+
+    monkeypatch.setenv("MFREC_THREADS", " 1 ")
+    assert resolve_threads(None) == 1
+    monkeypatch.setenv("MFREC_THREADS", "")
+    assert resolve_threads(None) >= 1

@@ -538,3 +538,67 @@ def test_use_before_fit_raises_not_fitted(name, small):
         model.score(test)
     with pytest.raises(NotFittedError):
         model.users_
+
+
+# ------------------------------------------------------------------------------ issue 13: unknown counts per call
+@pytest.mark.parametrize("name", list(SMALL))
+def test_predict_return_unknown_gives_the_counts_with_the_predictions(name, small):
+    train, test = small
+    model = SMALL[name]().fit(train)
+    known_u, known_i = train.raw_users[0], train.raw_items[0]
+    users, items = [known_u, 10_001, 10_001, known_u], [10_002, known_i, 10_002, known_i]
+    pred, counts = model.predict(users, items, return_unknown=True)
+    assert counts == {"users": 2, "items": 2} == model.unknown_
+    np.testing.assert_array_equal(pred, model.predict(users, items))
+    pred, counts = model.predict_ratings(test, return_unknown=True)
+    np.testing.assert_array_equal(pred, model.predict_ratings(test))
+    assert counts == model.unknown_
+    counts["users"] = -1  # the caller's copy: mutating it changes nothing in the model
+    assert model.unknown_["users"] != -1
+
+
+def test_unknown_counts_are_per_call_and_per_thread(small):
+    """8 threads predicting with different numbers of unknown users: each sees its own counts,
+    both in the returned counts and in ``unknown_`` (per thread), never another thread's."""
+    import threading
+
+    train, _ = small
+    model = BiasedMF(factors=4, epochs=2, threads=1).fit(train)
+    known_u, known_i = train.raw_users[0], train.raw_items[0]
+    n_threads, rounds = 8, 200
+    barrier = threading.Barrier(n_threads)
+    wrong: list = []
+
+    def work(t: int) -> None:
+        users = [known_u] * 8
+        users[:t] = [10_000 + j for j in range(t)]  # thread t asks about t unknown users
+        barrier.wait()
+        try:
+            for _ in range(rounds):
+                model.predict(users, [known_i] * 8)
+                seen_after = model.unknown_["users"]  # the attribute, as read before issue 13
+                _, counts = model.predict(users, [known_i] * 8, return_unknown=True)
+                if counts["users"] != t or seen_after != t:
+                    wrong.append((t, counts["users"], seen_after))
+        except Exception as exc:  # an exception in a thread would otherwise not fail the test
+            wrong.append((t, repr(exc)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not wrong, f"{len(wrong)} of {n_threads * rounds} reads saw another call's counts, e.g. {wrong[:3]}"
+    with pytest.raises(AttributeError, match="unknown_"):  # a thread that never predicted has no counts
+        result: list = []
+        th = threading.Thread(target=lambda: result.append(_read_unknown(model)))
+        th.start()
+        th.join()
+        raise result[0]
+
+
+def _read_unknown(model):
+    try:
+        return model.unknown_
+    except AttributeError as exc:
+        return exc

@@ -22,6 +22,7 @@ class ALS(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _param_choices = {"solver": ("cholesky", "cg")}
 
     def __init__(
         self,
@@ -45,13 +46,6 @@ class ALS(FactorModel):
     @property
     def _has_bias(self) -> bool:  # type: ignore[override]
         return bool(self.use_bias)
-
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.solver not in ("cholesky", "cg"):
-            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
-        if int(self.cg_steps) < 1:
-            raise ValueError(f"cg_steps must be >= 1, got {self.cg_steps}")
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         k = int(self.factors)

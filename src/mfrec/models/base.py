@@ -8,7 +8,10 @@ recommendation, fold-in and save/load are written once here and in `mfrec.recomm
 from __future__ import annotations
 
 import inspect
+import numbers
+import threading
 import time
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -16,8 +19,6 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mfrec.data.ratings import Ratings
-import numbers
-
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.random import uniform_fill
@@ -25,6 +26,24 @@ from mfrec.recommend import RecommenderMixin
 from mfrec.threads import kernel_threads
 
 EpochCallback = Callable[[dict], None]
+
+#: per thread, per model: the unknown counts of that thread's last predict call (see ``unknown_``)
+_UNKNOWN = threading.local()
+
+
+def _unknown_store() -> "weakref.WeakKeyDictionary[Any, dict]":
+    store = getattr(_UNKNOWN, "store", None)
+    if store is None:
+        store = _UNKNOWN.store = weakref.WeakKeyDictionary()
+    return store
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _is_real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
 
 
 def as_ratings(data: Any, what: str = "train") -> Ratings:
@@ -48,6 +67,19 @@ class Estimator:
                      if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
             cls._param_names_cache = names
         return list(names)
+
+    @classmethod
+    def _param_spec(cls) -> dict[str, tuple[Any, bool]]:
+        """Per ``__init__`` parameter: (default, whether None is allowed). A bool default makes
+        the parameter a real-bool flag; None is allowed when the type hint says ``| None`` or
+        the default is None (and for ``seed``: fresh randomness)."""
+        spec = cls.__dict__.get("_param_spec_cache")
+        if spec is None:
+            sig = inspect.signature(cls.__init__)
+            spec = {p.name: (p.default, p.default is None or p.name == "seed" or "None" in str(p.annotation))
+                    for p in sig.parameters.values() if p.name != "self" and p.default is not inspect.Parameter.empty}
+            cls._param_spec_cache = spec
+        return spec
 
     def _store_params(self, values: dict[str, Any]) -> None:
         """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
@@ -190,24 +222,54 @@ class FactorModel(RecommenderMixin, Estimator):
         self._history = None
         self._history_records = records
 
+    #: string-choice parameters of the class and their allowed values (merged over the MRO)
+    _param_choices: dict[str, tuple[str, ...]] = {}
+    #: integer parameters and their lower bounds (None allowed when the default is None, and
+    #: for ``seed``: fresh randomness)
+    _int_params: dict[str, int] = {"factors": 0, "epochs": 1, "iterations": 1, "cg_steps": 1, "batch_size": 1,
+                                   "burn_in": 0, "early_stopping": 1, "threads": 1, "seed": 0}
+
+    @classmethod
+    def _choices(cls) -> dict[str, tuple[str, ...]]:
+        merged: dict[str, tuple[str, ...]] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("_param_choices", {}))
+        return merged
+
     def _check_params(self) -> None:
-        """Validate hyperparameters before fitting (subclasses extend): ValueError naming the bad one."""
+        """Validate hyperparameters before fitting: ValueError naming the bad one.
+
+        One table-driven pass over every model's parameters: integers (``_int_params``: real
+        ints, not bools or floats, at least the bound; ``None`` where `_param_spec` allows it),
+        flags (a ``bool`` default requires a real bool: ``weighted="yes"`` is refused), string
+        choices (``_param_choices``), and by naming convention ``*regularization`` / ``*weight``
+        / ``alpha`` / ``init_std`` (finite >= 0), ``*learning_rate`` (finite > 0),
+        ``learning_rate_decay`` (in (0, 1]) and ``dtype`` (float32 or float64)."""
+        spec = self._param_spec()
+        choices = self._choices()
         for name, value in self.get_params().items():
-            if name in ("factors", "epochs", "iterations", "cg_steps", "batch_size"):
-                low = 0 if name == "factors" else 1
-                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-                    raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-            elif name == "early_stopping":
-                if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1):
-                    raise ValueError(f"early_stopping must be None or a patience >= 1, got {value!r}")
-            elif name.endswith("regularization") or name in ("alpha", "init_std"):
-                if value is not None and not (isinstance(value, numbers.Real) and np.isfinite(value) and value >= 0):
+            default, nullable = spec.get(name, (inspect.Parameter.empty, False))
+            if value is None and nullable:
+                continue
+            if name in self._int_params:
+                low = self._int_params[name]
+                if not _is_int(value) or value < low:
+                    none = "None or " if nullable else ""
+                    raise ValueError(f"{name} must be {none}an integer >= {low}, got {value!r}")
+            elif isinstance(default, bool):
+                if not isinstance(value, (bool, np.bool_)):
+                    raise ValueError(f"{name} must be True or False, got {value!r}")
+            elif name in choices:
+                if not isinstance(value, str) or value not in choices[name]:
+                    raise ValueError(f"{name} must be one of {', '.join(map(repr, choices[name]))}, got {value!r}")
+            elif name.endswith("regularization") or name.endswith("_weight") or name in ("alpha", "init_std"):
+                if not (_is_real(value) and value >= 0):
                     raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            elif name.endswith("learning_rate"):
-                if value is not None and not (isinstance(value, numbers.Real) and np.isfinite(value) and value > 0):
+            elif name.endswith("learning_rate") or name == "noise_precision":
+                if not (_is_real(value) and value > 0):
                     raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
             elif name == "learning_rate_decay":
-                if not (isinstance(value, numbers.Real) and 0 < value <= 1):
+                if not (_is_real(value) and 0 < value <= 1):
                     raise ValueError(f"learning_rate_decay must be in (0, 1], got {value!r}")
             elif name == "dtype":
                 try:
@@ -216,9 +278,6 @@ class FactorModel(RecommenderMixin, Estimator):
                     ok = False
                 if not ok:
                     raise ValueError(f"dtype must be 'float32' or 'float64', got {value!r}")
-            elif name == "threads" and value is not None:
-                if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                    raise ValueError(f"threads must be None or an integer >= 1, got {value!r}")
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         raise NotImplementedError
@@ -336,31 +395,55 @@ class FactorModel(RecommenderMixin, Estimator):
             self._trained_cache = cache = (seen, users, items)
         return cache[1], cache[2]
 
-    def predict(self, users: Any, items: Any, *, clip: bool = True) -> np.ndarray:
+    @property
+    def unknown_(self) -> dict:
+        """``{"users": n, "items": n}``: how many ids of this thread's last ``predict`` /
+        ``predict_ratings`` call fell back to the biases and mean. Per thread (threads calling
+        ``predict`` concurrently never see each other's counts); prefer
+        ``predict(..., return_unknown=True)``, which returns the counts with the predictions."""
+        counts = _unknown_store().get(self)
+        if counts is None:
+            raise AttributeError(f"{type(self).__name__}.unknown_ is set by predict() (in this thread)")
+        return dict(counts)
+
+    @unknown_.setter
+    def unknown_(self, counts: dict) -> None:
+        _unknown_store()[self] = dict(counts)
+
+    def _unknown_counts(self, u: np.ndarray, i: np.ndarray) -> dict:
+        """Counts of the unknown or untrained users and items among dense indices (-1 unknown)."""
+        trained_u, trained_i = self._trained()
+        return {"users": int(((u < 0) | ~trained_u[np.maximum(u, 0)]).sum()),
+                "items": int(((i < 0) | ~trained_i[np.maximum(i, 0)]).sum())}
+
+    def _with_unknown(self, pred: np.ndarray, counts: dict, return_unknown: bool) -> Any:
+        self.unknown_ = counts
+        return (pred, dict(counts)) if return_unknown else pred
+
+    def predict(self, users: Any, items: Any, *, clip: bool = True, return_unknown: bool = False) -> Any:
         """Predicted ratings for raw (user, item) id pairs, clipped to the training scale.
 
-        Unknown users or items fall back to the biases and mean; how many there were is in
-        ``unknown_`` (a dict with ``users`` and ``items`` counts) after the call.
+        Unknown users or items fall back to the biases and mean. With ``return_unknown=True``
+        the result is ``(predictions, {"users": n, "items": n})``, how many there were; the same
+        counts are readable in ``unknown_`` after the call (per thread).
         """
         self._require_fitted()
         u = self.user_map_.lookup(users)
         i = self.item_map_.lookup(items)
         if len(u) != len(i):
             raise DataError(f"users ({len(u)}) and items ({len(i)}) differ in length")
-        trained_u, trained_i = self._trained()
-        self.unknown_ = {"users": int(((u < 0) | ~trained_u[np.maximum(u, 0)]).sum()),
-                         "items": int(((i < 0) | ~trained_i[np.maximum(i, 0)]).sum())}
-        return self._predict_indices(u, i, clip=clip)
+        counts = self._unknown_counts(u, i)
+        return self._with_unknown(self._predict_indices(u, i, clip=clip), counts, return_unknown)
 
-    def predict_ratings(self, ratings: Ratings, *, clip: bool = True) -> np.ndarray:
-        """Predictions for every (user, item) pair of a Ratings set, in its order."""
+    def predict_ratings(self, ratings: Ratings, *, clip: bool = True, return_unknown: bool = False) -> Any:
+        """Predictions for every (user, item) pair of a Ratings set, in its order (with
+        ``return_unknown=True`` also the unknown counts, as :meth:`predict`)."""
         self._require_fitted()
         if ratings.user_map is self.user_map_ and ratings.item_map is self.item_map_:
-            trained_u, trained_i = self._trained()
-            self.unknown_ = {"users": int((~trained_u[ratings.user_indices]).sum()),
-                             "items": int((~trained_i[ratings.item_indices]).sum())}
-            return self._predict_indices(ratings.user_indices, ratings.item_indices, clip=clip)
-        return self.predict(ratings.raw_users, ratings.raw_items, clip=clip)
+            u, i = ratings.user_indices, ratings.item_indices
+            counts = self._unknown_counts(u, i)
+            return self._with_unknown(self._predict_indices(u, i, clip=clip), counts, return_unknown)
+        return self.predict(ratings.raw_users, ratings.raw_items, clip=clip, return_unknown=return_unknown)
 
     def score(self, ratings: Ratings) -> float:
         """RMSE on ``ratings`` (lower is better)."""

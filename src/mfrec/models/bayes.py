@@ -78,16 +78,12 @@ class BayesianMF(FactorModel):
         self._store_params(locals())
 
     def _check_params(self) -> None:
-        super()._check_params()
-        if isinstance(self.burn_in, bool) or not isinstance(self.burn_in, (int, np.integer)) or self.burn_in < 0:
-            raise ValueError(f"burn_in must be an integer >= 0, got {self.burn_in!r}")
+        super()._check_params()  # burn_in, noise_precision and the rest: the shared checks
         if self.burn_in >= int(self.iterations):
             raise ValueError(f"burn_in ({self.burn_in}) must be smaller than iterations ({self.iterations}): "
                              "no draw would be kept")
         if int(self.factors) < 1:
             raise ValueError(f"factors must be >= 1, got {self.factors}")
-        if self.noise_precision is not None and not (np.isfinite(self.noise_precision) and self.noise_precision > 0):
-            raise ValueError(f"noise_precision must be None (sampled) or > 0, got {self.noise_precision!r}")
 
     # ------------------------------------------------------------------ sampling
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:

@@ -41,7 +41,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
 from mfrec.models.base import EpochCallback, FactorModel, as_ratings
-from mfrec.recommend import FoldIn, parse_new_ratings
+from mfrec.recommend import FoldIn, resolve_new_ratings
 
 AttributeRow = Mapping[Any, Any] | pd.Series | pd.DataFrame
 NewRatings = Mapping[Any, float] | pd.DataFrame | pd.Series
@@ -85,6 +85,7 @@ class CMF(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _param_choices = {"solver": ("cholesky", "cg")}
     _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
                      "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
                      "user_attribute_encoder_", "item_attribute_encoder_")
@@ -112,16 +113,8 @@ class CMF(FactorModel):
 
     # ------------------------------------------------------------------ parameters
     def _check_params(self) -> None:
-        super()._check_params()
-        if self.solver not in ("cholesky", "cg"):
-            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
-        if int(self.cg_steps) < 1:
-            raise ValueError(f"cg_steps must be >= 1, got {self.cg_steps}")
-        for name in ("user_attribute_weight", "item_attribute_weight", "bias_regularization"):
-            value = getattr(self, name)
-            if value is not None and not float(value) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {value}")
-        if not float(self.attribute_regularization) > 0:
+        super()._check_params()  # the shared checks cover solver, cg_steps, the weights and flags
+        if not self.attribute_regularization > 0:
             raise ValueError(f"attribute_regularization must be > 0, got {self.attribute_regularization}")
 
     def _lambdas(self) -> tuple[float, float]:
@@ -409,9 +402,11 @@ class CMF(FactorModel):
         return super().add_user(user_id, ratings)
 
     def predict_new(self, items: Any, ratings: NewRatings | None = None,
-                    user_attributes: AttributeRow | None = None, *, clip: bool = True) -> np.ndarray:
+                    user_attributes: AttributeRow | None = None, *, clip: bool = True,
+                    return_unknown: bool = False) -> Any:
         """Predicted ratings of a new user (folded in from ``ratings`` and/or ``user_attributes``)
-        for the raw item ids ``items``. Unknown items get ``mean + user bias``."""
+        for the raw item ids ``items``. Unknown items get ``mean + user bias``; their count as in
+        :meth:`predict` (``return_unknown``, ``unknown_``)."""
         fold = self.fold_in(ratings, user_attributes=user_attributes)
         i = self.item_map_.lookup(items)
         known = i >= 0
@@ -420,8 +415,7 @@ class CMF(FactorModel):
             ik = i[known]
             pred[known] += self.item_bias_[ik].astype(np.float64) + self.item_factors_[ik].astype(np.float64) @ \
                 fold.factors.astype(np.float64)
-        self.unknown_ = {"users": 0, "items": int((~known).sum())}
-        return self._clip(pred, clip)
+        return self._with_unknown(self._clip(pred, clip), {"users": 0, "items": int((~known).sum())}, return_unknown)
 
     def _clip(self, pred: np.ndarray, clip: bool) -> np.ndarray:
         if clip:
@@ -433,18 +427,10 @@ class CMF(FactorModel):
     def fold_in_item(self, item_attributes: AttributeRow | None = None,
                      ratings: NewRatings | None = None) -> tuple[float, np.ndarray]:
         """A new item's (bias, factors) from its attributes and/or a few ratings ``{user: rating}``
-        (the item half-step's ridge against the fixed user factors). Unknown users are ignored
-        with a warning."""
+        (the item half-step's ridge against the fixed user factors), validated as a new user's
+        ratings are (`resolve_new_ratings`): unknown users are ignored with a warning."""
         self._require_fitted()
-        raw, values = parse_new_ratings(ratings)
-        u = self.user_map_.lookup(raw) if len(raw) else np.array([], dtype=np.int64)
-        if len(raw) and (u < 0).any():
-            bad = [plain(x) for x in raw[u < 0]]
-            if len(bad) == len(raw):
-                raise DataError(f"none of the rating users is known to the model: {bad[:10]}")
-            warnings.warn(f"ignored {len(bad)} unknown user id(s): {bad[:10]}", stacklevel=2)
-        keep = u >= 0
-        u, values = u[keep], values[keep]
+        u, values, _ = resolve_new_ratings(ratings, self.user_map_, self.rating_scale_, "user")
         vals, obs = self._encode_new("item", item_attributes)
         k = self.item_factors_.shape[1]
         if len(u) == 0 and not obs.any():
@@ -455,7 +441,7 @@ class CMF(FactorModel):
 
     def predict_new_item(self, users: Any, item_attributes: AttributeRow | None = None,
                          ratings: NewRatings | None = None, *,
-                         clip: bool = True) -> np.ndarray:
+                         clip: bool = True, return_unknown: bool = False) -> Any:
         """Predicted ratings of the raw user ids ``users`` for a new item described by
         ``item_attributes`` (e.g. ``{"genres": ["Comedy"], "year": 1999}``) and optionally a few
         ratings ``{user: rating}``. Unknown users get ``mean + item bias``."""
@@ -466,5 +452,4 @@ class CMF(FactorModel):
         if known.any():
             uk = u[known]
             pred[known] += self.user_bias_[uk].astype(np.float64) + self.user_factors_[uk].astype(np.float64) @ q
-        self.unknown_ = {"users": int((~known).sum()), "items": 0}
-        return self._clip(pred, clip)
+        return self._with_unknown(self._clip(pred, clip), {"users": int((~known).sum()), "items": 0}, return_unknown)

@@ -14,7 +14,8 @@ import scipy.linalg as sla
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import implicit_half_step
-from mfrec.models.base import FactorModel
+from mfrec.errors import DataError
+from mfrec.models.base import FactorModel, as_ratings
 from mfrec.recommend import FoldIn
 
 
@@ -31,6 +32,7 @@ class ImplicitALS(FactorModel):
     _epochs_param = "iterations"
     _has_bias = False
     _predicts_ratings = False
+    _param_choices = {"confidence": ("rating", "binary"), "solver": ("cholesky", "cg")}
 
     def __init__(
         self,
@@ -49,17 +51,19 @@ class ImplicitALS(FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if self.confidence not in ("rating", "binary"):
-            raise ValueError(f"confidence must be 'rating' or 'binary', got {self.confidence!r}")
-        if self.solver not in ("cholesky", "cg"):
-            raise ValueError(f"solver must be 'cholesky' or 'cg', got {self.solver!r}")
-        if not float(self.alpha) >= 0:
-            raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-
-    def _confidences(self, values: np.ndarray) -> np.ndarray:
-        v = np.ones_like(values, dtype=np.float64) if self.confidence == "binary" else values.astype(np.float64)
+    def _confidences(self, values: np.ndarray, what: str = "ratings") -> np.ndarray:
+        """Confidence weights ``1 + alpha * r`` (``1 + alpha`` with ``confidence="binary"``).
+        With ``confidence="rating"`` every rating must be > 0 (a zero or negative rating would
+        give a weight of at most 1, i.e. not more confident than an unrated item, or negative):
+        DataError otherwise."""
+        if self.confidence == "binary":
+            return np.full(len(values), 1.0 + float(self.alpha))
+        v = np.asarray(values, dtype=np.float64)
+        bad = ~(v > 0)
+        if bad.any():
+            raise DataError(f"ImplicitALS(confidence='rating') needs ratings > 0 (they are confidence weights "
+                            f"1 + alpha * rating); {what} has {int(bad.sum())} rating(s) <= 0, e.g. {float(v[bad][0]):g}. "
+                            "Use confidence='binary', or shift the ratings")
         return 1.0 + float(self.alpha) * v
 
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
@@ -92,6 +96,9 @@ class ImplicitALS(FactorModel):
         if validation is not None:
             raise ValueError("ImplicitALS predicts preferences, not ratings: evaluate it with ranking "
                              "metrics (mfrec.evaluate) instead of a validation RMSE")
+        train = as_ratings(train, "train")
+        if self.confidence == "rating":  # before fit changes anything (a refit keeps the old model)
+            self._confidences(train.values, "the training data")
         return super().fit(train, **kwargs)
 
     # ---------------------------------------------------------------- fold-in with a cached Gram
@@ -105,7 +112,7 @@ class ImplicitALS(FactorModel):
         return self._gram_factor
 
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
-        c = self._confidences(values)
+        c = self._confidences(values, "the new user's ratings")
         U = self.item_factors_[idx].astype(np.float64)  # m x k
         G = self._gram()
         b = U.T @ c

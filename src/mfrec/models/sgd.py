@@ -141,11 +141,6 @@ class FunkMF(_SGDModel):
     ) -> None:
         self._store_params(locals())
 
-    def _check_params(self) -> None:
-        super()._check_params()
-        if int(self.batch_size) < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-
     def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         k = int(self.factors)
         start = float(np.sqrt(max(train.global_mean, 0.0) / max(k, 1)))
