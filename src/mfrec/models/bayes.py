@@ -62,6 +62,12 @@ class BayesianMF(FactorModel):
     _epochs_param = "iterations"
     _extra_arrays = ("sample_item_bias_", "sample_prior_mean_", "sample_prior_precision_",
                      "sample_bias_precision_", "sample_noise_precision_")
+    _array_specs = {**FactorModel._array_specs,  # the kept draws side by side: factors * draws columns
+                    "user_factors_": ("factor", ("users", "factors*draws")),
+                    "item_factors_": ("factor", ("items", "factors*draws")),
+                    "sample_noise_precision_": ("float", ("draws",)), "sample_bias_precision_": ("float", ("draws",)),
+                    "sample_item_bias_": ("float", ("draws", "items")), "sample_prior_mean_": ("float", ("draws", "factors")),
+                    "sample_prior_precision_": ("float", ("draws", "factors", "factors"))}
 
     def __init__(
         self,
