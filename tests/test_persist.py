@@ -540,6 +540,8 @@ def test_bayesian_draws_must_agree(tmp_path):
     assert mfrec.load_model(path).n_draws_ == 2
     _craft(path, {"sample_noise_precision_": np.ones(3)})
     _refused(path, "shape")
+    _craft(path, {"sample_noise_precision_": np.array([1.5, -1.0])})
+    _refused(path, "positive precisions")
 
 
 def test_cmf_encoder_state_must_parse(tmp_path):

@@ -165,6 +165,11 @@ class BayesianMF(FactorModel):
             self.__dict__.pop(name, None)
         return self
 
+    def _validate_loaded(self) -> None:
+        """After load (mfrec.persist): at least one kept draw, positive precisions."""
+        if self.n_draws_ < 1 or (self.sample_noise_precision_ <= 0).any() or (self.sample_bias_precision_ <= 0).any():
+            raise ValueError("BayesianMF needs at least one kept draw with positive precisions")
+
     @property
     def n_draws_(self) -> int:
         """How many posterior draws the predictor averages."""
