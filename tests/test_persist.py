@@ -741,3 +741,10 @@ def test_inconsistent_model_is_not_saved(tmp_path):
     with pytest.raises(ModelFileError, match="item_bias_"):
         m.save(tmp_path / "bad.mfrec")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_members_are_refused(saved):
+    with zipfile.ZipFile(saved, "a") as zf:
+        for k in range(300):
+            zf.writestr(f"junk/{k}", b"")
+    _refused(saved, "members")

@@ -137,7 +137,7 @@ def _open_anonymous(folder: Path) -> int | None:
 def _publish(fd: int, keep_mode: int | None, tmp: Path | None, path: Path) -> None:
     """fsync ``fd``, fix its mode, give it the name ``path`` atomically, fsync the folder."""
     if keep_mode is not None:
-        os.fchmod(fd, keep_mode)
+        os.fchmod(fd, keep_mode) if hasattr(os, "fchmod") else os.chmod(tmp or path, keep_mode)
     os.fsync(fd)
     if tmp is None:  # anonymous: name it (beside the target) and rename that name over the target
         tmp = _temp_name(path)

@@ -29,6 +29,7 @@ running code, not from making a model that recommends what its author wants).
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
@@ -59,6 +60,8 @@ MAX_MANIFEST_BYTES = 16 * 2**20
 #: a deflated member may declare at most this many times its compressed size (plus 64 KiB):
 #: fitted arrays hardly compress; a higher ratio is a zip bomb, not a model
 MAX_DEFLATE_RATIO = 64
+#: a model file has ~20 members (manifest, ids, seen CSR, item table, the class's arrays)
+MAX_MEMBERS = 256
 #: npy headers are ~128 bytes
 MAX_NPY_HEADER = 2**16
 #: ids index int32 arrays (the seen-items CSR)
@@ -526,8 +529,10 @@ def load_model(path: str | Path) -> Any:
 
 def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
     names = zf.namelist()
+    if len(names) > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: the zip has {len(names)} members; a model file has at most {MAX_MEMBERS}")
     if len(names) != len(set(names)):
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = sorted(n for n, c in collections.Counter(names).items() if c > 1)
         raise ModelFileError(f"{path}: the zip lists member(s) {dup[:5]} more than once")
     manifest = _read_manifest(zf, path, archive_size)
     cls = _model_classes().get(manifest["model_class"])
