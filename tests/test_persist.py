@@ -379,3 +379,372 @@ def test_failed_save_to_a_new_path_leaves_nothing(tmp_path, monkeypatch):
         m.save(tmp_path / "sub" / "new.mfrec")
     monkeypatch.undo()
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+# ----------------------------------------------------------------------------- crafted files
+# Files whose members were rewritten *and* whose manifest checksums were updated: the checksum
+# passes, so every other check must catch them (issue 13, section 2).
+def _npy(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _craft(path: Path, arrays: dict | None = None, edit=None, compress: dict | None = None) -> None:
+    """Rewrite ``path``: ``arrays`` maps a name to a new array, raw bytes, or None (drop it);
+    ``edit(manifest)`` changes the manifest; checksums are recomputed so they pass."""
+    arrays = arrays or {}
+    with zipfile.ZipFile(path) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    manifest = json.loads(members.pop("manifest.json"))
+    for name, new in arrays.items():
+        member = f"arrays/{name}.npy"
+        if new is None:
+            members.pop(member, None)
+            manifest["arrays"].pop(member, None)
+            continue
+        members[member] = new if isinstance(new, bytes) else _npy(np.asarray(new))
+    for member, data in members.items():
+        manifest["arrays"][member] = hashlib.sha256(data).hexdigest()
+    if edit is not None:
+        edit(manifest)
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("manifest.json", json.dumps(manifest))
+        for member, data in members.items():
+            zf.writestr(member, data, compress_type=(compress or {}).get(member, zipfile.ZIP_STORED))
+
+
+def _array(path: Path, name: str) -> np.ndarray:
+    with zipfile.ZipFile(path) as zf:
+        return np.load(io.BytesIO(zf.read(f"arrays/{name}.npy")), allow_pickle=False)
+
+
+def _refused(path: Path, match: str) -> ModelFileError:
+    with pytest.raises(ModelFileError, match=match) as info:
+        mfrec.load_model(path)
+    assert str(path) in str(info.value)
+    return info.value
+
+
+def test_every_fitted_array_is_declared():
+    for name in MODEL_NAMES:
+        m = _fit(name, items=False)
+        assert set(type(m)._array_specs) == set(m._fitted_arrays()), name
+
+
+@pytest.mark.parametrize("case", [
+    "wide_user_factors", "short_item_bias", "flat_factors", "mismatched_widths", "short_user_ids",
+    "short_seen_indptr", "wide_both"])
+def test_shapes_must_fit_the_id_maps_and_each_other(saved, case):
+    P, Q = _array(saved, "user_factors_"), _array(saved, "item_factors_")
+    change = {
+        # (2, 4000000) user factors with (2, 1) items made predict segfault
+        "wide_user_factors": {"user_factors_": np.zeros((2, 400_000), np.float32), "item_factors_": Q[:2, :1]},
+        # an item bias shorter than the item map made recommend read past the array
+        "short_item_bias": {"item_bias_": _array(saved, "item_bias_")[:-3]},
+        "flat_factors": {"user_factors_": P.ravel()},
+        "mismatched_widths": {"user_factors_": np.hstack([P, P[:, :1]])},
+        "short_user_ids": {"user_ids": _array(saved, "user_ids")[:-1]},
+        "short_seen_indptr": {"seen_indptr": _array(saved, "seen_indptr")[:-1]},
+        "wide_both": {"user_factors_": np.hstack([P, P]), "item_factors_": np.hstack([Q, Q])},  # != factors=3
+    }[case]
+    _craft(saved, change)
+    _refused(saved, "shape|dimension")
+
+
+def test_nan_factors_are_refused(saved):
+    Q = _array(saved, "item_factors_").copy()
+    Q[4, 1] = np.nan
+    _craft(saved, {"item_factors_": Q})
+    _refused(saved, "item_factors_ has NaN")
+
+
+def test_infinite_bias_is_refused(saved):
+    b = _array(saved, "user_bias_").copy()
+    b[0] = np.inf
+    _craft(saved, {"user_bias_": b})
+    _refused(saved, "user_bias_ has NaN or infinite")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "int32", "complex64", ">f4"])
+def test_factor_dtypes_other_than_the_models_are_refused(saved, dtype):
+    _craft(saved, {"user_factors_": _array(saved, "user_factors_").astype(dtype)})
+    _refused(saved, "user_factors_ has (dtype|non-native)")
+
+
+def test_ids_must_be_int64_or_text_and_unique(saved, tmp_path):
+    ids = _array(saved, "user_ids")
+    _craft(saved, {"user_ids": ids.astype(np.float64)})
+    _refused(saved, "user_ids has dtype")
+    dup = ids.copy()
+    dup[1] = dup[0]
+    _craft(saved, {"user_ids": dup})
+    _refused(saved, "duplicate")
+
+
+def test_seen_matrix_must_be_a_valid_csr(saved):
+    indptr, indices = _array(saved, "seen_indptr"), _array(saved, "seen_indices")
+    bad = indices.copy()
+    bad[0] = N_ITEMS + 5
+    _craft(saved, {"seen_indices": bad})
+    _refused(saved, "seen_indices")
+    backwards = indptr.copy()
+    backwards[3], backwards[4] = backwards[4], backwards[3]
+    _craft(saved, {"seen_indices": indices, "seen_indptr": backwards})
+    _refused(saved, "seen_indptr")
+
+
+def test_unknown_array_never_becomes_an_attribute(saved):
+    _craft(saved, {"predict": np.zeros(3)})
+    _refused(saved, "predict")
+    _craft(saved, {"predict": None, "user_ids": b"\x93NUMPY junk"})  # and a non-array member
+    _refused(saved, "user_ids")
+
+
+def test_missing_declared_array(saved):
+    _craft(saved, {"user_bias_": None})
+    _refused(saved, "user_bias_")
+
+
+def test_member_not_listed_in_the_manifest(saved):
+    with zipfile.ZipFile(saved, "a") as zf:
+        zf.writestr("arrays/extra.npy", _npy(np.zeros(2)))
+    _refused(saved, "not listed")
+
+
+def test_invalid_parameters_use_the_models_own_checks(saved):
+    _craft(saved, edit=lambda m: m["params"].update(factors="abc"))
+    _refused(saved, "factors")
+    _craft(saved, edit=lambda m: m["params"].update(factors=3, learning_rate=-1.0))
+    _refused(saved, "learning_rate")
+
+
+def test_parameters_must_be_exactly_the_classes(saved):
+    _craft(saved, edit=lambda m: m["params"].pop("regularization"))
+    _refused(saved, "missing.*regularization")
+
+
+def test_a_file_relabelled_as_another_class_fails_at_load(saved):
+    def to_svdpp(m):
+        m["model_class"] = "SVDpp"
+        m["params"]["implicit_regularization"] = None
+    _craft(saved, edit=to_svdpp)  # the parameters now fit SVDpp, the arrays do not
+    _refused(saved, "explicit_user_factors_")
+    _craft(saved, edit=lambda m: m.update(model_class="FunkMF"))
+    _refused(saved, "do not fit FunkMF")
+
+
+def test_bayesian_draws_must_agree(tmp_path):
+    path = tmp_path / "b.mfrec"
+    _fit("bayesian-mf", items=False).save(path)
+    assert mfrec.load_model(path).n_draws_ == 2
+    _craft(path, {"sample_noise_precision_": np.ones(3)})
+    _refused(path, "shape")
+    _craft(path, {"sample_noise_precision_": np.array([1.5, -1.0])})
+    _refused(path, "positive precisions")
+
+
+def test_cmf_encoder_state_must_parse(tmp_path):
+    r = _ratings("int")
+    users = pd.DataFrame({"age": np.arange(N_USERS) % 50 + 18}, index=pd.Index(range(N_USERS), name="user"))
+    path = tmp_path / "c.mfrec"
+    mfrec.CMF(factors=3, iterations=2).fit(r, user_attributes=users).save(path)
+    assert mfrec.load_model(path).attribute_encoder("user") is not None
+    _craft(path, {"user_attribute_encoder_": np.array(["{not json"])})
+    _refused(path, "encoder")
+
+
+# ----------------------------------------------------------------------------- manifest damage
+@pytest.mark.parametrize("key", ["model_class", "params", "rating_scale", "global_mean", "train_mean", "n_train",
+                                 "n_users", "n_items", "best_epoch", "history", "metrics", "item_table", "arrays"])
+def test_manifest_missing_a_key(saved, key):
+    _craft(saved, edit=lambda m: m.pop(key))
+    err = _refused(saved, f"manifest has no '{key}'")
+    assert str(err) != key  # the CLI showed "error: rating_scale" and nothing else
+
+
+@pytest.mark.parametrize("key,value", [
+    ("params", [1, 2]), ("arrays", ["arrays/user_ids.npy"]), ("rating_scale", [5, 1]), ("rating_scale", "1-5"),
+    ("global_mean", float("nan")), ("n_users", "50"), ("n_users", True), ("n_items", -1), ("n_items", 2**40),
+    ("history", {"epoch": 1}), ("history", [[1, 2]]), ("item_table", ["title", "plot"]), ("metrics", []),
+    ("arrays", {"arrays/user_ids.npy": "not-a-digest"}), ("model_class", 7),
+])
+def test_manifest_values_of_the_wrong_type(saved, key, value):
+    _craft(saved, edit=lambda m: m.update({key: value}))
+    _refused(saved, f"'{key}'")
+
+
+def test_manifest_that_is_not_an_object(saved):
+    _rewrite(saved, lambda name, data: b"[1, 2, 3]" if name == "manifest.json" else data)
+    _refused(saved, "manifest is damaged")
+    _rewrite(saved, lambda name, data: b"[" * 100_000 if name == "manifest.json" else data)
+    _refused(saved, "manifest is damaged")
+
+
+def test_n_users_must_match_the_ids(saved):
+    _craft(saved, edit=lambda m: m.update(n_users=N_USERS + 1))
+    _refused(saved, "shape")
+
+
+# ----------------------------------------------------------------------------- zip limits
+def _peak_mib(fn) -> float:
+    import tracemalloc
+
+    tracemalloc.start()
+    try:
+        fn()
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak / 2**20
+
+
+def test_zip_bomb_is_refused_before_inflating(saved):
+    """A small file whose member inflates to 256 MiB: refused from the declared sizes alone."""
+    header = _npy(_array(saved, "user_factors_"))
+    with zipfile.ZipFile(saved) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    # the bomb member deflated (ZipFile.open("w") streams it without holding it in memory)
+    with zipfile.ZipFile(saved, "w") as zf:
+        for name, data in members.items():
+            if name != "arrays/user_factors_.npy":
+                zf.writestr(name, data)
+        info = zipfile.ZipInfo("arrays/user_factors_.npy")
+        info.compress_type = zipfile.ZIP_DEFLATED
+        with zf.open(info, "w", force_zip64=True) as w:
+            w.write(header)
+            zeros = bytes(2**20)
+            for _ in range(256):
+                w.write(zeros)
+    assert saved.stat().st_size < 2 * 2**20
+    peak = _peak_mib(lambda: _refused(saved, "zip bomb"))
+    assert peak < 16
+
+
+def test_member_larger_than_its_header_says_is_refused(saved):
+    data = _npy(_array(saved, "item_bias_")) + bytes(4096)
+    _craft(saved, {"item_bias_": data})
+    _refused(saved, "declares")
+
+
+@pytest.mark.parametrize("method", [zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA])
+def test_unsupported_compression_is_refused(saved, method):
+    _craft(saved, compress={"arrays/user_bias_.npy": method})
+    _refused(saved, "compression")
+
+
+def test_deflated_file_still_loads(saved, tmp_path):
+    with zipfile.ZipFile(saved) as zf:
+        members = {n: zf.read(n) for n in zf.namelist()}
+    with zipfile.ZipFile(saved, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    assert type(mfrec.load_model(saved)).__name__ == "BiasedMF"
+
+
+def test_encrypted_member_is_refused(saved):
+    """The "encrypted" flag set on a member (local and central headers patched in place)."""
+    import struct
+
+    raw = bytearray(saved.read_bytes())
+    name = b"arrays/item_bias_.npy"
+    with zipfile.ZipFile(saved) as zf:
+        local = zf.getinfo(name.decode()).header_offset
+    raw[local + 6] |= 0x1
+    central = raw.find(b"PK\x01\x02")  # the central directory entries
+    while central >= 0:
+        n = struct.unpack("<H", raw[central + 28:central + 30])[0]
+        if raw[central + 46:central + 46 + n] == name:
+            raw[central + 8] |= 0x1
+            break
+        central = raw.find(b"PK\x01\x02", central + 4)
+    assert central >= 0
+    saved.write_bytes(bytes(raw))
+    _refused(saved, "encrypted")
+
+
+def test_duplicate_member_names_are_refused(saved):
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # zipfile warns about the duplicate name
+        with zipfile.ZipFile(saved, "a") as zf:
+            zf.writestr("arrays/user_bias_.npy", _npy(np.zeros(N_USERS)))
+    _refused(saved, "more than once")
+
+
+# ----------------------------------------------------------------------------- only regular files
+def _load_with_timeout(path, seconds: float = 10.0):
+    import threading
+
+    box: dict = {}
+
+    def run():
+        try:
+            box["value"] = mfrec.load_model(path)
+        except BaseException as exc:  # noqa: BLE001 - handed to the test
+            box["error"] = exc
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(seconds)
+    return t.is_alive(), box
+
+
+def test_dev_zero_is_refused_at_once():
+    if not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero")
+    hung, box = _load_with_timeout("/dev/zero")
+    assert not hung, "load_model('/dev/zero') did not return"
+    assert isinstance(box.get("error"), ModelFileError) and "device" in str(box["error"])
+
+
+def test_fifo_is_refused_without_hanging(tmp_path):
+    if not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    fifo = tmp_path / "pipe.mfrec"
+    os.mkfifo(fifo)
+    hung, box = _load_with_timeout(fifo)
+    if hung:  # unblock the reader so the thread can end, then fail
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        pytest.fail("load_model on a FIFO hung")
+    assert isinstance(box.get("error"), ModelFileError) and "FIFO" in str(box["error"])
+
+
+def test_directory_is_refused(tmp_path):
+    with pytest.raises(ModelFileError, match="directory"):
+        mfrec.load_model(tmp_path)
+
+
+# ----------------------------------------------------------------------------- saving
+def test_resaving_keeps_the_files_mode(saved):
+    os.chmod(saved, 0o600)
+    _fit("baseline", items=False).save(saved)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o600
+    os.chmod(saved, 0o640)
+    _fit("baseline", items=False).save(saved)
+    assert stat.S_IMODE(saved.stat().st_mode) == 0o640
+
+
+def test_new_file_follows_the_umask(tmp_path):
+    old = os.umask(0o077)
+    try:
+        path = _fit("baseline", items=False).save(tmp_path / "private.mfrec")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+
+
+def test_inconsistent_model_is_not_saved(tmp_path):
+    m = _fit("biased-mf", items=False)
+    m.item_bias_ = m.item_bias_[:-1]
+    with pytest.raises(ModelFileError, match="item_bias_"):
+        m.save(tmp_path / "bad.mfrec")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_too_many_members_are_refused(saved):
+    with zipfile.ZipFile(saved, "a") as zf:
+        for k in range(300):
+            zf.writestr(f"junk/{k}", b"")
+    _refused(saved, "members")

@@ -6,19 +6,43 @@ Layout of ``model.mfrec`` (a plain zip, stored uncompressed so arrays load at di
                          summary, history, metrics, and the SHA-256 of every array member
     arrays/<name>.npy    fitted arrays, id maps (int64 or unicode), seen-items CSR, item table
 
-Writes are atomic (temporary file + rename). Loading checks the format name and version, every
-member's checksum, and reads arrays with ``allow_pickle=False``; a truncated, tampered or
-foreign file raises :class:`mfrec.errors.ModelFileError` saying what is wrong.
+Writes are atomic and durable (`mfrec.io.atomic_write`). Loading treats the file as untrusted
+data and checks, in this order, before anything becomes part of a model:
+
+1. the path is a regular file (not a directory, device or FIFO), opened without blocking;
+2. the zip's members: no encryption, stored or deflated only, no duplicates, every member named
+   in the manifest, declared sizes within limits (the manifest at most `MAX_MANIFEST_BYTES`, a
+   deflated member at most `MAX_DEFLATE_RATIO` times its compressed size);
+3. the manifest: format name and version, every key and its type, the model class, parameters
+   that are exactly the class's and pass its own ``_check_params``;
+4. every array's npy header against the class's declared arrays (``_array_specs``: names,
+   dtypes, shapes consistent with the id maps and with each other) and its declared size, all
+   before reading any array data; then the data is read in bounded chunks into the array itself;
+5. the SHA-256 of every member, then the values: finite floats, unique ids, a monotone seen-items
+   CSR with item indices in range, and the class's own checks (``_validate_loaded`` if defined).
+
+Every failure is a :class:`mfrec.errors.ModelFileError` naming the file and what is wrong. The
+checksums detect corruption, not tampering: anyone can rewrite a member and its checksum, so load
+only model files you trust (the checks above keep a crafted file from crashing the process or
+running code, not from making a model that recommends what its author wants).
 """
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import io
 import json
+import math
+import numbers
+import os
+import re
+import stat
+import struct
 import zipfile
+import zlib
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import pandas as pd
@@ -26,10 +50,46 @@ import scipy.sparse as sp
 
 from mfrec.data.idmap import IdMap
 from mfrec.errors import ModelFileError
-from mfrec.io import atomic_path
+from mfrec.io import atomic_write
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
+
+#: the manifest is small JSON (history and metrics included); more than this is not one of ours
+MAX_MANIFEST_BYTES = 16 * 2**20
+#: a deflated member may declare at most this many times its compressed size (plus 64 KiB):
+#: fitted arrays hardly compress; a higher ratio is a zip bomb, not a model
+MAX_DEFLATE_RATIO = 64
+#: a model file has ~20 members (manifest, ids, seen CSR, item table, the class's arrays)
+MAX_MEMBERS = 256
+#: npy headers are ~128 bytes
+MAX_NPY_HEADER = 2**16
+#: ids index int32 arrays (the seen-items CSR)
+MAX_ROWS = 2**31 - 1
+_CHUNK = 8 * 2**20
+
+#: arrays every model file has: id maps and the seen-items CSR (see `_check_headers` for kinds)
+_COMMON_SPECS: dict[str, tuple[str, tuple]] = {
+    "user_ids": ("ids", ("users",)),
+    "item_ids": ("ids", ("items",)),
+    "seen_indptr": ("int64", ("users+1",)),
+    "seen_indices": ("index", ("nnz",)),
+}
+#: the item table's arrays (present when the manifest's ``item_table`` lists the column)
+_TABLE_SPECS: dict[str, tuple[str, tuple]] = {
+    "item_info_known": ("bool", ("items",)),
+    "item_title": ("str", ("items",)),
+    "item_genres": ("str", ("items",)),
+    "item_year": ("int64", ("items",)),
+}
+_TABLE_COLUMNS = ("title", "genres", "year")
+
+_KINDS: dict[str, tuple[str, ...]] = {
+    "float": ("float32", "float64"),
+    "int64": ("int64",),
+    "index": ("int32", "int64"),
+    "bool": ("bool",),
+}
 
 
 def _model_classes() -> dict[str, type]:
@@ -64,12 +124,118 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> Path:
-    """Write a fitted model to ``path`` (atomically). Returns the path."""
-    model._require_fitted()
-    from mfrec import __version__
+# ----------------------------------------------------------------------------- array specs
+def _specs(cls: type, item_table: list[str] | None) -> dict[str, tuple[str, tuple]]:
+    """Every array a file of ``cls`` holds: the class's declared arrays, ids, seen CSR, item table."""
+    specs = {**_COMMON_SPECS, **cls._array_specs}
+    if item_table is not None:
+        specs["item_info_known"] = _TABLE_SPECS["item_info_known"]
+        for col in item_table:
+            specs[f"item_{col}"] = _TABLE_SPECS[f"item_{col}"]
+    return specs
 
-    arrays: dict[str, np.ndarray] = dict(model._fitted_arrays())
+
+def _dim_value(term: str, bound: dict[str, int]) -> int | None:
+    term = term.strip()
+    if term.isdigit():
+        return int(term)
+    return bound.get(term)
+
+
+def _eval_dim(dim: int | str, bound: dict[str, int]) -> int | None:
+    """A declared dimension (an int, a symbol, or sums of products of those) under ``bound``."""
+    if isinstance(dim, int):
+        return dim
+    total = 0
+    for part in dim.split("+"):
+        prod = 1
+        for term in part.split("*"):
+            value = _dim_value(term, bound)
+            if value is None:
+                return None
+            prod *= value
+        total += prod
+    return total
+
+
+def _bind_params(params: dict[str, Any]) -> dict[str, int]:
+    """Integer (and bool) hyperparameters, usable as dimensions in ``_array_specs``."""
+    return {k: int(v) for k, v in params.items() if isinstance(v, numbers.Integral)}
+
+
+def check_array_headers(specs: dict[str, tuple[str, tuple]], headers: dict[str, tuple[np.dtype, tuple]],
+                        bound: dict[str, int], factor_dtype: np.dtype) -> None:
+    """Check names, dtypes and shapes of ``headers`` (name -> (dtype, shape)) against ``specs``.
+
+    Kinds: ``factor`` (float32/float64, the model's ``dtype``), ``float``, ``int64``, ``index``
+    (int32/int64), ``bool``, ``str`` (unicode), ``ids`` (int64 or unicode). Dimensions: ints,
+    symbols bound in ``bound`` (``users``, ``items``, integer hyperparameters), free symbols bound
+    by their first occurrence (e.g. ``draws``), and ``a*b`` / ``a+b`` of those. Raises ValueError.
+    """
+    unknown = sorted(set(headers) - set(specs))
+    if unknown:
+        raise ValueError(f"unexpected array(s) {unknown} (this model class has {sorted(specs)})")
+    missing = sorted(set(specs) - set(headers))
+    if missing:
+        raise ValueError(f"array(s) {missing} are missing")
+    for name, (kind, dims) in specs.items():
+        dtype, shape = headers[name]
+        if not dtype.isnative and dtype.itemsize > 1:
+            raise ValueError(f"array {name} has non-native byte order ({dtype.str})")
+        if kind == "factor":
+            ok = dtype == factor_dtype
+            want = f"{factor_dtype.name} (the model's dtype)"
+        elif kind == "str":
+            ok, want = dtype.kind == "U", "unicode text"
+        elif kind == "ids":
+            ok, want = dtype == np.int64 or dtype.kind == "U", "int64 or unicode ids"
+        else:
+            ok = dtype.name in _KINDS[kind]
+            want = " or ".join(_KINDS[kind])
+        if not ok:
+            raise ValueError(f"array {name} has dtype {dtype.str}, expected {want}")
+        if len(shape) != len(dims):
+            raise ValueError(f"array {name} has {len(shape)} dimension(s) {shape}, expected {len(dims)}")
+    bound = dict(bound)
+    for name, (_, dims) in specs.items():  # free symbols: bound by their first plain occurrence
+        for dim, size in zip(dims, headers[name][1]):
+            if isinstance(dim, str) and dim.isidentifier() and dim not in bound:
+                bound[dim] = size
+    for name, (_, dims) in specs.items():
+        shape = headers[name][1]
+        want = tuple(_eval_dim(d, bound) for d in dims)
+        if shape != want:
+            sym = ", ".join(f"{d}={v}" for d, v in zip(dims, want) if isinstance(d, str))
+            raise ValueError(f"array {name} has shape {shape}, expected {want} ({sym})")
+
+
+def _all_finite(a: np.ndarray) -> bool:
+    flat = a.reshape(-1)
+    return all(bool(np.isfinite(flat[s:s + 2**22]).all()) for s in range(0, flat.size, 2**22))
+
+
+def check_array_values(specs: dict[str, tuple[str, tuple]], arrays: dict[str, np.ndarray], n_items: int) -> None:
+    """Values the shapes cannot express: finite floats, a valid seen-items CSR. Raises ValueError."""
+    for name, (kind, _) in specs.items():
+        if kind in ("factor", "float") and not _all_finite(arrays[name]):
+            raise ValueError(f"array {name} has NaN or infinite values")
+    indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
+    if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
+        raise ValueError(f"seen_indptr is not a CSR row pointer (0 .. {len(indices)}, non-decreasing)")
+    if len(indices) and (indices.min() < 0 or indices.max() >= n_items):
+        raise ValueError(f"seen_indices has item indices outside 0..{n_items - 1}")
+    if len(indices) > 1:
+        rows = np.repeat(np.arange(len(indptr) - 1), np.diff(indptr))
+        step = np.diff(indices.astype(np.int64))
+        if not (step > 0)[rows[1:] == rows[:-1]].all():  # unsorted rows: look for repeats the slow way
+            key = rows * np.int64(n_items) + indices
+            if len(np.unique(key)) != len(key):
+                raise ValueError("seen_indices lists an item twice for one user")
+
+
+# ----------------------------------------------------------------------------- save
+def _model_arrays(model: Any) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    arrays: dict[str, np.ndarray] = {name: np.asarray(a) for name, a in model._fitted_arrays().items()}
     arrays["user_ids"] = _ids_array(model.user_map_, "user")
     arrays["item_ids"] = _ids_array(model.item_map_, "item")
     seen = model.seen_.tocsr()
@@ -78,7 +244,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     item_table = None
     if model.item_info_ is not None:
         info = model.item_info_
-        item_table = [c for c in ("title", "genres", "year") if c in info.columns]
+        item_table = [c for c in _TABLE_COLUMNS if c in info.columns]
         arrays["item_info_known"] = info.notna().any(axis=1).to_numpy()
         if "title" in info:
             arrays["item_title"] = info["title"].fillna("").astype(str).to_numpy().astype(str)
@@ -86,15 +252,37 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
             arrays["item_genres"] = np.array(["|".join(g) if isinstance(g, (list, tuple)) else "" for g in info["genres"]], dtype=str)
         if "year" in info:
             arrays["item_year"] = pd.to_numeric(info["year"], errors="coerce").fillna(-1).astype(np.int64).to_numpy()
-    blobs = {f"arrays/{name}.npy": _npy_bytes(np.asarray(arr)) for name, arr in arrays.items()}
+    return arrays, item_table
+
+
+def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> Path:
+    """Write a fitted model to ``path`` (atomically and durably). Returns the path.
+
+    The arrays are checked against the class's declared arrays first (the same checks as
+    :func:`load_model`), so a file that could not be loaded back is never written."""
+    model._require_fitted()
+    from mfrec import __version__
+
+    arrays, item_table = _model_arrays(model)
+    cls = type(model)
+    params = _jsonable(model.get_params())
+    specs = _specs(cls, item_table)
+    bound = {"users": len(model.user_map_), "items": len(model.item_map_), **_bind_params(params)}
+    try:
+        factor_dtype = np.dtype(params.get("dtype", "float32"))
+        check_array_headers(specs, {k: (a.dtype, a.shape) for k, a in arrays.items()}, bound, factor_dtype)
+        check_array_values(specs, arrays, len(model.item_map_))
+    except (ValueError, TypeError) as exc:
+        raise ModelFileError(f"cannot save this {cls.__name__}: its fitted state is inconsistent ({exc})") from None
+    blobs = {f"arrays/{name}.npy": _npy_bytes(arr) for name, arr in arrays.items()}
     history = model.history_.to_dict(orient="records") if getattr(model, "history_", None) is not None else []
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mfrec_version": __version__,
-        "model_class": type(model).__name__,
-        "params": _jsonable(model.get_params()),
-        "rating_scale": list(model.rating_scale_),
+        "model_class": cls.__name__,
+        "params": params,
+        "rating_scale": [float(x) for x in model.rating_scale_],
         "global_mean": float(model.global_mean_),
         "train_mean": float(model.train_mean_),
         "n_train": int(model.n_train_),
@@ -107,67 +295,322 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
         "arrays": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()},
     }
     path = Path(path)
-    with atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+    with atomic_write(path) as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
             zf.writestr("manifest.json", json.dumps(manifest, indent=1))
             for name, data in blobs.items():
                 zf.writestr(name, data)
     return path
 
 
-def _read_manifest(zf: zipfile.ZipFile, path: Path) -> dict:
+# ----------------------------------------------------------------------------- load
+def _open_regular(path: Path) -> BinaryIO:
+    """Open ``path`` for reading only if it is a regular file; never blocks (FIFOs, devices)."""
     try:
-        manifest = json.loads(zf.read("manifest.json"))
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(st.st_mode):
+        kind = ("a directory" if stat.S_ISDIR(st.st_mode) else "a FIFO" if stat.S_ISFIFO(st.st_mode)
+                else "a device" if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode)
+                else "a socket" if stat.S_ISSOCK(st.st_mode) else "not a regular file")
+        raise ModelFileError(f"{path}: not a model file ({kind}, not a regular file)")
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        raise ModelFileError(f"{path}: cannot read the model file ({exc.strerror or exc})") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):  # replaced between stat and open
+        os.close(fd)
+        raise ModelFileError(f"{path}: not a model file (not a regular file)")
+    return os.fdopen(fd, "rb")
+
+
+_MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
+
+
+def _check_member_info(info: zipfile.ZipInfo, archive_size: int, path: Path, limit: int | None = None) -> None:
+    """Refuse encrypted, unsupported or oversized members before reading a byte of them."""
+    name = info.filename
+    if info.flag_bits & 0x1:
+        raise ModelFileError(f"{path}: member {name} is encrypted; model files are never encrypted")
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+        raise ModelFileError(f"{path}: member {name} uses unsupported compression method {info.compress_type} "
+                             "(model files are stored or deflated)")
+    if info.compress_size > archive_size:
+        raise ModelFileError(f"{path}: member {name} claims {info.compress_size} bytes, more than the file "
+                             f"({archive_size}); is it truncated?")
+    if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+        raise ModelFileError(f"{path}: member {name} is stored but declares {info.file_size} bytes "
+                             f"in {info.compress_size}")
+    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 2**16 + MAX_DEFLATE_RATIO * info.compress_size:
+        raise ModelFileError(f"{path}: member {name} would inflate {info.compress_size} bytes to {info.file_size} "
+                             f"(more than {MAX_DEFLATE_RATIO}x): refusing a possible zip bomb; re-save the model "
+                             "with mfrec (stored uncompressed)")
+    if limit is not None and info.file_size > limit:
+        raise ModelFileError(f"{path}: member {name} declares {info.file_size} bytes, more than the "
+                             f"{limit} allowed")
+
+
+def _read_npy_header(zf: zipfile.ZipFile, info: zipfile.ZipInfo, path: Path) -> tuple[bytes, np.dtype, tuple, bool]:
+    """(header bytes, dtype, shape, fortran_order) from a bounded read of the member's start."""
+    name = info.filename
+    try:
+        with zf.open(info) as f:
+            head = f.read(10)
+            if len(head) < 10 or head[:6] != b"\x93NUMPY":
+                raise ModelFileError(f"{path}: member {name} is not an .npy array")
+            version = (head[6], head[7])
+            if version == (1, 0):
+                hlen = struct.unpack("<H", head[8:10])[0]
+            elif version == (2, 0):
+                head += f.read(2)
+                hlen = struct.unpack("<I", head[8:12])[0]
+            else:
+                raise ModelFileError(f"{path}: member {name} has unsupported .npy version {version}")
+            if hlen > MAX_NPY_HEADER:
+                raise ModelFileError(f"{path}: member {name} has an oversized .npy header ({hlen} bytes)")
+            head += f.read(hlen)
+    except ModelFileError:
+        raise
+    except _MEMBER_ERRORS as exc:
+        raise ModelFileError(f"{path}: member {name} is damaged ({exc})") from None
+    reader = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    try:
+        shape, fortran, dtype = reader(io.BytesIO(head[8:]), max_header_size=MAX_NPY_HEADER)
+    except Exception as exc:  # a parser of untrusted text: whatever it raises, the header is bad
+        raise ModelFileError(f"{path}: member {name} has a damaged .npy header ({str(exc)[:200]})") from None
+    if dtype.hasobject or dtype.fields is not None or dtype.subdtype is not None:
+        raise ModelFileError(f"{path}: member {name} is not a plain array (dtype {dtype}; objects, records "
+                             "and pickles are refused)")
+    if any(d < 0 for d in shape):
+        raise ModelFileError(f"{path}: member {name} has a negative dimension {shape}")
+    return head, dtype, tuple(shape), fortran
+
+
+def _read_array(zf: zipfile.ZipFile, info: zipfile.ZipInfo, head: bytes, dtype: np.dtype, shape: tuple,
+                fortran: bool, digest: str, path: Path) -> np.ndarray:
+    """The member's data read in bounded chunks straight into the array; SHA-256 checked."""
+    name = info.filename
+    count = math.prod(shape)
+    flat = np.empty(count, dtype=dtype)
+    raw = memoryview(flat.view(np.uint8) if count else np.empty(0, np.uint8))
+    sha = hashlib.sha256()
+    try:
+        with zf.open(info) as f:
+            if f.read(len(head)) != head:
+                raise ModelFileError(f"{path}: member {name} changed while reading")
+            sha.update(head)
+            pos = 0
+            while pos < len(raw):
+                got = f.readinto(raw[pos:pos + _CHUNK])
+                if not got:
+                    raise ModelFileError(f"{path}: member {name} is truncated")
+                sha.update(raw[pos:pos + got])
+                pos += got
+            if f.read(1):
+                raise ModelFileError(f"{path}: member {name} has data after the array")
+    except ModelFileError:
+        raise
+    except _MEMBER_ERRORS as exc:
+        raise ModelFileError(f"{path}: member {name} is damaged ({exc})") from None
+    if sha.hexdigest() != digest:
+        raise ModelFileError(f"{path}: member {name} does not match its checksum (corrupted, or changed "
+                             "after saving)")
+    if dtype == np.bool_:
+        flat = flat.view(np.uint8) != 0  # a byte other than 0/1 is not a numpy bool
+    arr = flat.reshape(shape, order="F" if fortran else "C")
+    return np.ascontiguousarray(arr)
+
+
+def _read_manifest(zf: zipfile.ZipFile, path: Path, archive_size: int) -> dict:
+    try:
+        info = zf.getinfo("manifest.json")
     except KeyError:
         raise ModelFileError(f"{path}: not an mfrec model file (no manifest.json)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(f"{path}: the manifest is damaged ({exc})") from None
+    _check_member_info(info, archive_size, path, MAX_MANIFEST_BYTES)
+    try:
+        with zf.open(info) as f:
+            manifest = json.loads(f.read(MAX_MANIFEST_BYTES + 1))
+    except (*_MEMBER_ERRORS, RecursionError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: the manifest is damaged ({str(exc)[:200]})") from None
+    if not isinstance(manifest, dict):
+        raise ModelFileError(f"{path}: the manifest is damaged (a JSON {type(manifest).__name__}, not an object)")
     if manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an mfrec model file (format {manifest.get('format')!r})")
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
-        raise ModelFileError(f"{path}: model file format version {version} is not supported by this mfrec "
-                             f"(reads version {FORMAT_VERSION}); saved by mfrec {manifest.get('mfrec_version')}")
+        raise ModelFileError(f"{path}: model file format version {version!r} is not supported by this mfrec "
+                             f"(reads version {FORMAT_VERSION}); saved by mfrec {manifest.get('mfrec_version')!r}")
+    _check_manifest(manifest, path)
     return manifest
 
 
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+_HEX64 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _check_manifest(m: dict, path: Path) -> None:
+    """Every manifest key is present and of its type (ModelFileError naming the key)."""
+    checks: list[tuple[str, Any, str]] = [
+        ("mfrec_version", lambda v: isinstance(v, str), "a string"),
+        ("model_class", lambda v: isinstance(v, str), "a string"),
+        ("params", lambda v: isinstance(v, dict), "an object of hyperparameters"),
+        ("rating_scale", lambda v: isinstance(v, list) and len(v) == 2 and all(map(_is_num, v)) and v[0] <= v[1],
+         "[low, high], two finite numbers"),
+        ("global_mean", _is_num, "a finite number"),
+        ("train_mean", _is_num, "a finite number"),
+        ("n_train", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        ("n_users", lambda v: _is_int(v) and 1 <= v <= MAX_ROWS, f"an integer in 1..{MAX_ROWS}"),
+        ("n_items", lambda v: _is_int(v) and 1 <= v <= MAX_ROWS, f"an integer in 1..{MAX_ROWS}"),
+        ("best_epoch", lambda v: _is_int(v) and v >= 0, "an integer >= 0"),
+        ("history", lambda v: isinstance(v, list) and all(
+            isinstance(r, dict) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
+                                        for x in r.values()) for r in v),
+         "a list of per-epoch records of numbers"),
+        ("metrics", lambda v: isinstance(v, dict), "an object"),
+        ("item_table", lambda v: v is None or (isinstance(v, list) and all(c in _TABLE_COLUMNS for c in v)
+                                               and len(set(v)) == len(v)),
+         f"null or a list of columns from {list(_TABLE_COLUMNS)}"),
+        ("arrays", lambda v: isinstance(v, dict) and all(isinstance(h, str) and _HEX64.match(h) for h in v.values()),
+         "an object of member name -> SHA-256 hex digest"),
+    ]
+    for key, ok, what in checks:
+        if key not in m:
+            raise ModelFileError(f"{path}: the manifest has no {key!r} (a damaged or foreign file)")
+        if not ok(m[key]):
+            raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _new_model(cls: type, params: dict, path: Path) -> Any:
+    """An unfitted ``cls`` from the manifest's parameters: exactly the class's, valid by its own checks."""
+    names = set(cls._param_names())
+    extra, missing = sorted(set(params) - names), sorted(names - set(params))
+    if extra or missing:
+        detail = "; ".join(p for p in (f"unknown {extra}" if extra else "", f"missing {missing}" if missing else "") if p)
+        raise ModelFileError(f"{path}: parameters do not fit {cls.__name__} ({detail}); was the file "
+                             "relabelled as another model class?")
+    try:
+        model = cls(**params)
+        model._check_params()
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: invalid {cls.__name__} parameters in the manifest ({exc})") from None
+    return model
+
+
 def load_model(path: str | Path) -> Any:
-    """Read a model written by :func:`save_model` (or ``model.save``)."""
+    """Read a model written by :func:`save_model` (or ``model.save``); see the module docstring
+    for what is checked. Raises FileNotFoundError or :class:`ModelFileError`."""
     path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"model file not found: {path}")
+    fileobj = _open_regular(path)
+    with fileobj:
+        archive_size = os.fstat(fileobj.fileno()).st_size
+        try:
+            zf = zipfile.ZipFile(fileobj)
+        except (*_MEMBER_ERRORS, struct.error, UnicodeDecodeError) as exc:
+            raise ModelFileError(f"{path}: not a readable model file ({exc}); is it truncated?") from None
+        with zf:
+            return _load(zf, path, archive_size)
+
+
+def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
+    names = zf.namelist()
+    if len(names) > MAX_MEMBERS:
+        raise ModelFileError(f"{path}: the zip has {len(names)} members; a model file has at most {MAX_MEMBERS}")
+    if len(names) != len(set(names)):
+        dup = sorted(n for n, c in collections.Counter(names).items() if c > 1)
+        raise ModelFileError(f"{path}: the zip lists member(s) {dup[:5]} more than once")
+    manifest = _read_manifest(zf, path, archive_size)
+    cls = _model_classes().get(manifest["model_class"])
+    if cls is None:
+        raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}")
+    model = _new_model(cls, manifest["params"], path)
+
+    # which members: exactly the manifest's arrays, each a declared array of this class
+    listed = manifest["arrays"]
+    strays = sorted(set(names) - set(listed) - {"manifest.json"})
+    if strays:
+        raise ModelFileError(f"{path}: member(s) {strays[:5]} are not listed in the manifest")
+    members: dict[str, str] = {}
+    for member in listed:
+        m = re.fullmatch(r"arrays/([A-Za-z_][A-Za-z0-9_]*)\.npy", member)
+        if m is None:
+            raise ModelFileError(f"{path}: manifest lists {member!r}, not an arrays/<name>.npy member")
+        members[m.group(1)] = member
+    specs = _specs(cls, manifest["item_table"])
+    bad = sorted(set(members) - set(specs))
+    if bad:
+        raise ModelFileError(f"{path}: unexpected array(s) {bad} for {cls.__name__} (it has {sorted(specs)})")
+    absent = sorted(set(specs) - set(members))
+    if absent:
+        raise ModelFileError(f"{path}: array(s) {absent} missing from the manifest")
+
+    # headers and declared sizes of every member, before any array data is read
+    headers: dict[str, tuple[zipfile.ZipInfo, bytes, np.dtype, tuple, bool]] = {}
+    for name, member in members.items():
+        try:
+            info = zf.getinfo(member)
+        except KeyError:
+            raise ModelFileError(f"{path}: member {member} is missing") from None
+        _check_member_info(info, archive_size, path)
+        head, dtype, shape, fortran = _read_npy_header(zf, info, path)
+        expected = len(head) + math.prod(shape) * dtype.itemsize
+        if info.file_size != expected:
+            raise ModelFileError(f"{path}: member {member} declares {info.file_size} bytes; its header "
+                                 f"({dtype.str} {shape}) means {expected}")
+        headers[name] = (info, head, dtype, shape, fortran)
+    params = model.get_params()
+    bound = {"users": manifest["n_users"], "items": manifest["n_items"], **_bind_params(params)}
     try:
-        zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise ModelFileError(f"{path}: not a readable model file ({exc}); is it truncated?") from None
-    with zf:
-        manifest = _read_manifest(zf, path)
-        classes = _model_classes()
-        cls = classes.get(manifest["model_class"])
-        if cls is None:
-            raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}")
-        arrays: dict[str, np.ndarray] = {}
-        for member, digest in manifest["arrays"].items():
-            try:
-                data = zf.read(member)
-            except (KeyError, zipfile.BadZipFile, OSError) as exc:
-                raise ModelFileError(f"{path}: member {member} is missing or damaged ({exc})") from None
-            if hashlib.sha256(data).hexdigest() != digest:
-                raise ModelFileError(f"{path}: member {member} does not match its checksum (tampered or corrupted)")
-            try:
-                arrays[member[len("arrays/"):-len(".npy")]] = np.lib.format.read_array(io.BytesIO(data), allow_pickle=False)
-            except ValueError as exc:
-                raise ModelFileError(f"{path}: member {member} is not a plain array ({exc})") from None
+        factor_dtype = np.dtype(params.get("dtype", "float32"))
+        check_array_headers(specs, {k: (h[2], h[3]) for k, h in headers.items()}, bound, factor_dtype)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: arrays do not fit a {cls.__name__} of {manifest['n_users']} users and "
+                             f"{manifest['n_items']} items: {exc}") from None
+
+    arrays = {name: _read_array(zf, info, head, dtype, shape, fortran, listed[members[name]], path)
+              for name, (info, head, dtype, shape, fortran) in headers.items()}
     try:
-        model = cls(**manifest["params"])
-    except TypeError as exc:
-        raise ModelFileError(f"{path}: parameters do not fit {cls.__name__} ({exc})") from None
-    model.user_map_ = IdMap(arrays.pop("user_ids").astype(object) if arrays["user_ids"].dtype.kind == "U" else arrays.pop("user_ids"))
-    model.item_map_ = IdMap(arrays.pop("item_ids").astype(object) if arrays["item_ids"].dtype.kind == "U" else arrays.pop("item_ids"))
+        check_array_values(specs, arrays, manifest["n_items"])
+        _assemble(model, arrays, manifest)
+        validate = getattr(model, "_validate_loaded", None)
+        if validate is not None:
+            validate()
+    except (TypeError, ValueError, KeyError) as exc:
+        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        raise ModelFileError(f"{path}: inconsistent {cls.__name__} model file: {msg}") from None
+    return model
+
+
+def _id_map(ids: np.ndarray, what: str) -> IdMap:
+    try:
+        return IdMap(ids.astype(object) if ids.dtype.kind == "U" else ids)
+    except ValueError as exc:
+        raise ValueError(f"{what} ids: {exc}") from None
+
+
+def _assemble(model: Any, arrays: dict[str, np.ndarray], manifest: dict) -> None:
+    """Set the checked arrays and manifest values on ``model`` (only declared names)."""
+    model.user_map_ = _id_map(arrays.pop("user_ids"), "user")
+    model.item_map_ = _id_map(arrays.pop("item_ids"), "item")
     indptr, indices = arrays.pop("seen_indptr"), arrays.pop("seen_indices")
     model.seen_ = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
                                 shape=(len(model.user_map_), len(model.item_map_)))
-    table = {}
+    table: dict[str, Any] = {}
     if "item_title" in arrays:
         table["title"] = arrays.pop("item_title").astype(object)
     if "item_genres" in arrays:
@@ -180,18 +623,16 @@ def load_model(path: str | Path) -> Any:
     if info is not None and known is not None and not known.all():
         info.loc[~known, :] = np.nan  # items the attached table did not cover
     model.item_info_ = info
+    declared = set(type(model)._array_specs)
     for name, arr in arrays.items():
+        if name not in declared:  # unreachable after the spec check; never set an undeclared attribute
+            raise ValueError(f"undeclared array {name}")
         setattr(model, name, arr)
-    model.rating_scale_ = tuple(manifest["rating_scale"])
-    model.global_mean_ = manifest["global_mean"]
-    model.train_mean_ = manifest["train_mean"]
+    model.rating_scale_ = tuple(float(x) for x in manifest["rating_scale"])
+    model.global_mean_ = float(manifest["global_mean"])
+    model.train_mean_ = float(manifest["train_mean"])
     model.n_train_ = manifest["n_train"]
     model.best_epoch_ = manifest["best_epoch"]
     model.history_ = pd.DataFrame.from_records(manifest["history"])
-    model.metrics_ = manifest.get("metrics", {})
+    model.metrics_ = manifest["metrics"]
     model.fitted_ = True
-    expected = len(model.user_map_), len(model.item_map_)
-    if model.user_factors_.shape[0] != expected[0] or model.item_factors_.shape[0] != expected[1]:
-        raise ModelFileError(f"{path}: factor shapes {model.user_factors_.shape}, {model.item_factors_.shape} "
-                             f"do not match {expected[0]} users and {expected[1]} items")
-    return model

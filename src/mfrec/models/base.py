@@ -122,6 +122,12 @@ class FactorModel(RecommenderMixin, Estimator):
     _predicts_ratings = True
     #: extra fitted arrays (beyond the five shared ones) that define the model, for save/load
     _extra_arrays: tuple[str, ...] = ()
+    #: every fitted array, name -> (kind, shape), checked by save/load (mfrec.persist.check_array_headers):
+    #: "factor" is the ``dtype`` parameter's float type; dims are "users", "items", int parameters,
+    #: symbols shared between arrays, "a*b", "a+b"
+    _array_specs: dict[str, tuple[str, tuple]] = {
+        "user_factors_": ("factor", ("users", "factors")), "item_factors_": ("factor", ("items", "factors")),
+        "user_bias_": ("float", ("users",)), "item_bias_": ("float", ("items",))}
 
     # ------------------------------------------------------------------ fitting
     def fit(

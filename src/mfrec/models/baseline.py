@@ -16,6 +16,8 @@ class Baseline(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _array_specs = {**FactorModel._array_specs, "user_factors_": ("factor", ("users", 0)),
+                    "item_factors_": ("factor", ("items", 0))}
 
     def __init__(
         self,

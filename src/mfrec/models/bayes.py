@@ -62,6 +62,12 @@ class BayesianMF(FactorModel):
     _epochs_param = "iterations"
     _extra_arrays = ("sample_item_bias_", "sample_prior_mean_", "sample_prior_precision_",
                      "sample_bias_precision_", "sample_noise_precision_")
+    _array_specs = {**FactorModel._array_specs,  # the kept draws side by side: factors * draws columns
+                    "user_factors_": ("factor", ("users", "factors*draws")),
+                    "item_factors_": ("factor", ("items", "factors*draws")),
+                    "sample_noise_precision_": ("float", ("draws",)), "sample_bias_precision_": ("float", ("draws",)),
+                    "sample_item_bias_": ("float", ("draws", "items")), "sample_prior_mean_": ("float", ("draws", "factors")),
+                    "sample_prior_precision_": ("float", ("draws", "factors", "factors"))}
 
     def __init__(
         self,
@@ -154,6 +160,11 @@ class BayesianMF(FactorModel):
         for name in ("_P", "_Q", "_bu", "_bi", "_draws"):  # the draws now live in the public arrays
             self.__dict__.pop(name, None)
         return self
+
+    def _validate_loaded(self) -> None:
+        """After load (mfrec.persist): at least one kept draw, positive precisions."""
+        if self.n_draws_ < 1 or (self.sample_noise_precision_ <= 0).any() or (self.sample_bias_precision_ <= 0).any():
+            raise ValueError("BayesianMF needs at least one kept draw with positive precisions")
 
     @property
     def n_draws_(self) -> int:

@@ -89,6 +89,13 @@ class CMF(FactorModel):
     _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
                      "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
                      "user_attribute_encoder_", "item_attribute_encoder_")
+    _array_specs = {**FactorModel._array_specs,
+                    "user_attribute_factors_": ("factor", ("user_features", "factors+attribute_bias")),
+                    "item_attribute_factors_": ("factor", ("item_features", "factors+attribute_bias")),
+                    "user_attribute_means_": ("float", ("user_features",)),
+                    "item_attribute_means_": ("float", ("item_features",)),
+                    "user_attribute_rows_": ("bool", ("users",)), "item_attribute_rows_": ("bool", ("items",)),
+                    "user_attribute_encoder_": ("str", (1,)), "item_attribute_encoder_": ("str", (1,))}
 
     def __init__(
         self,
@@ -299,6 +306,18 @@ class CMF(FactorModel):
         encoder = AttributeEncoder.from_dict(json.loads(text)) if text else None
         cache[side] = (state, encoder)
         return encoder
+
+    def _validate_loaded(self) -> None:
+        """After load: each side's encoder state parses and has one feature per attribute factor row."""
+        for side in ("user", "item"):
+            try:
+                enc = self.attribute_encoder(side)
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                raise ValueError(f"the {side} attribute encoder state is damaged ({exc!r})") from None
+            rows = getattr(self, f"{side}_attribute_factors_").shape[0]
+            if (0 if enc is None else enc.n_features_) != rows:
+                raise ValueError(f"{side} attribute factors have {rows} rows for "
+                                 f"{0 if enc is None else enc.n_features_} encoded features")
 
     @property
     def user_attribute_names_(self) -> list[str]:

@@ -22,6 +22,8 @@ class SVDpp(BiasedMF):
     """
 
     _extra_arrays = ("explicit_user_factors_", "implicit_factors_")
+    _array_specs = {**BiasedMF._array_specs, "explicit_user_factors_": ("factor", ("users", "factors")),
+                    "implicit_factors_": ("factor", ("items", "factors"))}
 
     def __init__(
         self,
