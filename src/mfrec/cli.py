@@ -120,7 +120,7 @@ def _note(message: str) -> None:
 
 
 # ----------------------------------------------------------------------------- paths
-def _check_output(path: Path, option: str = "--out", directory: bool = False) -> None:
+def _check_output(path: Path, option: str = "--out", directory: bool = False, example: str = "model.mfrec") -> None:
     """Fail now (before any training) when ``path`` cannot be written: it is a directory (or, with
     ``directory``, a file), a parent is a file, or the nearest existing parent is not writable.
     Missing parent folders are fine: they are created when the output is written."""
@@ -128,7 +128,7 @@ def _check_output(path: Path, option: str = "--out", directory: bool = False) ->
         if path.exists() and not path.is_dir():
             raise ValueError(f"{option} {path} is a file, not a folder")
     elif path.is_dir():
-        raise ValueError(f"{option} {path} is a directory; give a file name (e.g. {path / 'out'}{path.suffix})")
+        raise ValueError(f"{option} {path} is a directory; give a file name (e.g. {path / example})")
     parent = path if directory else path.parent
     while not parent.exists() and parent != parent.parent:
         parent = parent.parent
@@ -288,9 +288,7 @@ def _fit_with_progress(model, train, validation, quiet: bool, label: str = "fit"
 
 def _cell(v: Any) -> str:
     if isinstance(v, (float, np.floating)):
-        if not math.isfinite(v):
-            return "-"
-        return f"{v:.3f}" if not float(v).is_integer() else str(v)
+        return f"{v:.3f}" if math.isfinite(v) else "-"
     if isinstance(v, (list, tuple)):
         return ", ".join(map(str, v))
     return str(v)
@@ -709,7 +707,7 @@ def recommend(
     if all_users:
         if out is None:
             raise ValueError("--all-users needs --out FILE (.csv or .parquet)")
-        _check_output(out)
+        _check_output(out, example="recs.csv")
     elif out is not None:
         raise ValueError("--out goes with --all-users")
     est = load_model(model_file)
@@ -793,7 +791,7 @@ def plot(
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(makers)}")
     if kind == "error-by-activity" and test is None:
         raise ValueError("--kind error-by-activity needs --test FILE (held-out ratings)")
-    _check_output(out)
+    _check_output(out, example=f"{kind}.png")
     est = load_model(model_file)
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "error-by-activity":

@@ -680,8 +680,8 @@ def match_title(dataset: Dataset | pd.DataFrame, text: str, counts: Any = None, 
                              index=items.index[shown])
         listed = "; ".join(f"{t} ({c:,} ratings)" for t, c in zip(cands["title"], cands["ratings"]))
         more = f" and {len(pick) - len(shown)} more" if len(pick) > len(shown) else ""
-        raise AmbiguousTitleError(f"{text!r} matches {len(pick)} titles about equally: {listed}{more}; "
-                                  "be more specific (e.g. add the year)", cands)
+        raise AmbiguousTitleError(f"{text!r} is ambiguous: {len(pick)} titles match and none has twice the ratings "
+                                  f"of the next: {listed}{more}; be more specific (e.g. add the year)", cands)
     k = int(pick[0])
     item = items.index[k]
     return TitleMatch(item.item() if hasattr(item, "item") else item, str(items["title"].iloc[k]), top, bool(tier[k] == 0))
