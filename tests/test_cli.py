@@ -578,6 +578,23 @@ def test_evaluate_kfold_prints_mean_std_and_every_fold(work):
     assert "5/5" in res.stderr  # the progress bar counted the folds
 
 
+def test_tune_space_ranges_in_json(work):
+    out = json.loads(ok(run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space",
+                            '{"user_regularization": ["uniform", 5, 6], "item_regularization": ["log", 1, 100]}',
+                            "--trials", "2", "--json", "-q")))
+    assert all(5 <= t["user_regularization"] <= 6 and 1 <= t["item_regularization"] <= 100 for t in out["trials"])
+
+
+def test_error_messages_of_bare_key_errors():
+    from mfrec.cli import _error_message
+
+    assert _error_message(KeyError("rating_scale")) == "missing or unknown key 'rating_scale'"
+    assert _error_message(KeyError("unknown user 99")) == "unknown user 99"
+    assert _error_message(IsADirectoryError(21, "Is a directory", "/x")) == "/x: Is a directory"
+    assert _error_message(RuntimeError("all 3 trials failed; the parameters tried:\n  a table")) == \
+        "all 3 trials failed; the parameters tried"
+
+
 def test_tune_shows_progress_per_trial(work):
     res = run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space", '{"iterations": [2, 3, 4]}',
               "--method", "grid")

@@ -40,8 +40,9 @@ err_console = Console(stderr=True)
 
 def _error_message(exc: BaseException) -> str:
     """One line for an expected error: the message, the path for OS errors, the text of a KeyError."""
-    if isinstance(exc, KeyError):
-        msg = str(exc.args[0]) if exc.args else "unknown key"
+    if isinstance(exc, KeyError):  # mfrec's say what is unknown; a bare key is named as missing
+        key = exc.args[0] if exc.args else None
+        msg = key if isinstance(key, str) and " " in key.strip() else f"missing or unknown key {key!r}"
     elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
         msg = f"{exc.filename}: {exc.strerror}"
     elif isinstance(exc, MemoryError):
@@ -535,9 +536,17 @@ def evaluate(
 
 
 # ----------------------------------------------------------------------------- tune
+def _range(spec: Any) -> Any:
+    """JSON has no tuples: ["log", low, high] is a log-uniform range, ["uniform", low, high] a uniform one."""
+    if isinstance(spec, list) and len(spec) == 3 and spec[0] in ("log", "uniform"):
+        return ("log", *spec[1:]) if spec[0] == "log" else tuple(spec[1:])
+    return spec
+
+
 @app.command()
 def tune(
-    space: str = typer.Option(..., help='JSON object: parameter -> list of values, or ["log"|"uniform", low, high], '
+    space: str = typer.Option(..., help='JSON object: parameter -> a list of values to choose from, or a range '
+                                        '["uniform", low, high] or ["log", low, high], '
                                         'e.g. \'{"factors": [50, 100], "regularization": ["log", 0.01, 0.2]}\''),
     dataset: DatasetOpt = None,
     ratings: RatingsOpt = None,
@@ -570,7 +579,7 @@ def tune(
         raise ValueError(f"--space is not valid JSON: {exc}") from None
     if not isinstance(space_obj, dict) or not space_obj:
         raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")
-    space_obj = {k: tuple(v) if isinstance(v, list) and v and v[0] in ("log", "uniform") else v for k, v in space_obj.items()}
+    space_obj = {k: _range(v) for k, v in space_obj.items()}
     data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
     with _progress(quiet or as_json) as progress:
         task = progress.add_task(f"tune {cls.__name__}", total=trials, info="")
