@@ -561,6 +561,8 @@ def test_evaluate_and_tune_take_ratings_with_the_train_column_options(work, tmp_
     assert_clean_error(run("evaluate", "--ratings", path, "--model", "baseline"), "rating")  # wrong columns
     assert_clean_error(run("evaluate", "--ratings", work / "small.csv", "--split", "u1"), "random or kfold")
     assert_clean_error(run("evaluate", "--ratings", work / "small.csv", "--dataset", "ml-100k"), "exactly one")
+    assert_clean_error(run("train", "--dataset", "ml-100k", "--user-col", "who", "--out", tmp_path / "x.mfrec"),
+                       "--user-col", "with --ratings")
 
 
 def test_evaluate_kfold_prints_mean_std_and_every_fold(work):
@@ -591,6 +593,8 @@ def test_error_messages_of_bare_key_errors():
     assert _error_message(KeyError("rating_scale")) == "missing or unknown key 'rating_scale'"
     assert _error_message(KeyError("unknown user 99")) == "unknown user 99"
     assert _error_message(IsADirectoryError(21, "Is a directory", "/x")) == "/x: Is a directory"
+    assert _error_message(BrokenPipeError(32, "Broken pipe")) == "Broken pipe"
+    assert _error_message(FileNotFoundError("model file not found: m.mfrec")) == "model file not found: m.mfrec"
     assert _error_message(RuntimeError("all 3 trials failed; the parameters tried:\n  a table")) == \
         "all 3 trials failed; the parameters tried"
 

@@ -43,8 +43,8 @@ def _error_message(exc: BaseException) -> str:
     if isinstance(exc, KeyError):  # mfrec's say what is unknown; a bare key is named as missing
         key = exc.args[0] if exc.args else None
         msg = key if isinstance(key, str) and " " in key.strip() else f"missing or unknown key {key!r}"
-    elif isinstance(exc, OSError) and exc.strerror and exc.filename is not None:
-        msg = f"{exc.filename}: {exc.strerror}"
+    elif isinstance(exc, OSError) and exc.strerror and str(exc).startswith("[Errno"):
+        msg = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
     elif isinstance(exc, MemoryError):
         msg = f"out of memory{': ' + str(exc) if str(exc) else ''}"
     else:
@@ -223,6 +223,10 @@ def _load_data(dataset: Optional[str], ratings: Optional[Path], sep: str, user_c
     if dataset is not None:
         if items is not None:
             raise ValueError("--items goes with --ratings (a dataset brings its own titles)")
+        given = [name for name, v in (("--sep", sep != ","), ("--user-col", user_col), ("--item-col", item_col),
+                                      ("--rating-col", rating_col)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} go(es) with --ratings FILE, not --dataset")
         ds = _load_dataset(dataset, quiet)
         return _Data(ds.ratings, ds.items, dataset, ds)
     data = _read_ratings_file(ratings, sep, user_col, item_col, rating_col)
