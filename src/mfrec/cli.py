@@ -755,7 +755,7 @@ def recommend(
         console.print(_recommendation_table(est, df))
 
 
-@app.command(epilog=TITLE_RULE.replace("--rate-title", "--title"))
+@app.command(epilog=TITLE_RULE)
 def similar(
     model_file: Path = typer.Argument(..., help="A model file."),
     item: Optional[str] = typer.Option(None, help="Item id."),

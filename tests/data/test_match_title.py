@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from mfrec import AmbiguousTitleError, find_items, match_title, read_items
+from mfrec.data.datasets import DATASETS, _read_items
+from tests.conftest import dataset_dir
 
 
 @pytest.fixture
@@ -76,3 +78,10 @@ def test_read_items_movies_csv(tmp_path):
     assert int(table.loc[1, "year"]) == 1995
     with pytest.raises(FileNotFoundError):
         read_items(tmp_path / "nope.csv")
+
+
+@pytest.mark.parametrize("name, file", [("ml-100k", "u.item"), ("ml-1m", "movies.dat"), ("ml-latest-small", "movies.csv")])
+def test_read_items_reads_what_load_dataset_reads(name, file):
+    folder = dataset_dir(name)
+    want = _read_items(folder, DATASETS[name])  # what load_dataset attaches (ml-1m here lacks ratings.dat)
+    pd.testing.assert_frame_equal(read_items(folder / file), want)

@@ -21,7 +21,6 @@ import urllib.error
 import urllib.request
 import zipfile
 import zlib
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -696,6 +695,7 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"items file not found (or not a file): {path}")
     template = "ml-100k" if path.name == "u.item" else "ml-1m" if path.suffix == ".dat" else "ml-latest-small"
-    encoding = DATASETS[template].encoding if template != "ml-latest-small" else "utf-8"
-    info = dataclasses.replace(DATASETS[template], items_file=path.name, encoding=encoding)
+    from dataclasses import replace
+
+    info = replace(DATASETS[template], items_file=path.name)
     return _read_items(path.parent, info)
