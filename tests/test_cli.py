@@ -328,3 +328,326 @@ def test_plot_error_by_activity_needs_and_uses_test_file(work, tmp_path):
     out = tmp_path / "e.png"
     ok(run("plot", work / "m.mfrec", "--kind", "error-by-activity", "--test", work / "small.csv", "--out", out))
     assert out.read_bytes()[:8] == PNG_MAGIC
+
+
+# ============================================================================= issue 13, section 5
+def _no_fit(monkeypatch):
+    """Make any model fit fail the test: proves a check ran before training."""
+    from mfrec.models.base import FactorModel
+
+    def fit(*args, **kwargs):
+        raise AssertionError("training started before the bad argument was reported")
+
+    monkeypatch.setattr(FactorModel, "fit", fit)
+
+
+def strict_json(text: str):
+    """json.loads that refuses NaN / Infinity (which json.loads accepts by default)."""
+    def refuse(name):
+        raise ValueError(f"invalid JSON constant {name}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_version():
+    res = run("--version")
+    assert ok(res).strip() == f"mfrec {mfrec.__version__}"
+
+
+def test_every_command_runs_inside_the_one_shared_handler(monkeypatch, work, tmp_path):
+    """An OSError raised deep inside any command becomes one line (no per-command try blocks)."""
+    import mfrec.persist
+
+    def broken(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(mfrec.persist, "load_model", broken)
+    for args in (("recommend", work / "m.mfrec", "--user", "1"), ("similar", work / "m.mfrec", "--item", "1"),
+                 ("plot", work / "m.mfrec", "--out", tmp_path / "p.png"),
+                 ("evaluate", "--model-file", work / "m.mfrec", "--test", work / "small.csv")):
+        assert_clean_error(run(*args), "m.mfrec", "Permission denied")
+
+
+@pytest.mark.parametrize("where", ["directory", "under_a_file"])
+def test_train_out_is_checked_before_training(monkeypatch, work, tmp_path, where):
+    _no_fit(monkeypatch)
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "r.csv").write_text("x")
+    out = tmp_path / "adir" if where == "directory" else tmp_path / "r.csv" / "x.mfrec"
+    line = assert_clean_error(run("train", "--ratings", work / "small.csv", "--model", "biased-mf", "--out", out), "--out")
+    assert ("is a directory" in line) if where == "directory" else ("r.csv is a file" in line)
+
+
+def test_train_out_in_a_missing_folder_is_created(work, tmp_path):
+    out = tmp_path / "new" / "sub" / "m.mfrec"
+    ok(run("train", "--ratings", work / "small.csv", "--model", "baseline", "--out", out, "-q"))
+    assert type(mfrec.load_model(out)).__name__ == "Baseline"
+
+
+def test_tune_out_is_checked_before_the_search(monkeypatch, work, tmp_path):
+    _no_fit(monkeypatch)
+    assert_clean_error(run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space",
+                           '{"iterations": [2]}', "--out", tmp_path), "--out", "is a directory")
+
+
+def test_train_ratings_that_is_a_directory(work, tmp_path):
+    assert_clean_error(run("train", "--ratings", tmp_path, "--out", tmp_path / "m.mfrec"), "--ratings", "is a directory")
+    assert_clean_error(run("evaluate", "--model-file", work / "m.mfrec", "--test", tmp_path), "--test",
+                       "is a directory")
+
+
+def test_recommend_all_users_out_is_checked_first(work, tmp_path):
+    (tmp_path / "adir").mkdir()
+    (tmp_path / "f.csv").write_text("x")
+    assert_clean_error(run("recommend", work / "m.mfrec", "--all-users", "--out", tmp_path / "adir"), "is a directory")
+    assert_clean_error(run("recommend", work / "m.mfrec", "--all-users", "--out", tmp_path / "f.csv" / "r.csv"),
+                       "f.csv is a file")
+    # checked before the (missing) model is even opened
+    assert_clean_error(run("recommend", tmp_path / "nope.mfrec", "--all-users", "--out", tmp_path / "adir"), "--out")
+    out = tmp_path / "missing" / "folder" / "recs.parquet"
+    summary = json.loads(ok(run("recommend", work / "m.mfrec", "--all-users", "-n", "2", "--out", out, "--json")))
+    import pandas as pd
+
+    assert len(pd.read_parquet(out)) == summary["rows"] == 2 * summary["users"]
+    assert_clean_error(run("recommend", work / "m.mfrec", "--user", "1", "--out", tmp_path / "x.csv"), "--all-users")
+
+
+@pytest.mark.parametrize("space, fragment", [("[1, 2]", "JSON object"), ('"factors"', "JSON object"),
+                                              ("{}", "non-empty"), ('{"factors": [2,', "not valid JSON")])
+def test_tune_space_must_be_a_json_object(monkeypatch, work, space, fragment):
+    _no_fit(monkeypatch)
+    assert_clean_error(run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space", space), "--space",
+                       fragment)
+
+
+def test_data_fetch_when_the_cache_folder_is_a_file(tmp_path):
+    cache = tmp_path / "cache"
+    cache.write_text("not a folder")
+    env = {"MFREC_CACHE_DIR": str(cache), "MFREC_DATA_DIR": str(tmp_path / "empty"),
+           "MFREC_DOWNLOAD_URL": "http://127.0.0.1:9"}
+    assert_clean_error(run("data", "fetch", "ml-100k", "-q", env=env), str(cache), "is a file")
+    assert_clean_error(run("data", "info", "ml-100k", env=env), str(cache), "is a file")
+
+
+def test_damaged_model_files_are_one_line(work, tmp_path):
+    import zipfile
+
+    data = (work / "m.mfrec").read_bytes()
+    (tmp_path / "half.mfrec").write_bytes(data[: len(data) // 2])
+    assert_clean_error(run("recommend", tmp_path / "half.mfrec", "--user", "1"), "half.mfrec")
+    with zipfile.ZipFile(work / "m.mfrec") as src, zipfile.ZipFile(tmp_path / "nokey.mfrec", "w") as dst:
+        for info in src.infolist():
+            payload = src.read(info)
+            if info.filename == "manifest.json":
+                manifest = json.loads(payload)
+                del manifest["rating_scale"]
+                payload = json.dumps(manifest).encode()
+            dst.writestr(info, payload)
+    assert_clean_error(run("recommend", tmp_path / "nokey.mfrec", "--user", "1"), "rating_scale")
+    assert_clean_error(run("recommend", tmp_path, "--user", "1"))  # a directory
+
+
+def test_json_never_prints_nan(work, tmp_path):
+    """precision@10 is undefined when no test user has a relevant item: null, not NaN."""
+    import pandas as pd
+
+    low = pd.read_csv(work / "small.csv")
+    low["rating"] = low["rating"].clip(upper=3)
+    low.to_csv(tmp_path / "low.csv", index=False)
+    res = run("evaluate", "--model-file", work / "m.mfrec", "--test", tmp_path / "low.csv", "--metrics",
+              "rmse,precision@10", "--json")
+    out = strict_json(ok(res))
+    assert out["precision@10"] is None and out["rmse"] > 0
+
+
+def test_emit_json_helper_makes_non_finite_values_null(capsys):
+    import numpy as np
+    import pandas as pd
+
+    from mfrec.cli import _emit_json
+
+    _emit_json({"a": float("nan"), "b": [np.float32("inf"), 1.5, -np.inf], "c": np.array([np.nan, 2.0]),
+                "d": pd.NA, "e": np.int64(3), "f": {"g": np.float64("nan")}})
+    assert strict_json(capsys.readouterr().out) == {"a": None, "b": [None, 1.5, None], "c": [None, 2.0], "d": None,
+                                                    "e": 3, "f": {"g": None}}
+
+
+# ----------------------------------------------------------------------------- titles
+def test_rate_title_prefers_the_exact_title_and_says_which_film(titled):
+    res = run("recommend", titled, "--rate-title", "Lion King=5", "--json", "-n", "3")
+    recs = json.loads(ok(res))
+    assert "Lion King, The (1994)" in res.stderr and "1½" not in res.stderr
+    assert 364 not in {r["item"] for r in recs}  # The Lion King (1994) is the rated film
+    model = mfrec.load_model(titled)
+    assert recs == json.loads(json.dumps(model.recommend_new({364: 5.0}, n=3).to_dict(orient="records")))
+
+
+def test_rate_title_ambiguous_lists_candidates(titled):
+    line = assert_clean_error(run("recommend", titled, "--rate-title", "Star Wars=5"), "Star Wars", "ambiguous",
+                              "Episode IV", "Episode V", "more specific")
+    assert "Traceback" not in line
+    res = run("recommend", titled, "--rate-title", "Star Wars: Episode IV=5", "--json")
+    ok(res)
+    assert "A New Hope (1977)" in res.stderr
+    assert_clean_error(run("similar", titled, "--title", "Star Wars"), "ambiguous")
+    assert_clean_error(run("recommend", titled, "--rate-title", "no such film at all=5"), "no title matches")
+    assert_clean_error(run("recommend", titled, "--rate-title", "Toy Story=good"), "good", "not a number")
+
+
+def test_help_documents_the_title_rule_and_which_model():
+    def words(out: str) -> str:
+        return " ".join(out.replace("\u2502", " ").split())  # without rich's box edges
+
+    text = words(ok(run("recommend", "--help")))
+    assert "twice" in text and "exact" in text
+    text = words(ok(run("train", "--help")))
+    assert "implicit-als (default) to recommend to people" in text and "predict ratings" in text
+
+
+# ----------------------------------------------------------------------------- predicted rating vs score
+@pytest.fixture(scope="module")
+def rated(tmp_path_factory) -> Path:
+    """biased-mf on ml-latest-small (0.5-5): top scores of well-rated users exceed 5."""
+    out = tmp_path_factory.mktemp("cli-rated") / "b.mfrec"
+    ok(run("train", "--dataset", "ml-latest-small", "--model", "biased-mf", "--out", out, "--quiet",
+           env=data_env("ml-latest-small")))
+    return out
+
+
+def test_recommend_rating_model_shows_predicted_ratings_inside_the_scale(rated):
+    model = mfrec.load_model(rated)
+    lo, hi = model.rating_scale_
+    recs = json.loads(ok(run("recommend", rated, "--user", "1", "-n", "10", "--json")))
+    scores = [r["score"] for r in recs]
+    assert max(scores) > hi  # the case the clip is for
+    assert all(lo <= r["predicted_rating"] <= hi for r in recs)
+    assert [r["predicted_rating"] for r in recs] == pytest.approx([min(max(s, lo), hi) for s in scores])
+    table = ok(run("recommend", rated, "--user", "1", "-n", "10"))
+    assert "predicted rating" in table and "score" not in table
+    assert "5.2" not in table and "5.1" not in table and "5.000" in table
+    # with item_bias_weight the ranking score is not a rating; the shown rating still is one
+    recs = json.loads(ok(run("recommend", rated, "--user", "1", "-n", "5", "--item-bias-weight", "0.5", "--json")))
+    want = model.predict([1] * len(recs), [r["item"] for r in recs])
+    assert [r["predicted_rating"] for r in recs] == pytest.approx(list(want), abs=1e-4)
+
+
+def test_recommend_ranking_model_shows_a_score(titled):
+    table = ok(run("recommend", titled, "--rate-title", "Toy Story=5", "-n", "3"))
+    assert "score" in table and "predicted rating" not in table
+    recs = json.loads(ok(run("recommend", titled, "--user", "1", "-n", "3", "--json")))
+    assert "predicted_rating" not in recs[0]
+
+
+# ----------------------------------------------------------------------------- shared data options
+def _custom_columns(work: Path, tmp_path: Path) -> Path:
+    import pandas as pd
+
+    df = pd.read_csv(work / "small.csv")
+    df = df.rename(columns={"user": "who", "item": "film", "rating": "stars"})[["stars", "film", "who"]]
+    path = tmp_path / "custom.txt"
+    df.to_csv(path, sep=";", index=False)
+    return path
+
+
+def test_evaluate_and_tune_take_ratings_with_the_train_column_options(work, tmp_path):
+    path = _custom_columns(work, tmp_path)
+    cols = ("--ratings", path, "--sep", ";", "--user-col", "who", "--item-col", "film", "--rating-col", "stars")
+    out = json.loads(ok(run("evaluate", *cols, "--model", "baseline", "--json", "-q")))
+    assert out["dataset"] == str(path) and out["split"] == "random" and out["rmse"] > 0
+    out = json.loads(ok(run("tune", *cols, "--model", "baseline", "--space", '{"iterations": [2, 3]}', "--method",
+                            "grid", "--json", "-q")))
+    assert len(out["trials"]) == 2
+    ok(run("train", *cols, "--model", "baseline", "--out", tmp_path / "c.mfrec", "-q"))
+    assert_clean_error(run("evaluate", "--ratings", path, "--model", "baseline"), "rating")  # wrong columns
+    assert_clean_error(run("evaluate", "--ratings", work / "small.csv", "--split", "u1"), "random or kfold")
+    assert_clean_error(run("evaluate", "--ratings", work / "small.csv", "--dataset", "ml-100k"), "exactly one")
+    assert_clean_error(run("train", "--dataset", "ml-100k", "--user-col", "who", "--out", tmp_path / "x.mfrec"),
+                       "--user-col", "with --ratings")
+
+
+def test_evaluate_kfold_prints_mean_std_and_every_fold(work):
+    out = json.loads(ok(run("evaluate", "--ratings", work / "small.csv", "--model", "baseline", "--split", "kfold",
+                            "--json")))
+    assert len(out["folds"]) == 5 and [f["fold"] for f in out["folds"]] == [1, 2, 3, 4, 5]
+    import numpy as np
+
+    rmses = [f["rmse"] for f in out["folds"]]
+    assert out["rmse"] == pytest.approx(np.mean(rmses)) and out["std"]["rmse"] == pytest.approx(np.std(rmses))
+    res = run("evaluate", "--ratings", work / "small.csv", "--model", "baseline", "--split", "kfold")
+    table = ok(res)
+    for word in ("mean", "std", "fold 1", "fold 5", "rmse", "mae", f"{rmses[0]:.4f}"):
+        assert word in table, word
+    assert "5/5" in res.stderr  # the progress bar counted the folds
+
+
+def test_tune_space_ranges_in_json(work):
+    out = json.loads(ok(run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space",
+                            '{"user_regularization": ["uniform", 5, 6], "item_regularization": ["log", 1, 100]}',
+                            "--trials", "2", "--json", "-q")))
+    assert all(5 <= t["user_regularization"] <= 6 and 1 <= t["item_regularization"] <= 100 for t in out["trials"])
+
+
+def test_error_messages_of_bare_key_errors():
+    from mfrec.cli import _error_message
+
+    assert _error_message(KeyError("rating_scale")) == "missing or unknown key 'rating_scale'"
+    assert _error_message(KeyError("unknown user 99")) == "unknown user 99"
+    assert _error_message(IsADirectoryError(21, "Is a directory", "/x")) == "/x: Is a directory"
+    assert _error_message(BrokenPipeError(32, "Broken pipe")) == "Broken pipe"
+    assert _error_message(FileNotFoundError("model file not found: m.mfrec")) == "model file not found: m.mfrec"
+    assert _error_message(RuntimeError("all 3 trials failed; the parameters tried:\n  a table")) == \
+        "all 3 trials failed; the parameters tried"
+
+
+def test_tune_shows_progress_per_trial(work):
+    res = run("tune", "--ratings", work / "small.csv", "--model", "baseline", "--space", '{"iterations": [2, 3, 4]}',
+              "--method", "grid")
+    ok(res)
+    assert "3/3" in res.stderr and "trial 2" in res.stderr
+
+
+def test_library_progress_callbacks(work):
+    """tune(callback=) and cross_validate(callback=) report (done, total, row) per trial / fold."""
+    data = mfrec.Ratings.read_csv(work / "small.csv")
+    seen: list = []
+    mfrec.tune(mfrec.Baseline, data, {"iterations": [2, 3]}, method="grid", trials=None,
+               callback=lambda d, t, row: seen.append((d, t, row["iterations"])))
+    assert seen == [(1, 2, 2), (2, 2, 3)]
+    seen.clear()
+    mfrec.cross_validate(mfrec.Baseline(), data, folds=3, callback=lambda d, t, row: seen.append((d, t, row["fold"])))
+    assert seen == [(1, 3, 1), (2, 3, 2), (3, 3, 3)]
+
+
+# ----------------------------------------------------------------------------- --items and the default model
+def test_train_items_file_gives_titles_on_own_data(work, tmp_path):
+    import pandas as pd
+
+    items = pd.DataFrame({"movieId": range(30), "title": [f"Film Number {i} (2001)" for i in range(30)],
+                          "genres": ["Drama|Comedy" if i % 2 else "(no genres listed)" for i in range(30)]})
+    items.loc[7, "title"] = "Lion King, The (1994)"
+    items.to_csv(tmp_path / "movies.csv", index=False)
+    out = tmp_path / "own.mfrec"
+    ok(run("train", "--ratings", work / "small.csv", "--items", tmp_path / "movies.csv", "--model", "biased-mf",
+           "--epochs", "2", "--out", out, "-q"))
+    model = mfrec.load_model(out)
+    assert model.item_info_.loc[7, "title"] == "Lion King, The (1994)"
+    res = run("recommend", out, "--rate-title", "the lion king=5", "--rate-title", "Film Number 3 (2001)=4", "--json")
+    recs = json.loads(ok(res))
+    assert "Lion King, The (1994) (item 7" in res.stderr and not {3, 7} & {r["item"] for r in recs}
+    assert all(r["title"].startswith("Film Number") for r in recs) and recs[0]["genres"] in (["Drama", "Comedy"], [])
+    # ids that do not meet, a missing file, and --items with a dataset
+    pd.DataFrame({"movieId": [1000, 1001], "title": ["A (1990)", "B (1991)"], "genres": ["Drama", "Drama"]}).to_csv(
+        tmp_path / "other.csv", index=False)
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--items", tmp_path / "other.csv", "--out",
+                           tmp_path / "x.mfrec"), "none of the")
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--items", tmp_path / "nope.csv", "--out",
+                           tmp_path / "x.mfrec"), "nope.csv")
+    assert_clean_error(run("train", "--dataset", "ml-100k", "--items", tmp_path / "movies.csv", "--out",
+                           tmp_path / "x.mfrec"), "--items goes with --ratings")
+
+
+def test_train_default_model_is_the_one_for_recommending_to_people(work, tmp_path):
+    ok(run("train", "--ratings", work / "small.csv", "--param", "iterations=2", "--out", tmp_path / "d.mfrec", "-q"))
+    assert type(mfrec.load_model(tmp_path / "d.mfrec")).__name__ == "ImplicitALS"
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--validation", "0.1", "--out",
+                           tmp_path / "v.mfrec"), "does not predict ratings")

@@ -2,7 +2,7 @@
 
 from mfrec import metrics, split
 from mfrec.data.attributes import AttributeEncoder
-from mfrec.data.datasets import Dataset, find_items, load_dataset
+from mfrec.data.datasets import AmbiguousTitleError, Dataset, TitleMatch, find_items, load_dataset, match_title, read_items
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
@@ -16,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "AmbiguousTitleError",
     "AttributeEncoder",
     "CMF",
     "Baseline",
@@ -32,6 +33,7 @@ __all__ = [
     "NotFittedError",
     "Ratings",
     "SVDpp",
+    "TitleMatch",
     "TrainingDivergedError",
     "TuneResult",
     "__version__",
@@ -40,7 +42,9 @@ __all__ = [
     "find_items",
     "load_dataset",
     "load_model",
+    "match_title",
     "metrics",
+    "read_items",
     "save_model",
     "split",
     "synthetic",

@@ -1,57 +1,93 @@
 """The `mfrec` command line: data, train, evaluate, tune, recommend, similar, plot, demo.
 
-Every command prints one clear line on stderr and exits non-zero on bad arguments, missing files
-or bad data (no tracebacks); ``--json`` gives machine-readable output, ``--quiet`` hides
-progress bars.
+One shared error handler (:class:`_GuardedGroup`) wraps every command: any mfrec error (bad data,
+damaged model file, bad argument, unusable path, unknown id) becomes one ``error: ...`` line on
+stderr and exit code 1, never a traceback. Outputs are checked before any training starts.
+``--json`` gives machine-readable output (strict JSON: undefined values are ``null``),
+``--quiet`` hides progress bars.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Annotated, Any, Callable, Optional
 
 import numpy as np
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
+from typer.core import TyperGroup
 
-from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError
+from mfrec.errors import TrainingDivergedError
 
-app = typer.Typer(help="mfrec: fast matrix-factorization recommenders.", no_args_is_help=True,
-                  add_completion=False, pretty_exceptions_enable=False)
-data_app = typer.Typer(help="Datasets: summaries and downloads.", no_args_is_help=True)
-app.add_typer(data_app, name="data")
+#: what the shared handler turns into one line (DataError, ModelFileError, DatasetNotFoundError,
+#: NotFittedError and the title errors are subclasses of these)
+EXPECTED_ERRORS = (ValueError, OSError, KeyError, TypeError, ImportError, RuntimeError, TrainingDivergedError,
+                   MemoryError)
+
 console = Console()
 err_console = Console(stderr=True)
 
-EXPECTED_ERRORS = (DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError, FileNotFoundError,
-                   KeyError, ValueError, TypeError, ImportError)
+
+def _error_message(exc: BaseException) -> str:
+    """One line for an expected error: the message, the path for OS errors, the text of a KeyError."""
+    if isinstance(exc, KeyError):  # mfrec's say what is unknown; a bare key is named as missing
+        key = exc.args[0] if exc.args else None
+        msg = key if isinstance(key, str) and " " in key.strip() else f"missing or unknown key {key!r}"
+    elif isinstance(exc, OSError) and exc.strerror and str(exc).startswith("[Errno"):
+        msg = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    elif isinstance(exc, MemoryError):
+        msg = f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    else:
+        msg = str(exc)
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    return lines[0].rstrip(":") if lines else type(exc).__name__
 
 
 def _fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True, markup=True)
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
-def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn expected errors into one line on stderr and exit code 1."""
-    import functools
+class _GuardedGroup(TyperGroup):
+    """The root command group: runs every (sub)command inside the one shared error handler."""
 
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
-            return fn(*args, **kwargs)
+            return super().invoke(ctx)
         except typer.Exit:
             raise
         except EXPECTED_ERRORS as exc:
-            msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-            _fail(str(msg).replace("[", "\\["))
+            _fail(_error_message(exc))
 
-    return wrapper
+
+app = typer.Typer(cls=_GuardedGroup, help="mfrec: fast matrix-factorization recommenders.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+data_app = typer.Typer(help="Datasets: summaries and downloads.", no_args_is_help=True)
+app.add_typer(data_app, name="data")
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from mfrec import __version__
+
+        print(f"mfrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the mfrec version and exit.")) -> None:
+    """mfrec: fast matrix-factorization recommenders."""
 
 
 def _progress(quiet: bool) -> Progress:
@@ -59,15 +95,87 @@ def _progress(quiet: bool) -> Progress:
                     TimeElapsedColumn(), console=err_console, disable=quiet, transient=False)
 
 
+def _finite(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays made plain and NaN, inf and missing values made None."""
+    if isinstance(obj, dict):
+        return {str(k): _finite(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [_finite(v) for v in obj]
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if obj is pd.NA or obj is pd.NaT:
+        return None
+    return obj
+
+
 def _emit_json(obj: Any) -> None:
-    print(json.dumps(obj, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
+    """Print strict JSON (never NaN or Infinity: undefined values are null)."""
+    print(json.dumps(_finite(obj), allow_nan=False, default=str))
 
 
-# ----------------------------------------------------------------------------- helpers
-def _load_dataset(name: str, quiet: bool = True):
-    from mfrec.data.datasets import load_dataset
+def _note(message: str) -> None:
+    """A line on stderr that does not belong in the (possibly JSON) output."""
+    err_console.print(message, highlight=False, soft_wrap=True, markup=False)
 
-    return load_dataset(name, progress=not quiet)
+
+# ----------------------------------------------------------------------------- paths
+def _check_output(path: Path, option: str = "--out", directory: bool = False, example: str = "model.mfrec") -> None:
+    """Fail now (before any training) when ``path`` cannot be written: it is a directory (or, with
+    ``directory``, a file), a parent is a file, or the nearest existing parent is not writable.
+    Missing parent folders are fine: they are created when the output is written."""
+    if directory:
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{option} {path} is a file, not a folder")
+    elif path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a file name (e.g. {path / example})")
+    parent = path if directory else path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {path}: no permission to write in {parent}")
+
+
+def _check_input(path: Path, option: str, what: str) -> None:
+    if not path.exists():
+        raise FileNotFoundError(f"{what} not found: {path}")
+    if path.is_dir():
+        raise ValueError(f"{option} {path} is a directory; give a {what}")
+
+
+def _write_table(df: pd.DataFrame, out: Path) -> None:
+    """CSV, or Parquet for .parquet/.pq; parent folders created, written atomically."""
+    from mfrec.io import atomic_path
+
+    with atomic_path(out) as tmp:
+        if out.suffix in (".parquet", ".pq"):
+            df.to_parquet(tmp, index=False)
+        else:
+            df.to_csv(tmp, index=False)
+
+
+# ----------------------------------------------------------------------------- data options and loader
+_RATINGS_FORMAT = "CSV/TSV/'::' text or Parquet"
+DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Dataset name (e.g. ml-latest-small, ml-100k).")]
+RatingsOpt = Annotated[Optional[Path], typer.Option("--ratings", help=f"Your own ratings file ({_RATINGS_FORMAT}).")]
+SepOpt = Annotated[str, typer.Option("--sep", help="Separator of the ratings file(s) (e.g. '\\t', '::').")]
+UserColOpt = Annotated[Optional[str], typer.Option("--user-col", help="User column name or 0-based position.")]
+ItemColOpt = Annotated[Optional[str], typer.Option("--item-col", help="Item column name or position.")]
+RatingColOpt = Annotated[Optional[str], typer.Option("--rating-col", help="Rating column name or position.")]
+ItemsOpt = Annotated[Optional[Path], typer.Option(
+    "--items", help="Items file for --ratings, to show titles and allow --rate-title: MovieLens movies.csv format "
+                    "(header movieId,title,genres; genres joined by '|'), or movies.dat / u.item.")]
+
+
+@dataclass
+class _Data:
+    ratings: Any
+    items: Optional[pd.DataFrame]
+    label: str
+    dataset: Any = None
 
 
 def _sep(sep: str) -> str:
@@ -75,15 +183,67 @@ def _sep(sep: str) -> str:
     return "\t" if sep in ("\\t", "tab") else sep
 
 
-def _read_ratings_file(path: Path, sep: str, user_col: Optional[str], item_col: Optional[str],
-                       rating_col: Optional[str]):
+def _read_ratings_file(path: Path, sep: str, user_col: Optional[str] = None, item_col: Optional[str] = None,
+                       rating_col: Optional[str] = None, option: str = "--ratings"):
     from mfrec.data.ratings import Ratings
 
+    _check_input(path, option, f"ratings file ({_RATINGS_FORMAT})")
     if path.suffix in (".parquet", ".pq"):
         return Ratings.read_parquet(path, user=user_col or "user", item=item_col or "item", rating=rating_col or "rating")
-    return Ratings.read_csv(path, sep=sep, user=user_col, item=item_col, rating=rating_col)
+    return Ratings.read_csv(path, sep=_sep(sep), user=user_col, item=item_col, rating=rating_col)
 
 
+def _locate(name: str, download: bool, progress: bool) -> Path:
+    """The dataset folder; a cache folder that is a file is named as the problem."""
+    from mfrec.data.datasets import default_cache_dir, locate_dataset
+
+    try:
+        return locate_dataset(name, download=download, progress=progress)
+    except OSError:
+        cache = default_cache_dir()
+        if cache.exists() and not cache.is_dir():
+            raise ValueError(f"the cache folder {cache} is a file, not a folder; remove it or point "
+                             "MFREC_CACHE_DIR at a folder") from None
+        raise
+
+
+def _load_dataset(name: str, quiet: bool = True, download: bool = True):
+    from mfrec.data.datasets import load_dataset
+
+    _locate(name, download, not quiet)
+    return load_dataset(name, download=False, progress=not quiet)
+
+
+def _load_data(dataset: Optional[str], ratings: Optional[Path], sep: str, user_col: Optional[str],
+               item_col: Optional[str], rating_col: Optional[str], items: Optional[Path] = None,
+               quiet: bool = True) -> _Data:
+    """The one loader behind --dataset / --ratings [--sep --user-col --item-col --rating-col --items]."""
+    if (dataset is None) == (ratings is None):
+        raise ValueError("give exactly one of --dataset NAME or --ratings FILE")
+    if dataset is not None:
+        if items is not None:
+            raise ValueError("--items goes with --ratings (a dataset brings its own titles)")
+        given = [name for name, v in (("--sep", sep != ","), ("--user-col", user_col), ("--item-col", item_col),
+                                      ("--rating-col", rating_col)) if v]
+        if given:
+            raise ValueError(f"{', '.join(given)} go(es) with --ratings FILE, not --dataset")
+        ds = _load_dataset(dataset, quiet)
+        return _Data(ds.ratings, ds.items, dataset, ds)
+    data = _read_ratings_file(ratings, sep, user_col, item_col, rating_col)
+    table = None
+    if items is not None:
+        from mfrec.data.datasets import read_items
+
+        _check_input(items, "--items", "items file (movieId,title,genres)")
+        table = read_items(items)
+        known = pd.Index(data.item_map.ids).isin(table.index)
+        if not known.any():
+            raise ValueError(f"--items {items}: none of the {len(known):,} rated item ids appears in it "
+                             f"(its ids look like {list(table.index[:3])})")
+    return _Data(data, table, str(ratings))
+
+
+# ----------------------------------------------------------------------------- helpers
 def _parse_params(pairs: list[str]) -> dict[str, Any]:
     """``key=value`` strings to typed parameters (JSON literals where they parse)."""
     out: dict[str, Any] = {}
@@ -98,12 +258,16 @@ def _parse_params(pairs: list[str]) -> dict[str, Any]:
     return out
 
 
-def _build_model(name: str, params: dict[str, Any]):
+def _model_class(name: str) -> type:
     from mfrec.models import MODEL_NAMES
 
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
-    cls = MODEL_NAMES[name]
+    return MODEL_NAMES[name]
+
+
+def _build_model(name: str, params: dict[str, Any]):
+    cls = _model_class(name)
     valid = set(cls._param_names())
     unknown = [k for k in params if k not in valid]
     if unknown:
@@ -127,21 +291,21 @@ def _fit_with_progress(model, train, validation, quiet: bool, label: str = "fit"
     return model
 
 
+def _cell(v: Any) -> str:
+    if isinstance(v, (float, np.floating)):
+        return f"{v:.3f}" if math.isfinite(v) else "-"
+    if isinstance(v, (list, tuple)):
+        return ", ".join(map(str, v))
+    return str(v)
+
+
 def _frame_table(df, title: str = "", columns: Optional[list[str]] = None) -> Table:
     table = Table(title=title or None)
     cols = columns or list(df.columns)
     for c in cols:
         table.add_column(str(c), overflow="fold")
     for row in df[cols].itertuples(index=False):
-        cells = []
-        for v in row:
-            if isinstance(v, (float, np.floating)) and not float(v).is_integer():
-                cells.append(f"{v:.3f}")
-            elif isinstance(v, (list, tuple)):
-                cells.append(", ".join(map(str, v)))
-            else:
-                cells.append(str(v))
-        table.add_row(*cells)
+        table.add_row(*[_cell(v) for v in row])
     return table
 
 
@@ -161,7 +325,6 @@ def _summary_table(name: str, summary: dict) -> Table:
 
 # ----------------------------------------------------------------------------- data
 @data_app.command("info")
-@_guard
 def data_info(name: str = typer.Argument(..., help="ml-100k, ml-1m, ml-10m, ml-20m, ml-25m, ml-32m, ml-latest-small, ml-latest"),
               download: bool = typer.Option(True, help="Download when not found locally."),
               as_json: bool = typer.Option(False, "--json", help="Print one JSON object.")) -> None:
@@ -169,9 +332,7 @@ def data_info(name: str = typer.Argument(..., help="ml-100k, ml-1m, ml-10m, ml-2
 
     Example: mfrec data info ml-100k
     """
-    from mfrec.data.datasets import load_dataset
-
-    ds = load_dataset(name, download=download, progress=not as_json)
+    ds = _load_dataset(name, quiet=as_json, download=download)
     summary = ds.ratings.summary()
     if as_json:
         _emit_json(dict(summary, dataset=name, path=str(ds.path)))
@@ -180,31 +341,33 @@ def data_info(name: str = typer.Argument(..., help="ml-100k, ml-1m, ml-10m, ml-2
 
 
 @data_app.command("fetch")
-@_guard
 def data_fetch(name: str = typer.Argument(..., help="Dataset name."),
                quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
     """Download a dataset into the cache (verifying its checksum), or find it locally.
 
-    Example: mfrec data fetch ml-1m
+    The cache is MFREC_CACHE_DIR or ~/.cache/mfrec. Example: mfrec data fetch ml-1m
     """
-    from mfrec.data.datasets import locate_dataset
-
-    path = locate_dataset(name, download=True, progress=not quiet)
+    path = _locate(name, True, not quiet)
     console.print(f"{name}: {path}")
 
 
 # ----------------------------------------------------------------------------- train
+MODEL_HELP = ("Which model: implicit-als (default) to recommend to people (ranks by taste from who rated what; "
+              "shows scores, not ratings); biased-mf, svdpp, bayesian-mf (most accurate, slower), als or funk-mf to "
+              "predict ratings (RMSE); cmf with user/item attributes; baseline (biases only) to compare against.")
+
+
 @app.command()
-@_guard
 def train(
-    out: Path = typer.Option(..., "--out", "-o", help="Model file to write."),
-    model: str = typer.Option("biased-mf", "--model", "-m", help="baseline, funk-mf, biased-mf, svdpp, als, implicit-als"),
-    dataset: Optional[str] = typer.Option(None, help="Dataset name (e.g. ml-latest-small)."),
-    ratings: Optional[Path] = typer.Option(None, help="Ratings file (CSV/TSV/:: text or Parquet)."),
-    sep: str = typer.Option(",", help="Separator of --ratings (e.g. '\\t', '::')."),
-    user_col: Optional[str] = typer.Option(None, help="User column name or 0-based position."),
-    item_col: Optional[str] = typer.Option(None, help="Item column name or position."),
-    rating_col: Optional[str] = typer.Option(None, help="Rating column name or position."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model file to write (checked before training)."),
+    model: str = typer.Option("implicit-als", "--model", "-m", help=MODEL_HELP),
+    dataset: DatasetOpt = None,
+    ratings: RatingsOpt = None,
+    sep: SepOpt = ",",
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    items: ItemsOpt = None,
     factors: Optional[int] = typer.Option(None, help="Number of latent factors."),
     epochs: Optional[int] = typer.Option(None, help="SGD epochs."),
     iterations: Optional[int] = typer.Option(None, help="ALS iterations."),
@@ -213,44 +376,41 @@ def train(
     seed: int = typer.Option(0, help="Random seed."),
     threads: Optional[int] = typer.Option(None, help="Threads (default: all cores)."),
     param: list[str] = typer.Option([], "--param", "-p", help="Any other hyperparameter as key=value."),
-    validation: float = typer.Option(0.0, help="Hold out this fraction for a validation RMSE per epoch."),
+    validation: float = typer.Option(0.0, help="Hold out this fraction for a validation RMSE per epoch (rating models)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Train a model and save it to one file.
 
     Examples:
-      mfrec train --dataset ml-latest-small --model biased-mf --out bmf.mfrec
-      mfrec train --ratings r.tsv --sep '\\t' --model als --factors 64 --validation 0.1 --out als.mfrec
+      mfrec train --dataset ml-latest-small --out recs.mfrec
+      mfrec train --dataset ml-latest-small --model biased-mf --validation 0.1 --out bmf.mfrec
+      mfrec train --ratings r.tsv --sep '\\t' --model als --factors 64 --out als.mfrec
+      mfrec train --ratings my.csv --items movies.csv --out mine.mfrec
     """
     from mfrec.split import random_split
 
-    if (dataset is None) == (ratings is None):
-        raise ValueError("give exactly one of --dataset or --ratings")
-    items = None
-    if dataset:
-        ds = _load_dataset(dataset, quiet or as_json)
-        data, items = ds.ratings, ds.items
-    else:
-        data = _read_ratings_file(ratings, _sep(sep), user_col, item_col, rating_col)
+    _check_output(out)
     params = {k: v for k, v in dict(factors=factors, epochs=epochs, iterations=iterations, learning_rate=learning_rate,
                                       regularization=regularization).items() if v is not None}
     params.update(seed=seed, threads=threads)
     params.update(_parse_params(param))
     est = _build_model(model, params)
+    if validation and not 0 < validation < 1:
+        raise ValueError(f"--validation must be a fraction in (0, 1), got {validation}")
+    if validation and not est._predicts_ratings:
+        raise ValueError(f"--validation reports an RMSE, and {model} does not predict ratings; "
+                         f"measure it with `mfrec evaluate --model {model} --metrics ndcg@10`")
+    data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
     val = None
-    train_data = data
+    train_data = data.ratings
     if validation:
-        if not 0 < validation < 1:
-            raise ValueError(f"--validation must be a fraction in (0, 1), got {validation}")
-        train_data, val = random_split(data, test_size=validation, seed=seed)
-        if not est._predicts_ratings:
-            val = None
+        train_data, val = random_split(data.ratings, test_size=validation, seed=seed)
     t0 = time.perf_counter()
     _fit_with_progress(est, train_data, val, quiet or as_json)
     seconds = time.perf_counter() - t0
-    if items is not None:
-        est.attach_items(items)
+    if data.items is not None:
+        est.attach_items(data.items)
     metrics = {"fit_seconds": seconds}
     if val is not None:
         metrics["validation_rmse"] = est.score(val)
@@ -264,15 +424,56 @@ def train(
 
 
 # ----------------------------------------------------------------------------- evaluate
+def _cross_validate(est, ratings, names: list[str], seed: int, quiet: bool) -> dict[str, Any]:
+    """5-fold CV with a progress bar; mean, std and every fold's values."""
+    from mfrec.evaluate import cross_validate
+
+    with _progress(quiet) as progress:
+        task = progress.add_task(f"5-fold {type(est).__name__}", total=5, info="")
+
+        def on_fold(done: int, total: int, row: dict) -> None:
+            shown = "  ".join(f"{m} {row[m]:.4f}" for m in names[:2] if isinstance(row.get(m), float))
+            progress.update(task, completed=done, total=total, info=f"fold {row['fold']}: {shown}")
+
+        cv = cross_validate(est, ratings, folds=5, metrics=names, seed=seed, callback=on_fold)
+    folds = cv["folds"]
+    result: dict[str, Any] = dict(cv["mean"])
+    result["std"] = cv["std"]
+    result["folds"] = folds[["fold", *names, "fit_seconds"]].to_dict(orient="records")
+    result["fit_seconds"] = float(folds["fit_seconds"].mean())
+    return result
+
+
+def _kfold_table(result: dict[str, Any], names: list[str], title: str) -> Table:
+    folds = result["folds"]
+    table = Table(title=title)
+    for col in ("metric", "mean", "std", *[f"fold {f['fold']}" for f in folds]):
+        table.add_column(col, justify="left" if col == "metric" else "right")
+    for name in names:
+        table.add_row(name, _cell_4(result[name]), _cell_4(result["std"][name]), *[_cell_4(f[name]) for f in folds])
+    table.add_row("fit_seconds", _cell_4(result["fit_seconds"]), "", *[_cell_4(f["fit_seconds"]) for f in folds])
+    return table
+
+
+def _cell_4(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, (float, np.floating)) and math.isfinite(v) else "-" if isinstance(v, float) else str(v)
+
+
 @app.command()
-@_guard
 def evaluate(
-    dataset: Optional[str] = typer.Option(None, help="Dataset to split and train on."),
-    split: str = typer.Option("random", help="u1..u5, ua, ub (ml-100k), random (80/20) or kfold (5 folds)."),
-    model: str = typer.Option("biased-mf", "--model", "-m", help="Model to train (with --dataset)."),
+    dataset: DatasetOpt = None,
+    ratings: RatingsOpt = None,
+    sep: SepOpt = ",",
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    split: str = typer.Option("random", help="random (80/20), kfold (5 folds: mean, std and each fold), "
+                                             "or u1..u5, ua, ub (ml-100k's official splits)."),
+    model: str = typer.Option("biased-mf", "--model", "-m",
+                              help="Model to train: rating models (biased-mf, svdpp, ...) for rmse/mae; "
+                                   "implicit-als only with ranking metrics (ndcg@10, precision@10, ...)."),
     model_file: Optional[Path] = typer.Option(None, help="A saved model to evaluate on --test."),
-    test: Optional[Path] = typer.Option(None, help="Test ratings file (with --model-file)."),
-    sep: str = typer.Option(",", help="Separator of --test."),
+    test: Optional[Path] = typer.Option(None, help="Test ratings file (with --model-file; read with --sep and the column options)."),
     metrics: str = typer.Option("rmse,mae", help="Comma-separated: rmse, mae, precision@10, ndcg@10, ..."),
     param: list[str] = typer.Option([], "--param", "-p", help="Hyperparameter key=value."),
     seed: int = typer.Option(0),
@@ -284,9 +485,9 @@ def evaluate(
 
     Examples:
       mfrec evaluate --dataset ml-100k --split u1 --model als --json
+      mfrec evaluate --ratings my.csv --split kfold --model biased-mf
       mfrec evaluate --model-file bmf.mfrec --test test.csv --metrics rmse,mae,ndcg@10
     """
-    from mfrec.evaluate import cross_validate
     from mfrec.evaluate import evaluate as run_evaluate
     from mfrec.persist import load_model
     from mfrec.split import random_split
@@ -296,127 +497,205 @@ def evaluate(
     if model_file is not None:
         if test is None:
             raise ValueError("--model-file needs --test FILE")
+        if dataset is not None or ratings is not None:
+            raise ValueError("give --model-file with --test, or --dataset/--ratings to train and split, not both")
         est = load_model(model_file)
-        test_data = _read_ratings_file(test, _sep(sep), None, None, None)
+        test_data = _read_ratings_file(test, sep, user_col, item_col, rating_col, option="--test")
         result = run_evaluate(est, test_data, metrics=names)
         result.update(model=type(est).__name__, params=est.get_params(), dataset=str(test), split="file",
                       fit_seconds=est.metrics_.get("fit_seconds") if hasattr(est, "metrics_") else None)
-    elif dataset is not None:
-        ds = _load_dataset(dataset, quiet or as_json)
-        params = dict(seed=seed, threads=threads, **_parse_params(param))
-        est = _build_model(model, params)
+    else:
+        if dataset is None and ratings is None:
+            raise ValueError("give --dataset NAME or --ratings FILE (to split and train), or --model-file MODEL --test FILE")
+        est = _build_model(model, dict(seed=seed, threads=threads, **_parse_params(param)))
+        data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, quiet=quiet or as_json)
         if split == "kfold":
-            cv = cross_validate(est, ds.ratings, folds=5, metrics=names, seed=seed)
-            result = dict(cv["mean"])
-            result["std"] = cv["std"]
-            result["fit_seconds"] = float(cv["folds"]["fit_seconds"].mean())
+            result = _cross_validate(est, data.ratings, names, seed, quiet or as_json)
         else:
             if split == "random":
-                tr, te = random_split(ds.ratings, test_size=0.2, seed=seed)
+                tr, te = random_split(data.ratings, test_size=0.2, seed=seed)
+            elif data.dataset is None:
+                raise ValueError(f"--split {split!r} is one of a dataset's official splits; with --ratings use random or kfold")
             else:
-                tr, te = ds.official_split(split)
+                tr, te = data.dataset.official_split(split)
             t0 = time.perf_counter()
             _fit_with_progress(est, tr, None, quiet or as_json)
             fit_seconds = time.perf_counter() - t0
             result = run_evaluate(est, te, metrics=names, train=tr)
             result["fit_seconds"] = fit_seconds
-        result.update(model=model, params=est.get_params(), dataset=dataset, split=split)
-    else:
-        raise ValueError("give --dataset NAME or --model-file MODEL --test FILE")
+        result.update(model=model, params=est.get_params(), dataset=data.label, split=split)
     if as_json:
         _emit_json(result)
-    else:
-        table = Table(title=f"{result['model']} on {result['dataset']} ({result['split']})", show_header=False)
-        for key, value in result.items():
-            if key in ("params", "std", "model", "dataset", "split") or value is None:
-                continue
-            table.add_row(key, f"{value:.4f}" if isinstance(value, float) else str(value))
-        console.print(table)
+        return
+    title = f"{result['model']} on {result['dataset']} ({result['split']})"
+    if "folds" in result:
+        console.print(_kfold_table(result, names, title))
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in result.items():
+        if key in ("params", "std", "model", "dataset", "split") or value is None:
+            continue
+        table.add_row(key, _cell_4(value))
+    console.print(table)
 
 
 # ----------------------------------------------------------------------------- tune
+def _range(spec: Any) -> Any:
+    """JSON has no tuples: ["log", low, high] is a log-uniform range, ["uniform", low, high] a uniform one."""
+    if isinstance(spec, list) and len(spec) == 3 and spec[0] in ("log", "uniform"):
+        return ("log", *spec[1:]) if spec[0] == "log" else tuple(spec[1:])
+    return spec
+
+
 @app.command()
-@_guard
 def tune(
-    dataset: str = typer.Option(..., help="Dataset name."),
-    model: str = typer.Option("biased-mf", "--model", "-m"),
-    space: str = typer.Option(..., help='JSON search space, e.g. \'{"factors": [50, 100], "regularization": ["log", 0.01, 0.2]}\''),
+    space: str = typer.Option(..., help='JSON object: parameter -> a list of values to choose from, or a range '
+                                        '["uniform", low, high] or ["log", low, high], '
+                                        'e.g. \'{"factors": [50, 100], "regularization": ["log", 0.01, 0.2]}\''),
+    dataset: DatasetOpt = None,
+    ratings: RatingsOpt = None,
+    sep: SepOpt = ",",
+    user_col: UserColOpt = None,
+    item_col: ItemColOpt = None,
+    rating_col: RatingColOpt = None,
+    items: ItemsOpt = None,
+    model: str = typer.Option("biased-mf", "--model", "-m", help="Model to tune (rating models are scored by RMSE)."),
     trials: int = typer.Option(20),
     method: str = typer.Option("random", help="random, grid or optuna"),
     validation: float = typer.Option(0.1, help="Validation fraction carved out of the data."),
     seed: int = typer.Option(0),
-    out: Optional[Path] = typer.Option(None, help="Save the best model here."),
+    out: Optional[Path] = typer.Option(None, help="Save the best model here (checked before the search)."),
     as_json: bool = typer.Option(False, "--json"),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
 ) -> None:
-    """Hyperparameter search (random/grid built in; Optuna when installed).
+    """Hyperparameter search (random/grid built in; Optuna when installed), with a progress bar per trial.
 
     Example: mfrec tune --dataset ml-100k --model biased-mf --space '{"regularization": ["log", 0.01, 0.2]}' --trials 10
     """
-    from mfrec.models import MODEL_NAMES
     from mfrec.tune import tune as run_tune
 
-    if model not in MODEL_NAMES:
-        raise ValueError(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    cls = _model_class(model)
+    if out is not None:
+        _check_output(out)
     try:
         space_obj = json.loads(space)
     except json.JSONDecodeError as exc:
         raise ValueError(f"--space is not valid JSON: {exc}") from None
-    space_obj = {k: tuple(v) if isinstance(v, list) and v and v[0] == "log" else v for k, v in space_obj.items()}
-    ds = _load_dataset(dataset, quiet or as_json)
-    res = run_tune(MODEL_NAMES[model], ds.ratings, space_obj, trials=trials, validation=validation, seed=seed, method=method)
+    if not isinstance(space_obj, dict) or not space_obj:
+        raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")
+    space_obj = {k: _range(v) for k, v in space_obj.items()}
+    data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
+    with _progress(quiet or as_json) as progress:
+        task = progress.add_task(f"tune {cls.__name__}", total=trials, info="")
+        best = [math.inf]
+
+        def on_trial(done: int, total: int, row: dict) -> None:
+            score = row["score"]
+            if isinstance(score, float) and math.isfinite(score):
+                best[0] = min(best[0], score) if res_direction[0] == "minimize" else max(best[0], score)
+            progress.update(task, completed=done, total=total,
+                            info=f"trial {row['trial']}: {_cell_4(score)}  (best {_cell_4(best[0])})")
+
+        res_direction = ["minimize"]
+        if not cls._predicts_ratings:
+            res_direction[0], best[0] = "maximize", -math.inf
+        res = run_tune(cls, data.ratings, space_obj, trials=trials, validation=validation, seed=seed, method=method,
+                       metric="rmse" if cls._predicts_ratings else "ndcg@10", callback=on_trial)
     if out is not None:
-        res.best_model.attach_items(ds.items).save(out, metrics={"validation_rmse": res.best_score})
+        if data.items is not None:
+            res.best_model.attach_items(data.items)
+        res.best_model.save(out, metrics={res.metric: res.best_score})
     if as_json:
-        _emit_json({"best_params": res.best_params, "best_score": res.best_score,
+        _emit_json({"best_params": res.best_params, "best_score": res.best_score, "metric": res.metric,
                     "trials": res.trials.to_dict(orient="records")})
     else:
         console.print(_frame_table(res.trials, title="trials"))
-        console.print(f"best score {res.best_score:.4f} with {res.best_params}")
+        console.print(f"best {res.metric} {res.best_score:.4f} with {res.best_params}")
 
 
 # ----------------------------------------------------------------------------- recommend / similar
-def _resolve_titles(est, pairs: list[str]) -> dict[Any, float]:
-    from mfrec.data.datasets import find_items
+TITLE_RULE = ("Titles match ignoring case, punctuation, a leading/trailing article and the (year): an exact title "
+              "wins, else the titles containing the text; of several, the most-rated wins if it has at least twice "
+              "the ratings of the next, otherwise the command lists the candidates and asks for a more specific "
+              "title (add the year). The film each title matched is printed on stderr.")
 
-    if est.item_info_ is None:
-        raise ValueError("this model file has no item titles; use --rate ITEM=RATING")
+
+def _match_title(est, text: str):
+    """The model's item for a title text (mfrec.match_title with the model's training counts)."""
+    from mfrec.data.datasets import match_title
+
+    if est.item_info_ is None or "title" not in est.item_info_.columns:
+        raise ValueError("this model file has no item titles (train with --dataset, or --ratings with --items "
+                         "movies.csv); use item ids instead")
+    counts = np.bincount(est.seen_.indices, minlength=len(est.item_map_))
+    hit = match_title(est.item_info_, text, counts=counts)
+    _note(f"{text!r} -> {hit.title} (item {hit.item}, {hit.ratings:,} ratings)")
+    return hit
+
+
+def _resolve_titles(est, pairs: list[str]) -> dict[Any, float]:
     out: dict[Any, float] = {}
     for pair in pairs:
         title, _, value = pair.rpartition("=")
-        if not title:
+        if not title.strip():
             raise ValueError(f"--rate-title takes \"TITLE=RATING\", got {pair!r}")
-        hits = find_items(est.item_info_, title, n=1)
-        if hits.empty:
-            raise ValueError(f"no title matches {title!r}")
-        out[hits.index[0]] = float(value)
+        try:
+            rating = float(value)
+        except ValueError:
+            raise ValueError(f"rating {value!r} for title {title!r} is not a number") from None
+        hit = _match_title(est, title)
+        if hit.item in out:
+            raise ValueError(f"--rate-title {title!r} matched {hit.title}, which is already rated")
+        out[hit.item] = rating
     return out
+
+
+def _item_key(est, item: str) -> Any:
+    return int(item) if est.item_map_.ids.dtype.kind in "iu" and item.strip().lstrip("-").isdigit() else item
 
 
 def _parse_rates(est, pairs: list[str]) -> dict[Any, float]:
     out: dict[Any, float] = {}
-    kind = est.item_map_.ids.dtype.kind
     for pair in pairs:
         item, _, value = pair.partition("=")
         if not value:
             raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}")
-        key: Any = int(item) if kind in "iu" and item.strip().lstrip("-").isdigit() else item
         try:
-            out[key] = float(value)
+            out[_item_key(est, item)] = float(value)
         except ValueError:
             raise ValueError(f"rating {value!r} for item {item!r} is not a number") from None
     return out
 
 
-@app.command()
-@_guard
+def _with_predicted_rating(est, df: pd.DataFrame, item_bias_weight: float) -> pd.DataFrame:
+    """Rating models: add ``predicted_rating``, the model's rating estimate clipped to its scale
+    (``score`` ranks, and with item_bias_weight != 1 it is not a rating). Ranking models: unchanged."""
+    if not est._predicts_ratings or df.empty:
+        return df
+    idx = est.item_map_.lookup(df["item"].to_numpy())
+    pred = df["score"].to_numpy(dtype=np.float64) + (1.0 - item_bias_weight) * est.item_bias_[idx].astype(np.float64)
+    lo, hi = est.rating_scale_
+    df.insert(df.columns.get_loc("score") + 1, "predicted_rating", np.clip(pred, lo, hi))
+    return df
+
+
+def _recommendation_table(est, df: pd.DataFrame) -> Table:
+    """Rating models show the 'predicted rating' (inside the scale); ranking models the 'score'."""
+    cols = [c for c in df.columns if c not in ("score", "predicted_rating")]
+    value = "predicted_rating" if "predicted_rating" in df.columns else "score"
+    cols.insert(1, value)
+    shown = df[cols].rename(columns={"predicted_rating": "predicted rating"})
+    return _frame_table(shown, title="recommendations")
+
+
+@app.command(epilog=TITLE_RULE)
 def recommend(
     model_file: Path = typer.Argument(..., help="A model file written by `mfrec train`."),
     user: Optional[str] = typer.Option(None, help="A known user id."),
     all_users: bool = typer.Option(False, "--all-users", help="Top-n for every user (with --out)."),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="With --all-users: CSV or Parquet file to write."),
     rate: list[str] = typer.Option([], "--rate", help="ITEM=RATING for a new user (repeatable)."),
-    rate_title: list[str] = typer.Option([], "--rate-title", help='"TITLE=RATING" for a new user (repeatable).'),
+    rate_title: list[str] = typer.Option([], "--rate-title", help='"TITLE=RATING" for a new user (repeatable); see below.'),
     n: int = typer.Option(10, "-n", help="How many items."),
     explain: int = typer.Option(0, help="For a new user: list this many rated items behind each recommendation."),
     item_bias_weight: float = typer.Option(1.0, help="< 1 ranks less by general acclaim, more by personal taste."),
@@ -425,6 +704,10 @@ def recommend(
     """Recommend for a known user, for a new user from a few ratings (fold-in, no retraining), or
     for every user at once (--all-users --out recs.csv).
 
+    Rating models show each film's predicted rating (clipped to the model's rating scale;
+    --json and CSV add "predicted_rating" next to the ranking "score"); ranking models
+    (implicit-als) show a score, which is not a rating.
+
     Examples:
       mfrec recommend model.mfrec --user 1 -n 5
       mfrec recommend model.mfrec --all-users -n 10 --out recs.csv
@@ -432,21 +715,22 @@ def recommend(
     """
     from mfrec.persist import load_model
 
-    est = load_model(model_file)
     if sum([user is not None, bool(rate or rate_title), all_users]) > 1:
         raise ValueError("give one of --user, --rate/--rate-title or --all-users")
     if all_users:
         if out is None:
             raise ValueError("--all-users needs --out FILE (.csv or .parquet)")
+        _check_output(out, example="recs.csv")
+    elif out is not None:
+        raise ValueError("--out goes with --all-users")
+    est = load_model(model_file)
+    if all_users:
         with _progress(as_json) as progress:
             task = progress.add_task("recommend_many", total=len(est.user_map_), info="")
             df = est.recommend_many(n=n, item_bias_weight=item_bias_weight,
                                     callback=lambda done, total: progress.update(task, completed=done))
-        df = df.drop(columns=[c for c in ("genres",) if c in df.columns])
-        if out.suffix in (".parquet", ".pq"):
-            df.to_parquet(out, index=False)
-        else:
-            df.to_csv(out, index=False)
+        df = _with_predicted_rating(est, df.drop(columns=[c for c in ("genres",) if c in df.columns]), item_bias_weight)
+        _write_table(df, out)
         if as_json:
             _emit_json({"out": str(out), "rows": len(df), "users": int(df["user"].nunique())})
         else:
@@ -457,23 +741,25 @@ def recommend(
         df = est.recommend(uid, n=n, item_bias_weight=item_bias_weight)
     elif rate or rate_title:
         ratings = _parse_rates(est, rate)
-        if rate_title:
-            ratings.update(_resolve_titles(est, rate_title))
+        for item, value in _resolve_titles(est, rate_title).items():
+            if item in ratings:
+                raise ValueError(f"item {item} is rated by both --rate and --rate-title")
+            ratings[item] = value
         df = est.recommend_new(ratings, n=n, explain=explain, item_bias_weight=item_bias_weight)
     else:
         raise ValueError("give --user ID, or --rate ITEM=RATING / --rate-title \"TITLE=RATING\"")
+    df = _with_predicted_rating(est, df, item_bias_weight)
     if as_json:
         _emit_json(df.to_dict(orient="records"))
     else:
-        console.print(_frame_table(df, title="recommendations"))
+        console.print(_recommendation_table(est, df))
 
 
-@app.command()
-@_guard
+@app.command(epilog=TITLE_RULE)
 def similar(
     model_file: Path = typer.Argument(..., help="A model file."),
     item: Optional[str] = typer.Option(None, help="Item id."),
-    title: Optional[str] = typer.Option(None, help="Title text (needs a model trained on a dataset with titles)."),
+    title: Optional[str] = typer.Option(None, help="Title text (needs a model with titles; see below)."),
     n: int = typer.Option(10, "-n"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
@@ -481,21 +767,12 @@ def similar(
 
     Example: mfrec similar model.mfrec --title "Toy Story"
     """
-    from mfrec.data.datasets import find_items
     from mfrec.persist import load_model
 
-    est = load_model(model_file)
     if (item is None) == (title is None):
         raise ValueError("give exactly one of --item or --title")
-    if title is not None:
-        if est.item_info_ is None:
-            raise ValueError("this model file has no item titles; use --item")
-        hits = find_items(est.item_info_, title, n=1)
-        if hits.empty:
-            raise ValueError(f"no title matches {title!r}")
-        key: Any = hits.index[0]
-    else:
-        key = int(item) if est.item_map_.ids.dtype.kind in "iu" and item.lstrip("-").isdigit() else item
+    est = load_model(model_file)
+    key = _match_title(est, title).item if title is not None else _item_key(est, item)
     df = est.similar_items(key, n=n)
     if as_json:
         _emit_json(df.to_dict(orient="records"))
@@ -505,13 +782,12 @@ def similar(
 
 # ----------------------------------------------------------------------------- plot
 @app.command()
-@_guard
 def plot(
     model_file: Path = typer.Argument(..., help="A model file."),
     kind: str = typer.Option("learning-curve", help="learning-curve, latent-space, bias-popularity, error-by-activity"),
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
     test: Optional[Path] = typer.Option(None, help="Test ratings file (for error-by-activity)."),
-    sep: str = typer.Option(",", help="Separator of --test."),
+    sep: SepOpt = ",",
 ) -> None:
     """Plots of a saved model (matplotlib, PNG).
 
@@ -522,16 +798,17 @@ def plot(
     from mfrec import plots
     from mfrec.persist import load_model
 
-    est = load_model(model_file)
     makers = {"learning-curve": plots.learning_curve, "latent-space": plots.latent_space,
               "bias-popularity": plots.bias_vs_popularity, "error-by-activity": None}
     if kind not in makers:
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(makers)}")
+    if kind == "error-by-activity" and test is None:
+        raise ValueError("--kind error-by-activity needs --test FILE (held-out ratings)")
+    _check_output(out, example=f"{kind}.png")
+    est = load_model(model_file)
+    out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "error-by-activity":
-        if test is None:
-            raise ValueError("--kind error-by-activity needs --test FILE (held-out ratings)")
-        test_data = _read_ratings_file(test, _sep(sep), None, None, None)
-        plots.error_by_activity(est, test_data, out)
+        plots.error_by_activity(est, _read_ratings_file(test, sep, option="--test"), out)
     else:
         makers[kind](est, out)
     console.print(f"wrote {out}")
@@ -539,7 +816,6 @@ def plot(
 
 # ----------------------------------------------------------------------------- demo
 @app.command()
-@_guard
 def demo(
     dataset: str = typer.Option("ml-latest-small", help="Dataset to use."),
     out_dir: Path = typer.Option(Path("out"), help="Where to save the models and plots."),
@@ -551,6 +827,7 @@ def demo(
     """
     from mfrec.demo import run_demo
 
+    _check_output(out_dir, "--out-dir", directory=True)
     run_demo(dataset, out_dir, console=console, progress=_progress(quiet), fit=lambda m, tr, va: _fit_with_progress(m, tr, va, quiet))
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import pandas as pd
@@ -285,6 +285,7 @@ def cross_validate(
     metrics: Iterable[str] | str = ("rmse", "mae"),
     seed: int = 0,
     n_jobs: int = 1,
+    callback: Callable[[int, int, dict[str, Any]], None] | None = None,
     **evaluate_kwargs: Any,
 ) -> dict[str, Any]:
     """k-fold cross-validation: for each fold of :func:`mfrec.split.kfold` (``k=folds``, ``seed``)
@@ -295,6 +296,7 @@ def cross_validate(
     counts of :func:`evaluate`, ``fit_seconds`` and ``test_seconds``. ``std`` is the population
     standard deviation over the folds (``ddof=0``, as Surprise reports it). ``evaluate_kwargs``
     go to :func:`evaluate` (``relevance_threshold``; not ``train``, which is each fold's).
+    ``callback(done, total, row)`` is called as each fold finishes, with its row (progress bars).
 
     ``n_jobs=1`` (default) runs the folds one after the other, each fit using the model's
     ``threads``. ``n_jobs > 1`` (or ``-1``: one per fold, at most the cores) runs folds in
@@ -319,8 +321,14 @@ def cross_validate(
     if n_jobs is None or int(n_jobs) == 0:
         raise ValueError("n_jobs must be >= 1, or -1 for one process per fold")
     workers = min(len(pieces), cores) if int(n_jobs) < 0 else min(int(n_jobs), len(pieces))
+
+    def done(row: dict[str, Any], count: int) -> dict[str, Any]:
+        if callback is not None:
+            callback(count, len(pieces), row)
+        return row
+
     if workers <= 1:
-        rows = [_run_fold(f + 1, model, tr, te, names, evaluate_kwargs) for f, (tr, te) in enumerate(pieces)]
+        rows = [done(_run_fold(f + 1, model, tr, te, names, evaluate_kwargs), f + 1) for f, (tr, te) in enumerate(pieces)]
     else:
         import multiprocessing
         from concurrent.futures import ProcessPoolExecutor
@@ -330,7 +338,7 @@ def cross_validate(
                                  initializer=_init_worker, initargs=(threads,)) as pool:
             futures = [pool.submit(_run_fold, f + 1, model, tr, te, names, evaluate_kwargs)
                        for f, (tr, te) in enumerate(pieces)]
-            rows = [fut.result() for fut in futures]
+            rows = [done(fut.result(), f + 1) for f, fut in enumerate(futures)]
     table = pd.DataFrame.from_records(rows)
     mean = {name: float(table[name].mean()) for name in names}
     std = {name: float(table[name].std(ddof=0)) for name in names}

@@ -20,7 +20,7 @@ import math
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -193,6 +193,7 @@ def tune(
     fixed: Mapping[str, Any] | None = None,
     *,
     relevance_threshold: float = 4.0,
+    callback: Callable[[int, int, dict[str, Any]], None] | None = None,
 ) -> TuneResult:
     """Search hyperparameters of ``model_cls`` (a model class, or an instance whose parameters
     are the starting point) on ``ratings``.
@@ -209,7 +210,8 @@ def tune(
     disables it). ``fixed``: parameters set in every trial (not searched).
 
     The same seed gives the same sequence of trial parameters (and, for models with a fixed
-    ``threads``, the same scores). Returns a :class:`TuneResult`.
+    ``threads``, the same scores). ``callback(done, total, row)`` is called after each trial
+    with that trial's row of ``trials`` (progress bars). Returns a :class:`TuneResult`.
     """
     if method not in ("random", "grid", "optuna"):
         raise ValueError(f"method must be 'random', 'grid' or 'optuna', not {method!r}")
@@ -267,17 +269,23 @@ def tune(
                      "seconds": seconds})
         if np.isfinite(score) and (best[1] is None or better(score, best[0])):
             best = (score, dict(params), model)
+        if callback is not None:
+            callback(len(rows), total, rows[-1])
         return score
 
     if method == "random":
+        total = int(trials)
         rng = np.random.default_rng(seed)
-        for _ in range(int(trials)):
+        for _ in range(total):
             record({d.name: _draw(d, rng) for d in dims})
     elif method == "grid":
-        for params in _grid(dims, None if trials is None else int(trials), seed):
+        grid = _grid(dims, None if trials is None else int(trials), seed)
+        total = len(grid)
+        for params in grid:
             record(params)
     else:
-        _optuna_search(dims, int(trials), seed, direction, record)
+        total = int(trials)
+        _optuna_search(dims, total, seed, direction, record)
 
     if best[1] is None:
         raise RuntimeError(f"all {len(rows)} trials failed (no finite {metric}); see the parameters tried:\n"

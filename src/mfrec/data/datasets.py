@@ -23,7 +23,7 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -555,6 +555,7 @@ def load_dataset(
 
 
 _ARTICLE = re.compile(r"^(.*), (the|a|an|les|la|le|l'|il|das|der|die|el|los|las)$", re.IGNORECASE)
+_LEADING_ARTICLE = re.compile(r"^(the|a|an|les|la|le|l|il|das|der|die|el|los|las) ")
 
 
 def _search_key(s: pd.Series) -> pd.Series:
@@ -562,24 +563,29 @@ def _search_key(s: pd.Series) -> pd.Series:
     return s.str.lower().str.replace(r"[^\w]+", " ", regex=True).str.strip()
 
 
-def find_items(dataset: Dataset | pd.DataFrame, query: str, n: int = 10) -> pd.DataFrame:
-    """Items whose title contains ``query`` (case and punctuation ignored), best matches first.
-
-    Ranking: title (without year) equal to the query, then titles starting with it, then the query at
-    a word start, then anywhere; ties go to the more-rated item (when given a Dataset), then the title.
-    "Lion King, The (1994)" is also searched as "The Lion King". Returns ``title``, ``genres``, ``year``
-    indexed by item id.
-    """
-    items = dataset.items if isinstance(dataset, Dataset) else dataset
-    if not isinstance(items, pd.DataFrame) or "title" not in items.columns:
-        raise TypeError("find_items needs a Dataset or an items DataFrame with a 'title' column")
+def _normalized_query(query: str) -> str:
     q = " ".join(re.sub(r"[^\w]+", " ", str(query).lower()).split())
     if not q:
-        raise ValueError("find_items: the query is empty (after removing punctuation)")
+        raise ValueError("the title query is empty (after removing punctuation)")
+    return q
+
+
+def _item_table(dataset: Dataset | pd.DataFrame) -> pd.DataFrame:
+    items = dataset.items if isinstance(dataset, Dataset) else dataset
+    if not isinstance(items, pd.DataFrame) or "title" not in items.columns:
+        raise TypeError("need a Dataset or an items DataFrame with a 'title' column")
+    return items
+
+
+def _title_ranks(items: pd.DataFrame, q: str) -> np.ndarray:
+    """Per item: 0 the title equals ``q`` (with or without its year, a leading/trailing article
+    ignored), 1 starts with it, 2 has it at a word start, 3 anywhere, 4 no match."""
     titles = items["title"].fillna("").astype(str)
     bare = titles.str.replace(_YEAR_IN_TITLE, "", regex=True).str.strip()
     moved = bare.str.replace(_ARTICLE, lambda m: f"{m.group(2)} {m.group(1)}", regex=True)
-    best = pd.Series(4, index=items.index)
+    no_article = _search_key(moved).str.replace(_LEADING_ARTICLE, "", regex=True)
+    q_no_article = _LEADING_ARTICLE.sub("", q)
+    best = np.where((_search_key(titles) == q) | (no_article == q_no_article), 0, 4)
     for key in (_search_key(bare), _search_key(moved)):
         padded = " " + key
         rank = np.select(
@@ -588,13 +594,108 @@ def find_items(dataset: Dataset | pd.DataFrame, query: str, n: int = 10) -> pd.D
             default=4,
         )
         best = np.minimum(best, rank)
-    order = pd.DataFrame({"rank": np.asarray(best), "title": titles.to_numpy()}, index=items.index)
-    if isinstance(dataset, Dataset):
+    return np.asarray(best)
+
+
+def _item_counts(dataset: Dataset | pd.DataFrame, items: pd.DataFrame, counts: Any) -> np.ndarray:
+    """Ratings per item of ``items`` (aligned with its rows): from ``counts`` (a Series by item
+    id, or an array in the row order), else from a Dataset's ratings, else zeros."""
+    if counts is None and isinstance(dataset, Dataset):
         r = dataset.ratings
         counts = pd.Series(r.item_counts, index=r.items)
-        order["pop"] = -counts.reindex(items.index, fill_value=0).to_numpy()
-    else:
-        order["pop"] = 0
+    if counts is None:
+        return np.zeros(len(items), dtype=np.int64)
+    if isinstance(counts, pd.Series):
+        return counts.reindex(items.index, fill_value=0).to_numpy(dtype=np.int64)
+    arr = np.asarray(counts, dtype=np.int64)
+    if arr.shape != (len(items),):
+        raise ValueError(f"counts has shape {arr.shape}; expected one count per item ({len(items)})")
+    return arr
+
+
+def find_items(dataset: Dataset | pd.DataFrame, query: str, n: int = 10, counts: Any = None) -> pd.DataFrame:
+    """Items whose title contains ``query`` (case and punctuation ignored), best matches first.
+
+    Ranking: title equal to the query (with or without its year; "Lion King" and "The Lion King"
+    both equal "Lion King, The (1994)"), then titles starting with it, then the query at a word
+    start, then anywhere; ties go to the more-rated item (``counts``, a Series of ratings per item
+    id, or a Dataset's own ratings), then the title. Returns ``title``, ``genres``, ``year``
+    indexed by item id.
+    """
+    items = _item_table(dataset)
+    q = _normalized_query(query)
+    order = pd.DataFrame({"rank": _title_ranks(items, q), "pop": -_item_counts(dataset, items, counts),
+                          "title": items["title"].fillna("").astype(str).to_numpy()}, index=items.index)
     order = order[order["rank"] < 4].sort_values(["rank", "pop", "title"], kind="stable")
     cols = [c for c in ("title", "genres", "year") if c in items.columns]
     return items.loc[order.index[: max(int(n), 0)], cols]
+
+
+class TitleMatch(NamedTuple):
+    """The item a title text resolved to (:func:`match_title`)."""
+
+    item: Any
+    title: str
+    ratings: int
+    exact: bool
+
+
+class AmbiguousTitleError(ValueError):
+    """Several items match a title text about equally; ``candidates`` lists them (best first)."""
+
+    def __init__(self, message: str, candidates: pd.DataFrame) -> None:
+        super().__init__(message)
+        self.candidates = candidates
+
+
+#: the most-rated match wins when it has at least this many times the ratings of the runner-up
+TITLE_DOMINANCE = 2.0
+
+
+def match_title(dataset: Dataset | pd.DataFrame, text: str, counts: Any = None, max_candidates: int = 5) -> TitleMatch:
+    """Resolve a title typed by a person to one item.
+
+    Case, punctuation and a leading or trailing article are ignored ("the lion king" = "Lion King,
+    The (1994)"). The candidates are the exact matches (the whole title, with or without its
+    year) if there are any, else the titles holding the text at a word start, else anywhere.
+    One candidate wins outright; among several, the most-rated (``counts``: ratings per item id,
+    or a Dataset's ratings) wins when it has at least ``TITLE_DOMINANCE`` (2) times the ratings
+    of the runner-up. Otherwise raises :class:`AmbiguousTitleError` listing the candidates
+    (add the year or more words); no match at all raises ``ValueError``.
+    """
+    items = _item_table(dataset)
+    q = _normalized_query(text)
+    rank = _title_ranks(items, q)
+    n_ratings = _item_counts(dataset, items, counts)
+    tier = np.where(rank == 0, 0, np.where(rank <= 2, 1, np.where(rank == 3, 2, 3)))
+    if not (tier < 3).any():
+        raise ValueError(f"no title matches {text!r}")
+    pick = np.flatnonzero(tier == tier.min())
+    pick = pick[np.argsort(-n_ratings[pick], kind="stable")]
+    top = int(n_ratings[pick[0]])
+    if len(pick) > 1 and not (top > 0 and top >= TITLE_DOMINANCE * n_ratings[pick[1]]):
+        shown = pick[:max_candidates]
+        cands = pd.DataFrame({"title": items["title"].to_numpy()[shown], "ratings": n_ratings[shown]},
+                             index=items.index[shown])
+        listed = "; ".join(f"{t} ({c:,} ratings)" for t, c in zip(cands["title"], cands["ratings"]))
+        more = f" and {len(pick) - len(shown)} more" if len(pick) > len(shown) else ""
+        raise AmbiguousTitleError(f"{text!r} is ambiguous: {len(pick)} titles match and none has twice the ratings "
+                                  f"of the next: {listed}{more}; be more specific (e.g. add the year)", cands)
+    k = int(pick[0])
+    item = items.index[k]
+    return TitleMatch(item.item() if hasattr(item, "item") else item, str(items["title"].iloc[k]), top, bool(tier[k] == 0))
+
+
+def read_items(path: str | os.PathLike) -> pd.DataFrame:
+    """An item table from a file in a MovieLens format: ``movies.csv`` (header
+    ``movieId,title,genres``, genres joined by ``|``), ``movies.dat`` (``::``-separated) or
+    ``u.item`` (``|``-separated, genre flags). Returns ``title``, ``genres`` (lists), ``year``
+    indexed by item id, ready for ``model.attach_items``."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"items file not found (or not a file): {path}")
+    template = "ml-100k" if path.name == "u.item" else "ml-1m" if path.suffix == ".dat" else "ml-latest-small"
+    from dataclasses import replace
+
+    info = replace(DATASETS[template], items_file=path.name)
+    return _read_items(path.parent, info)
