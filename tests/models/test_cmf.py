@@ -110,9 +110,11 @@ def test_few_ratings_with_attributes_beat_ratings_alone(cold_users):
 
 def test_fold_in_with_attributes_equals_the_training_solve(cold_users):
     """A training user's row is the ridge of their ratings and attributes against the final item
-    and attribute factors (exact solver: the last half-step used them, up to the final C step)."""
+    and attribute factors (exact solver: the last half-step used them, up to the final C step).
+    That is the fold-in of ``user_cold_start="collective"``; the default regression fold-in shrinks
+    towards the attributes' prediction instead (tested below)."""
     model, train, _, users = cold_users
-    exact = CMF(**{**PLANTED, "solver": "cholesky", "iterations": 30}).fit(
+    exact = CMF(**{**PLANTED, "solver": "cholesky", "iterations": 30, "user_cold_start": "collective"}).fit(
         train, user_attributes=users.loc[np.unique(train.raw_users)])
     uid = train.users[3]
     row = train.by_user[3]
