@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """CMF with side information on ml-100k: warm accuracy and speed, cold start, few-ratings curve.
 
-    .venv/bin/python benchmarks/bench_cmf.py [--threads 2] [--repeats 3] [--peer-python PY]
+    .venv/bin/python benchmarks/bench_cmf.py [--threads 2] [--repeats 3] [--peer-python PY] [--only-cold]
                                              [--cmfrec-lambda L | --no-peers]
 
 Attributes: users ``age`` (standardized), ``gender``, ``occupation`` (one-hot); items ``genres``
@@ -17,8 +17,11 @@ Attributes: users ``age`` (standardized), ``gender``, ``occupation`` (one-hot); 
 2. Cold users: all ml-100k ratings, ``mfrec.split.holdout_users(ratings, 0.2, seed)``. Models
    are trained on the 80% users with the attributes of those users only (and of the items in
    training); every held-out user's ratings are predicted from their attributes alone
-   (``CMF.predict_new(items, user_attributes=...)``). References: ``Baseline`` on the 80% users
-   (an unknown user gets ``mu + b_i``), and cmfrec's ``predict_cold_multiple`` with the attributes.
+   (``CMF.predict_new(items, user_attributes=...)``; the default ``user_cold_start="regression"``
+   and the attribute block alone, ``"collective"``). References: the global mean, ``Baseline`` on
+   the 80% users (an unknown user gets ``mu + b_i``), and cmfrec's ``predict_cold_multiple`` with
+   the attributes. ``--only-cold``: just this comparison over ``--cold-seeds`` seeds (markdown on
+   stdout), with the u1 warm RMSE of both modes.
 3. Few ratings: the same held-out users, each user's ratings in a random order (seed); the first
    n in (0, 1, 3, 5, 10) are folded in (``predict_new(items, ratings=..., user_attributes=...)``)
    and RMSE is measured on the ratings after the first 10 (the same evaluation set for every n),
@@ -297,14 +300,20 @@ def main(argv=None) -> int:
     y = cold_df["rating"].to_numpy()
     base = Baseline().fit(warm80)
     base_rmse = rmse(base.predict(cold_df["user"], cold_df["item"]), y)
+    emit({"part": "cold_users", "model": "global mean", "rmse": rmse(np.full(len(y), warm80.values.mean()), y),
+          "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
     emit({"part": "cold_users", "model": "Baseline (mu + b_i)", "rmse": base_rmse, "n_users": int(cold_df.user.nunique()),
           "n_ratings": len(cold_df)})
-    cmf80 = CMF(threads=th).fit(warm80, user_attributes=u_warm, item_attributes=i_warm)
-    pred = np.empty(len(cold_df))
-    for uid, g in cold_df.groupby("user"):
-        pred[g.index.to_numpy()] = cmf80.predict_new(g["item"].to_numpy(), user_attributes=users.loc[uid])
-    emit({"part": "cold_users", "model": "mfrec CMF (attributes only)", "rmse": rmse(pred, y),
-          "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
+    for mode, label in (("regression", "mfrec CMF (attributes only)"),
+                        ("collective", "mfrec CMF (attributes only, user_cold_start='collective')")):
+        model = CMF(threads=th, user_cold_start=mode).fit(warm80, user_attributes=u_warm, item_attributes=i_warm)
+        pred = np.empty(len(cold_df))
+        for uid, g in cold_df.groupby("user"):
+            pred[g.index.to_numpy()] = model.predict_new(g["item"].to_numpy(), user_attributes=users.loc[uid])
+        emit({"part": "cold_users", "model": label, "rmse": rmse(pred, y),
+              "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
+        if mode == "regression":
+            cmf80 = model
     als80 = ALS(threads=th).fit(warm80)
     emit({"part": "cold_users", "model": "mfrec ALS (unknown user: mu + b_i)",
           "rmse": rmse(als80.predict(cold_df["user"], cold_df["item"]), y),
