@@ -404,3 +404,35 @@ def test_ml100k_cold_users_beat_the_item_bias_baseline():
     assert cold_rmse < base_rmse - 0.01 < mean_rmse, (
         f"cold users from attributes: CMF {cold_rmse:.4f}, item-bias baseline {base_rmse:.4f}, "
         f"global mean {mean_rmse:.4f}: the attributes no longer help cold users by 0.01")
+
+
+def test_model_file_without_cold_start_maps_loads_resaves_and_uses_the_attribute_block(tmp_path, monkeypatch, cold_users):
+    """A file written before the cold-start maps existed: fold-in falls back to the attribute block,
+    and the loaded model saves again."""
+    import json
+    import zipfile
+
+    from mfrec import models
+
+    monkeypatch.setitem(models.MODEL_NAMES, "cmf", CMF)
+    model, _, cold, users = cold_users
+    path = model.save(tmp_path / "new.mfrec")
+    old = tmp_path / "old.mfrec"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        manifest = json.loads(src.read("manifest.json"))
+        for side in ("user", "item"):
+            manifest["arrays"].pop(f"arrays/{side}_cold_start_map_.npy")
+        for key in ("user_cold_start", "item_cold_start", "cold_start_regularization"):
+            manifest["params"].pop(key)
+        dst.writestr("manifest.json", json.dumps(manifest))
+        for name in manifest["arrays"]:
+            dst.writestr(name, src.read(name))
+    back = mfrec.load_model(old)
+    assert back._cold_start_map("user") is None
+    uid = int(cold["user"].iloc[0])
+    collective = CMF(**{**PLANTED, "user_cold_start": "collective"})
+    collective.__dict__.update({k: v for k, v in back.__dict__.items() if k not in collective.get_params()})
+    np.testing.assert_array_equal(back.fold_in({}, user_attributes=users.loc[uid]).factors,
+                                  collective.fold_in({}, user_attributes=users.loc[uid]).factors)
+    again = mfrec.load_model(back.save(tmp_path / "again.mfrec"))
+    assert again.user_cold_start_map_.shape == (0, K + 1)

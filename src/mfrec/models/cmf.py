@@ -235,6 +235,13 @@ class CMF(FactorModel):
                     bias[cold] = P[:, 0]
             setattr(self, f"{side}_cold_start_map_", W.astype(self.user_factors_.dtype))
 
+    def _fitted_arrays(self) -> dict[str, np.ndarray]:
+        k = self.item_factors_.shape[1]
+        for side in ("user", "item"):  # a model read from a file written before the maps existed
+            if getattr(self, f"{side}_cold_start_map_", None) is None:
+                setattr(self, f"{side}_cold_start_map_", np.zeros((0, k + 1), dtype=self.item_factors_.dtype))
+        return super()._fitted_arrays()
+
     @staticmethod
     def _cold_start_rows(W: np.ndarray, V: np.ndarray, M: np.ndarray, means: np.ndarray) -> np.ndarray:
         """``[bias, factors]`` (rows x (1 + k), float64) predicted by the cold-start map ``W`` from
