@@ -19,7 +19,9 @@ one-hot, list-valued multi-hot, missing values not fitted).
 Users or items that appear only in an attribute table are part of the model (``users_`` /
 ``items_`` list the training ids first, then the attribute-only ids): their factors (and, with
 ``attribute_bias``, their bias) come from their attributes alone, so ``predict`` / ``recommend``
-work for them. Brand-new users are folded in from attributes and/or a few ratings (``fold_in``,
+work for them. How (``user_cold_start`` / ``item_cold_start``): by a ridge regression of the
+trained rows' biases and factors on their attributes, fitted after training (``"regression"``,
+the users' default), or by the attribute block of the factorization (``"collective"``). Brand-new users are folded in from attributes and/or a few ratings (``fold_in``,
 ``recommend_new``, ``predict_new``), new items from their attributes and/or a few ratings
 (``fold_in_item``, ``predict_new_item``).
 """
@@ -88,8 +90,9 @@ class CMF(FactorModel):
         shrinks towards that prediction instead of towards 0. ``"collective"``: the attribute
         rows of the factorization alone (``A ~ C`` through ``U ~ A C^T``), with bias 0 unless
         ``attribute_bias``. Defaults chosen on validation carve-outs of training data: the
-        regression for users (the attribute block alone gave cold users nothing over the
-        item-bias baseline), the collective block for items (it is as good there, 0.004 better).
+        regression for users (on held-out ml-100k users, 5 seeds: RMSE 1.0119 vs 1.0173 for the
+        attribute block alone and 1.0235 for the item-bias baseline), the collective block for
+        items (0.004 better there than the regression).
     cold_start_regularization
         Ridge penalty of the cold-start regression (its intercept is not penalized).
 
