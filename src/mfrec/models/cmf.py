@@ -465,10 +465,12 @@ class CMF(FactorModel):
                 user_attributes: AttributeRow | None = None) -> FoldIn:
         """A new user's bias and factors from a few ratings and/or their attributes.
 
-        Solves the training objective's ridge for one user: rating rows against the fixed item
-        factors plus the attribute rows (weight ``user_attribute_weight``) against the fixed
-        attribute factors. Attributes only: the bias is 0 and the factors come from the
-        attributes (cold start). Neither: the zero user. Unknown items are reported in
+        ``user_cold_start="regression"`` (default): attributes only give the cold-start
+        regression's bias and factors; with ratings, the ratings' ridge against the fixed item
+        factors shrinks towards that prediction instead of towards 0. ``"collective"``: the
+        training objective's ridge for one user, rating rows plus the attribute rows (weight
+        ``user_attribute_weight``) against the fixed attribute factors (attributes only: bias 0
+        unless ``attribute_bias``). Neither ratings nor attributes: the zero user. Unknown items are reported in
         ``unknown_items`` as in the base ``fold_in``.
         """
         self._require_fitted()
