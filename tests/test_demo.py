@@ -130,6 +130,9 @@ def test_run_demo_end_to_end(tmp_path, monkeypatch):
         listed = [r[k] for r in table_rows(readme, "#")]
         actual = [f"{r.title} ({', '.join(r.genres)})" for r in result["recommendations"][name].itertuples()]
         assert listed == actual, f"{name}: README top 20 != demo top 20\n" + how
+    contrast = f"share {s['biasedmf_shared_titles']} of 20 titles"
+    assert contrast in " ".join(readme.split()), f"README's BiasedMF contrast != demo ({contrast})\n" + how
+    assert s["biasedmf_shared_titles"] > 2 * s["shared_titles"], s  # the rating model's lists overlap more
     assert readme == computed, how
     # the saved ranker reproduces the guests' lists
     items = mfrec.load_dataset("ml-latest-small", progress=False).items
@@ -142,9 +145,12 @@ def test_readme_tables_render_the_demo_results():
     recs = {name: pd.DataFrame({"item": [1, 2], "title": ["A", "B"], "genres": [["Drama"], []]}) for name in GUESTS}
     rated = {name: [f"R{k}" for k in range(10)] for name in GUESTS}
     shares = {"children_or_animation_share_kids_guest": 0.75, "drama_share_drama_guest": 0.55,
-              "drama_share_kids_guest": 0.25, "shared_titles": 1, "children_or_animation_share_catalogue": 0.1}
+              "drama_share_kids_guest": 0.25, "shared_titles": 1, "children_or_animation_share_catalogue": 0.1,
+              "biasedmf_shared_titles": 12, "biasedmf_children_or_animation_share_kids_guest": 0.05,
+              "biasedmf_top_kids_guest": ["X", "Y", "Z"]}
     md = readme_tables(recs, rated, shares)
     assert "**75%** (catalogue base rate 10%)" in md and "**55%** (30 points more)" in md
+    assert "share 12 of 20 titles, with 5% Children/Animation" in " ".join(md.split())
     assert table_rows(md, "rated 5.0")[9] == ["10", "R9", "R9"]
     assert table_rows(md, "#") == [["1", "A (Drama)", "A (Drama)"], ["2", "B ()", "B ()"]]
     assert len(genre_guest(items, "Children")) == 10
