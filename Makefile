@@ -7,10 +7,12 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test bench clean
 
 $(BIN)/python:
+	@echo "creating .venv (first run only)"
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
+	@echo "installing mfrec and its dependencies into .venv (first run only, a few minutes)..."
 	$(BIN)/pip install --quiet -e ".[dev,plot]"
 	touch $(STAMP)
 

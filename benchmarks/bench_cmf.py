@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """CMF with side information on ml-100k: warm accuracy and speed, cold start, few-ratings curve.
 
-    .venv/bin/python benchmarks/bench_cmf.py [--threads 2] [--repeats 3] [--peer-python PY]
+    .venv/bin/python benchmarks/bench_cmf.py [--threads 2] [--repeats 3] [--peer-python PY] [--only-cold]
                                              [--cmfrec-lambda L | --no-peers]
 
 Attributes: users ``age`` (standardized), ``gender``, ``occupation`` (one-hot); items ``genres``
@@ -17,8 +17,11 @@ Attributes: users ``age`` (standardized), ``gender``, ``occupation`` (one-hot); 
 2. Cold users: all ml-100k ratings, ``mfrec.split.holdout_users(ratings, 0.2, seed)``. Models
    are trained on the 80% users with the attributes of those users only (and of the items in
    training); every held-out user's ratings are predicted from their attributes alone
-   (``CMF.predict_new(items, user_attributes=...)``). References: ``Baseline`` on the 80% users
-   (an unknown user gets ``mu + b_i``), and cmfrec's ``predict_cold_multiple`` with the attributes.
+   (``CMF.predict_new(items, user_attributes=...)``; the default ``user_cold_start="regression"``
+   and the attribute block alone, ``"collective"``). References: the global mean, ``Baseline`` on
+   the 80% users (an unknown user gets ``mu + b_i``), and cmfrec's ``predict_cold_multiple`` with
+   the attributes. ``--only-cold``: just this comparison over ``--cold-seeds`` seeds (markdown on
+   stdout), with the u1 warm RMSE of both modes.
 3. Few ratings: the same held-out users, each user's ratings in a random order (seed); the first
    n in (0, 1, 3, 5, 10) are folded in (``predict_new(items, ratings=..., user_attributes=...)``)
    and RMSE is measured on the ratings after the first 10 (the same evaluation set for every n),
@@ -64,7 +67,77 @@ def parse_args(argv=None):
     p.add_argument("--cmfrec-lambda", type=float, default=None, help="fixed lambda (default: tune it)")
     p.add_argument("--no-peers", action="store_true", help="skip cmfrec")
     p.add_argument("--out", default=str(RESULTS))
+    p.add_argument("--cold-seeds", type=int, default=5,
+                   help="seeds of the multi-seed cold-user table (0..N-1)")
+    p.add_argument("--only-cold", action="store_true",
+                   help="only the multi-seed cold-user accuracy table (no timing, no peers): markdown on stdout")
     return p.parse_args(argv)
+
+
+def cold_user_seeds(ds, users: pd.DataFrame, items: pd.DataFrame, seeds: int, threads: int) -> list[dict]:
+    """Cold users over several seeds: for each, ``holdout_users(ratings, 0.2, seed)``; RMSE on the
+    held-out users' ratings of the global mean, the item-bias baseline (``Baseline``: an unknown
+    user gets ``mu + b_i``), CMF with the default cold start (``user_cold_start="regression"``)
+    and with the attribute block alone (``"collective"``), predicted from attributes only.
+    Warm users: u1.base -> u1.test RMSE of both CMF variants (fitted the same way)."""
+    import mfrec
+    from mfrec import Baseline
+    from mfrec.models.cmf import CMF
+
+    out = []
+    for seed in range(seeds):
+        warm80, cold20 = mfrec.split.holdout_users(ds.ratings, 0.2, seed=seed)
+        wu, wi = np.unique(warm80.raw_users), np.unique(warm80.raw_items)
+        cdf = cold20.to_dataframe()[["user", "item", "rating"]].reset_index(drop=True)
+        y = cdf["rating"].to_numpy()
+        row = {"part": "cold_user_seeds", "seed": seed, "n_users": int(cdf.user.nunique()), "n_ratings": len(y),
+               "global_mean": rmse(np.full(len(y), warm80.values.mean()), y),
+               "item_bias_baseline": rmse(Baseline().fit(warm80).predict(cdf["user"], cdf["item"]), y)}
+        for mode in ("regression", "collective"):
+            m = CMF(threads=threads, user_cold_start=mode).fit(warm80, user_attributes=users.loc[wu],
+                                                               item_attributes=items.loc[wi])
+            pred = np.empty(len(y))
+            for uid, g in cdf.groupby("user"):
+                pred[g.index.to_numpy()] = m.predict_new(g["item"].to_numpy(), user_attributes=users.loc[uid])
+            row[f"cmf_{mode}"] = rmse(pred, y)
+        out.append(row)
+    return out
+
+
+def cold_seeds_markdown(rows: list[dict], warm: dict[str, float]) -> str:
+    lines = ["| seed | users / ratings | global mean | item-bias baseline (mu + b_i) | CMF attributes, "
+             "regression (default) | CMF attributes, collective block only | default vs baseline |",
+             "|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(f"| {r['seed']} | {r['n_users']} / {r['n_ratings']} | {r['global_mean']:.4f} | "
+                     f"{r['item_bias_baseline']:.4f} | {r['cmf_regression']:.4f} | {r['cmf_collective']:.4f} | "
+                     f"{r['cmf_regression'] - r['item_bias_baseline']:+.4f} |")
+    mean = {k: float(np.mean([r[k] for r in rows])) for k in
+            ("global_mean", "item_bias_baseline", "cmf_regression", "cmf_collective")}
+    lines.append(f"| mean | | {mean['global_mean']:.4f} | {mean['item_bias_baseline']:.4f} | "
+                 f"{mean['cmf_regression']:.4f} | {mean['cmf_collective']:.4f} | "
+                 f"{mean['cmf_regression'] - mean['item_bias_baseline']:+.4f} |")
+    lines += ["", "Warm users (u1.base -> u1.test, the same attributes): CMF regression cold start "
+              f"{warm['regression']:.4f}, collective {warm['collective']:.4f} (training is the same; the "
+              "cold-start map is fitted afterwards)."]
+    return "\n".join(lines) + "\n"
+
+
+def only_cold(args) -> int:
+    import mfrec
+    from mfrec.models.cmf import CMF
+
+    ds = mfrec.load_dataset("ml-100k", data_dir=args.data_dir, progress=False)
+    users = ds.users[["age", "gender", "occupation"]]
+    items = ds.items[["genres", "year"]]
+    rows = cold_user_seeds(ds, users, items, args.cold_seeds, args.threads)
+    for r in rows:
+        print(json.dumps(r), file=sys.stderr, flush=True)
+    train, test = ds.official_split("u1")
+    warm = {mode: CMF(threads=args.threads, user_cold_start=mode).fit(
+        train, user_attributes=users, item_attributes=items).score(test) for mode in ("regression", "collective")}
+    print(cold_seeds_markdown(rows, warm), end="")
+    return 0
 
 
 def rmse(pred, true) -> float:
@@ -164,6 +237,8 @@ def plot(few: list[dict], path: Path, baseline: float) -> None:
 
 def main(argv=None) -> int:
     args = parse_args(argv)
+    if args.only_cold:
+        return only_cold(args)
     import mfrec
     from mfrec import ALS, Baseline
     from mfrec.models.cmf import CMF
@@ -225,14 +300,20 @@ def main(argv=None) -> int:
     y = cold_df["rating"].to_numpy()
     base = Baseline().fit(warm80)
     base_rmse = rmse(base.predict(cold_df["user"], cold_df["item"]), y)
+    emit({"part": "cold_users", "model": "global mean", "rmse": rmse(np.full(len(y), warm80.values.mean()), y),
+          "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
     emit({"part": "cold_users", "model": "Baseline (mu + b_i)", "rmse": base_rmse, "n_users": int(cold_df.user.nunique()),
           "n_ratings": len(cold_df)})
-    cmf80 = CMF(threads=th).fit(warm80, user_attributes=u_warm, item_attributes=i_warm)
-    pred = np.empty(len(cold_df))
-    for uid, g in cold_df.groupby("user"):
-        pred[g.index.to_numpy()] = cmf80.predict_new(g["item"].to_numpy(), user_attributes=users.loc[uid])
-    emit({"part": "cold_users", "model": "mfrec CMF (attributes only)", "rmse": rmse(pred, y),
-          "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
+    for mode, label in (("regression", "mfrec CMF (attributes only)"),
+                        ("collective", "mfrec CMF (attributes only, user_cold_start='collective')")):
+        model = CMF(threads=th, user_cold_start=mode).fit(warm80, user_attributes=u_warm, item_attributes=i_warm)
+        pred = np.empty(len(cold_df))
+        for uid, g in cold_df.groupby("user"):
+            pred[g.index.to_numpy()] = model.predict_new(g["item"].to_numpy(), user_attributes=users.loc[uid])
+        emit({"part": "cold_users", "model": label, "rmse": rmse(pred, y),
+              "n_users": int(cold_df.user.nunique()), "n_ratings": len(cold_df)})
+        if mode == "regression":
+            cmf80 = model
     als80 = ALS(threads=th).fit(warm80)
     emit({"part": "cold_users", "model": "mfrec ALS (unknown user: mu + b_i)",
           "rmse": rmse(als80.predict(cold_df["user"], cold_df["item"]), y),

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import io
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,10 +15,33 @@ import pytest
 from rich.console import Console
 
 import mfrec
-from mfrec.demo import GUESTS, genre_guest, genre_share, guest_recommendations, run_demo
+import mfrec.demo
+from mfrec.demo import GUESTS, compile_notice, genre_guest, genre_share, guest_recommendations, readme_tables, run_demo
 from tests.conftest import dataset_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+README = Path(__file__).resolve().parents[1] / "README.md"
+BLOCK = re.compile(r"<!-- BEGIN demo-guests[^>]*-->\n(.*?)<!-- END demo-guests -->", re.S)
+
+
+def readme_guest_block() -> str:
+    """The README's generated guest tables (between the demo-guests markers)."""
+    found = BLOCK.search(README.read_text(encoding="utf-8"))
+    assert found, "README.md lost its <!-- BEGIN demo-guests --> ... <!-- END demo-guests --> block"
+    return found.group(1)
+
+
+def table_rows(block: str, first_header: str) -> list[list[str]]:
+    """Cells of the markdown table in ``block`` whose header's first cell is ``first_header``."""
+    lines = block.splitlines()
+    start = next(k for k, line in enumerate(lines)
+                 if line.startswith("|") and line.strip("|").split("|")[0].strip() == first_header)
+    rows = []
+    for line in lines[start + 2:]:
+        if not line.startswith("|"):
+            break
+        rows.append([c.strip() for c in line.strip().strip("|").split("|")])
+    return rows
 
 
 def _items(n: int = 30) -> pd.DataFrame:
@@ -57,6 +85,7 @@ def test_guest_recommendations_on_synthetic_data():
 @pytest.mark.realdata
 def test_run_demo_end_to_end(tmp_path, monkeypatch):
     monkeypatch.setenv("MFREC_DATA_DIR", str(dataset_dir("ml-latest-small").parent))
+    monkeypatch.setattr(mfrec.demo, "kernels_cached", lambda: False)
     out = tmp_path / "out"
     buf = io.StringIO()
     result = run_demo("ml-latest-small", out, console=Console(file=buf, width=120), progress=None,
@@ -83,7 +112,64 @@ def test_run_demo_end_to_end(tmp_path, monkeypatch):
     for fragment in ("ml-latest-small", "held-out", "actual vs predicted", "children's films lover",
                      "drama lover", "saved"):
         assert fragment in text, fragment
+    # the demo shows the ten films each guest rated, and says when kernels are compiled
+    for titles in result["rated"].values():
+        assert len(titles) == 10
+        for title in titles:
+            assert title[:20] in text, title
+    assert "compiling kernels" in text  # kernels_cached() is False here (monkeypatched)
+    # the README's tables are the demo's output: shares, rated films, both top-20 lists
+    readme = readme_guest_block()
+    computed = result["readme"]
+    how = ("README.md's guest tables no longer match what `mfrec demo` computes; replace the block "
+           "between the demo-guests markers with mfrec.demo.readme_tables(...) of run_demo:\n" + computed)
+    shares = table_rows(readme, "")
+    assert [r[1:] for r in shares] == [r[1:] for r in table_rows(computed, "")], how
+    assert table_rows(readme, "rated 5.0") == table_rows(computed, "rated 5.0"), how
+    for k, name in enumerate(GUESTS, 1):
+        listed = [r[k] for r in table_rows(readme, "#")]
+        actual = [f"{r.title} ({', '.join(r.genres)})" for r in result["recommendations"][name].itertuples()]
+        assert listed == actual, f"{name}: README top 20 != demo top 20\n" + how
+    contrast = f"share {s['biasedmf_shared_titles']} of 20 titles"
+    assert contrast in " ".join(readme.split()), f"README's BiasedMF contrast != demo ({contrast})\n" + how
+    assert s["biasedmf_shared_titles"] > 2 * s["shared_titles"], s  # the rating model's lists overlap more
+    assert readme == computed, how
     # the saved ranker reproduces the guests' lists
     items = mfrec.load_dataset("ml-latest-small", progress=False).items
     again = guest_recommendations(ranker, items, n=20)
     assert len(set(again["children's films lover"]["item"]) & set(again["drama lover"]["item"])) == s["shared_titles"]
+
+
+def test_readme_tables_render_the_demo_results():
+    items = _items()
+    recs = {name: pd.DataFrame({"item": [1, 2], "title": ["A", "B"], "genres": [["Drama"], []]}) for name in GUESTS}
+    rated = {name: [f"R{k}" for k in range(10)] for name in GUESTS}
+    shares = {"children_or_animation_share_kids_guest": 0.75, "drama_share_drama_guest": 0.55,
+              "drama_share_kids_guest": 0.25, "shared_titles": 1, "children_or_animation_share_catalogue": 0.1,
+              "biasedmf_shared_titles": 12, "biasedmf_children_or_animation_share_kids_guest": 0.05,
+              "biasedmf_top_kids_guest": ["X", "Y", "Z"]}
+    md = readme_tables(recs, rated, shares)
+    assert "**75%** (catalogue base rate 10%)" in md and "**55%** (30 points more)" in md
+    assert "share 12 of 20 titles, with 5% Children/Animation" in " ".join(md.split())
+    assert table_rows(md, "rated 5.0")[9] == ["10", "R9", "R9"]
+    assert table_rows(md, "#") == [["1", "A (Drama)", "A (Drama)"], ["2", "B ()", "B ()"]]
+    assert len(genre_guest(items, "Children")) == 10
+
+
+def test_compile_notice(monkeypatch):
+    monkeypatch.setattr(mfrec.demo, "kernels_cached", lambda: True)
+    assert compile_notice() is None
+    monkeypatch.setattr(mfrec.demo, "kernels_cached", lambda: False)
+    assert "compiling kernels (first run only" in compile_notice()
+    monkeypatch.setattr(mfrec.demo, "kernels_cached", lambda: None)
+    assert "compiling kernels if needed (first run only" in compile_notice()
+
+
+def test_kernels_cached_sees_an_empty_numba_cache(tmp_path):
+    """A cold cache (an empty NUMBA_CACHE_DIR) is detected; no kernel is compiled to find out."""
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path), "PYTHONPATH": str(Path(mfrec.__file__).parents[1])}
+    out = subprocess.run([sys.executable, "-c", "from mfrec.demo import kernels_cached; print(kernels_cached())"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "False"
+    assert not any(tmp_path.rglob("*.nbi"))

@@ -19,7 +19,9 @@ one-hot, list-valued multi-hot, missing values not fitted).
 Users or items that appear only in an attribute table are part of the model (``users_`` /
 ``items_`` list the training ids first, then the attribute-only ids): their factors (and, with
 ``attribute_bias``, their bias) come from their attributes alone, so ``predict`` / ``recommend``
-work for them. Brand-new users are folded in from attributes and/or a few ratings (``fold_in``,
+work for them. How (``user_cold_start`` / ``item_cold_start``): by a ridge regression of the
+trained rows' biases and factors on their attributes, fitted after training (``"regression"``,
+the users' default), or by the attribute block of the factorization (``"collective"``). Brand-new users are folded in from attributes and/or a few ratings (``fold_in``,
 ``recommend_new``, ``predict_new``), new items from their attributes and/or a few ratings
 (``fold_in_item``, ``predict_new_item``).
 """
@@ -42,6 +44,9 @@ from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
 from mfrec.models.base import EpochCallback, FactorModel, as_ratings
 from mfrec.recommend import FoldIn, resolve_new_ratings
+
+#: how rows without ratings get their factors (and bias) from their attributes
+COLD_START = ("regression", "collective")
 
 AttributeRow = Mapping[Any, Any] | pd.Series | pd.DataFrame
 NewRatings = Mapping[Any, float] | pd.DataFrame | pd.Series
@@ -77,6 +82,19 @@ class CMF(FactorModel):
     attribute_bias
         Put the biases into the attribute models too, ``U ~ m + [b_u, A] C^T`` (C gets a leading
         bias column): attributes then also predict the bias of users / items without ratings.
+    user_cold_start, item_cold_start
+        How a row without ratings (a new user / item, or one only in the attribute table) gets
+        its bias and factors from its attributes. ``"regression"``: a ridge regression of the
+        trained rows' ``[bias, factors]`` on their encoded attributes (penalty
+        ``cold_start_regularization``), fitted after training; fold-in with a few ratings then
+        shrinks towards that prediction instead of towards 0. ``"collective"``: the attribute
+        rows of the factorization alone (``A ~ C`` through ``U ~ A C^T``), with bias 0 unless
+        ``attribute_bias``. Defaults chosen on validation carve-outs of training data: the
+        regression for users (on held-out ml-100k users, 5 seeds: RMSE 1.0119 vs 1.0173 for the
+        attribute block alone and 1.0235 for the item-bias baseline), the collective block for
+        items (0.004 better there than the regression).
+    cold_start_regularization
+        Ridge penalty of the cold-start regression (its intercept is not penalized).
 
     The defaults were tuned on ml-100k (a seeded 10% validation carve-out of u1.base, with
     user and item cold-start carve-outs of u1.base as tie-breakers), never on u1.test: k=50 is as
@@ -85,17 +103,21 @@ class CMF(FactorModel):
     """
 
     _epochs_param = "iterations"
-    _param_choices = {"solver": ("cholesky", "cg")}
+    _param_choices = {"solver": ("cholesky", "cg"), "user_cold_start": COLD_START, "item_cold_start": COLD_START}
     _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
                      "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
-                     "user_attribute_encoder_", "item_attribute_encoder_")
+                     "user_attribute_encoder_", "item_attribute_encoder_",
+                     "user_cold_start_map_", "item_cold_start_map_")
     _array_specs = {**FactorModel._array_specs,
                     "user_attribute_factors_": ("factor", ("user_features", "factors+attribute_bias")),
                     "item_attribute_factors_": ("factor", ("item_features", "factors+attribute_bias")),
                     "user_attribute_means_": ("float", ("user_features",)),
                     "item_attribute_means_": ("float", ("item_features",)),
                     "user_attribute_rows_": ("bool", ("users",)), "item_attribute_rows_": ("bool", ("items",)),
-                    "user_attribute_encoder_": ("str", (1,)), "item_attribute_encoder_": ("str", (1,))}
+                    "user_attribute_encoder_": ("str", (1,)), "item_attribute_encoder_": ("str", (1,)),
+                    # [bias, factors] from the attributes: 0 rows when unused, else 1 + features
+                    "user_cold_start_map_": ("factor", ("user_map_rows", "factors+1")),
+                    "item_cold_start_map_": ("factor", ("item_map_rows", "factors+1"))}
 
     def __init__(
         self,
@@ -108,6 +130,9 @@ class CMF(FactorModel):
         item_attribute_weight: float = 10.0,
         attribute_regularization: float = 200.0,
         attribute_bias: bool = True,
+        user_cold_start: str = "regression",
+        item_cold_start: str = "collective",
+        cold_start_regularization: float = 10.0,
         solver: str = "cg",
         cg_steps: int = 3,
         init_std: float = 0.1,
@@ -173,9 +198,58 @@ class CMF(FactorModel):
                                    "items": int(np.sum(train.item_counts == 0))}
         try:
             super().fit(train, validation, callback=callback)
+            self._fit_cold_start(train)
         finally:
             del self._attr
         return self
+
+    def _fit_cold_start(self, train: Ratings) -> None:
+        """``{side}_cold_start_map_``: the ridge regression of the trained rows' ``[bias, factors]``
+        on their encoded attributes (``{side}_cold_start="regression"``); the rows that have
+        attributes but no rating are given its prediction (so ``predict`` and ``fold_in`` agree).
+
+        The map ``W`` ((1 + p) x (1 + k), intercept first) minimizes
+        ``|[b, A] - [1, Z] W|^2 + cold_start_regularization |W[1:]|^2`` over the rows with ratings
+        and at least one observed attribute; ``Z`` are the encoded attributes minus their means
+        (0 where missing). Without ``attribute_bias`` the bias column is 0 (no bias from
+        attributes). An empty (0, 1 + k) map means "not available" (no attributes, weight 0 or
+        ``"collective"``).
+        """
+        k = self.user_factors_.shape[1]
+        for side, counts in (("user", train.user_counts), ("item", train.item_counts)):
+            V, M, means = self._attr[side]
+            weight = float(getattr(self, f"{side}_attribute_weight"))
+            W = np.zeros((0, k + 1))
+            rows = (counts > 0) & M.any(axis=1)
+            if getattr(self, f"{side}_cold_start") == "regression" and weight > 0 and V.shape[1] and rows.any():
+                factors, bias = getattr(self, f"{side}_factors_"), getattr(self, f"{side}_bias_")
+                Z = np.hstack([np.ones((int(rows.sum()), 1)), np.where(M[rows], V[rows] - means, 0.0)])
+                T = np.hstack([bias[rows, None], factors[rows]]).astype(np.float64)
+                if not self.attribute_bias:
+                    T[:, 0] = 0.0
+                G = Z.T @ Z
+                G[np.diag_indices_from(G)] += float(self.cold_start_regularization)
+                G[0, 0] -= float(self.cold_start_regularization)  # the intercept is not shrunk
+                W = sla.solve(G, Z.T @ T, assume_a="pos", check_finite=False)
+                cold = (counts == 0) & M.any(axis=1)
+                if cold.any():
+                    P = self._cold_start_rows(W, V[cold], M[cold], means)
+                    factors[cold] = P[:, 1:]
+                    bias[cold] = P[:, 0]
+            setattr(self, f"{side}_cold_start_map_", W.astype(self.user_factors_.dtype))
+
+    @staticmethod
+    def _cold_start_rows(W: np.ndarray, V: np.ndarray, M: np.ndarray, means: np.ndarray) -> np.ndarray:
+        """``[bias, factors]`` (rows x (1 + k), float64) predicted by the cold-start map ``W`` from
+        encoded attribute rows ``V`` (observed where ``M``)."""
+        Z = np.where(M, V - means, 0.0)
+        return W[0].astype(np.float64) + Z @ W[1:].astype(np.float64)
+
+    def _cold_start_map(self, side: str) -> np.ndarray | None:
+        """The fitted cold-start map of ``side``, None when not available (``"collective"``, no
+        attributes)."""
+        W = getattr(self, f"{side}_cold_start_map_", None)
+        return None if W is None or W.shape[0] == 0 else W
 
     def _prepare_side(self, table: pd.DataFrame | None, encoder: AttributeEncoder | None, id_map: Any, what: str):
         """(union id map, fitted encoder or None, values, observed) for one side."""
@@ -229,6 +303,8 @@ class CMF(FactorModel):
         self.user_attribute_factors_ = np.zeros((self._attr["user"][0].shape[1], k + off), dtype=dtype)
         self.item_attribute_factors_ = np.zeros((self._attr["item"][0].shape[1], k + off), dtype=dtype)
         self._attr_sse = 0.0
+        self.user_cold_start_map_ = np.zeros((0, k + 1), dtype=dtype)  # fitted after training
+        self.item_cold_start_map_ = np.zeros((0, k + 1), dtype=dtype)
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         lam, lam_b = self._lambdas()
@@ -357,6 +433,16 @@ class CMF(FactorModel):
         G = Xr.T @ Xr
         rhs = Xr.T @ t
         use_attr = weight > 0 and observed.any()
+        W = self._cold_start_map(side) if use_attr else None
+        if W is not None:
+            # the attributes' prediction of [bias, factors]; ratings (if any) move the row from it
+            w0 = self._cold_start_rows(W, values[None, :], observed[None, :], means)[0]
+            if len(t) == 0:
+                return float(w0[0]), w0[1:1 + k], None, Xr
+            # the ridge shrinks towards w0 instead of 0; w0 already holds what the attributes say,
+            # so no attribute rows are stacked (measured: the same accuracy as stacking both)
+            rhs += np.r_[lam_b, np.full(k, lam)] * w0
+            use_attr = False
         if use_attr:
             Co = C[observed]
             if Co.shape[1] == k:  # no bias column in the attribute model
@@ -384,10 +470,12 @@ class CMF(FactorModel):
                 user_attributes: AttributeRow | None = None) -> FoldIn:
         """A new user's bias and factors from a few ratings and/or their attributes.
 
-        Solves the training objective's ridge for one user: rating rows against the fixed item
-        factors plus the attribute rows (weight ``user_attribute_weight``) against the fixed
-        attribute factors. Attributes only: the bias is 0 and the factors come from the
-        attributes (cold start). Neither: the zero user. Unknown items are reported in
+        ``user_cold_start="regression"`` (default): attributes only give the cold-start
+        regression's bias and factors; with ratings, the ratings' ridge against the fixed item
+        factors shrinks towards that prediction instead of towards 0. ``"collective"``: the
+        training objective's ridge for one user, rating rows plus the attribute rows (weight
+        ``user_attribute_weight``) against the fixed attribute factors (attributes only: bias 0
+        unless ``attribute_bias``). Neither ratings nor attributes: the zero user. Unknown items are reported in
         ``unknown_items`` as in the base ``fold_in``.
         """
         self._require_fitted()
