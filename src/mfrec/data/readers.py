@@ -119,7 +119,7 @@ def decode_error(path: Path, encoding: str) -> DataError:
         raw.decode(encoding)
     except UnicodeDecodeError as exc:
         line = raw.count(b"\n", 0, exc.start) + 1
-        hint = " (it looks like Latin-1 text: pass encoding='latin-1')" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else ""
+        hint = "; if it is Latin-1 (ISO-8859-1) text, pass encoding='latin-1'" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else ""
         return DataError(
             f"the file is not valid {encoding} text: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} "
             f"cannot be decoded ({exc.reason}){hint}",
@@ -128,31 +128,27 @@ def decode_error(path: Path, encoding: str) -> DataError:
     return DataError(f"the file is not valid {encoding} text; pass encoding=", source=str(path))
 
 
-def _text_ids(col: np.ndarray) -> np.ndarray:
+_CANONICAL_INT = r"^-?(0|[1-9][0-9]*)$"
+
+
+def _text_ids(col: pd.Series) -> np.ndarray:
     """Ids read as text: int64 when every id is a canonical integer literal (``7``, ``-12``; no
-    sign ``+``, no leading zeros, no decimal point) that fits int64; exact Python ints when they are
-    all canonical but some do not fit; otherwise every id of the column stays its text (so ``007``
-    and ``7`` are two ids). Surrounding spaces are ignored. Missing ids are left for the validator."""
-    if col.dtype != object or len(col) == 0 or pd.isna(col).any():
-        return col
-    text = np.strings.strip(col.astype(str))
-    body = np.strings.lstrip(text, "-")
-    signs = np.strings.str_len(text) - np.strings.str_len(body)
-    length = np.strings.str_len(body)
+    ``+``, no leading zeros, no decimal point) that fits int64; exact Python ints when all are
+    canonical but some do not fit; otherwise every id of the column stays its text (so ``007`` and
+    ``7`` are two ids, and so are ``1`` and ``1.0``). Surrounding spaces are ignored. A column with
+    missing ids is left as it is for the validator to report. Vectorized with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(col) == 0 or col.isna().any():
+        return col.to_numpy(dtype=object)
+    arr = pc.utf8_trim_whitespace(pa.array(col, type=pa.string()) if col.dtype == object else pa.array(col))
+    if not pc.all(pc.match_substring_regex(arr, _CANONICAL_INT)).as_py():
+        return arr.to_numpy(zero_copy_only=False).astype(object)
     try:
-        ascii_body = body.astype("S")  # isdigit on bytes: ASCII digits only
-    except UnicodeEncodeError:
-        return text.astype(object)
-    canonical = (
-        (signs <= 1) & (length > 0) & np.strings.isdigit(ascii_body)
-        & ((length == 1) | ~np.strings.startswith(body, "0")) & ~((signs == 1) & (body == "0"))
-    )
-    if not canonical.all():
-        return text.astype(object)
-    fits = (length < 19) | ((length == 19) & (body <= np.where(signs == 1, "9223372036854775808", "9223372036854775807")))
-    if fits.all():
-        return text.astype(np.int64)
-    return np.frompyfunc(int, 1, 1)(text).astype(object)  # exact, beyond int64 (rare)
+        return pc.cast(arr, pa.int64()).to_numpy()
+    except pa.ArrowInvalid:  # beyond int64: exact Python ints (rare)
+        return np.array([int(x) for x in arr.to_pylist()], dtype=object)
 
 
 def _pick(names: list[str], ref: ColumnRef, candidates: tuple[str, ...], position: int | None, what: str, path: Path):
@@ -174,7 +170,21 @@ def _pick(names: list[str], ref: ColumnRef, candidates: tuple[str, ...], positio
     return None
 
 
-def _guess_header(lines: list[str], split, refs: tuple, n_cols: int) -> bool:
+def _head_records(path: Path, encoding: str, psep: str, stride: int, engine: str, lines: list[str], split) -> list[list[str]]:
+    """The first two records, split into fields (quoted fields may span lines)."""
+    if engine == "c" and stride == 1:
+        import csv
+        import itertools
+
+        with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
+            recs = list(itertools.islice(csv.reader(fh, delimiter=psep, quotechar='"'), 2))
+        if recs and recs[0]:
+            recs[0][0] = recs[0][0].lstrip("\ufeff")
+        return recs
+    return [split(line) for line in lines]
+
+
+def _guess_header(records: list[list[str]], refs: tuple, n_cols: int) -> bool:
     """Whether the first line is a header (``header=None``).
 
     It is when a column is given by name, or when its user, item and rating fields are all
@@ -185,16 +195,16 @@ def _guess_header(lines: list[str], split, refs: tuple, n_cols: int) -> bool:
     if any(isinstance(r, str) and not r.isdigit() for r in refs):
         return True
     u, i, r = (ref if isinstance(ref, int) else k for ref, k in zip(refs[:3], (0, 1, 2 if n_cols > 2 else n_cols - 1)))
-    first = [f.strip().strip('"') for f in split(lines[0])]
+    first = [f.strip().strip('"') for f in records[0]]
     if max(u, i, r) >= len(first):
         return False
     if not all(first[p] and not _looks_numeric(first[p]) for p in (u, i, r)):
         return False
     if any(f.lower() in _KNOWN_NAMES for f in first):
         return True
-    if len(lines) < 2:
+    if len(records) < 2:
         return False
-    second = [f.strip().strip('"') for f in split(lines[1])]
+    second = [f.strip().strip('"') for f in records[1]]
     return r < len(second) and _looks_numeric(second[r])
 
 
@@ -243,7 +253,8 @@ def read_ratings_csv(
     raw_fields = split(lines[0])
     n_cols = len(raw_fields)
     if header is None:
-        header = _guess_header(lines, split, (user, item, rating, timestamp if not isinstance(timestamp, bool) else None), n_cols)
+        records = _head_records(path, encoding, psep, stride, engine, lines, split)
+        header = _guess_header(records, (user, item, rating, timestamp if not isinstance(timestamp, bool) else None), n_cols)
     names = [f.strip().strip('"') for f in raw_fields] if header else [str(k) for k in range(n_cols)]
     if header:
         seen: dict[str, int] = {}
@@ -356,8 +367,7 @@ def read_ratings_csv(
             f"cannot read columns {positions}: the rows have only {(n_raw + stride - 1) // stride} fields",
             source=str(path),
         )
-    cols = [df[k].to_numpy() for k in usecols]
-    cols[0], cols[1] = _text_ids(cols[0]), _text_ids(cols[1])
+    cols = [_text_ids(df[k]) if k in id_cols else df[k].to_numpy() for k in usecols]
 
     names_used = [names[p] for p in (u_pos, i_pos, r_pos)] + [names[t_pos] if t_pos is not None else "timestamp"]
     return Ratings.from_arrays(
