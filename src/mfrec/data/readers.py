@@ -74,23 +74,28 @@ class RowLines:
     newline does not shift the lines that follow.
     """
 
-    def __init__(self, path: Path, encoding: str, delimiter: str, header_lines: int) -> None:
+    def __init__(
+        self, path: Path, encoding: str, delimiter: str, header_lines: int, *, quoting: bool = True,
+        skip_blank: bool = False,
+    ) -> None:
         self.path, self.encoding, self.delimiter, self.header_lines = path, encoding, delimiter, header_lines
+        self.quoting, self.skip_blank = quoting, skip_blank  # as the parser was told (blank lines skipped?)
         self._starts: list[int] | None = None
 
     def _scan(self) -> list[int]:
         import csv
 
         with open(self.path, "rb") as fh:
-            quoted = b'"' in fh.read()
-        if not quoted:
+            quoted = self.quoting and b'"' in fh.read()
+        if not quoted and not self.skip_blank:
             return []
         starts: list[int] = []
         with open(self.path, "r", encoding=self.encoding, errors="replace", newline="") as fh:
-            reader = csv.reader(fh, delimiter=self.delimiter[0], quotechar='"')
+            reader = csv.reader(fh, delimiter=self.delimiter[0], quotechar='"',
+                                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
             prev = 0
-            for k, _ in enumerate(reader):
-                if k >= self.header_lines:
+            for k, record in enumerate(reader):
+                if k >= self.header_lines and (record or not self.skip_blank):
                     starts.append(prev + 1)
                 prev = reader.line_num
         return starts
