@@ -280,3 +280,29 @@ def test_movielens_loaders_declare_their_scale(monkeypatch, tmp_path):
     assert train.rating_scale == test.rating_scale == (1.0, 5.0)
     if (root / "ml-latest-small").is_dir():
         assert load_dataset("ml-latest-small", data_dir=root, download=False).ratings.rating_scale == (0.5, 5.0)
+
+
+def test_huge_ids_round_trip_through_parquet(tmp_path):
+    from mfrec.data.readers import write_ratings_parquet
+
+    r = Ratings.from_arrays([12345678901234567890, 1], [1, 1], [1, 2], [5, 6])
+    write_ratings_parquet(r, tmp_path / "w.parquet")
+    back = read_ratings_parquet(tmp_path / "w.parquet", timestamp="timestamp")
+    pd.testing.assert_frame_equal(back.to_dataframe(), r.to_dataframe())
+    with pytest.raises(DataError, match="neither int64 nor uint64"):
+        write_ratings_parquet(Ratings.from_arrays([2**64, -1], [1, 1], [1, 2]), tmp_path / "x.parquet")
+
+
+def test_other_multicharacter_separators_are_literal(tmp_path):
+    r = read_ratings_csv(write(tmp_path, "1|;2|;3\n2|;2|;4\n", "r.txt"), sep="|;")
+    assert r.raw_users.tolist() == [1, 2] and r.values.tolist() == [3.0, 4.0]
+    with pytest.raises(DataError, match="4 fields, expected 3") as exc:
+        read_ratings_csv(write(tmp_path, "1|;2|;3\n2|;2|;4|;5\n", "s.txt"), sep="|;")
+    assert exc.value.line == 2
+
+
+def test_empty_trailing_field_is_harmless_but_a_value_there_is_not(tmp_path):
+    assert len(read_ratings_csv(write(tmp_path, "user,item,rating\n1,2,3,\n"))) == 1
+    with pytest.raises(DataError, match="4 fields, expected 3") as exc:
+        read_ratings_csv(write(tmp_path, "user,item,rating\n1,2,3,\n2,2,4,NA\n", "b.csv"))
+    assert exc.value.line == 3

@@ -301,7 +301,8 @@ def read_ratings_csv(
     positions = [p for p in (u_pos, i_pos, r_pos, t_pos) if p is not None]
     usecols = [p * stride for p in positions]
     header_lines = 1 if header else 0
-    rows = RowLines(path, encoding, psep, header_lines)
+    # the python engine ignores quotes with a multi-character separator (and would take it as a regex)
+    rows = RowLines(path, encoding, psep, header_lines, quoting=engine == "c")
     expected = n_cols
     # Every column is read, plus one: a row with an extra field fills it and is reported (pandas
     # would otherwise pad or drop silently). Unused columns are cheap categoricals; ids are text.
@@ -314,7 +315,9 @@ def read_ratings_csv(
     else:
         dtype = {k: ("category" if k not in usecols else str) for k in range(n_raw) if k not in usecols or k in id_cols}
         dtype[extra] = str
-    na_values = {k: ([""] if k in id_cols else _NA_TOKENS) for k in range(n_raw + 1)}
+    # only an empty field is a missing id; an extra or `::`-filler field must be empty ("NA" is data)
+    strict = id_cols | {extra} | {k for k in range(n_raw) if k % stride}
+    na_values = {k: ([""] if k in strict else _NA_TOKENS) for k in range(n_raw + 1)}
 
     def bad_row(line: int) -> DataError:
         text = rows.text(line)
@@ -329,7 +332,7 @@ def read_ratings_csv(
     try:
         df = pd.read_csv(
             path,
-            sep=psep,
+            sep=psep if engine == "c" else re.escape(psep),
             header=None,
             names=list(range(n_raw + 1)),
             skiprows=header_lines,
@@ -340,6 +343,7 @@ def read_ratings_csv(
             keep_default_na=False,
             na_values=na_values,
             quotechar='"',
+            index_col=False,
         )
     except pd.errors.ParserError as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
@@ -431,6 +435,18 @@ def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
 
     from mfrec.io import atomic_path
 
-    table = pa.Table.from_pandas(ratings.to_dataframe(), preserve_index=False)
+    df = ratings.to_dataframe()
+    columns = {}
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "integer":
+            # ids beyond int64 (kept exact as Python ints): uint64 when they fit, else refuse
+            if all(0 <= v < 2**64 for v in (col.min(), col.max())):
+                columns[name] = pa.array(col.tolist(), type=pa.uint64())
+                continue
+            raise DataError(f"{name} ids that fit neither int64 nor uint64 cannot be stored in Parquet; convert them to str first",
+                            source=str(path))
+        columns[name] = pa.array(col)
+    table = pa.table(columns)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)
