@@ -306,3 +306,11 @@ def test_empty_trailing_field_is_harmless_but_a_value_there_is_not(tmp_path):
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
         read_ratings_csv(write(tmp_path, "user,item,rating\n1,2,3,\n2,2,4,NA\n", "b.csv"))
     assert exc.value.line == 3
+
+
+def test_quoted_separator_in_the_first_row(tmp_path):
+    r = read_ratings_csv(write(tmp_path, '1,"a,b",3\n2,c,4\n'))
+    assert r.timestamps is None and sorted(r.items.tolist()) == ["a,b", "c"]
+    with pytest.raises(DataError, match="4 fields, expected 3") as exc:
+        read_ratings_csv(write(tmp_path, 'user,item,rating\n1,"a,b",3\n2,"c,d",4,5\n', "b.csv"))
+    assert exc.value.line == 3

@@ -255,10 +255,10 @@ def read_ratings_csv(
     lines = _head_lines(path, encoding)
     if not lines:
         raise DataError("no ratings: the file is empty", source=str(path))
-    raw_fields = split(lines[0])
+    records = _head_records(path, encoding, psep, stride, engine, lines, split)
+    raw_fields = records[0] if records else []  # quoted fields may hold the separator
     n_cols = len(raw_fields)
     if header is None:
-        records = _head_records(path, encoding, psep, stride, engine, lines, split)
         header = _guess_header(records, (user, item, rating, timestamp if not isinstance(timestamp, bool) else None), n_cols)
     names = [f.strip().strip('"') for f in raw_fields] if header else [str(k) for k in range(n_cols)]
     if header:
@@ -306,7 +306,7 @@ def read_ratings_csv(
     expected = n_cols
     # Every column is read, plus one: a row with an extra field fills it and is reported (pandas
     # would otherwise pad or drop silently). Unused columns are cheap categoricals; ids are text.
-    n_raw = len(lines[0].split(psep)) if engine == "c" else n_cols
+    n_raw = len(lines[0].split(psep)) if stride > 1 else n_cols
     extra = n_raw
     id_cols = {u_pos * stride, i_pos * stride}
     dtype: Any
@@ -321,7 +321,12 @@ def read_ratings_csv(
 
     def bad_row(line: int) -> DataError:
         text = rows.text(line)
-        got = len(split(text))
+        if engine == "c" and stride == 1:
+            import csv
+
+            got = len(next(csv.reader([text], delimiter=psep, quotechar='"'), []))
+        else:
+            got = len(split(text))
         if got != expected:
             msg = f"malformed row: {got} fields, expected {expected}"
         else:
