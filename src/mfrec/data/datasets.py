@@ -23,12 +23,13 @@ import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import Any, Callable, Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
 
 from mfrec.data.ratings import Ratings
+from mfrec.data.readers import _CANONICAL_INT, RowLines, _text_ids, decode_error
 from mfrec.errors import DataError, DatasetNotFoundError
 
 DEFAULT_DOWNLOAD_URL = "https://files.grouplens.org/datasets/movielens"
@@ -416,14 +417,22 @@ def _years(titles: pd.Series, fallback: pd.Series | None = None) -> pd.Series:
     return year.astype("Int64")
 
 
-def _items_frame(ids: pd.Series, titles: pd.Series, genres: pd.Series, year: pd.Series, source: Path) -> pd.DataFrame:
-    idx = pd.Index(pd.to_numeric(ids, errors="coerce"), name="item")
-    if idx.isna().any():
-        k = int(np.flatnonzero(idx.isna())[0])
-        raise DataError(f"item id {ids.iloc[k]!r} is not a number", source=str(source), line=k + 1)
-    idx = idx.astype(np.int64)
+LineOf = Callable[[int], int]
+
+
+def _items_frame(
+    ids: pd.Series, titles: pd.Series, genres: pd.Series, year: pd.Series, source: Path, line_of: LineOf
+) -> pd.DataFrame:
+    """The catalog indexed by item id; ``line_of(k)`` is the file line of row ``k`` (for errors)."""
+    values = _text_ids(ids)
+    if values.dtype != np.int64:
+        text = ids.astype(object).fillna("").astype(str).str.strip()
+        k = int(np.flatnonzero(~text.str.fullmatch(_CANONICAL_INT).to_numpy(dtype=bool))[0])
+        raise DataError(f"item id {ids.iloc[k]!r} is not an integer", source=str(source), line=line_of(k))
+    idx = pd.Index(values, name="item")
     if not idx.is_unique:
-        raise DataError(f"item id {idx[idx.duplicated()][0]} appears twice", source=str(source))
+        k = int(np.flatnonzero(idx.duplicated())[0])
+        raise DataError(f"item id {idx[k]} appears twice", source=str(source), line=line_of(k))
     df = pd.DataFrame(
         {"title": titles.fillna("").astype(str).str.strip().to_numpy(), "genres": genres.to_numpy(), "year": year.to_numpy()},
         index=idx,
@@ -433,18 +442,20 @@ def _items_frame(ids: pd.Series, titles: pd.Series, genres: pd.Series, year: pd.
 
 
 def _read_text_lines(path: Path, encoding: str) -> pd.Series:
-    """Non-empty lines of a text file (falls back to Latin-1 when not valid in ``encoding``)."""
+    """Non-empty lines of a text file, indexed by their 1-based line number (falls back to
+    Latin-1 when not valid in ``encoding``)."""
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
         text = raw.decode("latin-1")
     lines = pd.Series(text.splitlines(), dtype=object)
-    return lines[lines.str.strip() != ""].reset_index(drop=True)
+    lines.index = lines.index + 1
+    return lines[lines.str.strip() != ""]
 
 
 def _split_fields(path: Path, encoding: str, n: int) -> pd.DataFrame:
-    """A '::'-separated file as ``n`` string columns.
+    """A '::'-separated file as ``n`` string columns, indexed by file line.
 
     With three fields (movies.dat) the line is split once from the left and once from the right,
     so a title may itself hold ':' or '::'.
@@ -453,13 +464,18 @@ def _split_fields(path: Path, encoding: str, n: int) -> pd.DataFrame:
     seps = lines.str.count("::").to_numpy()
     bad = seps < n - 1 if n == 3 else seps != n - 1
     if len(lines) == 0 or bad.any():
-        line = int(np.flatnonzero(bad)[0]) + 1 if bad.any() else None
+        line = int(lines.index[np.flatnonzero(bad)[0]]) if bad.any() else None
         raise DataError(f"expected {n} '::'-separated fields", source=str(path), line=line)
     if n == 3:
         head = lines.str.split("::", n=1, expand=True)
         tail = head[1].str.rsplit("::", n=1, expand=True)
         return pd.DataFrame({0: head[0], 1: tail[0], 2: tail[1]})
     return lines.str.split("::", expand=True)
+
+
+def _index_lines(df: pd.DataFrame) -> LineOf:
+    """Row -> line for a frame indexed by file line (from :func:`_split_fields`)."""
+    return lambda k: int(df.index[k])
 
 
 def _read_ratings(folder: Path, info: DatasetInfo) -> Ratings:
@@ -485,15 +501,20 @@ def _read_items(folder: Path, info: DatasetInfo) -> pd.DataFrame:
         flags = df.iloc[:, 5:].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy(dtype=bool)
         names = np.array(ML100K_GENRES[1:], dtype=object)  # the "unknown" flag means no genre
         genres = pd.Series([list(names[row]) for row in flags[:, 1:]], dtype=object)
-        return _items_frame(df[0], df[1], genres, _years(df[1], df[2]), path)
+        lines = RowLines(path, info.encoding, "|", 0, quoting=False, skip_blank=True)
+        return _items_frame(df[0], df[1], genres, _years(df[1], df[2]), path, lines)
     if info.format == "dat":
         df = _split_fields(path, info.encoding, 3)
-        return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path)
-    df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding="utf-8")
+        return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path, _index_lines(df))
+    try:
+        df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise decode_error(path, "utf-8") from None
     missing = [c for c in ("movieId", "title", "genres") if c not in df.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; the header has {list(df.columns)}", source=str(path))
-    return _items_frame(df["movieId"], df["title"], _split_genres(df["genres"]), _years(df["title"]), path)
+    lines = RowLines(path, "utf-8", ",", 1, skip_blank=True)  # the header is line 1; quoted titles may span lines
+    return _items_frame(df["movieId"], df["title"], _split_genres(df["genres"]), _years(df["title"]), path, lines)
 
 
 def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
@@ -505,21 +526,23 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
         if df.shape[1] != 5:
             raise DataError(f"expected 5 '|'-separated fields (id|age|gender|occupation|zip), found {df.shape[1]}", source=str(path))
         uid, age, gender, occ, zip_ = (df[k] for k in range(5))
+        line_of: LineOf = RowLines(path, info.encoding, "|", 0, skip_blank=True)
     else:
         df = _split_fields(path, info.encoding, 5)
         uid, gender, age, occ_code, zip_ = (df[k] for k in range(5))
+        line_of = _index_lines(df)
         codes = pd.to_numeric(occ_code, errors="coerce")
         bad = codes.isna() | ~codes.between(0, len(ML1M_OCCUPATIONS) - 1)
         if bad.any():
             k = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=k + 1, column="Occupation")
+            raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=line_of(k), column="Occupation")
         occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)])
     ids = pd.to_numeric(uid, errors="coerce")
     ages = pd.to_numeric(age, errors="coerce")
     for series, raw, col in ((ids, uid, "user id"), (ages, age, "age")):
         if series.isna().any():
             k = int(np.flatnonzero(series.isna().to_numpy())[0])
-            raise DataError(f"{col} {raw.iloc[k]!r} is not a number", source=str(path), line=k + 1, column=col)
+            raise DataError(f"{col} {raw.iloc[k]!r} is not a number", source=str(path), line=line_of(k), column=col)
     out = pd.DataFrame(
         {
             "age": ages.astype(np.int64).to_numpy(),

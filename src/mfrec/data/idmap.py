@@ -8,22 +8,58 @@ import numpy as np
 import pandas as pd
 
 
+_INT64_MAX = np.iinfo(np.int64).max
+#: floats in [-2**63, 2**63) that are whole numbers convert to int64 exactly
+_TWO63 = 2.0**63
+
+
 def as_id_array(values: Any) -> np.ndarray:
-    """Raw ids as a 1-D numpy array: int64 when every id is integral, else object (str etc.)."""
+    """Raw ids as a 1-D numpy array, without changing any id.
+
+    int64 when every id is an integer that fits int64 (whole floats included); ids that do not fit
+    (uint64 above 2**63 - 1, Python ints of any size) stay exact as Python ints in an object array;
+    floats that are not whole numbers, or too large for int64, stay float (so ``1e20`` and ``2e20``
+    remain two ids); strings and other hashable objects stay objects. Never wraps or merges ids.
+    """
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.to_numpy()
-    arr = np.asarray(values)
+    listlike = isinstance(values, (list, tuple))
+    try:
+        arr = np.asarray(values)
+    except (ValueError, OverflowError):  # ragged or huge nested input
+        arr = np.empty(len(values), dtype=object)
+        arr[:] = list(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if arr.dtype.kind in "iu":
+    if arr.ndim != 1:
+        if listlike:  # a list of lists/tuples: one object per id (reported as unhashable later)
+            obj = np.empty(len(values), dtype=object)
+            obj[:] = [v for v in values]
+            return obj
+        raise ValueError(f"ids must be a 1-D sequence, got an array of shape {arr.shape}")
+    if listlike and arr.dtype.kind == "f" and pd.api.types.infer_dtype(values, skipna=True) == "integer":
+        arr = np.array(values, dtype=object)  # Python ints beyond int64: numpy would make them float
+    if arr.dtype.kind == "b":
+        return arr.astype(object)
+    if arr.dtype.kind == "u":
+        if len(arr) and arr.max() > _INT64_MAX:
+            return arr.astype(object)  # exact Python ints
+        return arr.astype(np.int64)
+    if arr.dtype.kind == "i":
         return arr.astype(np.int64, copy=False)
     if arr.dtype.kind == "f":
-        finite = np.isfinite(arr)
-        if finite.all() and np.all(arr == np.round(arr)):
+        with np.errstate(invalid="ignore"):
+            whole = np.isfinite(arr) & (arr == np.round(arr)) & (np.abs(arr) < _TWO63)
+        if whole.all():
             return arr.astype(np.int64)
         return arr
     if arr.dtype.kind in "UST":
         return arr.astype(object)
+    if arr.dtype == object and len(arr) and pd.api.types.infer_dtype(arr, skipna=False) == "integer":
+        try:
+            return arr.astype(np.int64)
+        except OverflowError:
+            return arr  # Python ints beyond int64: kept exact
     return arr
 
 

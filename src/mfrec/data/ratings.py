@@ -28,6 +28,125 @@ def _row_locator(offset: int = 0) -> Locator:
     return lambda i: {"row": int(i) + offset}
 
 
+_F32_MAX = float(np.finfo(np.float32).max)
+
+
+def _check_scale(scale: Any) -> tuple[float, float] | None:
+    """A declared rating scale as (low, high) floats; ValueError unless finite with low < high."""
+    if scale is None:
+        return None
+    try:
+        lo, hi = (float(x) for x in scale)
+    except (TypeError, ValueError):
+        raise ValueError(f"rating_scale must be a (low, high) pair of numbers, not {scale!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+        raise ValueError(f"rating_scale must be finite with low < high, not {scale!r}")
+    return lo, hi
+
+
+def _isna(arr: np.ndarray) -> np.ndarray:
+    """Missing ids (None, NaN, NaT, pd.NA); objects pandas cannot test (lists ...) count as present."""
+    if arr.dtype != object:
+        return pd.isna(arr)
+    try:
+        return np.asarray(pd.isna(arr), dtype=bool).reshape(len(arr))
+    except (TypeError, ValueError):
+        return np.array([v is None or (isinstance(v, float) and v != v) for v in arr], dtype=bool)
+
+
+def _first_unhashable(arr: np.ndarray) -> int | None:
+    """Position of the first unhashable value (error path only)."""
+    for k, v in enumerate(arr):
+        try:
+            hash(v)
+        except TypeError:
+            return k
+    return None
+
+
+def _rating_values(r_in: np.ndarray, fail, rcol: str) -> np.ndarray:
+    """Ratings as float64, refusing non-numbers, NaN/inf and values that do not fit float32."""
+    if r_in.dtype.kind in "fiub":
+        r = r_in.astype(np.float64, copy=False)
+    else:
+        r = pd.to_numeric(pd.Series(r_in, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        bad = np.isnan(r) & ~_isna(r_in)
+        if bad.any():
+            pos = int(np.flatnonzero(bad)[0])
+            raise fail(f"rating {plain(r_in[pos])!r} is not a number ({int(bad.sum())} such rows in all)", pos, rcol)
+    notfinite = ~np.isfinite(r)
+    if notfinite.any():
+        pos = int(np.flatnonzero(notfinite)[0])
+        what = "missing (empty or NaN)" if np.isnan(r[pos]) else f"{r[pos]:g}, not a finite number"
+        raise fail(
+            f"rating is {what} ({int(notfinite.sum())} missing or non-finite ratings in all); ratings must be finite",
+            pos, rcol,
+        )
+    huge = np.abs(r) > _F32_MAX
+    if huge.any():
+        pos = int(np.flatnonzero(huge)[0])
+        raise fail(
+            f"rating {r[pos]:g} is too large: ratings are stored as float32 (at most {_F32_MAX:.4g}) "
+            f"({int(huge.sum())} such rows in all)", pos, rcol,
+        )
+    return r
+
+
+def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
+    """Timestamps as int64 seconds since the epoch.
+
+    Numbers are taken as seconds (fractions are floored); datetime64 values (any unit, pandas
+    datetime columns, Parquet ``timestamp[s|ms|us|ns]``) are converted to seconds; timezone-aware
+    datetimes are converted to UTC. Missing, non-numeric or out-of-int64 values are errors.
+    """
+    if isinstance(timestamps, pd.Series) and isinstance(timestamps.dtype, pd.DatetimeTZDtype):
+        timestamps = timestamps.dt.tz_convert("UTC").dt.tz_localize(None)
+    t_in = timestamps.to_numpy() if isinstance(timestamps, (pd.Series, pd.Index)) else np.asarray(timestamps)
+    if t_in.ndim != 1 or len(t_in) != n:
+        raise fail(f"timestamps ({t_in.size}) and ratings ({n}) differ in length", None, tcol)
+    if t_in.dtype == object and len(t_in) and pd.api.types.infer_dtype(t_in, skipna=True).startswith("datetime"):
+        try:
+            t_in = pd.to_datetime(pd.Series(t_in), utc=True).dt.tz_localize(None).to_numpy()
+        except (TypeError, ValueError, OverflowError):
+            pass  # reported below as not a number
+    kind = t_in.dtype.kind
+    if kind == "M":
+        nat = np.isnat(t_in)
+        if nat.any():
+            raise fail("timestamp missing (NaT)", int(np.flatnonzero(nat)[0]), tcol)
+        return t_in.astype("datetime64[s]").astype(np.int64)
+    if kind == "m":
+        raise fail("timestamps are durations (timedelta), not points in time", 0, tcol)
+    if kind == "b":
+        raise fail("timestamps are booleans, not numbers", 0, tcol)
+    if kind == "i":
+        return t_in.astype(np.int64, copy=False)
+    if kind == "u":
+        big = t_in > np.iinfo(np.int64).max
+        if big.any():
+            pos = int(np.flatnonzero(big)[0])
+            raise fail(f"timestamp {plain(t_in[pos])} does not fit a 64-bit integer of seconds", pos, tcol)
+        return t_in.astype(np.int64)
+    if kind == "f":
+        t = t_in.astype(np.float64, copy=False)
+    else:
+        num = pd.to_numeric(pd.Series(t_in, dtype=object), errors="coerce")
+        if num.dtype.kind in "iu":
+            return _seconds(num.to_numpy(), n, fail, tcol)
+        t = num.to_numpy(dtype=np.float64)
+    bad = ~np.isfinite(t)
+    if bad.any():
+        pos = int(np.flatnonzero(bad)[0])
+        shown = "missing" if pd.isna(t_in[pos]) else f"{plain(t_in[pos])!r} is not a number"
+        raise fail(f"timestamp {shown}", pos, tcol)
+    t = np.floor(t)
+    big = (t >= 2.0**63) | (t < -(2.0**63))
+    if big.any():
+        pos = int(np.flatnonzero(big)[0])
+        raise fail(f"timestamp {plain(t_in[pos])!r} does not fit a 64-bit integer of seconds", pos, tcol)
+    return t.astype(np.int64)
+
+
 class Ratings:
     """Immutable (user, item, rating[, timestamp]) triples.
 
@@ -44,6 +163,8 @@ class Ratings:
         user_map: IdMap,
         item_map: IdMap,
         timestamps: np.ndarray | None = None,
+        *,
+        rating_scale: tuple[float, float] | None = None,
     ) -> None:
         n = len(values)
         if len(user_indices) != n or len(item_indices) != n or (timestamps is not None and len(timestamps) != n):
@@ -57,6 +178,7 @@ class Ratings:
                 a.setflags(write=False)
         self._user_map = user_map
         self._item_map = item_map
+        self._scale = _check_scale(rating_scale)
 
     # ------------------------------------------------------------------ constructors
     @classmethod
@@ -84,45 +206,36 @@ class Ratings:
         """
         locate = locate or _row_locator()
         ucol, icol, rcol, tcol = column_names
+        scale = _check_scale(rating_scale)
 
         def fail(msg: str, pos: int | None, column: str | None) -> DataError:
-            where = locate(pos) if pos is not None else {}
-            return DataError(msg, source=source, column=column, **where)
+            kw: dict[str, Any] = {"source": source, "column": column}
+            if pos is not None:
+                kw.update(locate(pos))
+            return DataError(msg, **kw)
 
-        users = as_id_array(users)
-        items = as_id_array(items)
+        try:
+            users = as_id_array(users)
+            items = as_id_array(items)
+        except ValueError as exc:
+            raise DataError(str(exc), source=source) from None
+        r_in = np.asarray(ratings)
         n = len(users)
         if n == 0:
             raise DataError("no ratings: the input is empty", source=source)
-        if len(items) != n or len(np.asarray(ratings)) != n:
+        if len(items) != n or r_in.ndim != 1 or len(r_in) != n:
             raise DataError(
-                f"users ({n}), items ({len(items)}) and ratings ({len(np.asarray(ratings))}) differ in length",
-                source=source,
+                f"users ({n}), items ({len(items)}) and ratings ({r_in.size}) differ in length", source=source
             )
         for arr, col, what in ((users, ucol, "user"), (items, icol, "item")):
-            missing = pd.isna(arr)
+            missing = _isna(arr)
             if np.any(missing):
                 pos = int(np.flatnonzero(missing)[0])
                 raise fail(f"missing {what} id ({int(missing.sum())} rows in all)", pos, col)
 
-        r_in = np.asarray(ratings)
-        if r_in.dtype.kind in "fiub":
-            r = r_in.astype(np.float64, copy=False)
-        else:
-            r = pd.to_numeric(pd.Series(r_in, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-            bad = np.isnan(r) & ~pd.isna(r_in)
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                raise fail(
-                    f"rating {plain(r_in[pos])!r} is not a number ({int(bad.sum())} such rows in all)", pos, rcol
-                )
-        notfinite = ~np.isfinite(r)
-        if notfinite.any():
-            pos = int(np.flatnonzero(notfinite)[0])
-            what = "missing (empty or NaN)" if np.isnan(r[pos]) else f"{r[pos]:g}, not a finite number"
-            raise fail(f"rating is {what} ({int(notfinite.sum())} missing or non-finite ratings in all)", pos, rcol)
-        if rating_scale is not None:
-            lo, hi = rating_scale
+        r = _rating_values(r_in, fail, rcol)
+        if scale is not None:
+            lo, hi = scale
             out = (r < lo) | (r > hi)
             if out.any():
                 pos = int(np.flatnonzero(out)[0])
@@ -131,17 +244,7 @@ class Ratings:
                     pos,
                     rcol,
                 )
-
-        t = None
-        if timestamps is not None:
-            t_in = np.asarray(timestamps)
-            t = pd.to_numeric(pd.Series(t_in), errors="coerce").to_numpy(dtype=np.float64)
-            bad = ~np.isfinite(t)
-            if bad.any():
-                pos = int(np.flatnonzero(bad)[0])
-                shown = "missing" if pd.isna(t_in[pos]) else f"{plain(t_in[pos])!r} is not a number"
-                raise fail(f"timestamp {shown}", pos, tcol)
-            t = t.astype(np.int64)
+        t = None if timestamps is None else _seconds(timestamps, n, fail, tcol)
 
         u_codes = cls._encode(users, user_map, "user", ucol, fail)
         i_codes = cls._encode(items, item_map, "item", icol, fail)
@@ -153,13 +256,22 @@ class Ratings:
         u_codes, i_codes, r, t = cls._resolve_duplicates(
             u_codes, i_codes, r, t, len(item_map), duplicates, fail, (ucol, icol)
         )
-        return cls(u_codes, i_codes, r, user_map, item_map, t)
+        return cls(u_codes, i_codes, r, user_map, item_map, t, rating_scale=scale)
 
     @staticmethod
     def _encode(raw: np.ndarray, id_map: IdMap | None, what: str, col: str, fail) -> Any:
-        if id_map is None:
-            return IdMap.factorize(raw)
-        codes = id_map.lookup(raw)
+        try:
+            if id_map is None:
+                return IdMap.factorize(raw)
+            codes = id_map.lookup(raw)
+        except TypeError:  # an unhashable id (list, dict, set, ndarray ...)
+            pos = _first_unhashable(raw)
+            if pos is None:
+                raise
+            raise fail(
+                f"{what} id {raw[pos]!r} is a {type(raw[pos]).__name__}, which cannot be an id "
+                "(ids must be hashable: int, str, ...)", pos, col,
+            ) from None
         unknown = codes < 0
         if unknown.any():
             pos = int(np.flatnonzero(unknown)[0])
@@ -235,7 +347,7 @@ class Ratings:
             df[user].to_numpy(),
             df[item].to_numpy(),
             df[rating].to_numpy(),
-            None if timestamp is None else df[timestamp].to_numpy(),
+            None if timestamp is None else df[timestamp],
             user_map=user_map,
             item_map=item_map,
             duplicates=duplicates,
@@ -250,8 +362,11 @@ class Ratings:
         matrix: Any,
         user_ids: Sequence[Any] | None = None,
         item_ids: Sequence[Any] | None = None,
+        *,
+        rating_scale: tuple[float, float] | None = None,
     ) -> "Ratings":
-        """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included)."""
+        """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included;
+        duplicate entries of a COO matrix are summed, as scipy does)."""
         if not sp.issparse(matrix):
             raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
         coo = sp.coo_matrix(matrix)
@@ -265,12 +380,12 @@ class Ratings:
             )
         if coo.nnz == 0:
             raise DataError("no ratings: the matrix has no stored entries")
-        data = coo.data.astype(np.float64)
-        bad = ~np.isfinite(data)
-        if bad.any():
-            k = int(np.flatnonzero(bad)[0])
-            raise DataError(f"entry ({coo.row[k]}, {coo.col[k]}) is {data[k]}: ratings must be finite")
-        return cls(coo.row, coo.col, data, user_map, item_map)
+        row, col = coo.row, coo.col
+        return cls.from_arrays(
+            user_map.ids[row], item_map.ids[col], coo.data, user_map=user_map, item_map=item_map,
+            rating_scale=rating_scale, source="sparse matrix",
+            locate=lambda k: {"source": f"sparse matrix entry ({int(row[k])}, {int(col[k])})", "column": None},
+        )
 
     @classmethod
     def read_csv(cls, path: Any, **kwargs: Any) -> "Ratings":
@@ -293,7 +408,8 @@ class Ratings:
     def __repr__(self) -> str:
         return (
             f"Ratings({len(self)} ratings, {self.n_users} users, {self.n_items} items"
-            f"{', timestamps' if self._t is not None else ''})"
+            f"{', timestamps' if self._t is not None else ''}"
+            f"{f', scale {self._scale[0]:g}-{self._scale[1]:g}' if self._scale is not None else ''})"
         )
 
     @property
@@ -337,7 +453,14 @@ class Ratings:
 
     @property
     def timestamps(self) -> np.ndarray | None:
+        """Seconds since the epoch (int64), or None."""
         return self._t
+
+    @property
+    def rating_scale(self) -> tuple[float, float] | None:
+        """The declared (low, high) scale (``rating_scale=`` when reading), kept by subsets; None
+        when none was declared (models then use the observed :attr:`rating_range`)."""
+        return self._scale
 
     @property
     def raw_users(self) -> np.ndarray:
@@ -407,7 +530,7 @@ class Ratings:
             raise ValueError(f"mask has length {len(sel)}, ratings {len(self)}")
         return Ratings(
             self._u[sel], self._i[sel], self._r[sel], self._user_map, self._item_map,
-            None if self._t is None else self._t[sel],
+            None if self._t is None else self._t[sel], rating_scale=self._scale,
         )
 
     def summary(self) -> dict:

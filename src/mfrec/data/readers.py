@@ -40,9 +40,16 @@ def _split_multichar(sep: str) -> tuple[str, int, str]:
     return sep, 1, "python"
 
 
-def _first_line(path: Path, encoding: str) -> str:
-    with open(path, "r", encoding=encoding, errors="replace") as fh:
-        return fh.readline().rstrip("\r\n")
+def _head_lines(path: Path, encoding: str, k: int = 2) -> list[str]:
+    """The first ``k`` lines (fewer when the file is shorter), line ends and a BOM removed."""
+    out = []
+    with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
+        for _ in range(k):
+            line = fh.readline()
+            if not line:
+                break
+            out.append(line.rstrip("\r\n").lstrip("\ufeff") if not out else line.rstrip("\r\n"))
+    return out
 
 
 def _looks_numeric(token: str) -> bool:
@@ -51,6 +58,102 @@ def _looks_numeric(token: str) -> bool:
         return True
     except ValueError:
         return False
+
+
+#: the tokens pandas reads as missing by default; kept for ratings and timestamps (ids: only "")
+_NA_TOKENS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN",
+              "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+_KNOWN_NAMES = {n.lower() for n in USER_NAMES + ITEM_NAMES + RATING_NAMES + TIME_NAMES}
+
+
+class RowLines:
+    """Maps 0-based data rows of a delimited text file to 1-based file lines.
+
+    Without quoted fields a row is one line; with a quote character in the file the rows are
+    re-read with the csv module (only when an error is reported), so a quoted field holding a
+    newline does not shift the lines that follow.
+    """
+
+    def __init__(
+        self, path: Path, encoding: str, delimiter: str, header_lines: int, *, quoting: bool = True,
+        skip_blank: bool = False,
+    ) -> None:
+        self.path, self.encoding, self.delimiter, self.header_lines = path, encoding, delimiter, header_lines
+        self.quoting, self.skip_blank = quoting, skip_blank  # as the parser was told (blank lines skipped?)
+        self._starts: list[int] | None = None
+
+    def _scan(self) -> list[int]:
+        import csv
+
+        with open(self.path, "rb") as fh:
+            quoted = self.quoting and b'"' in fh.read()
+        if not quoted and not self.skip_blank:
+            return []
+        starts: list[int] = []
+        with open(self.path, "r", encoding=self.encoding, errors="replace", newline="") as fh:
+            reader = csv.reader(fh, delimiter=self.delimiter[0], quotechar='"',
+                                quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
+            prev = 0
+            for k, record in enumerate(reader):
+                if k >= self.header_lines and (record or not self.skip_blank):
+                    starts.append(prev + 1)
+                prev = reader.line_num
+        return starts
+
+    def __call__(self, row: int) -> int:
+        if self._starts is None:
+            self._starts = self._scan()
+        if self._starts and 0 <= row < len(self._starts):
+            return self._starts[row]
+        return int(row) + 1 + self.header_lines
+
+    def text(self, line: int) -> str:
+        """The text of a 1-based file line ('' past the end)."""
+        with open(self.path, "r", encoding=self.encoding, errors="replace", newline="") as fh:
+            for k, text in enumerate(fh, start=1):
+                if k == line:
+                    return text.rstrip("\r\n")
+        return ""
+
+
+def decode_error(path: Path, encoding: str) -> DataError:
+    """A DataError naming the first byte of ``path`` that is not valid ``encoding``: its file
+    offset and line (pandas reports offsets within its read buffer)."""
+    raw = path.read_bytes()
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        hint = "; if it is Latin-1 (ISO-8859-1) text, pass encoding='latin-1'" if encoding.lower().replace("_", "-") in ("utf-8", "utf8") else ""
+        return DataError(
+            f"the file is not valid {encoding} text: byte 0x{raw[exc.start]:02x} at byte offset {exc.start} "
+            f"cannot be decoded ({exc.reason}){hint}",
+            source=str(path), line=line,
+        )
+    return DataError(f"the file is not valid {encoding} text; pass encoding=", source=str(path))
+
+
+_CANONICAL_INT = r"^-?(0|[1-9][0-9]*)$"
+
+
+def _text_ids(col: pd.Series) -> np.ndarray:
+    """Ids read as text: int64 when every id is a canonical integer literal (``7``, ``-12``; no
+    ``+``, no leading zeros, no decimal point) that fits int64; exact Python ints when all are
+    canonical but some do not fit; otherwise every id of the column stays its text (so ``007`` and
+    ``7`` are two ids, and so are ``1`` and ``1.0``). Surrounding spaces are ignored. A column with
+    missing ids is left as it is for the validator to report. Vectorized with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(col) == 0 or col.isna().any():
+        return col.to_numpy(dtype=object)
+    arr = pc.utf8_trim_whitespace(pa.array(col, type=pa.string()) if col.dtype == object else pa.array(col))
+    if not pc.all(pc.match_substring_regex(arr, _CANONICAL_INT)).as_py():
+        return arr.to_numpy(zero_copy_only=False).astype(object)
+    try:
+        return pc.cast(arr, pa.int64()).to_numpy()
+    except pa.ArrowInvalid:  # beyond int64: exact Python ints (rare)
+        return np.array([int(x) for x in arr.to_pylist()], dtype=object)
 
 
 def _pick(names: list[str], ref: ColumnRef, candidates: tuple[str, ...], position: int | None, what: str, path: Path):
@@ -72,6 +175,44 @@ def _pick(names: list[str], ref: ColumnRef, candidates: tuple[str, ...], positio
     return None
 
 
+def _head_records(path: Path, encoding: str, psep: str, stride: int, engine: str, lines: list[str], split) -> list[list[str]]:
+    """The first two records, split into fields (quoted fields may span lines)."""
+    if engine == "c" and stride == 1:
+        import csv
+        import itertools
+
+        with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
+            recs = list(itertools.islice(csv.reader(fh, delimiter=psep, quotechar='"'), 2))
+        if recs and recs[0]:
+            recs[0][0] = recs[0][0].lstrip("\ufeff")
+        return recs
+    return [split(line) for line in lines]
+
+
+def _guess_header(records: list[list[str]], refs: tuple, n_cols: int) -> bool:
+    """Whether the first line is a header (``header=None``).
+
+    It is when a column is given by name, or when its user, item and rating fields are all
+    non-empty non-numbers and either one of its fields is a common column name (userId, rating ...)
+    or the second line's rating field is a number. A data row with an empty or bad rating is
+    therefore not mistaken for a header (it is reported as an error at line 1).
+    """
+    if any(isinstance(r, str) and not r.isdigit() for r in refs):
+        return True
+    u, i, r = (ref if isinstance(ref, int) else k for ref, k in zip(refs[:3], (0, 1, 2 if n_cols > 2 else n_cols - 1)))
+    first = [f.strip().strip('"') for f in records[0]]
+    if max(u, i, r) >= len(first):
+        return False
+    if not all(first[p] and not _looks_numeric(first[p]) for p in (u, i, r)):
+        return False
+    if any(f.lower() in _KNOWN_NAMES for f in first):
+        return True
+    if len(records) < 2:
+        return False
+    second = [f.strip().strip('"') for f in records[1]]
+    return r < len(second) and _looks_numeric(second[r])
+
+
 def read_ratings_csv(
     path: str | os.PathLike,
     *,
@@ -90,26 +231,44 @@ def read_ratings_csv(
     """Read ratings from a delimited text file.
 
     ``sep`` may be any separator (``","``, ``"\\t"``, ``"::"`` for ml-1m, ``"|"``).
-    ``header=None`` guesses: the first line is a header when its rating field is not a number.
-    Columns are given by name or 0-based position; left as None they are found by common names
-    (userId, movieId, rating, timestamp ...) or taken as columns 0, 1, 2 (and 3 as the timestamp
-    when the file has a fourth column; pass ``timestamp=False`` to ignore it).
+    ``header=None`` guesses (see :func:`_guess_header`): the first line is a header when its
+    user, item and rating fields are names, not numbers. Columns are given by name (which implies a
+    header) or 0-based position; left as None they are found by common names (userId, movieId,
+    rating, timestamp ...) or taken as columns 0, 1, 2 (and 3 as the timestamp when the file has a
+    fourth column; pass ``timestamp=False`` to ignore it). Every row must have as many fields as the
+    header (or, without one, at most as many as the first line); ids are read as text and become
+    int64 only when all are plain integers (see :func:`_text_ids`); timestamps are seconds.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"ratings file not found: {path}")
+    if not path.is_file():
+        raise DataError("not a regular file (a directory?)", source=str(path))
     if path.stat().st_size == 0:
         raise DataError("no ratings: the file is empty", source=str(path))
     psep, stride, engine = _split_multichar(sep)
-    first = _first_line(path, encoding)
-    raw_fields = first.split(sep if engine == "python" or stride > 1 else psep)
+    real_sep = "\t" if sep == "\\t" else sep
+
+    def split(line: str) -> list[str]:
+        return line.split(real_sep)
+
+    lines = _head_lines(path, encoding)
+    if not lines:
+        raise DataError("no ratings: the file is empty", source=str(path))
+    records = _head_records(path, encoding, psep, stride, engine, lines, split)
+    raw_fields = records[0] if records else []  # quoted fields may hold the separator
     n_cols = len(raw_fields)
     if header is None:
-        guess_rating = 2 if n_cols > 2 else n_cols - 1
-        if isinstance(rating, int):
-            guess_rating = rating
-        header = not _looks_numeric(raw_fields[guess_rating].strip().strip('"')) if guess_rating < n_cols else True
+        header = _guess_header(records, (user, item, rating, timestamp if not isinstance(timestamp, bool) else None), n_cols)
     names = [f.strip().strip('"') for f in raw_fields] if header else [str(k) for k in range(n_cols)]
+    if header:
+        seen: dict[str, int] = {}
+        for k, nm in enumerate(names):
+            if nm in seen:
+                raise DataError(
+                    f"duplicate column name {nm!r} in the header (columns {seen[nm]} and {k})", source=str(path), line=1
+                )
+            seen[nm] = k
 
     if not header:
         # names are positions; allow string refs that are digits
@@ -130,48 +289,79 @@ def read_ratings_csv(
         t_pos = _pick(names, timestamp, TIME_NAMES if header else (), 3 if timestamp is None and n_cols > 3 else None, "timestamp", path)
         if timestamp is None and t_pos is not None and t_pos in (u_pos, i_pos, r_pos):
             t_pos = None
+    roles = [("user", u_pos), ("item", i_pos), ("rating", r_pos), ("timestamp", t_pos)]
+    for a in range(4):
+        for b in range(a + 1, 4):
+            if roles[a][1] is not None and roles[a][1] == roles[b][1]:
+                raise DataError(
+                    f"column {names[roles[a][1]]!r} would be read as both the {roles[a][0]} and the {roles[b][0]}; "
+                    f"name the columns (user=, item=, rating=)", source=str(path),
+                )
 
     positions = [p for p in (u_pos, i_pos, r_pos, t_pos) if p is not None]
     usecols = [p * stride for p in positions]
     header_lines = 1 if header else 0
-    # Every column is read (not `usecols`, with which pandas silently drops extra fields of a
-    # malformed row); the unused ones as cheap categoricals (the empty fillers of `::` too).
-    n_raw = len(first.split(psep)) if engine == "c" else n_cols
-    unused = {k: "category" for k in range(n_raw) if k not in usecols}
+    # the python engine ignores quotes with a multi-character separator (and would take it as a regex)
+    rows = RowLines(path, encoding, psep, header_lines, quoting=engine == "c")
+    expected = n_cols
+    # Every column is read, plus one: a row with an extra field fills it and is reported (pandas
+    # would otherwise pad or drop silently). Unused columns are cheap categoricals; ids are text.
+    n_raw = len(lines[0].split(psep)) if stride > 1 else n_cols
+    extra = n_raw
+    id_cols = {u_pos * stride, i_pos * stride}
+    dtype: Any
+    if engine == "python":
+        dtype = str
+    else:
+        dtype = {k: ("category" if k not in usecols else str) for k in range(n_raw) if k not in usecols or k in id_cols}
+        dtype[extra] = str
+    # only an empty field is a missing id; an extra or `::`-filler field must be empty ("NA" is data)
+    strict = id_cols | {extra} | {k for k in range(n_raw) if k % stride}
+    na_values = {k: ([""] if k in strict else _NA_TOKENS) for k in range(n_raw + 1)}
+
+    def bad_row(line: int) -> DataError:
+        text = rows.text(line)
+        if engine == "c" and stride == 1:
+            import csv
+
+            got = len(next(csv.reader([text], delimiter=psep, quotechar='"'), []))
+        else:
+            got = len(split(text))
+        if got != expected:
+            msg = f"malformed row: {got} fields, expected {expected}"
+        else:
+            msg = (f"malformed row: a {psep!r} inside a field; with sep={sep!r} fields cannot contain {psep!r}"
+                   f" (the row splits into {len(text.split(psep))} pieces)")
+        return DataError(msg, source=str(path), line=line)
+
     try:
         df = pd.read_csv(
             path,
-            sep=psep,
+            sep=psep if engine == "c" else re.escape(psep),
             header=None,
+            names=list(range(n_raw + 1)),
             skiprows=header_lines,
-            dtype=str if engine == "python" else (unused or None),
+            dtype=dtype,
             engine=engine,
             encoding=encoding,
             skip_blank_lines=False,
+            keep_default_na=False,
+            na_values=na_values,
             quotechar='"',
+            index_col=False,
         )
     except pd.errors.ParserError as exc:
         m = re.search(r"Expected (\d+) fields in line (\d+), saw (\d+)", str(exc))
         if m:
-            want, line, saw = (int(x) for x in m.groups())
-            raise DataError(
-                f"malformed row: {(saw + stride - 1) // stride} fields, expected {(want + stride - 1) // stride}",
-                source=str(path),
-                line=line,
-            ) from None
+            record = int(m.group(2))  # pandas counts records (quoted newlines do not count), header included
+            raise bad_row(rows(record - 1 - header_lines)) from None
         raise DataError(f"malformed row: {exc}", source=str(path)) from None
     except pd.errors.EmptyDataError:
         raise DataError("no ratings: the file has no data rows", source=str(path)) from None
-    except UnicodeDecodeError as exc:
-        raise DataError(f"not {encoding} text ({exc.reason} at byte {exc.start}); pass encoding=", source=str(path)) from None
+    except UnicodeDecodeError:
+        raise decode_error(path, encoding) from None
     except ValueError as exc:
         raise DataError(f"cannot read columns {positions}: {exc}", source=str(path)) from None
-    if max(usecols) >= df.shape[1]:
-        raise DataError(
-            f"cannot read columns {positions}: the rows have only {(df.shape[1] + stride - 1) // stride} fields",
-            source=str(path),
-        )
-    df = df.iloc[:, usecols]
 
     # trailing blank lines are harmless; any other all-empty row is reported by from_arrays
     all_na = df.isna().all(axis=1).to_numpy()
@@ -179,10 +369,19 @@ def read_ratings_csv(
         last_real = np.flatnonzero(~all_na)
         end = int(last_real[-1]) + 1 if len(last_real) else 0
         df = df.iloc[:end]
-    cols = [df.iloc[:, k].to_numpy() for k in range(len(positions))]
-
     if len(df) == 0:
         raise DataError("no ratings: the file has no data rows", source=str(path))
+    # fields beyond the header's (or first line's) count, and stray single characters of `::`
+    check = [extra] + [k for k in range(1, n_raw, stride) if stride > 1 and k % stride]
+    over = df[check].notna().any(axis=1).to_numpy()
+    if over.any():
+        raise bad_row(rows(int(np.flatnonzero(over)[0])))
+    if max(usecols) >= n_raw:
+        raise DataError(
+            f"cannot read columns {positions}: the rows have only {(n_raw + stride - 1) // stride} fields",
+            source=str(path),
+        )
+    cols = [_text_ids(df[k]) if k in id_cols else df[k].to_numpy() for k in usecols]
 
     names_used = [names[p] for p in (u_pos, i_pos, r_pos)] + [names[t_pos] if t_pos is not None else "timestamp"]
     return Ratings.from_arrays(
@@ -195,7 +394,7 @@ def read_ratings_csv(
         duplicates=duplicates,
         rating_scale=rating_scale,
         source=str(path),
-        locate=lambda i: {"line": int(i) + 1 + header_lines},
+        locate=lambda i: {"line": rows(int(i))},
         column_names=names_used,
     )
 
@@ -241,6 +440,18 @@ def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
 
     from mfrec.io import atomic_path
 
-    table = pa.Table.from_pandas(ratings.to_dataframe(), preserve_index=False)
+    df = ratings.to_dataframe()
+    columns = {}
+    for name in df.columns:
+        col = df[name]
+        if col.dtype == object and pd.api.types.infer_dtype(col, skipna=False) == "integer":
+            # ids beyond int64 (kept exact as Python ints): uint64 when they fit, else refuse
+            if all(0 <= v < 2**64 for v in (col.min(), col.max())):
+                columns[name] = pa.array(col.tolist(), type=pa.uint64())
+                continue
+            raise DataError(f"{name} ids that fit neither int64 nor uint64 cannot be stored in Parquet; convert them to str first",
+                            source=str(path))
+        columns[name] = pa.array(col)
+    table = pa.table(columns)
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -140,14 +140,19 @@ class FactorModel(RecommenderMixin, Estimator):
         """Train on ``train``; with ``validation`` record its RMSE each epoch (and early-stop on it
         when ``early_stopping`` is set). ``callback(record)`` is called after every epoch."""
         train = as_ratings(train, "train")
+        if len(train) == 0:
+            raise DataError("no ratings to train on: the training data is empty")
         validation = None if validation is None else as_ratings(validation, "validation")
+        if validation is not None and len(validation) == 0:
+            raise DataError("no validation ratings: the validation data is empty")
         patience = getattr(self, "early_stopping", None)
         if patience is not None and validation is None:
             raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
         self._check_params()
         self.user_map_ = train.user_map
         self.item_map_ = train.item_map
-        self.rating_scale_ = train.rating_range
+        # the declared scale (kept by subsets and splits), else the observed range
+        self.rating_scale_ = train.rating_scale if train.rating_scale is not None else train.rating_range
         self.global_mean_ = float(train.global_mean) if self._has_bias else 0.0
         self.train_mean_ = float(train.global_mean)
         self.n_train_ = len(train)

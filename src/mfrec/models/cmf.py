@@ -183,7 +183,7 @@ class CMF(FactorModel):
         if user_map is not train.user_map or item_map is not train.item_map:
             # extend() keeps every training id at its index, so the training indices stay valid
             train = Ratings(train.user_indices, train.item_indices, train.values, user_map, item_map,
-                            train.timestamps)
+                            train.timestamps, rating_scale=train.rating_scale)
         self._attr = {"user": (U, Um, self._column_means(U, Um)), "item": (I, Im, self._column_means(I, Im))}
         self.user_attribute_encoder_ = self._encoder_state(u_enc)
         self.item_attribute_encoder_ = self._encoder_state(i_enc)
