@@ -4,14 +4,14 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench serve clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install --quiet -e ".[dev,plot]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,serve]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the service on the demo model (trained by `mfrec demo` when missing), http://127.0.0.1:8000/
+serve: $(STAMP)
+	test -f out/implicit-als.mfrec || $(BIN)/mfrec demo --out-dir out
+	$(BIN)/mfrec serve out/implicit-als.mfrec --train-data ml-latest-small --db sqlite:///out/ratings.db
 
 bench: $(STAMP)
 	bash benchmarks/run.sh
