@@ -1,6 +1,6 @@
 // The guest page: onboarding with popular films, title search, stars, live recommendations.
-// Ratings live in localStorage until saved under a user id. Every text from the server is
-// rendered with textContent (never innerHTML): titles are data, not markup.
+// Ratings live in localStorage until saved under a user id. Every text from the server is set
+// with textContent (never as HTML): titles are data, not markup.
 "use strict";
 
 const STORE_KEY = "mfrec.guest.v1";
