@@ -114,3 +114,12 @@ def test_bad_urls(tmp_path):
         open_store(f"sqlite:///{tmp_path / 'missing' / 'r.db'}")
     with pytest.raises(StoreError, match="cannot connect"):
         open_store("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_put_many_is_all_or_nothing(store_url):
+    with open_store(store_url) as st:
+        assert st.put_many([("a", "1", 4.0), ("a", "2", 3), ("b", "1", 5.0)]) == 3
+        with pytest.raises(ValueError, match="row 1"):
+            st.put_many([("c", "1", 4.0), ("c", "2", float("nan"))])
+        assert st.stats() == {"events": 3, "ratings": 3, "users": 2}
+        assert st.user_ratings("a") == {"1": 4.0, "2": 3.0}

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
+import numpy as np
 import pandas as pd
 
 
@@ -139,6 +140,21 @@ class RatingStore(ABC):
         with self._transaction(write=True) as cur:
             cur.execute(self._sql(_INSERT), (str(user), str(item), rating, when, 0))
         return when
+
+    def put_many(self, rows: Any) -> int:
+        """Store many ``(user, item, rating)`` rows in one transaction (all or nothing); returns
+        how many. For imports; the service writes one rating per request with :meth:`put`."""
+        df = pd.DataFrame(list(rows), columns=["user", "item", "rating"])
+        values = pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=float)
+        if not np.isfinite(values).all():
+            k = int(np.flatnonzero(~np.isfinite(values))[0])
+            raise ValueError(f"row {k}: rating must be a finite number, got {df['rating'].iloc[k]!r}")
+        when = time.time()
+        params = list(zip(df["user"].astype(str), df["item"].astype(str), values.tolist(),
+                          [when] * len(df), [0] * len(df)))
+        with self._transaction(write=True) as cur:
+            cur.executemany(self._sql(_INSERT), params)
+        return len(params)
 
     def delete(self, user: str, item: str, *, force: bool = False) -> bool:
         """Record a deletion of (user, item). Returns whether the pair had a current stored rating;
