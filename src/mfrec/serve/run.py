@@ -43,14 +43,17 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
     except ImportError:
         raise ImportError("the service needs the serve extra: pip install 'mfrec[serve]'") from None
     from mfrec.persist import load_model
-    from mfrec.serve.store import open_store
+    from mfrec.serve.store import StoreError, open_store
 
     if workers < 1:
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")
     load_model(model_file)  # a bad file fails here with one clear line, not in every worker
-    open_store(db).close()  # creates or migrates the schema once, before the workers start
+    try:
+        open_store(db).close()  # creates or migrates the schema once, before the workers start
+    except StoreError as exc:  # one line on the command line, like every other bad argument
+        raise ValueError(str(exc)) from None
     key = read_api_key(api_key_file)
     if key is None:
         key = secrets.token_urlsafe(24)
