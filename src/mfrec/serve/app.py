@@ -98,6 +98,7 @@ class ModelState:
     user_int: bool
     popular: list[int] = field(default_factory=list)  # item indices for onboarding
     loaded_at: float = field(default_factory=time.time)
+    meta: tuple[list, list, list] | None = None  # titles, genres, years per item
 
     @classmethod
     def load(cls, path: str | Path, version: int) -> "ModelState":
@@ -106,6 +107,7 @@ class ModelState:
         model = load_model(path)
         counts = np.bincount(model.seen_.indices, minlength=len(model.item_map_)).astype(np.int64)
         state = cls(model, int(version), str(path), counts, model.user_map_.ids.dtype.kind in "iu")
+        state.meta = _item_meta(model)
         state.popular = varied_popular(model, counts, MAX_N)
         state.warm_up()
         return state
@@ -138,18 +140,31 @@ class ModelState:
         return int(self.model.user_map_.lookup([user])[0]) >= 0
 
     def describe(self, k: int) -> dict[str, Any]:
-        info = self.model.item_info_
-        out: dict[str, Any] = {"id": _plain(self.model.item_map_.ids[k]), "title": None, "genres": [], "year": None,
-                               "ratings": int(self.counts[k])}
-        if info is not None:
-            row = info.iloc[k]
-            if "title" in info.columns and isinstance(row["title"], str):
-                out["title"] = row["title"]
-            if "genres" in info.columns and isinstance(row["genres"], (list, tuple, np.ndarray)):
-                out["genres"] = [str(g) for g in row["genres"]]
-            if "year" in info.columns and not pd.isna(row["year"]):
-                out["year"] = int(row["year"])
-        return out
+        """An item as JSON: id, title, genres, year, number of training ratings."""
+        if self.meta is None:
+            self.meta = _item_meta(self.model)
+        titles, genres, years = self.meta
+        return {"id": _plain(self.model.item_map_.ids[k]), "title": titles[k], "genres": genres[k], "year": years[k],
+                "ratings": int(self.counts[k])}
+
+
+def _item_meta(model: Any) -> tuple[list, list, list]:
+    """Per-item title (str or None), genres (list of str) and year (int or None), as plain lists
+    (built once per model: a pandas row lookup per item and request would cost ~50 us each)."""
+    n = len(model.item_map_)
+    info = model.item_info_
+    titles: list = [None] * n
+    genres: list = [[] for _ in range(n)]
+    years: list = [None] * n
+    if info is not None:
+        if "title" in info.columns:
+            titles = [t if isinstance(t, str) else None for t in info["title"].to_numpy(dtype=object)]
+        if "genres" in info.columns:
+            genres = [[str(x) for x in g] if isinstance(g, (list, tuple, np.ndarray)) else [] for g in info["genres"].to_numpy(dtype=object)]
+        if "year" in info.columns:
+            y = pd.to_numeric(info["year"], errors="coerce").to_numpy(dtype=np.float64)
+            years = [None if np.isnan(v) else int(v) for v in y]
+    return titles, genres, years
 
 
 def _plain(x: Any) -> Any:
