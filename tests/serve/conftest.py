@@ -113,6 +113,45 @@ def store_url(request, tmp_path):
         conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
+def start_server(model_path, db: str, log_path, *, key_file=None, extra: tuple = ()):
+    """``python -m mfrec serve`` as a separate process on a free loopback port: (process, base URL)."""
+    import sys
+
+    import httpx
+
+    port = free_port()
+    cmd = [sys.executable, "-m", "mfrec", "serve", str(model_path), "--host", "127.0.0.1", "--port", str(port),
+           "--db", db, *(["--api-key-file", str(key_file)] if key_file else []), *map(str, extra)]
+    log = open(log_path, "a")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    log.close()
+    base = f"http://127.0.0.1:{port}"
+    t0 = time.time()
+    while time.time() - t0 < 180:
+        if proc.poll() is not None:
+            raise AssertionError(f"server exited with {proc.returncode}: {open(log_path).read()[-2000:]}")
+        try:
+            if httpx.get(base + "/health", timeout=1).status_code == 200:
+                return proc, base
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("server did not come up in 180 s")
+
+
+def stop_server(proc) -> None:
+    import signal
+
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=30)
+
+
 GENRES = ["Children", "Drama", "Comedy", "Action", "Horror", "Animation"]
 
 

@@ -13,27 +13,9 @@ import time
 import httpx
 import pytest
 
-from tests.serve.conftest import free_port
+from tests.serve.conftest import start_server, stop_server
 
 KEY = "durability-key-0123456789"
-
-
-def _start(model_path, db: str, port: int, key_file, log) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mfrec", "serve", str(model_path), "--host", "127.0.0.1", "--port", str(port),
-           "--db", db, "--api-key-file", str(key_file)]
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    t0 = time.time()
-    while time.time() - t0 < 120:
-        if proc.poll() is not None:
-            raise AssertionError(f"server exited with {proc.returncode}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    proc.kill()
-    raise AssertionError("server did not come up in 120 s")
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
@@ -42,15 +24,14 @@ def test_acknowledged_ratings_survive_kill_9(synth_files, tmp_path, backend, req
     db = f"sqlite:///{tmp_path / 'ratings.db'}" if backend == "sqlite" else request.getfixturevalue("store_url_pg")
     key_file = tmp_path / "key"
     key_file.write_text(KEY + "\n")
-    port = free_port()
-    log = open(tmp_path / "server.log", "w")
-    proc = _start(model_path, db, port, key_file, log)
+    log = tmp_path / "server.log"
+    proc, base = start_server(model_path, db, log, key_file=key_file)
     acked: dict[tuple[str, int], float] = {}
     sent: dict[tuple[str, int], set[float]] = {}
     stop = threading.Event()
 
     def writer(w: int) -> None:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", headers={"X-API-Key": KEY}, timeout=10) as c:
+        with httpx.Client(base_url=base, headers={"X-API-Key": KEY}, timeout=10) as c:
             for k in range(2000):  # bounded; the kill comes much earlier
                 if stop.is_set():
                     return
@@ -76,10 +57,9 @@ def test_acknowledged_ratings_survive_kill_9(synth_files, tmp_path, backend, req
         th.join(timeout=30)
     assert len(acked) >= 150
 
-    port2 = free_port()
-    proc2 = _start(model_path, db, port2, key_file, log)
+    proc2, base2 = start_server(model_path, db, log, key_file=key_file)
     try:
-        with httpx.Client(base_url=f"http://127.0.0.1:{port2}", timeout=10) as c:
+        with httpx.Client(base_url=base2, timeout=10) as c:
             for w in range(3):
                 res = c.get(f"/users/w{w}/ratings")
                 assert res.status_code == 200, res.text
@@ -92,12 +72,7 @@ def test_acknowledged_ratings_survive_kill_9(synth_files, tmp_path, backend, req
                 for pair, value in stored.items():
                     assert value in sent[pair], f"{pair} holds {value}, a value never sent"  # nothing torn
     finally:
-        proc2.send_signal(signal.SIGTERM)
-        try:
-            proc2.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc2.kill()
-        log.close()
+        stop_server(proc2)
 
 
 @pytest.fixture

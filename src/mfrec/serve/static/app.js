@@ -121,19 +121,20 @@ async function refresh() {
       body: JSON.stringify({ ratings, n: N_RECS, explain: 2 }),
       signal: recsController.signal,
     });
-    showRecs(res.items);
+    showRecs(res.items, n);
   } catch (e) {
     if (e.name !== "AbortError") status.textContent = "Could not get recommendations: " + e.message;
   }
 }
 
-function showRecs(items) {
+function showRecs(items, nRated) {
   const ol = document.getElementById("recs");
   ol.replaceChildren(...items.map((it) => {
     const because = it.because && it.because.length ? el("span", "because", "because you liked " + it.because.join(", ")) : null;
     return itemRow(it, because);
   }));
   ol.dataset.updated = String(Date.now());
+  ol.dataset.ratings = String(nRated); // how many ratings this list was computed from
 }
 
 function onSearch() {
