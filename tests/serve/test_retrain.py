@@ -146,3 +146,28 @@ def test_refused_retrain_through_the_endpoint_keeps_the_model(synth_files, tmp_p
         assert job["status"] == "refused" and job["candidate"] > job["reference"]
         assert c.get("/health").json()["model_version"] == 0
         assert 'mfrec_retrains_total{result="refused"} 1' in c.get("/metrics").text
+
+
+def test_ranking_model_is_validated_by_ndcg(tmp_path):
+    r = mfrec.synthetic(200, 80, 4000, factors=4, seed=2)
+    path = tmp_path / "ials.mfrec"
+    mfrec.ImplicitALS(factors=8, iterations=5, seed=0, threads=1).fit(r).save(path)
+    train_csv = tmp_path / "train.csv"
+    r.to_dataframe()[["user", "item", "rating"]].to_csv(train_csv, index=False)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        st.put_many([("newbie", str(i), 5.0) for i in r.items[:5]])
+    out = retrain(path, str(train_csv), db, tmp_path / "state")
+    assert out["metric"] == "ndcg@10" and np.isfinite(out["candidate"]) and out["status"] in ("accepted", "refused")
+
+
+def test_damaged_retrained_model_falls_back_to_the_original(synth_files, tmp_path):
+    from mfrec.serve.retrain import write_pointer
+
+    model_path, train_csv, _ = synth_files
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "model-v3.mfrec").write_bytes(b"truncated")
+    write_pointer(state, {"version": 3, "path": str(state / "model-v3.mfrec")})
+    with TestClient(create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, state_dir=state)) as c:
+        assert c.get("/health").json()["model_version"] == 0

@@ -344,11 +344,16 @@ class Service:
         self.retrain_holdout, self.retrain_tolerance = retrain_holdout, retrain_tolerance
         self.metrics = Metrics()
         self.swaps = 0
+        self._bad_version: int | None = None
         self.retrains: dict[str, int] = defaultdict(int)
         pointer = read_pointer(self.state_dir)
-        if pointer:
-            self.state = ModelState.load(pointer["path"], pointer["version"])
-        else:
+        self.state = None
+        if pointer:  # the newest retrained model, unless its file is gone or damaged
+            try:
+                self.state = ModelState.load(pointer["path"], pointer["version"])
+            except (ModelFileError, FileNotFoundError, KeyError, ValueError) as exc:
+                log.error("cannot load the retrained model %s (%s); serving %s", pointer.get("path"), exc, self.model_path)
+        if self.state is None:
             self.state = ModelState.load(self.model_path, 0)
         self.store: RatingStore = open_store(db_url)
         self.history = TrainingHistory(load_training(train_data)) if train_data else None
@@ -384,9 +389,13 @@ class Service:
     def reload_if_newer(self) -> bool:
         """Swap in the model the pointer names when it is newer than the current one."""
         pointer = read_pointer(self.state_dir)
-        if not pointer or int(pointer["version"]) <= self.state.version:
+        if not pointer or int(pointer["version"]) <= self.state.version or pointer["version"] == self._bad_version:
             return False
-        new = ModelState.load(pointer["path"], pointer["version"])  # load + warm up, off the request path
+        try:
+            new = ModelState.load(pointer["path"], pointer["version"])  # load + warm up, off the request path
+        except Exception:
+            self._bad_version = pointer["version"]  # do not retry a broken file every interval
+            raise
         if new.version > self.state.version:
             self.state = new  # one reference assignment: requests see the old or the new, never a mix
             self.swaps += 1

@@ -195,6 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     import fcntl
 
+    try:
+        os.nice(10)  # the fit yields the CPU to the request threads of the service
+    except OSError:
+        pass
+
     from mfrec.io import atomic_path
 
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
