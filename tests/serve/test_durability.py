@@ -102,3 +102,22 @@ def test_serve_command_errors_are_one_line(tmp_path, synth_files):
     res = subprocess.run([sys.executable, "-m", "mfrec", "serve", str(synth_files[0]), "--db", "mysql://x"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "unsupported store URL" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_two_workers_share_the_store(synth_files, tmp_path):
+    """`--workers 2`: a write acknowledged by one worker is read back by every worker."""
+    model_path, _, _ = synth_files
+    key_file = tmp_path / "key"
+    key_file.write_text(KEY)
+    proc, base = start_server(model_path, f"sqlite:///{tmp_path / 'r.db'}", tmp_path / "server.log",
+                              key_file=key_file, extra=("--workers", "2"))
+    try:
+        with httpx.Client(base_url=base, timeout=10) as c:
+            for k in range(10):
+                assert c.put(f"/users/zoe/ratings/{k}", json={"rating": 4.0}, headers={"X-API-Key": KEY}).status_code == 200
+                for _ in range(4):  # new connections: spread over the workers
+                    with httpx.Client(base_url=base, timeout=10) as fresh:
+                        got = fresh.get("/users/zoe/ratings").json()["ratings"]
+                    assert len(got) == k + 1
+    finally:
+        stop_server(proc)
