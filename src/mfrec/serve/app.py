@@ -632,7 +632,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
 
     # ------------------------------------------------------------------ recommendations
     @app.post("/recommendations", tags=["recommendations"])
-    def guest(req: GuestRequest) -> dict[str, Any]:
+    async def guest(req: GuestRequest) -> dict[str, Any]:
         """Recommendations for a guest from a few ratings (folded in for this request, nothing
         stored). Unknown items and ratings outside the model's scale are refused, naming them."""
         st = service.state
