@@ -313,3 +313,12 @@ def test_service_code_never_unpickles():
     for f in Path(mfrec.serve.__file__).parent.glob("*.py"):
         text = f.read_text()
         assert "pickle" not in text.replace("allow_pickle=False", ""), f
+
+
+def test_unexpected_errors_are_json_too(client, monkeypatch):
+    def broken() -> dict:
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(client.app.state.service, "store_stats", broken)
+    assert_json_error(client.get("/metrics"), 500, "internal server error")
+    assert_json_error(client.get("/recommendations"), 405)  # wrong method

@@ -836,6 +836,11 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def value_error(request: Request, exc: ValueError) -> JSONResponse:
         return _error(422, str(exc))
 
+    @app.exception_handler(Exception)
+    async def internal_error(request: Request, exc: Exception) -> JSONResponse:  # a bug: JSON too, and logged
+        log.error("internal error on %s %s", request.method, request.url.path, exc_info=exc)
+        return _error(500, "internal server error")
+
     @app.exception_handler(StoreError)
     async def store_error(request: Request, exc: StoreError) -> JSONResponse:
         return _error(503, f"ratings store unavailable: {exc}")
