@@ -23,13 +23,13 @@ def test_merge_overlays_the_store_on_the_training_data():
     train = mfrec.Ratings.from_dataframe(pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10], "rating": [4.0, 3.0, 2.0]}))
     stored = pd.DataFrame({"user": ["1", "3"], "item": ["10", "11"], "rating": [1.0, 5.0], "time": [0.0, 0.0]})
     deletions = pd.DataFrame({"user": ["2"], "item": ["10"]}, dtype=object)
-    merged, _ = merge_ratings(train, stored, deletions, (1.0, 5.0))
+    merged, _, _ = merge_ratings(train, stored, deletions, (1.0, 5.0))
     got = merged.to_dataframe().sort_values(["user", "item"])
     assert got[["user", "item"]].values.tolist() == [[1, 10], [1, 11], [3, 11]]  # int ids stay ints
     assert got["rating"].tolist() == [1.0, 3.0, 5.0]  # stored replaces training; deletion removes
     # a non-numeric user id turns every user id into text (one model file needs one id type)
     stored2 = pd.DataFrame({"user": ["alice"], "item": ["10"], "rating": [2.0], "time": [0.0]})
-    merged2, _ = merge_ratings(train, stored2, deletions.iloc[:0], (1.0, 5.0))
+    merged2, _, _ = merge_ratings(train, stored2, deletions.iloc[:0], (1.0, 5.0))
     assert sorted(merged2.to_dataframe()["user"].unique()) == ["1", "2", "alice"]
 
 
@@ -171,3 +171,15 @@ def test_damaged_retrained_model_falls_back_to_the_original(synth_files, tmp_pat
     write_pointer(state, {"version": 3, "path": str(state / "model-v3.mfrec")})
     with TestClient(create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, state_dir=state)) as c:
         assert c.get("/health").json()["model_version"] == 0
+
+
+def test_reference_and_candidate_differ_only_by_the_data(synth_files, tmp_path):
+    """A stored rating equal to a training rating changes nothing: the two holdout fits are the
+    same (same id maps, same row order), so the comparison measures the stored data only."""
+    model_path, train_csv, r = synth_files
+    df = r.to_dataframe()
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        st.put(str(df["user"].iloc[0]), str(df["item"].iloc[0]), float(df["rating"].iloc[0]))
+    out = retrain(model_path, str(train_csv), db, tmp_path / "state")
+    assert out["candidate"] == out["reference"] and out["status"] == "accepted"

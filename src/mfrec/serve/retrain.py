@@ -66,9 +66,10 @@ def _int_like(values: pd.Series) -> bool:
 
 
 def merge_ratings(train, stored: pd.DataFrame, deletions: pd.DataFrame, scale: tuple[float, float]):
-    """``train`` overlaid by the store (a Ratings set on the training scale): returns
-    (merged Ratings, train DataFrame with the same id types). Users stay ints when every id is."""
-    from mfrec.data.ratings import Ratings
+    """``train`` overlaid by the store (a Ratings set on the training scale): returns (merged
+    Ratings, train DataFrame with the same id types, the shared id maps). Users stay ints when
+    every id is."""
+    from mfrec.data.idmap import IdMap
 
     tdf = train.to_dataframe()[["user", "item", "rating"]]
     user_int = tdf["user"].dtype.kind in "iu" and _int_like(stored["user"]) and _int_like(deletions["user"])
@@ -84,9 +85,21 @@ def merge_ratings(train, stored: pd.DataFrame, deletions: pd.DataFrame, scale: t
     key = pd.MultiIndex.from_frame(tdf[["user", "item"]])
     keep = ~key.isin(pd.MultiIndex.from_frame(drop)) if len(drop) else np.ones(len(tdf), bool)
     merged = pd.concat([tdf[keep], sdf], ignore_index=True)
-    ratings = Ratings.from_dataframe(merged, user="user", item="item", rating="rating",
-                                     rating_scale=tuple(scale), source="training data + stored ratings")
-    return ratings, tdf
+    # one pair of id maps for every set fitted here (the union of all ids): the reference and the
+    # candidate must differ only by the data, not by the rows of their factor matrices
+    maps = (IdMap.factorize(pd.concat([tdf["user"], sdf["user"]], ignore_index=True).to_numpy())[0],
+            IdMap.factorize(pd.concat([tdf["item"], sdf["item"]], ignore_index=True).to_numpy())[0])
+    ratings = build(merged, scale, maps, "training data + stored ratings")
+    return ratings, tdf, maps
+
+
+def build(df: pd.DataFrame, scale: tuple[float, float], maps: tuple, source: str):
+    """A Ratings set on the given id maps, rows in (user, item) order."""
+    from mfrec.data.ratings import Ratings
+
+    df = df.sort_values(["user", "item"], kind="stable")
+    return Ratings.from_dataframe(df, user="user", item="item", rating="rating", rating_scale=tuple(scale),
+                                  user_map=maps[0], item_map=maps[1], source=source)
 
 
 def _holdout_score(model: Any, test, train) -> tuple[str, float, bool]:
@@ -101,7 +114,6 @@ def _holdout_score(model: Any, test, train) -> tuple[str, float, bool]:
 def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str | Path, *,
             holdout: float = 0.1, tolerance: float = 0.01, seed: int = 0) -> dict[str, Any]:
     """Run one retrain (see the module docstring); returns the outcome (also for refusals)."""
-    from mfrec.data.ratings import Ratings
     from mfrec.persist import load_model
     from mfrec.serve.store import open_store
     from mfrec.split import random_split
@@ -115,15 +127,15 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
     train = load_training(train_spec)
     with open_store(db_url) as store:
         stored, deletions = store.current(), store.deletions()
-    merged, tdf = merge_ratings(train, stored, deletions, current.rating_scale_)
-    base = Ratings.from_dataframe(tdf, user="user", item="item", rating="rating", rating_scale=tuple(current.rating_scale_))
-    fit_base, test = random_split(base, test_size=holdout, seed=seed)
-    test_df = test.to_dataframe()[["user", "item"]]
-    hold = pd.MultiIndex.from_frame(test_df)
+    scale = tuple(current.rating_scale_)
+    merged, tdf, maps = merge_ratings(train, stored, deletions, scale)
+    base = build(tdf, scale, maps, "training data")
+    _, test = random_split(base, test_size=holdout, seed=seed)
+    hold = pd.MultiIndex.from_frame(test.to_dataframe()[["user", "item"]])
+    fit_base = build(tdf[~pd.MultiIndex.from_frame(tdf[["user", "item"]]).isin(hold)], scale, maps, "training data")
     mdf = merged.to_dataframe()[["user", "item", "rating"]]
-    fit_new_df = mdf[~pd.MultiIndex.from_frame(mdf[["user", "item"]]).isin(hold)]
-    fit_new = Ratings.from_dataframe(fit_new_df, user="user", item="item", rating="rating",
-                                     rating_scale=tuple(current.rating_scale_))
+    fit_new = build(mdf[~pd.MultiIndex.from_frame(mdf[["user", "item"]]).isin(hold)], scale, maps,
+                    "training data + stored ratings")
     reference = current.clone().fit(fit_base)
     candidate = current.clone().fit(fit_new)
     metric, ref_score, higher = _holdout_score(reference, test, fit_base)
