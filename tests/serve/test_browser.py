@@ -3,6 +3,11 @@ against the service running as a separate process."""
 
 from __future__ import annotations
 
+from tests.serve.conftest import require
+
+require("fastapi", "the service")
+require("httpx", "the service tests")
+
 import os
 import shutil
 import time

@@ -3,6 +3,11 @@ writing; after a restart every acknowledged rating is there and nothing half-wri
 
 from __future__ import annotations
 
+from tests.serve.conftest import require
+
+require("fastapi", "the service")
+require("httpx", "the service tests")
+
 import os
 import signal
 import subprocess

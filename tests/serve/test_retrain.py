@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from tests.serve.conftest import require
+
+require("fastapi", "the service")
+require("httpx", "the service tests")
+
 import threading
 import time
 
