@@ -558,7 +558,7 @@ def demo(
 @app.command()
 @_guard
 def serve(
-    model_file: Path = typer.Argument(..., help="A model file (e.g. out/implicit_als.mfrec from `mfrec demo`)."),
+    model_file: Path = typer.Argument(..., help="A model file (e.g. out/implicit-als.mfrec from `mfrec demo`)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this machine only)."),
     port: int = typer.Option(8000, help="TCP port."),
     db: str = typer.Option("sqlite:///ratings.db", help="Ratings store: sqlite:///FILE or postgresql://USER@HOST/DB."),
@@ -571,13 +571,13 @@ def serve(
     the JSON API, OpenAPI docs at /docs.
 
     Examples:
-      mfrec serve out/implicit_als.mfrec --train-data ml-latest-small
+      mfrec serve out/implicit-als.mfrec --train-data ml-latest-small
       MFREC_API_KEY=... mfrec serve model.mfrec --db postgresql://mfrec@db/mfrec --workers 4
     """
     from mfrec.serve.run import run_server
 
     run_server(model_file, host=host, port=port, db=db, workers=workers, api_key_file=api_key_file,
-               train_data=train_data, state_dir=state_dir, echo=lambda m: err_console.print(m, highlight=False))
+               train_data=train_data, state_dir=state_dir, echo=lambda m: err_console.print(m, highlight=False, markup=False))
 
 
 def main() -> None:
