@@ -9,7 +9,6 @@ require("httpx", "the service tests")
 
 import json
 import re
-import warnings
 
 import numpy as np
 import pytest

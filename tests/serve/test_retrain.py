@@ -12,7 +12,6 @@ import time
 
 import numpy as np
 import pandas as pd
-import pytest
 from fastapi.testclient import TestClient
 
 import mfrec
