@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test bench serve clean
 
 $(BIN)/python:
 	@echo "creating .venv (first run only)"
@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing mfrec and its dependencies into .venv (first run only, a few minutes)..."
-	$(BIN)/pip install --quiet -e ".[dev,plot]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,serve]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -21,6 +21,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# the service on the demo model (trained by `mfrec demo` when missing), http://127.0.0.1:8000/
+serve: $(STAMP)
+	test -f out/implicit-als.mfrec || $(BIN)/mfrec demo --out-dir out
+	$(BIN)/mfrec serve out/implicit-als.mfrec --train-data ml-latest-small --db sqlite:///out/ratings.db
 
 bench: $(STAMP)
 	bash benchmarks/run.sh

@@ -1,0 +1,66 @@
+"""Running the service with uvicorn (``mfrec serve``): one or more worker processes.
+
+The settings travel to the workers in the environment variable ``MFREC_SERVE_CONFIG`` (JSON) and
+the API key in ``MFREC_API_KEY``; each worker builds its app with :func:`app_from_env`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any, Callable
+
+CONFIG_ENV = "MFREC_SERVE_CONFIG"
+
+
+def app_from_env() -> Any:
+    """The app factory uvicorn calls in each worker."""
+    from mfrec.serve.app import create_app
+
+    cfg = json.loads(os.environ[CONFIG_ENV])
+    return create_app(cfg["model"], cfg["db"], os.environ.get("MFREC_API_KEY") or None,
+                      train_data=cfg.get("train_data"), state_dir=cfg.get("state_dir"))
+
+
+def read_api_key(api_key_file: str | Path | None) -> str | None:
+    """The API key from a file (first line, stripped) or ``$MFREC_API_KEY``; None when neither."""
+    if api_key_file is not None:
+        key = Path(api_key_file).read_text().strip()
+        if len(key) < 16:
+            raise ValueError(f"the API key in {api_key_file} is shorter than 16 characters")
+        return key
+    return os.environ.get("MFREC_API_KEY") or None
+
+
+def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str = "sqlite:///ratings.db",
+               workers: int = 1, api_key_file: str | Path | None = None, train_data: str | None = None,
+               state_dir: str | Path | None = None, echo: Callable[[str], None] = print) -> None:
+    """Check the model file and the store, then run uvicorn (blocks until stopped)."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise ImportError("the service needs the serve extra: pip install 'mfrec[serve]'") from None
+    from mfrec.persist import load_model
+    from mfrec.serve.store import StoreError, open_store
+
+    if workers < 1:
+        raise ValueError(f"--workers must be >= 1, got {workers}")
+    if not 0 < port < 65536:
+        raise ValueError(f"--port must be in 1..65535, got {port}")
+    load_model(model_file)  # a bad file fails here with one clear line, not in every worker
+    try:
+        open_store(db).close()  # creates or migrates the schema once, before the workers start
+    except StoreError as exc:  # one line on the command line, like every other bad argument
+        raise ValueError(str(exc)) from None
+    key = read_api_key(api_key_file)
+    if key is None:
+        key = secrets.token_urlsafe(24)
+        echo(f"no API key given (--api-key-file or MFREC_API_KEY): writes need this one for this run: {key}")
+    os.environ["MFREC_API_KEY"] = key
+    os.environ[CONFIG_ENV] = json.dumps({"model": str(Path(model_file).resolve()), "db": db, "train_data": train_data,
+                                         "state_dir": str(state_dir) if state_dir else None})
+    echo(f"serving {model_file} on http://{host}:{port}/ (API docs at /docs), store {db.split('@')[-1]}")
+    uvicorn.run("mfrec.serve.run:app_from_env", factory=True, host=host, port=port, workers=workers,
+                access_log=False, log_level="warning", timeout_graceful_shutdown=10)

@@ -1,0 +1,189 @@
+"""Retraining: merge of training data and store, holdout validation, atomic swap under load."""
+
+from __future__ import annotations
+
+from tests.serve.conftest import require
+
+require("fastapi", "the service")
+require("httpx", "the service tests")
+
+import threading
+import time
+
+import numpy as np
+import pandas as pd
+from fastapi.testclient import TestClient
+
+import mfrec
+from mfrec.serve.app import create_app
+from mfrec.serve.retrain import merge_ratings, read_pointer, retrain
+from mfrec.serve.store import open_store
+
+KEY = "test-key-0123456789abcdef"
+AUTH = {"X-API-Key": KEY}
+
+
+def test_merge_overlays_the_store_on_the_training_data():
+    train = mfrec.Ratings.from_dataframe(pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10], "rating": [4.0, 3.0, 2.0]}))
+    stored = pd.DataFrame({"user": ["1", "3"], "item": ["10", "11"], "rating": [1.0, 5.0], "time": [0.0, 0.0]})
+    deletions = pd.DataFrame({"user": ["2"], "item": ["10"]}, dtype=object)
+    merged, _, _ = merge_ratings(train, stored, deletions, (1.0, 5.0))
+    got = merged.to_dataframe().sort_values(["user", "item"])
+    assert got[["user", "item"]].values.tolist() == [[1, 10], [1, 11], [3, 11]]  # int ids stay ints
+    assert got["rating"].tolist() == [1.0, 3.0, 5.0]  # stored replaces training; deletion removes
+    # a non-numeric user id turns every user id into text (one model file needs one id type)
+    stored2 = pd.DataFrame({"user": ["alice"], "item": ["10"], "rating": [2.0], "time": [0.0]})
+    merged2, _, _ = merge_ratings(train, stored2, deletions.iloc[:0], (1.0, 5.0))
+    assert sorted(merged2.to_dataframe()["user"].unique()) == ["1", "2", "alice"]
+
+
+def _spam(store, model, users: int = 80, items: int = 40) -> None:
+    seen = np.bincount(model.seen_.indices, minlength=len(model.item_map_))
+    top = model.item_map_.ids[np.argsort(-seen)[:items]]
+    store.put_many((f"spam{u}", str(i), 1.0) for u in range(users) for i in top)
+
+
+def test_holdout_refuses_a_worse_model(synth_files, tmp_path):
+    model_path, train_csv, _ = synth_files
+    model = mfrec.load_model(model_path)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        _spam(st, model)
+    out = retrain(model_path, str(train_csv), db, tmp_path / "state")
+    assert out["status"] == "refused" and out["metric"] == "rmse"
+    assert out["candidate"] > out["reference"] * 1.01
+    assert read_pointer(tmp_path / "state") is None  # nothing swapped
+
+
+def test_holdout_accepts_honest_ratings(synth_files, tmp_path):
+    model_path, train_csv, _ = synth_files
+    model = mfrec.load_model(model_path)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    rng = np.random.default_rng(0)
+    with open_store(db) as st:
+        for u in range(10):  # new users who rate like the model expects of a typical user
+            items = rng.choice(model.item_map_.ids, size=8, replace=False)
+            for i, p in zip(items, model.predict(np.full(8, model.user_map_.ids[u]), items)):
+                st.put(f"new{u}", str(i), float(np.clip(np.round(p * 2) / 2, 1, 5)))
+    out = retrain(model_path, str(train_csv), db, tmp_path / "state")
+    assert out["status"] == "accepted", out
+    ptr = read_pointer(tmp_path / "state")
+    assert ptr["version"] == 1
+    new = mfrec.load_model(ptr["path"])
+    assert "new3" in new.user_map_ and new.item_info_ is not None  # stored users are now in the model
+    assert len(new.item_map_) == len(model.item_map_)
+
+
+def _wait_job(c: TestClient, timeout: float = 240) -> dict:
+    t0 = time.time()
+    while time.time() - t0 < timeout:
+        job = c.get("/admin/retrain", headers=AUTH).json()["job"]
+        if job and job["status"] != "running":
+            return job
+        time.sleep(0.2)
+    raise AssertionError("retrain did not finish in time")
+
+
+def test_retrain_and_swap_under_load_has_zero_errors(synth_files, tmp_path):
+    """A client thread sends bounded requests (guest and user recommendations, writes, reads)
+    while a retrain runs and the new model is swapped in: every response is a success."""
+    model_path, train_csv, _ = synth_files
+    app = create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, train_data=str(train_csv),
+                     state_dir=tmp_path / "state", watch_interval=0.2)
+    errors: list[str] = []
+    versions: list[int] = []
+    stop = threading.Event()
+    with TestClient(app) as c:
+        for i in range(5):
+            c.put(f"/users/carol/ratings/{i}", json={"rating": 4.0}, headers=AUTH)
+
+        def load() -> None:
+            t0, k = time.time(), 0
+            while not stop.is_set() and k < 20000 and time.time() - t0 < 300:  # bounded in count and time
+                k += 1
+                if k % 4 == 0:
+                    r = c.get("/users/carol/recommendations", params={"n": 10})
+                elif k % 4 == 1:
+                    r = c.put(f"/users/dave/ratings/{k % 50}", json={"rating": 3.0}, headers=AUTH)
+                elif k % 4 == 2:
+                    r = c.get("/items/popular", params={"n": 10})
+                else:
+                    r = c.post("/recommendations", json={"ratings": {"0": 5, "1": 4, "2": 2}, "n": 10, "explain": 1})
+                if r.status_code != 200:
+                    errors.append(f"{r.status_code} {r.text[:200]}")
+                elif "model_version" in r.json():
+                    versions.append(r.json()["model_version"])
+
+        th = threading.Thread(target=load)
+        th.start()
+        time.sleep(0.5)
+        assert c.post("/admin/retrain", headers=AUTH).status_code == 202
+        busy = c.post("/admin/retrain", headers=AUTH)
+        assert busy.status_code == 409 and "already running" in busy.json()["error"]
+        job = _wait_job(c)
+        t_swap = time.time()
+        while time.time() - t_swap < 2 and (not versions or versions[-1] < 1):
+            time.sleep(0.1)
+        time.sleep(0.5)
+        stop.set()
+        th.join(timeout=60)
+        assert job["status"] == "accepted", job
+        assert c.get("/health").json()["model_version"] == 1
+        assert "mfrec_model_swaps_total 1" in c.get("/metrics").text
+    assert errors == []
+    assert 0 in versions and 1 in versions and versions == sorted(versions)  # old, then new, never back
+    # a restarted service serves the retrained model
+    with TestClient(create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, state_dir=tmp_path / "state")) as c2:
+        assert c2.get("/health").json()["model_version"] == 1
+        assert c2.get("/users/carol/recommendations").status_code == 200
+
+
+def test_refused_retrain_through_the_endpoint_keeps_the_model(synth_files, tmp_path):
+    model_path, train_csv, _ = synth_files
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        _spam(st, mfrec.load_model(model_path))
+    app = create_app(model_path, db, KEY, train_data=str(train_csv), state_dir=tmp_path / "state", watch_interval=0.2)
+    with TestClient(app) as c:
+        assert c.post("/admin/retrain", headers=AUTH).status_code == 202
+        job = _wait_job(c)
+        assert job["status"] == "refused" and job["candidate"] > job["reference"]
+        assert c.get("/health").json()["model_version"] == 0
+        assert 'mfrec_retrains_total{result="refused"} 1' in c.get("/metrics").text
+
+
+def test_ranking_model_is_validated_by_ndcg(tmp_path):
+    r = mfrec.synthetic(200, 80, 4000, factors=4, seed=2)
+    path = tmp_path / "ials.mfrec"
+    mfrec.ImplicitALS(factors=8, iterations=5, seed=0, threads=1).fit(r).save(path)
+    train_csv = tmp_path / "train.csv"
+    r.to_dataframe()[["user", "item", "rating"]].to_csv(train_csv, index=False)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        st.put_many([("newbie", str(i), 5.0) for i in r.items[:5]])
+    out = retrain(path, str(train_csv), db, tmp_path / "state")
+    assert out["metric"] == "ndcg@10" and np.isfinite(out["candidate"]) and out["status"] in ("accepted", "refused")
+
+
+def test_damaged_retrained_model_falls_back_to_the_original(synth_files, tmp_path):
+    from mfrec.serve.retrain import write_pointer
+
+    model_path, train_csv, _ = synth_files
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "model-v3.mfrec").write_bytes(b"truncated")
+    write_pointer(state, {"version": 3, "path": str(state / "model-v3.mfrec")})
+    with TestClient(create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, state_dir=state)) as c:
+        assert c.get("/health").json()["model_version"] == 0
+
+
+def test_reference_and_candidate_differ_only_by_the_data(synth_files, tmp_path):
+    """A stored rating equal to a training rating changes nothing: the two holdout fits are the
+    same (same id maps, same row order), so the comparison measures the stored data only."""
+    model_path, train_csv, r = synth_files
+    df = r.to_dataframe()
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with open_store(db) as st:
+        st.put(str(df["user"].iloc[0]), str(df["item"].iloc[0]), float(df["rating"].iloc[0]))
+    out = retrain(model_path, str(train_csv), db, tmp_path / "state")
+    assert out["candidate"] == out["reference"] and out["status"] == "accepted"

@@ -1,0 +1,125 @@
+"""The ratings store, on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from mfrec.serve.store import SCHEMA_VERSION, SQLiteStore, StoreError, open_store
+
+
+def test_put_get_overwrite_delete(store_url):
+    with open_store(store_url) as st:
+        assert st.user_ratings("u1") == {}
+        st.put("u1", "10", 4.0)
+        st.put("u1", "11", 2.5)
+        st.put("u2", "10", 1.0)
+        st.put("u1", "10", 5.0)  # the latest event wins
+        assert st.user_ratings("u1") == {"10": 5.0, "11": 2.5}
+        assert st.delete("u1", "11") is True
+        assert st.delete("u1", "11") is False  # nothing current any more
+        assert st.delete("u1", "99") is False
+        assert st.user_ratings("u1") == {"10": 5.0}
+        events = {e.item: e for e in st.user_events("u1")}
+        assert events["11"].deleted and events["11"].rating is None
+        assert "99" not in events  # a deletion of nothing is not written
+        st.put("u1", "11", 3.0)  # re-rating after a deletion
+        assert st.user_ratings("u1") == {"10": 5.0, "11": 3.0}
+        cur = st.current().sort_values(["user", "item"]).reset_index(drop=True)
+        assert cur[["user", "item"]].values.tolist() == [["u1", "10"], ["u1", "11"], ["u2", "10"]]
+        assert cur["rating"].tolist() == [5.0, 3.0, 1.0]
+        assert st.stats() == {"events": 6, "ratings": 3, "users": 2}
+        assert st.has_user("u2") and not st.has_user("nobody")
+
+
+def test_forced_deletion_masks_a_training_rating(store_url):
+    with open_store(store_url) as st:
+        assert st.delete("u1", "7", force=True) is False
+        assert [(e.item, e.deleted) for e in st.user_events("u1")] == [("7", True)]
+        assert st.deletions().values.tolist() == [["u1", "7"]]
+        assert st.user_ratings("u1") == {}
+
+
+def test_non_finite_rating_refused(store_url):
+    with open_store(store_url) as st:
+        for bad in (float("nan"), float("inf")):
+            with pytest.raises(ValueError, match="finite"):
+                st.put("u", "1", bad)
+        assert st.stats()["events"] == 0
+
+
+def test_schema_versioned_and_reopen_keeps_data(store_url):
+    with open_store(store_url) as st:
+        assert st.schema_version() == SCHEMA_VERSION
+        st.put("a", "1", 3.0)
+    with open_store(store_url) as st:  # reopening migrates nothing and keeps the data
+        assert st.migrate() == SCHEMA_VERSION
+        assert st.user_ratings("a") == {"1": 3.0}
+
+
+def test_newer_schema_refused(store_url):
+    with open_store(store_url) as st:
+        with st._transaction(write=True) as cur:
+            cur.execute(st._sql("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)"), (SCHEMA_VERSION + 1, 0.0))
+    with pytest.raises(StoreError, match="newer"):
+        open_store(store_url)
+
+
+def test_concurrent_writers(store_url):
+    """Threads writing at once lose nothing (per-thread connections / pool)."""
+    with open_store(store_url) as st:
+        def work(t: int) -> None:
+            for k in range(25):
+                st.put(f"user{t}", str(k), 1.0 + (k % 5))
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=60)
+        assert st.stats() == {"events": 100, "ratings": 100, "users": 4}
+
+
+def test_sqlite_is_wal_with_full_sync(tmp_path):
+    st = SQLiteStore(tmp_path / "r.db")
+    assert st.pragma("journal_mode") == "wal"
+    assert st.pragma("synchronous") == 2  # FULL
+    st.close()
+
+
+def test_migration_from_version_1(tmp_path):
+    """A store left at schema version 1 is upgraded (the current_ratings view is added)."""
+    import sqlite3
+
+    from mfrec.serve.store import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE schema_version (version INTEGER PRIMARY KEY, applied_at DOUBLE PRECISION NOT NULL)")
+    for stmt in MIGRATIONS[0][1]:
+        conn.execute(stmt.replace("{ID}", SQLiteStore._id_type))
+    conn.execute("INSERT INTO schema_version VALUES (1, 0)")
+    conn.execute("INSERT INTO rating_events (user_id, item_id, rating, time, deleted) VALUES ('u', '1', 4, 0, 0)")
+    conn.commit()
+    conn.close()
+    with open_store(f"sqlite:///{path}") as st:
+        assert st.schema_version() == SCHEMA_VERSION
+        assert st.current()["rating"].tolist() == [4.0]
+
+
+def test_bad_urls(tmp_path):
+    with pytest.raises(StoreError, match="unsupported"):
+        open_store("mysql://x")
+    with pytest.raises(StoreError, match="does not exist"):
+        open_store(f"sqlite:///{tmp_path / 'missing' / 'r.db'}")
+    with pytest.raises(StoreError, match="cannot connect|needs psycopg"):
+        open_store("postgresql://nobody:secret@127.0.0.1:1/none?connect_timeout=2")
+
+
+def test_put_many_is_all_or_nothing(store_url):
+    with open_store(store_url) as st:
+        assert st.put_many([("a", "1", 4.0), ("a", "2", 3), ("b", "1", 5.0)]) == 3
+        with pytest.raises(ValueError, match="row 1"):
+            st.put_many([("c", "1", 4.0), ("c", "2", float("nan"))])
+        assert st.stats() == {"events": 3, "ratings": 3, "users": 2}
+        assert st.user_ratings("a") == {"1": 4.0, "2": 3.0}
