@@ -833,7 +833,6 @@ def demo(
 
 # ----------------------------------------------------------------------------- serve
 @app.command()
-@_guard
 def serve(
     model_file: Path = typer.Argument(..., help="A model file (e.g. out/implicit-als.mfrec from `mfrec demo`)."),
     host: str = typer.Option("127.0.0.1", help="Address to bind (127.0.0.1: this machine only)."),
