@@ -781,17 +781,14 @@ def _frame(st: ModelState, df: pd.DataFrame) -> list[dict[str, Any]]:
 def search_titles(st: ModelState, query: str, limit: int) -> list[int]:
     """Item indices matching ``query`` (the library's `find_items` ranking, popularity from the
     model's training counts)."""
-    from types import SimpleNamespace
-
-    from mfrec.data.datasets import Dataset, find_items
+    from mfrec.data.datasets import find_items
 
     info = st.info
     if info is None or "title" not in info.columns:
         raise ApiError(409, "this model file has no item titles to search")
-    counts = SimpleNamespace(item_counts=st.counts, items=st.model.item_map_.ids)
-    ds = Dataset(name="model", ratings=counts, items=info, users=None, path=Path("."), info=None)  # type: ignore[arg-type]
+    counts = pd.Series(st.counts, index=st.model.item_map_.ids)
     try:
-        hits = find_items(ds, query, n=limit)
+        hits = find_items(info, query, n=limit, counts=counts)
     except ValueError:  # nothing left of the query after removing punctuation
         return []
     return [int(k) for k in st.model.item_map_.lookup(hits.index.to_numpy())]
