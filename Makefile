@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo test typecheck docs wheel bench clean
 
 $(BIN)/python:
 	@echo "creating .venv (first run only)"
@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing mfrec and its dependencies into .venv (first run only, a few minutes)..."
-	$(BIN)/pip install --quiet -e ".[dev,plot]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -22,8 +22,17 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --site-dir site
+
+wheel: $(STAMP)
+	PYTHON=$(BIN)/python bash .ci/wheel_smoke.sh
+
 bench: $(STAMP)
 	bash benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist site src/*.egg-info
