@@ -156,7 +156,7 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 
 
 def _check_real(value: Any, name: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(float(value)) or value < minimum:
         raise ValueError(f"{name} must be a finite number >= {minimum:g}, not {value!r}")
     return float(value)
 
