@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench serve clean
+.PHONY: demo test typecheck docs wheel bench serve clean
 
 $(BIN)/python:
 	@echo "creating .venv (first run only)"
@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing mfrec and its dependencies into .venv (first run only, a few minutes)..."
-	$(BIN)/pip install --quiet -e ".[dev,plot,serve]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,serve,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -27,8 +27,17 @@ serve: $(STAMP)
 	test -f out/implicit-als.mfrec || $(BIN)/mfrec demo --out-dir out
 	$(BIN)/mfrec serve out/implicit-als.mfrec --train-data ml-latest-small --db sqlite:///out/ratings.db
 
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir site
+
+wheel: $(STAMP)
+	PYTHON=$(BIN)/python bash .ci/wheel_smoke.sh
+
 bench: $(STAMP)
 	bash benchmarks/run.sh
 
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist site src/*.egg-info

@@ -148,8 +148,11 @@ def _check_input(path: Path, option: str, what: str) -> None:
 
 def _write_table(df: pd.DataFrame, out: Path) -> None:
     """CSV, or Parquet for .parquet/.pq; parent folders created, written atomically."""
+    from mfrec._optional import require_parquet
     from mfrec.io import atomic_path
 
+    if out.suffix in (".parquet", ".pq"):
+        require_parquet()
     with atomic_path(out) as tmp:
         if out.suffix in (".parquet", ".pq"):
             df.to_parquet(tmp, index=False)

@@ -1,6 +1,8 @@
 """Model files: one zip with a JSON manifest and .npy arrays. No pickle anywhere.
 
-Layout of ``model.mfrec`` (a plain zip, stored uncompressed so arrays load at disk speed)::
+Layout of ``model.mfrec`` (a plain zip: numeric arrays stored uncompressed so they load at disk
+speed; the manifest and text arrays (ids, item titles, genres) deflated, at the highest level whose
+ratio the loader's zip-bomb limit accepts)::
 
     manifest.json        format, versions, model class, hyperparameters, rating scale, training
                          summary, history, metrics, and the SHA-256 of every array member
@@ -112,6 +114,28 @@ def _npy_bytes(arr: np.ndarray) -> bytes:
     buf = io.BytesIO()
     np.lib.format.write_array(buf, np.ascontiguousarray(arr), allow_pickle=False)
     return buf.getvalue()
+
+
+def _inflate_allowed(file_size: int, compress_size: int) -> bool:
+    """The zip-bomb limit on a deflated member, shared by save and load."""
+    return file_size <= 2**16 + MAX_DEFLATE_RATIO * compress_size
+
+
+#: deflate levels tried for a text member, best first; a member none of them fits is stored
+_DEFLATE_LEVELS = (9, 6, 3, 1)
+
+
+def _member_compression(data: bytes, text: bool) -> tuple[int, int | None]:
+    """(zip compression, level) for one member: text (JSON, unicode arrays) is deflated at the
+    highest level whose ratio :func:`_inflate_allowed` accepts, when that saves space; numeric
+    arrays hardly compress and are stored, so they load at disk speed."""
+    if text:
+        for level in _DEFLATE_LEVELS:
+            c = zlib.compressobj(level, zlib.DEFLATED, -15)  # raw deflate, as zipfile writes it
+            size = len(c.compress(data)) + len(c.flush())
+            if size < len(data) and _inflate_allowed(len(data), size):
+                return zipfile.ZIP_DEFLATED, level
+    return zipfile.ZIP_STORED, None
 
 
 def _jsonable(value: Any) -> Any:
@@ -275,6 +299,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"cannot save this {cls.__name__}: its fitted state is inconsistent ({exc})") from None
     blobs = {f"arrays/{name}.npy": _npy_bytes(arr) for name, arr in arrays.items()}
+    text = {f"arrays/{name}.npy" for name, arr in arrays.items() if arr.dtype.kind in "US"}
     history = model.history_.to_dict(orient="records") if getattr(model, "history_", None) is not None else []
     manifest = {
         "format": FORMAT,
@@ -297,9 +322,9 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     path = Path(path)
     with atomic_write(path) as f:
         with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
-            zf.writestr("manifest.json", json.dumps(manifest, indent=1))
-            for name, data in blobs.items():
-                zf.writestr(name, data)
+            for name, data in {"manifest.json": json.dumps(manifest, indent=1).encode(), **blobs}.items():
+                method, level = _member_compression(data, name == "manifest.json" or name in text)
+                zf.writestr(name, data, compress_type=method, compresslevel=level)
     return path
 
 
@@ -345,7 +370,7 @@ def _check_member_info(info: zipfile.ZipInfo, archive_size: int, path: Path, lim
     if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
         raise ModelFileError(f"{path}: member {name} is stored but declares {info.file_size} bytes "
                              f"in {info.compress_size}")
-    if info.compress_type == zipfile.ZIP_DEFLATED and info.file_size > 2**16 + MAX_DEFLATE_RATIO * info.compress_size:
+    if info.compress_type == zipfile.ZIP_DEFLATED and not _inflate_allowed(info.file_size, info.compress_size):
         raise ModelFileError(f"{path}: member {name} would inflate {info.compress_size} bytes to {info.file_size} "
                              f"(more than {MAX_DEFLATE_RATIO}x): refusing a possible zip bomb; re-save the model "
                              "with mfrec (stored uncompressed)")

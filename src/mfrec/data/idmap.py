@@ -144,7 +144,7 @@ class IdMap:
             arr = arr.astype(object)
         return self._index.get_indexer(arr).astype(np.int64)
 
-    def _lookup_small(self, raw: list) -> np.ndarray:
+    def _lookup_small(self, raw: list | tuple) -> np.ndarray:
         if self._dict is None:
             self._dict = {k: i for i, k in enumerate(self._ids.tolist())}
         d = self._dict

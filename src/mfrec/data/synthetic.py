@@ -8,7 +8,7 @@ drawn from the product distribution without repeats, so heavy users meet popular
 from __future__ import annotations
 
 from numbers import Integral, Real
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -156,9 +156,64 @@ def _check_int(value: Any, name: str, minimum: int) -> int:
 
 
 def _check_real(value: Any, name: str, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(value) or value < minimum:
+    if isinstance(value, bool) or not isinstance(value, Real) or not np.isfinite(float(value)) or value < minimum:
         raise ValueError(f"{name} must be a finite number >= {minimum:g}, not {value!r}")
     return float(value)
+
+
+@overload
+def synthetic(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    factors: int = 10,
+    seed: int | None = 0,
+    noise: float = 0.5,
+    scale: tuple[float, float] = (1.0, 5.0),
+    step: float | None = 0.5,
+    user_activity_exponent: float = 0.7,
+    item_popularity_exponent: float = 1.2,
+    min_user_ratings: int = 5,
+    timestamps: bool = False,
+    return_truth: Literal[False] = False,
+) -> Ratings: ...
+
+
+@overload
+def synthetic(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    factors: int = 10,
+    seed: int | None = 0,
+    noise: float = 0.5,
+    scale: tuple[float, float] = (1.0, 5.0),
+    step: float | None = 0.5,
+    user_activity_exponent: float = 0.7,
+    item_popularity_exponent: float = 1.2,
+    min_user_ratings: int = 5,
+    timestamps: bool = False,
+    *,
+    return_truth: Literal[True],
+) -> tuple[Ratings, dict[str, Any]]: ...
+
+
+@overload
+def synthetic(
+    n_users: int,
+    n_items: int,
+    n_ratings: int,
+    factors: int = 10,
+    seed: int | None = 0,
+    noise: float = 0.5,
+    scale: tuple[float, float] = (1.0, 5.0),
+    step: float | None = 0.5,
+    user_activity_exponent: float = 0.7,
+    item_popularity_exponent: float = 1.2,
+    min_user_ratings: int = 5,
+    timestamps: bool = False,
+    return_truth: bool = ...,
+) -> Ratings | tuple[Ratings, dict[str, Any]]: ...
 
 
 def synthetic(
