@@ -237,3 +237,16 @@ def test_registered_for_the_cli():
 
     assert MODEL_NAMES["bayesian-fm"] is BayesianFM
     assert mfrec.BayesianFM is BayesianFM
+
+
+@pytest.mark.realdata
+def test_u1_beats_bayesian_mf_with_a_modest_budget():
+    """ml-100k u1 with the implicit features: 60 sweeps (~3 s on a quiet core) already beat
+    BayesianMF's best u1 figure (0.9051 tuned, 0.9068 defaults); 200 sweeps reach ~0.893."""
+    from tests.conftest import dataset_dir
+
+    folder = dataset_dir("ml-100k")
+    ds = mfrec.load_dataset("ml-100k", data_dir=folder.parent, download=False, progress=False)
+    train, test = ds.official_split("u1")
+    rmse = BayesianFM(iterations=60, burn_in=20).fit(train).score(test)
+    assert rmse < 0.9
