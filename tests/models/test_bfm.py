@@ -250,3 +250,24 @@ def test_u1_beats_bayesian_mf_with_a_modest_budget():
     train, test = ds.official_split("u1")
     rmse = BayesianFM(iterations=60, burn_in=20).fit(train).score(test)
     assert rmse < 0.9
+
+
+def test_cli_evaluate_and_tune(tmp_path):
+    from typer.testing import CliRunner
+
+    from mfrec.cli import app
+
+    train = mfrec.synthetic(40, 25, 400, factors=2, seed=1)
+    train.to_dataframe()[["user", "item", "rating"]].to_csv(tmp_path / "r.csv", index=False)
+    res = CliRunner().invoke(app, ["train", "--ratings", str(tmp_path / "r.csv"), "--model", "bayesian-fm",
+                                   "--iterations", "6", "--param", "burn_in=2", "--factors", "2",
+                                   "--out", str(tmp_path / "m.mfrec"), "-q"])
+    assert res.exit_code == 0, res.output
+    m = mfrec.load_model(tmp_path / "m.mfrec")
+    assert type(m) is BayesianFM and m.n_draws_ == 4
+    fit_part, test = mfrec.split.random_split(train, 0.2, seed=0)
+    scores = mfrec.evaluate(BayesianFM(factors=2, iterations=6, burn_in=2).fit(fit_part), test)
+    assert scores["rmse"] > 0
+    result = mfrec.tune(BayesianFM, fit_part, {"factors": [2, 3], "iterations": [6], "burn_in": [2]},
+                        trials=None, method="grid", validation=0.2)
+    assert result.best_params["factors"] in (2, 3)
