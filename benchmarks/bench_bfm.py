@@ -15,7 +15,10 @@ The attribute tables (ml-100k: user age, gender, occupation; item genres, year) 
 once by ``mfrec.AttributeEncoder`` and the same numeric columns go to myFM. Fit times: one
 fit each (myFM's median of ``--repeats``), measured in the same run, so their *ratio* is the
 figure to read on a busy machine. ``--folds`` adds ml-100k u1-u5 and ml-latest-small 5-fold
-(mean and std). Prints a Markdown table and appends JSON lines to ``--out``.
+(mean and std). ``--costs`` instead measures, on all of ml-latest-small, BayesianFM's fit
+time, fitted-array memory and ``recommend_new`` latency (10 ratings, 9.7k items; the loop of
+``bench_recommend.latency``) next to BiasedMF's. Prints a Markdown table and appends JSON lines
+to ``--out``.
 """
 
 from __future__ import annotations
@@ -102,10 +105,36 @@ def one_split(args, name: str, train_csv: Path, test_csv: Path, attrs) -> list[d
     return rows
 
 
+def costs(args) -> list[dict]:
+    import warnings
+
+    from bench_recommend import latency
+
+    warnings.simplefilter("ignore")
+    ratings = mfrec.load_dataset("ml-latest-small").ratings
+    rows = []
+    for name, model in (("BiasedMF", mfrec.BiasedMF()), ("BayesianFM", mfrec.BayesianFM())):
+        t0 = time.perf_counter()
+        model.fit(ratings)
+        seconds = time.perf_counter() - t0
+        mb = sum(a.nbytes for a in model._fitted_arrays().values()) / 2**20
+        lat = latency(model, name, args.requests)
+        rows.append({"part": "costs", "model": name, "fit_seconds": seconds, "fitted_arrays_mb": mb,
+                     "recommend_new_median_ms": lat["median_ms"], "recommend_new_p99_ms": lat["p99_ms"]})
+    print("| model | fit s | fitted arrays MB | recommend_new median / p99 ms |")
+    print("|---|---:|---:|---|")
+    for r in rows:
+        print(f"| {r['model']} | {r['fit_seconds']:.2f} | {r['fitted_arrays_mb']:.1f} | "
+              f"{r['recommend_new_median_ms']:.2f} / {r['recommend_new_p99_ms']:.2f} |")
+    return rows
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--splits", default="ml-100k/u1,ml-latest-small/random-80-20")
     p.add_argument("--folds", action="store_true")
+    p.add_argument("--costs", action="store_true")
+    p.add_argument("--requests", type=int, default=500)
     p.add_argument("--factors", type=int, default=10)
     p.add_argument("--iterations", type=int, default=200)
     p.add_argument("--burn-in", type=int, default=20)
@@ -114,6 +143,12 @@ def main() -> int:
     p.add_argument("--peers-python", default="/work/benchenv/bin/python")
     p.add_argument("--out", default=str(HERE / "results" / "bfm.jsonl"))
     args = p.parse_args()
+    if args.costs:
+        rows = costs(args)
+        with open(args.out, "a") as fh:
+            for row in rows:
+                fh.write(json.dumps(dict(row, date=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))) + "\n")
+        return 0
     names = [s for s in args.splits.split(",") if s]
     if args.folds:
         names += [f"ml-100k/u{i}" for i in range(2, 6)] + [f"ml-latest-small/5-fold/{i}" for i in range(1, 6)]

@@ -77,6 +77,13 @@ class BayesianFM(FactorModel):
     of ``mean_s s_U . s_I``. For new users the stored draws also keep the rated-set factors and
     weights, the item biases and the user-id prior.
 
+    ``max_draws=50`` (default) trades a little accuracy for fold-in latency and memory: on
+    validation carve-outs of the training data, 50 / 180 stored draws of 180 gave RMSE 0.8876 /
+    0.8864 (ml-100k u1.base) and 0.8276 / 0.8259 (ml-latest-small 80/20 train); scoring cost
+    and memory grow linearly with it. ``threads`` is accepted like every model's, but the
+    kernels are serial (the Gibbs sweep is sequential over features; per-rating passes are
+    cheap), so fits are reproducible on any thread count.
+
     A guest (`fold_in`, `recommend_new`) has no user-id feature of their own: per stored draw
     their rated set gives the implicit part of ``s_U`` and ``b_U`` exactly, and their user-id
     weight and factors are the posterior mean (a (k+1) ridge under that draw's user-id prior and
@@ -133,7 +140,7 @@ class BayesianFM(FactorModel):
         try:
             super().fit(train, validation, callback=callback)
         finally:
-            for name in ("_attributes", "_U", "_I", "_state", "_draws", "_sums", "_hyper"):
+            for name in ("_attributes", "_U", "_I", "_state", "_draws", "_sums", "_hyper", "_thin"):
                 self.__dict__.pop(name, None)
         return self
 
@@ -209,7 +216,10 @@ class BayesianFM(FactorModel):
         self.user_bias_, self.item_bias_ = st["bU"], st["bI"]
 
     def _sample_hyper(self, rng: np.random.Generator) -> None:
-        """Normal-Gamma hyperposterior per group (``mu0 = 0``, ``gamma0 = alpha0 = beta0 = 1``)."""
+        """Normal-Gamma hyperposterior per group and dimension, as libFM / myFM (``mu0 = 0``,
+        ``gamma0 = alpha0 = beta0 = 1``): ``lam ~ Gamma((n + 2) / 2, rate (1 + mu^2 + sum (theta -
+        mu)^2) / 2)``, then ``mu ~ N(sum theta / (n + 1), 1 / ((n + 1) lam))``, over the group's
+        features that have data."""
         st = self._state
         for name, side in (("U", self._U), ("I", self._I)):
             mu_w, lam_w, mu_v, lam_v = self._hyper[name]
@@ -218,17 +228,14 @@ class BayesianFM(FactorModel):
                 n = int(sel.sum())
                 if n == 0:
                     continue
-                for theta, mu, lam, col in ((st["w" + name][sel][:, None], mu_w, lam_w, None),
-                                            (st["V" + name][sel], mu_v, lam_v, slice(None))):
-                    m = mu[g] if col is None else mu[g]
+                for theta, mu, lam, vector in ((st["w" + name][sel][:, None], mu_w, lam_w, False),
+                                               (st["V" + name][sel], mu_v, lam_v, True)):
+                    m = mu[g]
                     ss = ((theta - m) ** 2).sum(axis=0) + np.asarray(m) ** 2 + 1.0
                     new_lam = rng.gamma(0.5 * (n + 2), 2.0 / ss)
                     new_mu = theta.sum(axis=0) / (n + 1) + rng.standard_normal(theta.shape[1]) / np.sqrt(
                         (n + 1) * new_lam)
-                    if col is None:
-                        lam[g], mu[g] = new_lam[0], new_mu[0]
-                    else:
-                        lam[g], mu[g] = new_lam, new_mu
+                    lam[g], mu[g] = (new_lam, new_mu) if vector else (new_lam[0], new_mu[0])
 
     def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
         st = self._state
