@@ -15,7 +15,7 @@ The attribute tables (ml-100k: user age, gender, occupation; item genres, year) 
 once by ``mfrec.AttributeEncoder`` and the same numeric columns go to myFM. Fit times: one
 fit each (myFM's median of ``--repeats``), measured in the same run, so their *ratio* is the
 figure to read on a busy machine. ``--folds`` adds ml-100k u1-u5 and ml-latest-small 5-fold
-(mean and std). ``--costs`` instead measures, on all of ml-latest-small, BayesianFM's fit
+(mean and std); ``--no-peers`` runs only BayesianFM with the implicit features. ``--costs`` instead measures, on all of ml-latest-small, BayesianFM's fit
 time, fitted-array memory and ``recommend_new`` latency (10 ratings, 9.7k items; the loop of
 ``bench_recommend.latency``) next to BiasedMF's. Prints a Markdown table and appends JSON lines
 to ``--out``.
@@ -88,8 +88,10 @@ def one_split(args, name: str, train_csv: Path, test_csv: Path, attrs) -> list[d
     configs = [("ids", "myfm", None, dict(implicit=False)), ("ids+implicit", "myfm-implicit", None, {})]
     if attrs is not None and name.startswith("ml-100k"):
         configs.append(("ids+implicit+attributes", "myfm-implicit", attrs, {}))
+    if args.no_peers:  # mfrec's BayesianFM with the implicit features only (fold families)
+        configs = [configs[1]]
     for features, peer, peer_attrs, kw in configs:
-        m = run_myfm(args, train_csv, test_csv, peer, peer_attrs[1] if peer_attrs else None)
+        m = {} if args.no_peers else run_myfm(args, train_csv, test_csv, peer, peer_attrs[1] if peer_attrs else None)
         fit_kw = {}
         if peer_attrs:
             fit_kw = dict(user_attributes=peer_attrs[0][0], item_attributes=peer_attrs[0][1])
@@ -99,6 +101,8 @@ def one_split(args, name: str, train_csv: Path, test_csv: Path, attrs) -> list[d
                      "bfm_rmse": ours["rmse"], "bfm_fit_seconds": ours["fit_seconds"],
                      "error": m.get("error")})
         print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if args.no_peers:
+        return rows
     bmf = run_mfrec(mfrec.BayesianMF(), train, test)
     rows.append({"split": name, "features": "bayesian-mf (defaults)", "bfm_rmse": bmf["rmse"],
                  "bfm_fit_seconds": bmf["fit_seconds"]})
@@ -134,6 +138,7 @@ def main() -> int:
     p.add_argument("--splits", default="ml-100k/u1,ml-latest-small/random-80-20")
     p.add_argument("--folds", action="store_true")
     p.add_argument("--costs", action="store_true")
+    p.add_argument("--no-peers", action="store_true", help="BayesianFM (ids + implicit) only, no myFM")
     p.add_argument("--requests", type=int, default=500)
     p.add_argument("--factors", type=int, default=10)
     p.add_argument("--iterations", type=int, default=200)
@@ -162,6 +167,12 @@ def main() -> int:
         attrs = ((users, items), (folder / "users.csv", folder / "items.csv"))
         for name in names:
             rows += one_split(args, name, *splits[name], attrs)
+    if args.folds:
+        for family in ("ml-100k/u", "ml-latest-small/5-fold/"):
+            vals = [r["bfm_rmse"] for r in rows if r["split"].startswith(family) and r["features"] == "ids+implicit"]
+            if vals:
+                print(f"{family}*: BayesianFM ids+implicit mean {np.mean(vals):.4f} std {np.std(vals):.4f} "
+                      f"over {len(vals)} splits", file=sys.stderr)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(args.out, "a") as fh:
         for row in rows:
