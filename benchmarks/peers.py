@@ -45,6 +45,17 @@ cmfrec-cmf       Same as cmfrec-als plus side information:
                  ``items_df`` an ``ItemId`` column plus numeric columns.
                  Attribute rows are restricted to ids that appear in the
                  training ratings (cold users must not leak into the fit).
+myfm             ``myfm.MyFMRegressor(rank=F, random_seed=seed)`` (Gibbs-sampled Bayesian
+                 FM), ``fit(None, y, X_rel=[RelationBlock(user, XU), RelationBlock(item,
+                 XI)], group_shapes=..., n_iter=--myfm-iter, n_kept_samples=--myfm-iter -
+                 --myfm-burn-in)`` with ids only: XU = user one-hot, XI = item one-hot.
+myfm-implicit    The same with the SVD++-style implicit features built from the training
+                 ratings only (as in myFM's ml-100k example and mfrec.BayesianFM): XU =
+                 [user one-hot, items the user rated / sqrt(count)], XI = [item one-hot,
+                 users who rated the item / sqrt(count)]; one group per block. With
+                 ``--user-attributes`` / ``--item-attributes`` (numeric columns, e.g.
+                 one-hot encoded) these are appended to XU / XI as one more group each.
+                 Unknown test users/items get an all-zero block row (w0 + the other side).
 implicit-als     Not implemented: implicit's ALS optimises an implicit-feedback
                  (confidence-weighted) loss, so an explicit RMSE is not a
                  meaningful comparison. Requesting it prints an error line.
@@ -150,7 +161,8 @@ import time
 
 SURPRISE_MODELS = ("surprise-svd", "surprise-svdpp")
 CMFREC_MODELS = ("cmfrec-als", "cmfrec-cmf")
-ALL_MODELS = SURPRISE_MODELS + CMFREC_MODELS + ("implicit-als",)
+MYFM_MODELS = ("myfm", "myfm-implicit")
+ALL_MODELS = SURPRISE_MODELS + CMFREC_MODELS + MYFM_MODELS + ("implicit-als",)
 DEFAULT_GRID = "1,3,5,10,20,35,50"
 
 
@@ -164,6 +176,8 @@ def _parse_args(argv=None):
                    help="n_factors for surprise-svdpp (default 20, Surprise's default)")
     p.add_argument("--epochs", type=int, default=20, help="Surprise SGD epochs")
     p.add_argument("--als-iter", type=int, default=10, help="cmfrec niter")
+    p.add_argument("--myfm-iter", type=int, default=200, help="myFM Gibbs sweeps (n_iter)")
+    p.add_argument("--myfm-burn-in", type=int, default=20, help="myFM sweeps not kept (n_iter - n_kept_samples)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     p.add_argument("--seed", type=int, default=0)
@@ -424,6 +438,93 @@ class CmfrecRunner:
         return users, items, P[:nu], Q[:ni], bu[:nu], float(model.glob_mean_) + bi[:ni]
 
 
+class MyFMRunner:
+    library = "myfm"
+    dist = "myfm"
+
+    def __init__(self, name, args, train, lo, hi, uattr=None, iattr=None):
+        self.name, self.args = name, args
+        self.lo, self.hi = lo, hi
+        self.train_df = train
+        self.uattr, self.iattr = uattr, iattr
+
+    def prepare(self):
+        import scipy.sparse as sps
+        tr = self.train_df
+        self.uids, u = np.unique(tr["user"].to_numpy(), return_inverse=True)
+        self.iids, i = np.unique(tr["item"].to_numpy(), return_inverse=True)
+        nu, ni = len(self.uids), len(self.iids)
+        self.u, self.i = u, i
+        self.y = tr["rating"].to_numpy(dtype=np.float64)
+
+        def pad(M):  # one extra all-zero row for unknown ids
+            return sps.vstack([M, sps.csr_matrix((1, M.shape[1]))], format="csr")
+
+        def scaled(M):
+            c = np.asarray(M.sum(axis=1)).ravel()
+            return (sps.diags(1.0 / np.sqrt(np.maximum(c, 1))) @ M).tocsr()
+
+        ublocks, iblocks = [sps.identity(nu, format="csr")], [sps.identity(ni, format="csr")]
+        if self.name == "myfm-implicit":
+            seen = sps.csr_matrix((np.ones(len(tr)), (u, i)), shape=(nu, ni))
+            ublocks.append(scaled(seen))
+            iblocks.append(scaled(seen.T.tocsr()))
+            for blocks, attr, ids, col in ((ublocks, self.uattr, self.uids, "UserId"),
+                                           (iblocks, self.iattr, self.iids, "ItemId")):
+                if attr is not None:
+                    table = attr.set_index(col).reindex(ids).fillna(0.0)
+                    blocks.append(sps.csr_matrix(table.to_numpy(dtype=np.float64)))
+        self.group_shapes = [b.shape[1] for b in ublocks + iblocks]
+        self.XU = pad(sps.hstack(ublocks, format="csr"))
+        self.XI = pad(sps.hstack(iblocks, format="csr"))
+
+    def make(self):
+        from myfm import MyFMRegressor
+        return MyFMRegressor(rank=self.args.factors, random_seed=self.args.seed)
+
+    @property
+    def params(self):
+        return dict(rank=self.args.factors, n_iter=self.args.myfm_iter,
+                    n_kept_samples=self.args.myfm_iter - self.args.myfm_burn_in,
+                    group_shapes=getattr(self, "group_shapes", None),
+                    features="ids + implicit" if self.name == "myfm-implicit" else "ids")
+
+    def full_params(self, model):
+        return dict(self.params, random_seed=self.args.seed)
+
+    def factors(self):
+        return self.args.factors
+
+    def iterations(self):
+        return self.args.myfm_iter
+
+    def _blocks(self, u, i):
+        from myfm import RelationBlock
+        return [RelationBlock(u, self.XU), RelationBlock(i, self.XI)]
+
+    def fit(self, model):
+        model.fit(None, self.y, X_rel=self._blocks(self.u, self.i), group_shapes=self.group_shapes,
+                  n_iter=self.args.myfm_iter, n_kept_samples=self.args.myfm_iter - self.args.myfm_burn_in)
+        return model
+
+    @staticmethod
+    def _index(ids, known):
+        pos = np.minimum(np.searchsorted(known, ids), len(known) - 1)
+        return np.where(known[pos] == ids, pos, len(known))
+
+    def predict(self, model, df):
+        u = self._index(df["user"].to_numpy(), self.uids)
+        i = self._index(df["item"].to_numpy(), self.iids)
+        return np.asarray(model.predict(None, X_rel=self._blocks(u, i)), dtype=np.float64), 0
+
+    def predict_cold(self, model, df, uattr):
+        est, nfill = self.predict(model, df)
+        return est, nfill, "all-zero user block row (w0 + item side)"
+
+    def score_parts(self, model):
+        raise SystemExit("myfm: --topn-out is not supported")
+
+
 # --------------------------------------------------------------------------- top-n lists
 def topn_path(pattern, model):
     if "{model}" in pattern:
@@ -496,6 +597,8 @@ def build_runner(name, args, train, lo, hi, lam, uattr, iattr):
         return SurpriseRunner(name, args, train, lo, hi)
     if name in CMFREC_MODELS:
         return CmfrecRunner(name, args, train, lo, hi, lam, uattr, iattr)
+    if name in MYFM_MODELS:
+        return MyFMRunner(name, args, train, lo, hi, uattr, iattr)
     raise SystemExit(f"unknown or unsupported model {name!r}")
 
 
@@ -520,6 +623,8 @@ def run_single(args):
     runner = build_runner(name, args, train, lo, hi, lam, uattr, iattr)
     if runner.library == "surprise":
         import surprise  # noqa: F401
+    elif runner.library == "myfm":
+        import myfm  # noqa: F401
     else:
         import cmfrec  # noqa: F401
 
@@ -640,6 +745,7 @@ def child_cmd(args, model, lam, tuning_path):
            "--train", args.train, "--test", args.test,
            "--factors", str(args.factors), "--factors-svdpp", str(args.factors_svdpp),
            "--epochs", str(args.epochs), "--als-iter", str(args.als_iter),
+           "--myfm-iter", str(args.myfm_iter), "--myfm-burn-in", str(args.myfm_burn_in),
            "--repeats", str(args.repeats), "--threads", str(args.threads),
            "--seed", str(args.seed)]
     if lam is not None:

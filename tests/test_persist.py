@@ -29,6 +29,7 @@ SMALL = {
     "svdpp": dict(factors=3, epochs=3, threads=1),
     "als": dict(factors=3, iterations=2, regularization=2.0),
     "bayesian-mf": dict(factors=3, iterations=4, burn_in=2),
+    "bayesian-fm": dict(factors=3, iterations=4, burn_in=2),
     "implicit-als": dict(factors=3, iterations=2, regularization=0.5),
     "cmf": dict(factors=3, iterations=2, regularization=2.0),
 }

@@ -10,7 +10,7 @@ from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFit
 from mfrec.evaluate import cross_validate, evaluate
 from mfrec.persist import load_model, save_model
 from mfrec.tune import TuneResult, tune
-from mfrec.models import ALS, CMF, Baseline, BayesianMF, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
+from mfrec.models import ALS, CMF, Baseline, BayesianFM, BayesianMF, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
 
@@ -20,6 +20,7 @@ __all__ = [
     "AttributeEncoder",
     "CMF",
     "Baseline",
+    "BayesianFM",
     "BayesianMF",
     "BiasedMF",
     "DataError",

@@ -356,7 +356,7 @@ def data_fetch(name: str = typer.Argument(..., help="Dataset name."),
 
 # ----------------------------------------------------------------------------- train
 MODEL_HELP = ("Which model: implicit-als (default) to recommend to people (ranks by taste from who rated what; "
-              "shows scores, not ratings); biased-mf, svdpp, bayesian-mf (most accurate, slower), als or funk-mf to "
+              "shows scores, not ratings); biased-mf, svdpp, bayesian-mf, bayesian-fm (most accurate, slower), als or funk-mf to "
               "predict ratings (RMSE); cmf with user/item attributes; baseline (biases only) to compare against.")
 
 

@@ -3,6 +3,7 @@
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
 from mfrec.models.bayes import BayesianMF
+from mfrec.models.bfm import BayesianFM
 from mfrec.models.baseline import Baseline
 from mfrec.models.cmf import CMF
 from mfrec.models.implicit import ImplicitALS
@@ -17,8 +18,9 @@ MODEL_NAMES: dict[str, type[FactorModel]] = {
     "svdpp": SVDpp,
     "als": ALS,
     "bayesian-mf": BayesianMF,
+    "bayesian-fm": BayesianFM,
     "implicit-als": ImplicitALS,
     "cmf": CMF,
 }
 
-__all__ = ["ALS", "Baseline", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "Baseline", "BayesianFM", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
