@@ -136,9 +136,13 @@ def as_ids(values: Any, param: str) -> np.ndarray:
     return out
 
 
-def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0) -> None:
+def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **flags: Any) -> None:
     """ValueError naming a bad request argument: ``n`` an integer >= 1, ``item_bias_weight`` a
-    finite number, ``explain`` an integer >= 0."""
+    finite number, ``explain`` an integer >= 0, each of ``flags`` (``exclude_seen=...``) a real
+    bool (a string such as ``"no"`` would be truthy)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if isinstance(item_bias_weight, bool) or not isinstance(item_bias_weight, numbers.Real) \
@@ -274,7 +278,7 @@ class RecommenderMixin:
         ids in ``items`` are warned about and listed in ``df.attrs['unknown_items']``; only an
         all-unknown ``items`` is an error (as in :meth:`recommend_new`)."""
         self._require_fitted()
-        check_request(n, item_bias_weight)
+        check_request(n, item_bias_weight, exclude_seen=exclude_seen)
         self.user_map_.index_of(user, "user")
         df = self.recommend_many([user], n=n, exclude_seen=exclude_seen, items=items, filter=filter,
                                  item_bias_weight=item_bias_weight)
@@ -297,7 +301,7 @@ class RecommenderMixin:
         block (progress bars).
         """
         self._require_fitted()
-        check_request(n, item_bias_weight)
+        check_request(n, item_bias_weight, exclude_seen=exclude_seen)
         if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
                                        or block_size < 1):
             raise ValueError(f"block_size must be None or an integer >= 1, got {block_size!r}")
@@ -419,7 +423,7 @@ class RecommenderMixin:
         DataError. Unknown ids (rated or in ``items``) are listed in
         ``df.attrs['unknown_items']``; only an all-unknown list is an error.
         """
-        check_request(n, item_bias_weight, explain)
+        check_request(n, item_bias_weight, explain, exclude_rated=exclude_rated)
         fold = self.fold_in(ratings if ratings is not None else {})
         cand_mask, unknown_cand = self._candidate_mask(items, filter)
         if exclude_rated:
@@ -462,7 +466,9 @@ class RecommenderMixin:
     def add_user(self, user_id: Any, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> FoldIn:
         """Fold a new user in and keep them in the model (recommend/predict know them after)."""
         self._require_fitted()
-        if user_id in self.user_map_:
+        if user_id is None or pd.isna(user_id) is True:
+            raise ValueError(f"user_id is missing ({user_id!r}); a new user needs an id")
+        if user_id in self.user_map_:  # TypeError naming an unhashable id
             raise ValueError(f"user {user_id!r} is already in the model")
         fold = self.fold_in(ratings)
         self.user_map_ = self.user_map_.extend([user_id])

@@ -442,13 +442,14 @@ def _items_frame(
 
 
 def _read_text_lines(path: Path, encoding: str) -> pd.Series:
-    """Non-empty lines of a text file, indexed by their 1-based line number (falls back to
-    Latin-1 when not valid in ``encoding``)."""
+    """Non-empty lines of a text file, indexed by their 1-based line number. The file must be
+    valid in ``encoding`` (the dataset's declared one, :attr:`DatasetInfo.encoding`): no silent
+    fallback to another encoding; a bad byte is a DataError with its offset and line."""
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        raise decode_error(path, encoding) from None
     lines = pd.Series(text.splitlines(), dtype=object)
     lines.index = lines.index + 1
     return lines[lines.str.strip() != ""]
@@ -537,12 +538,17 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
             k = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=line_of(k), column="Occupation")
         occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)])
-    ids = pd.to_numeric(uid, errors="coerce")
-    ages = pd.to_numeric(age, errors="coerce")
-    for series, raw, col in ((ids, uid, "user id"), (ages, age, "age")):
-        if series.isna().any():
-            k = int(np.flatnonzero(series.isna().to_numpy())[0])
-            raise DataError(f"{col} {raw.iloc[k]!r} is not a number", source=str(path), line=line_of(k), column=col)
+    # ids as the ratings reader takes them (plain integers: no '1.5', '+1' or '007'); ages whole
+    for raw, col, pattern in ((uid, "user id", _CANONICAL_INT), (age, "age", r"^[0-9]+$")):
+        bad = ~raw.astype(str).str.strip().str.fullmatch(pattern, na=False)
+        if bad.any():
+            k = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{col} {raw.iloc[k]!r} is not a whole number ({int(bad.sum())} such rows in all)",
+                            source=str(path), line=line_of(k), column=col)
+    ids = pd.to_numeric(uid.astype(str).str.strip(), errors="coerce")
+    ages = pd.to_numeric(age.astype(str).str.strip(), errors="coerce")
+    if ids.isna().any() or ids.abs().max() >= 2**63:
+        raise DataError("user ids do not fit a 64-bit integer", source=str(path), column="user id")
     out = pd.DataFrame(
         {
             "age": ages.astype(np.int64).to_numpy(),

@@ -456,8 +456,11 @@ class FactorModel(RecommenderMixin, Estimator):
             return self._with_unknown(self._predict_indices(u, i, clip=clip), counts, return_unknown)
         return self.predict(ratings.raw_users, ratings.raw_items, clip=clip, return_unknown=return_unknown)
 
-    def score(self, ratings: Ratings) -> float:
-        """RMSE on ``ratings`` (lower is better)."""
+    def score(self, ratings: Ratings | pd.DataFrame) -> float:
+        """RMSE on ``ratings`` (Ratings or a user/item/rating DataFrame; lower is better)."""
+        ratings = as_ratings(ratings, "ratings")
+        if len(ratings) == 0:
+            raise DataError("no ratings to score: the data is empty")
         pred = self.predict_ratings(ratings)
         return float(np.sqrt(np.mean((pred - ratings.values.astype(np.float64)) ** 2)))
 
