@@ -651,3 +651,18 @@ def test_train_default_model_is_the_one_for_recommending_to_people(work, tmp_pat
     assert type(mfrec.load_model(tmp_path / "d.mfrec")).__name__ == "ImplicitALS"
     assert_clean_error(run("train", "--ratings", work / "small.csv", "--validation", "0.1", "--out",
                            tmp_path / "v.mfrec"), "does not predict ratings")
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("args,fragment", [(("--factors", "-1"), "factors"), (("--param", "epochs=0", "--model", "biased-mf"), "epochs"),
+                                           (("--param", "factors=abc"), "factors")])
+def test_bad_parameters_are_refused_before_data_is_read_or_training_starts(tmp_path, args, fragment):
+    """They were checked by fit(): after reading the data and drawing the progress bar."""
+    assert_clean_error(run("train", "--ratings", tmp_path / "missing.csv", *args, "--out", tmp_path / "m.mfrec"),
+                       fragment)
+
+
+def test_a_wrong_separator_suggests_the_right_one(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("1;2;3\n2;3;4\n")
+    assert_clean_error(run("train", "--ratings", semi, "--out", tmp_path / "m.mfrec"), "semi.csv", "line 1", "sep=';'")

@@ -272,7 +272,9 @@ def _build_model(name: str, params: dict[str, Any]):
     unknown = [k for k in params if k not in valid]
     if unknown:
         raise ValueError(f"{name} has no parameter(s) {unknown}; valid: {', '.join(sorted(valid))}")
-    return cls(**params)
+    model = cls(**params)
+    model._check_params()  # before any data is read or a progress bar drawn
+    return model
 
 
 def _fit_with_progress(model, train, validation, quiet: bool, label: str = "fit"):

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -215,7 +216,7 @@ def tune(
     """
     if method not in ("random", "grid", "optuna"):
         raise ValueError(f"method must be 'random', 'grid' or 'optuna', not {method!r}")
-    if trials is not None and (isinstance(trials, bool) or int(trials) < 1):
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1):
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
     if trials is None and method != "grid":
         raise ValueError("trials=None (no budget) is only allowed with method='grid'")
