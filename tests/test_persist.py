@@ -773,3 +773,17 @@ def test_a_diverged_model_is_not_saved(tmp_path):
     m.user_factors_[0, 0] = 1e8
     with pytest.raises(ModelFileError, match="magnitude"):
         m.save(tmp_path / "bad.mfrec")
+
+
+def test_a_crafted_huge_rating_scale_does_not_lift_the_magnitude_bound(saved):
+    arr = _array(saved, "user_factors_").copy()
+    arr.flat[0] = 1e30
+    _craft(saved, {"user_factors_": arr}, edit=lambda m: m.update(rating_scale=[-1e308, 1e308]))
+    _refused(saved, "user_factors_.*magnitude")
+
+
+@pytest.mark.parametrize("key", ["global_mean", "train_mean"])
+def test_finite_but_huge_means_are_refused(saved, key):
+    """global_mean=1e300 loaded and every prediction was silently the top of the scale."""
+    _craft(saved, edit=lambda m: m.update({key: 1e300}))
+    _refused(saved, f"{key}.*beyond")

@@ -220,6 +220,17 @@ def _all_finite(a: np.ndarray) -> bool:
 MAX_ABS_PARAM = 1e6
 
 
+#: the scale-dependent limit never exceeds this (a crafted scale of +-1e308 must not lift it)
+MAX_ABS_CAP = 1e15
+
+
+def magnitude_limit(scale: Any) -> float:
+    """The bound on |factor|, |bias| and |mean| for a model of rating scale ``scale``."""
+    if not scale:
+        return MAX_ABS_PARAM
+    return min(max(MAX_ABS_PARAM, 1e3 * max(abs(float(x)) for x in scale)), MAX_ABS_CAP)
+
+
 def _max_abs(a: np.ndarray) -> float:
     flat = a.reshape(-1)
     return max((float(np.abs(flat[s:s + 2**22]).max()) for s in range(0, flat.size, 2**22)), default=0.0)
@@ -234,7 +245,7 @@ def check_array_values(specs: dict[str, tuple[str, tuple]], arrays: dict[str, np
             raise ValueError(f"array {name} has NaN or infinite values")
         if kind == "factor" or name.endswith("bias_"):
             big = _max_abs(arrays[name])
-            limit = max(MAX_ABS_PARAM, 1e3 * max((abs(float(x)) for x in scale), default=0.0)) if scale else MAX_ABS_PARAM
+            limit = magnitude_limit(scale)
             if big >= limit:
                 raise ValueError(f"array {name} has a value of magnitude {big:.3g}, beyond the {limit:g} "
                                  "a trained model can hold (predictions would overflow)")
@@ -508,6 +519,11 @@ def _check_manifest(m: dict, path: Path) -> None:
             raise ModelFileError(f"{path}: the manifest has no {key!r} (a damaged or foreign file)")
         if not ok(m[key]):
             raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
+    limit = magnitude_limit(m["rating_scale"])
+    for key in ("global_mean", "train_mean"):
+        if abs(m[key]) >= limit:
+            raise ModelFileError(f"{path}: manifest key {key!r} is {m[key]:.3g}, beyond the {limit:g} a model of "
+                                 f"rating scale {m['rating_scale']} can hold")
 
 
 def _short(value: Any) -> str:
