@@ -666,3 +666,9 @@ def test_a_wrong_separator_suggests_the_right_one(tmp_path):
     semi = tmp_path / "semi.csv"
     semi.write_text("1;2;3\n2;3;4\n")
     assert_clean_error(run("train", "--ratings", semi, "--out", tmp_path / "m.mfrec"), "semi.csv", "line 1", "sep=';'")
+
+
+@pytest.mark.parametrize("metrics", ["foo", "", "precision@0"])
+def test_evaluate_refuses_bad_metrics_before_reading_or_training(tmp_path, metrics):
+    """`evaluate --metrics foo` trained a model for seconds (minutes on big data), then failed."""
+    assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--metrics", metrics), "metric")

@@ -494,7 +494,10 @@ def evaluate(
     from mfrec.persist import load_model
     from mfrec.split import random_split
 
+    from mfrec.evaluate import _metric_names
+
     names = [m.strip() for m in metrics.split(",") if m.strip()]
+    _metric_names(names)  # unknown metrics are refused before any data is read or model trained
     result: dict[str, Any]
     if model_file is not None:
         if test is None:
