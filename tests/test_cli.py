@@ -672,3 +672,9 @@ def test_a_wrong_separator_suggests_the_right_one(tmp_path):
 def test_evaluate_refuses_bad_metrics_before_reading_or_training(tmp_path, metrics):
     """`evaluate --metrics foo` trained a model for seconds (minutes on big data), then failed."""
     assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--metrics", metrics), "metric")
+
+
+def test_evaluate_names_an_unknown_split(tmp_path):
+    """It said "'nope' is one of a dataset's official splits"."""
+    assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--split", "nope"),
+                       "unknown --split 'nope'", "kfold")

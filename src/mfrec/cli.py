@@ -498,6 +498,9 @@ def evaluate(
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     _metric_names(names)  # unknown metrics are refused before any data is read or model trained
+    splits = ("random", "kfold", "u1", "u2", "u3", "u4", "u5", "ua", "ub")
+    if split not in splits:
+        raise ValueError(f"unknown --split {split!r}; choose from {', '.join(splits)}")
     result: dict[str, Any]
     if model_file is not None:
         if test is None:
