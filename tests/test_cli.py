@@ -678,3 +678,11 @@ def test_evaluate_names_an_unknown_split(tmp_path):
     """It said "'nope' is one of a dataset's official splits"."""
     assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--split", "nope"),
                        "unknown --split 'nope'", "kfold")
+
+
+@pytest.mark.parametrize("space,extra,fragment", [('{"factors": [-1, 5]}', (), "space['factors']"),
+                                                 ('{"factors": ["uniform", 1, 2.5]}', (), "takes integers"),
+                                                 ('{"factors": [5]}', ("--method", "foo"), "method"),
+                                                 ('{"factors": [5]}', ("--trials", "0"), "trials")])
+def test_tune_checks_the_search_before_reading_data(tmp_path, space, extra, fragment):
+    assert_clean_error(run("tune", "--ratings", tmp_path / "missing.csv", "--space", space, *extra), fragment)

@@ -592,6 +592,9 @@ def tune(
     if not isinstance(space_obj, dict) or not space_obj:
         raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")
     space_obj = {k: _range(v) for k, v in space_obj.items()}
+    from mfrec.tune import check_search
+
+    check_search(cls, space_obj, trials, method)  # before reading data or drawing the progress bar
     data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
     with _progress(quiet or as_json) as progress:
         task = progress.add_task(f"tune {cls.__name__}", total=trials, info="")
