@@ -401,3 +401,20 @@ def test_a_dat_file_is_read_in_its_dataset_s_declared_encoding_only(cache, tmp_p
     (folder / "movies.dat").write_bytes(b"1::Toy Story (1995)::Comedy\n2::Caf\xe9 (1993)::Comedy\n")
     with pytest.raises(DataError, match=r"movies\.dat, line 2.*not valid utf-8.*byte offset 34"):
         load_dataset("ml-10m", data_dir=folder.parent, download=False)
+
+
+def test_read_items_refuses_an_ambiguous_dat_encoding_instead_of_mojibake(tmp_path):
+    """A user's UTF-8 movies.dat was decoded as Latin-1: 'Café' became 'CafÃ©', silently."""
+    from mfrec.data.datasets import read_items
+
+    path = tmp_path / "movies.dat"
+    path.write_bytes("1::Café (1993)::Comedy\n2::Heat (1995)::Action\n".encode("utf-8"))
+    with pytest.raises(DataError, match="valid UTF-8.*Latin-1.*encoding="):
+        read_items(path)
+    assert read_items(path, encoding="utf-8").loc[1, "title"] == "Café (1993)"
+    path.write_bytes("1::Café (1993)::Comedy\n".encode("latin-1"))  # as GroupLens ships it
+    assert read_items(path).loc[1, "title"] == "Café (1993)"
+    with pytest.raises(DataError, match="not valid utf-8"):
+        read_items(path, encoding="utf-8")
+    with pytest.raises(ValueError, match="encoding must be"):
+        read_items(path, encoding="nope")

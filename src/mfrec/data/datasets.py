@@ -508,13 +508,13 @@ def _read_items(folder: Path, info: DatasetInfo) -> pd.DataFrame:
         df = _split_fields(path, info.encoding, 3)
         return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path, _index_lines(df))
     try:
-        df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding="utf-8")
+        df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding=info.encoding)
     except UnicodeDecodeError:
-        raise decode_error(path, "utf-8") from None
+        raise decode_error(path, info.encoding) from None
     missing = [c for c in ("movieId", "title", "genres") if c not in df.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; the header has {list(df.columns)}", source=str(path))
-    lines = RowLines(path, "utf-8", ",", 1, skip_blank=True)  # the header is line 1; quoted titles may span lines
+    lines = RowLines(path, info.encoding, ",", 1, skip_blank=True)  # the header is line 1; quoted titles may span lines
     return _items_frame(df["movieId"], df["title"], _split_genres(df["genres"]), _years(df["title"]), path, lines)
 
 
@@ -715,11 +715,16 @@ def match_title(dataset: Dataset | pd.DataFrame, text: str, counts: Any = None, 
     return TitleMatch(item.item() if hasattr(item, "item") else item, str(items["title"].iloc[k]), top, bool(tier[k] == 0))
 
 
-def read_items(path: str | os.PathLike) -> pd.DataFrame:
+def read_items(path: str | os.PathLike, encoding: str | None = None) -> pd.DataFrame:
     """An item table from a file in a MovieLens format: ``movies.csv`` (header
     ``movieId,title,genres``, genres joined by ``|``), ``movies.dat`` (``::``-separated) or
     ``u.item`` (``|``-separated, genre flags). Returns ``title``, ``genres`` (lists), ``year``
-    indexed by item id, ready for ``model.attach_items``."""
+    indexed by item id, ready for ``model.attach_items``.
+
+    ``encoding=None`` reads each format as GroupLens ships it: ``movies.csv`` UTF-8, ``u.item``
+    and ``movies.dat`` Latin-1. A ``.dat``/``u.item`` file that is valid UTF-8 with non-ASCII
+    text is ambiguous (Latin-1 would turn "é" into "Ã©", silently) and is an error asking for
+    ``encoding=``; any byte invalid in the encoding used is an error too."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"items file not found (or not a file): {path}")
@@ -727,4 +732,22 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
     from dataclasses import replace
 
     info = replace(DATASETS[template], items_file=path.name)
+    if encoding is None and info.encoding != "utf-8":
+        raw = path.read_bytes()
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # not UTF-8: Latin-1, as GroupLens ships this format
+            else:
+                raise DataError(f"this {path.name} is valid UTF-8 with non-ASCII text, but GroupLens ships the format "
+                                f"in Latin-1: pass encoding='utf-8' (or 'latin-1') to say which", source=str(path))
+    elif encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ValueError(f"encoding must be the name of a text encoding, not {encoding!r}") from None
+        info = replace(info, encoding=encoding)
     return _read_items(path.parent, info)
