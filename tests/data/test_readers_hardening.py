@@ -428,3 +428,14 @@ def test_score_takes_a_dataframe_and_refuses_empty_data():
     assert m.score(r.to_dataframe()) == pytest.approx(m.score(r), rel=1e-6)
     with pytest.raises(DataError, match="no ratings to score"):
         m.score(r.subset(np.zeros(len(r), dtype=bool)))
+
+
+def test_special_files_are_named_for_what_they_are(tmp_path):
+    """A FIFO or /dev/zero was called "not a regular file (a directory?)"."""
+    import os
+
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "FIFO"), (Path("/dev/zero"), "device"), (tmp_path, "directory")):
+        with pytest.raises(DataError, match=f"not a regular file: this is a.*{kind}"):
+            read_ratings_csv(path)

@@ -76,7 +76,9 @@ def check_text_file(path: Any, what: str = "ratings") -> Path:
     if not path.exists():
         raise FileNotFoundError(f"{what} file not found: {path}")
     if not path.is_file():
-        raise DataError("not a regular file (a directory?)", source=str(path))
+        kind = ("a directory" if path.is_dir() else "a FIFO (named pipe)" if path.is_fifo()
+                else "a device" if path.is_char_device() or path.is_block_device() else "a socket or other special file")
+        raise DataError(f"not a regular file: this is {kind}", source=str(path))
     if path.stat().st_size == 0:
         raise DataError(f"no {what}: the file is empty", source=str(path))
     with open(path, "rb") as fh:
