@@ -811,3 +811,18 @@ def test_exclude_flags_need_a_real_bool(_small_model, kw):
         m.recommend_many(users=[r.users[0]], **kw)
     with pytest.raises(ValueError, match="exclude_rated must be True or False"):
         m.recommend_new({1: 4.0}, exclude_rated=kw["exclude_seen"])
+
+
+@pytest.mark.parametrize("ratings,match", [
+    ({None: 4.0, 1: 3.0}, "missing item id"), (pd.DataFrame({"item": [np.nan, 1], "rating": [4.0, 5.0]}), "missing item id"),
+    ({1: [4.0]}, r"is \[4.0\] \(list\), not a real number"), ({1: 4 + 0j}, r"\(complex\), not a real number"),
+    (pd.Series([4 + 1j], index=[1]), "not a real number"),
+])
+def test_new_ratings_with_missing_ids_or_non_real_values_are_refused(_small_model, ratings, match):
+    """A None/NaN id was dropped as 'unknown', a list rating a deep pandas ValueError, a complex
+    rating lost its imaginary part: all silently or from deep inside."""
+    m, _ = _small_model
+    with pytest.raises(DataError, match=match):
+        m.recommend_new(ratings)
+    with pytest.raises(DataError, match=match):
+        m.fold_in(ratings)

@@ -61,14 +61,28 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
     elif isinstance(ratings, Mapping):
         items = np.empty(len(ratings), dtype=object)
         items[:] = list(ratings.keys())
-        values = None
-        try:  # the common case: plain numbers
-            vals = np.fromiter(ratings.values(), dtype=np.float64, count=len(ratings))
-        except (TypeError, ValueError):
-            values = np.array(list(ratings.values()), dtype=object)
+        values = np.empty(len(ratings), dtype=object)  # one object per rating, even a list
+        values[:] = list(ratings.values())
+        if all(isinstance(v, (float, int, np.floating, np.integer)) for v in values):
+            vals = values.astype(np.float64)  # the common case: plain real numbers
+            values = None
     else:
         raise TypeError(f"ratings must be a dict {{{what}: rating}}, a Series or a DataFrame, "
                         f"not {type(ratings).__name__}")
+    from mfrec.data.ratings import _isna
+
+    missing = _isna(np.asarray(items, dtype=object))
+    if missing.any():
+        raise DataError(f"missing {what} id in the new ratings ({int(missing.sum())} in all): None/NaN is not an id")
+    if values is not None:
+        values = np.asarray(values)
+        if values.dtype.kind == "c" or values.dtype == object:
+            odd = [k for k, v in enumerate(values.tolist()) if isinstance(v, (bool, complex)) or not (
+                isinstance(v, (numbers.Real, str)) or v is None)] if values.dtype == object else [0]
+            if odd:
+                k = odd[0]
+                raise DataError(f"rating for {what} {plain(items[k])!r} is {plain(values[k])!r} "
+                                f"({type(values[k]).__name__}), not a real number")
     if not isinstance(ratings, Mapping) and len(pd.unique(pd.Series(items, dtype=object))) != len(items):
         raise DataError(f"new ratings rate the same {what} more than once")
     if vals is None:
