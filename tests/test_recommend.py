@@ -826,3 +826,12 @@ def test_new_ratings_with_missing_ids_or_non_real_values_are_refused(_small_mode
         m.recommend_new(ratings)
     with pytest.raises(DataError, match=match):
         m.fold_in(ratings)
+
+
+@pytest.mark.parametrize("param", ["items", "filter"])
+def test_id_arguments_with_missing_ids_are_refused(_small_model, param):
+    m, r = _small_model
+    with pytest.raises(DataError, match=f"{param}= holds a missing id at position 1"):
+        m.recommend(r.users[0], **{param: [1, None]})
+    with pytest.raises(DataError, match="users= holds a missing id"):
+        m.recommend_many(users=np.array([r.users[0], np.nan]))

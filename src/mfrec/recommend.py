@@ -141,12 +141,19 @@ def as_ids(values: Any, param: str) -> np.ndarray:
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
             raise TypeError(f"{param}= takes a 1-D list of ids, got an array of shape {values.shape}")
-        return values
-    if isinstance(values, Mapping) or not isinstance(values, abc.Iterable):
+        out = values
+    elif isinstance(values, Mapping) or not isinstance(values, abc.Iterable):
         raise TypeError(f"{param}= takes a list of ids, not {type(values).__name__} {values!r}")
-    ids = list(values)
-    out = np.empty(len(ids), dtype=object)
-    out[:] = ids
+    else:
+        ids = list(values)
+        out = np.empty(len(ids), dtype=object)
+        out[:] = ids
+    from mfrec.data.ratings import _isna
+
+    missing = _isna(out)
+    if missing.any():
+        raise DataError(f"{param}= holds a missing id at position {int(np.flatnonzero(missing)[0])} "
+                        "(None/NaN is not an id)")
     return out
 
 
