@@ -686,3 +686,8 @@ def test_evaluate_names_an_unknown_split(tmp_path):
                                                  ('{"factors": [5]}', ("--trials", "0"), "trials")])
 def test_tune_checks_the_search_before_reading_data(tmp_path, space, extra, fragment):
     assert_clean_error(run("tune", "--ratings", tmp_path / "missing.csv", "--space", space, *extra), fragment)
+
+
+def test_rating_one_item_twice_is_an_error_not_the_last_value(work):
+    """`--rate 2=5 --rate 2=4` kept 4 silently."""
+    assert_clean_error(run("recommend", work / "m.mfrec", "--rate", "2=5", "--rate", "2=4"), "rated twice")

@@ -671,8 +671,11 @@ def _parse_rates(est, pairs: list[str]) -> dict[Any, float]:
         item, _, value = pair.partition("=")
         if not value:
             raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}")
+        key = _item_key(est, item)
+        if key in out:  # a dict would keep only the last one, silently
+            raise ValueError(f"item {item!r} is rated twice by --rate")
         try:
-            out[_item_key(est, item)] = float(value)
+            out[key] = float(value)
         except ValueError:
             raise ValueError(f"rating {value!r} for item {item!r} is not a number") from None
     return out
