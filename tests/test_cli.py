@@ -651,3 +651,43 @@ def test_train_default_model_is_the_one_for_recommending_to_people(work, tmp_pat
     assert type(mfrec.load_model(tmp_path / "d.mfrec")).__name__ == "ImplicitALS"
     assert_clean_error(run("train", "--ratings", work / "small.csv", "--validation", "0.1", "--out",
                            tmp_path / "v.mfrec"), "does not predict ratings")
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("args,fragment", [(("--factors", "-1"), "factors"), (("--param", "epochs=0", "--model", "biased-mf"), "epochs"),
+                                           (("--param", "factors=abc"), "factors")])
+def test_bad_parameters_are_refused_before_data_is_read_or_training_starts(tmp_path, args, fragment):
+    """They were checked by fit(): after reading the data and drawing the progress bar."""
+    assert_clean_error(run("train", "--ratings", tmp_path / "missing.csv", *args, "--out", tmp_path / "m.mfrec"),
+                       fragment)
+
+
+def test_a_wrong_separator_suggests_the_right_one(tmp_path):
+    semi = tmp_path / "semi.csv"
+    semi.write_text("1;2;3\n2;3;4\n")
+    assert_clean_error(run("train", "--ratings", semi, "--out", tmp_path / "m.mfrec"), "semi.csv", "line 1", "sep=';'")
+
+
+@pytest.mark.parametrize("metrics", ["foo", "", "precision@0"])
+def test_evaluate_refuses_bad_metrics_before_reading_or_training(tmp_path, metrics):
+    """`evaluate --metrics foo` trained a model for seconds (minutes on big data), then failed."""
+    assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--metrics", metrics), "metric")
+
+
+def test_evaluate_names_an_unknown_split(tmp_path):
+    """It said "'nope' is one of a dataset's official splits"."""
+    assert_clean_error(run("evaluate", "--ratings", tmp_path / "missing.csv", "--split", "nope"),
+                       "unknown --split 'nope'", "kfold")
+
+
+@pytest.mark.parametrize("space,extra,fragment", [('{"factors": [-1, 5]}', (), "space['factors']"),
+                                                 ('{"factors": ["uniform", 1, 2.5]}', (), "takes integers"),
+                                                 ('{"factors": [5]}', ("--method", "foo"), "method"),
+                                                 ('{"factors": [5]}', ("--trials", "0"), "trials")])
+def test_tune_checks_the_search_before_reading_data(tmp_path, space, extra, fragment):
+    assert_clean_error(run("tune", "--ratings", tmp_path / "missing.csv", "--space", space, *extra), fragment)
+
+
+def test_rating_one_item_twice_is_an_error_not_the_last_value(work):
+    """`--rate 2=5 --rate 2=4` kept 4 silently."""
+    assert_clean_error(run("recommend", work / "m.mfrec", "--rate", "2=5", "--rate", "2=4"), "rated twice")

@@ -203,3 +203,41 @@ def test_ml100k_u1_ranking_metrics():
     for name in ("precision@10", "ndcg@10"):
         assert np.isfinite(res[name]) and res[name] > 0
     assert res["rmse"] < 1.0
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.fixture(scope="module")
+def _fitted():
+    r = mfrec.synthetic(40, 30, 400, seed=0)
+    train, test = random_split(r, seed=0)
+    return mfrec.BiasedMF(factors=2, epochs=2, seed=0, threads=1).fit(train), train, test
+
+
+@pytest.mark.parametrize("model,match", [("x", "must be an mfrec model"), (mfrec.BiasedMF, r"instance such as BiasedMF\(\)")])
+def test_evaluate_and_cross_validate_name_a_wrong_model_argument(_fitted, model, match):
+    _, train, test = _fitted
+    with pytest.raises(TypeError, match=match):
+        evaluate(model, test)
+    with pytest.raises(TypeError, match=match):
+        cross_validate(model, train, folds=2)
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf"), "4", None])
+def test_relevance_threshold_must_be_finite(_fitted, threshold):
+    """NaN made every ranking metric NaN, silently."""
+    m, train, test = _fitted
+    with pytest.raises(ValueError, match="relevance_threshold must be a finite number"):
+        evaluate(m, test, metrics=("precision@5",), train=train, relevance_threshold=threshold)
+    with pytest.raises(ValueError, match="relevance_threshold must be a finite number"):
+        cross_validate(mfrec.Baseline(), train, folds=2, metrics=("precision@5",), relevance_threshold=threshold)
+
+
+def test_metrics_none_is_a_type_error(_fitted):
+    with pytest.raises(TypeError, match="metrics must be"):
+        evaluate(_fitted[0], _fitted[2], metrics=None)
+
+
+@pytest.mark.parametrize("trials", [2.5, "2", np.float64(3)])
+def test_tune_trials_must_be_an_integer(_fitted, trials):
+    with pytest.raises(ValueError, match="trials must be a positive integer"):
+        mfrec.tune(mfrec.Baseline, _fitted[1], {"user_regularization": [1.0, 2.0]}, trials=trials)

@@ -216,3 +216,17 @@ def test_bad_inputs_are_rejected():
         ranking_metrics(RECS, TEST, ["novelty@3"])
     with pytest.raises(ValueError, match="test"):
         ranking_metrics(RECS, None, ["precision@3"])
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("pred,true,match", [
+    ([np.nan, 1.0], [1.0, 2.0], r"pred\[0\] is nan"), ([1.0, 2.0], [1.0, np.inf], r"true\[1\] is inf"),
+    ([[1.0, 2.0]], [[1.0, 2.0]], "must be 1-D"), (["a"], [1.0], "pred must be numbers"),
+])
+def test_rmse_and_mae_refuse_values_that_would_make_them_meaningless(pred, true, match):
+    """NaN gave NaN, inf gave inf and 2-D inputs were flattened, silently."""
+    from mfrec.metrics import mae, rmse
+
+    for f in (rmse, mae):
+        with pytest.raises(ValueError, match=match):
+            f(pred, true)

@@ -749,3 +749,42 @@ def test_too_many_members_are_refused(saved):
         for k in range(300):
             zf.writestr(f"junk/{k}", b"")
     _refused(saved, "members")
+
+
+# ----------------------------------------------------------------------------- magnitudes (hostile-input pass)
+@pytest.mark.parametrize("name,value", [("user_factors_", 1e30), ("item_factors_", -1e7), ("item_bias_", 3e6)])
+def test_finite_but_huge_factors_and_biases_are_refused(saved, name, value):
+    """1e30 is finite: it loaded, and predict overflowed to inf (clipped: silently the top rating)."""
+    arr = _array(saved, name).copy()
+    arr.flat[0] = value
+    _craft(saved, {name: arr})
+    _refused(saved, f"{name}.*magnitude")
+
+
+def test_large_but_plausible_values_still_load(saved):
+    arr = _array(saved, "user_factors_").copy()
+    arr.flat[0] = 1e4
+    _craft(saved, {"user_factors_": arr})
+    assert np.isfinite(mfrec.load_model(saved).predict([_user_id("int", 0)], [_item_id("int", 0)])).all()
+
+
+def test_a_diverged_model_is_not_saved(tmp_path):
+    m = _fit("biased-mf", items=False)
+    m.user_factors_ = m.user_factors_.copy()
+    m.user_factors_[0, 0] = 1e8
+    with pytest.raises(ModelFileError, match="magnitude"):
+        m.save(tmp_path / "bad.mfrec")
+
+
+def test_a_crafted_huge_rating_scale_does_not_lift_the_magnitude_bound(saved):
+    arr = _array(saved, "user_factors_").copy()
+    arr.flat[0] = 1e30
+    _craft(saved, {"user_factors_": arr}, edit=lambda m: m.update(rating_scale=[-1e308, 1e308]))
+    _refused(saved, "user_factors_.*magnitude")
+
+
+@pytest.mark.parametrize("key", ["global_mean", "train_mean"])
+def test_finite_but_huge_means_are_refused(saved, key):
+    """global_mean=1e300 loaded and every prediction was silently the top of the scale."""
+    _craft(saved, edit=lambda m: m.update({key: 1e300}))
+    _refused(saved, f"{key}.*beyond")

@@ -769,3 +769,69 @@ def test_implicit_rating_confidence_needs_positive_ratings(ratings):
     good.rating_scale_ = (0.0, 5.0)
     with pytest.raises(DataError, match="confidence='rating'"):
         good.fold_in({4: 0.0, 6: 3.0})
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.fixture(scope="module")
+def _small_model():
+    r = mfrec.synthetic(40, 30, 300, seed=0)
+    return mfrec.BiasedMF(factors=3, epochs=2, seed=0, threads=1).fit(r), r
+
+
+@pytest.mark.parametrize("call", ["add_user", "recommend", "predict", "similar_items", "recommend_many", "contains"])
+def test_unhashable_ids_are_a_type_error_naming_the_id(_small_model, call):
+    m, _ = _small_model
+    m = m.clone().fit(_small_model[1]) if call == "add_user" else m
+    run = {
+        "add_user": lambda: m.add_user(["guest"], {1: 4.0}),
+        "recommend": lambda: m.recommend([1]),
+        "predict": lambda: m.predict([[1, 2]], [1]),
+        "similar_items": lambda: m.similar_items({"a": 1}),
+        "recommend_many": lambda: m.recommend_many(users=[[1]]),
+        "contains": lambda: [1] in m.user_map_,
+    }[call]
+    with pytest.raises(TypeError, match="cannot be an id.*hashable"):
+        run()
+
+
+@pytest.mark.parametrize("user_id", [None, float("nan")])
+def test_add_user_refuses_a_missing_id(_small_model, user_id):
+    m = _small_model[0].clone().fit(_small_model[1])
+    with pytest.raises(ValueError, match="user_id is missing"):
+        m.add_user(user_id, {1: 4.0})
+    assert len(m.user_map_) == len(_small_model[1].user_map)
+
+
+@pytest.mark.parametrize("kw", [{"exclude_seen": "no"}, {"exclude_seen": 0}, {"exclude_seen": None}])
+def test_exclude_flags_need_a_real_bool(_small_model, kw):
+    m, r = _small_model
+    with pytest.raises(ValueError, match="exclude_seen must be True or False"):
+        m.recommend(r.users[0], **kw)
+    with pytest.raises(ValueError, match="exclude_seen must be True or False"):
+        m.recommend_many(users=[r.users[0]], **kw)
+    with pytest.raises(ValueError, match="exclude_rated must be True or False"):
+        m.recommend_new({1: 4.0}, exclude_rated=kw["exclude_seen"])
+
+
+@pytest.mark.parametrize("ratings,match", [
+    ({None: 4.0, 1: 3.0}, "missing item id"), (pd.DataFrame({"item": [np.nan, 1], "rating": [4.0, 5.0]}), "missing item id"),
+    ({1: [4.0]}, r"is \[4.0\] \(list\), not a real number"), ({1: 4 + 0j}, r"\(complex\), not a real number"),
+    (pd.Series([4 + 1j], index=[1]), "not a real number"),
+])
+def test_new_ratings_with_missing_ids_or_non_real_values_are_refused(_small_model, ratings, match):
+    """A None/NaN id was dropped as 'unknown', a list rating a deep pandas ValueError, a complex
+    rating lost its imaginary part: all silently or from deep inside."""
+    m, _ = _small_model
+    with pytest.raises(DataError, match=match):
+        m.recommend_new(ratings)
+    with pytest.raises(DataError, match=match):
+        m.fold_in(ratings)
+
+
+@pytest.mark.parametrize("param", ["items", "filter"])
+def test_id_arguments_with_missing_ids_are_refused(_small_model, param):
+    m, r = _small_model
+    with pytest.raises(DataError, match=f"{param}= holds a missing id at position 1"):
+        m.recommend(r.users[0], **{param: [1, None]})
+    with pytest.raises(DataError, match="users= holds a missing id"):
+        m.recommend_many(users=np.array([r.users[0], np.nan]))

@@ -161,3 +161,30 @@ def test_optuna_is_seeded(ratings):
     pd.testing.assert_frame_equal(a.trials[cols], b.trials[cols])
     assert len(a.trials) == 4 and a.trials["factors"].between(2, 6).all()
     assert all(math.isfinite(s) for s in a.trials["score"])
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("space,match", [
+    ({"factors": [-1, 5]}, r"space\['factors'\]: the value -1 is refused"),
+    ({"factors": (1, 2.5)}, r"space\[.factors.\]: factors takes integers"),
+    ({"learning_rate": ("log", 0.01, 1e400)}, r"space\['learning_rate'\]: the value inf is refused"),
+    ({"dtype": ["float32", "float16"]}, r"space\['dtype'\]: the value 'float16' is refused"),
+])
+def test_values_a_trial_could_use_are_checked_before_any_trial(space, match):
+    """A bad choice failed in whichever trial drew it (or never, silently, when none did); a float
+    range on an integer parameter failed mid-search."""
+    import mfrec
+    from mfrec.tune import tune
+
+    r = mfrec.synthetic(30, 20, 200, seed=0)
+    calls = []
+    with pytest.raises(ValueError, match=match):
+        tune(mfrec.BiasedMF, r, space, trials=2, callback=lambda *a: calls.append(a))
+    assert calls == []
+
+
+def test_constraints_between_searched_parameters_are_left_to_the_trials():
+    import mfrec
+    from mfrec.tune import check_search
+
+    check_search(mfrec.BayesianMF, {"iterations": [10, 50], "burn_in": [5]})  # burn_in default 20 > 10: not refused

@@ -275,7 +275,9 @@ def _build_model(name: str, params: dict[str, Any]):
     unknown = [k for k in params if k not in valid]
     if unknown:
         raise ValueError(f"{name} has no parameter(s) {unknown}; valid: {', '.join(sorted(valid))}")
-    return cls(**params)
+    model = cls(**params)
+    model._check_params()  # before any data is read or a progress bar drawn
+    return model
 
 
 def _fit_with_progress(model, train, validation, quiet: bool, label: str = "fit"):
@@ -495,7 +497,13 @@ def evaluate(
     from mfrec.persist import load_model
     from mfrec.split import random_split
 
+    from mfrec.evaluate import _metric_names
+
     names = [m.strip() for m in metrics.split(",") if m.strip()]
+    _metric_names(names)  # unknown metrics are refused before any data is read or model trained
+    splits = ("random", "kfold", "u1", "u2", "u3", "u4", "u5", "ua", "ub")
+    if split not in splits:
+        raise ValueError(f"unknown --split {split!r}; choose from {', '.join(splits)}")
     result: dict[str, Any]
     if model_file is not None:
         if test is None:
@@ -587,6 +595,9 @@ def tune(
     if not isinstance(space_obj, dict) or not space_obj:
         raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")
     space_obj = {k: _range(v) for k, v in space_obj.items()}
+    from mfrec.tune import check_search
+
+    check_search(cls, space_obj, trials, method)  # before reading data or drawing the progress bar
     data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
     with _progress(quiet or as_json) as progress:
         task = progress.add_task(f"tune {cls.__name__}", total=trials, info="")
@@ -663,8 +674,11 @@ def _parse_rates(est, pairs: list[str]) -> dict[Any, float]:
         item, _, value = pair.partition("=")
         if not value:
             raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}")
+        key = _item_key(est, item)
+        if key in out:  # a dict would keep only the last one, silently
+            raise ValueError(f"item {item!r} is rated twice by --rate")
         try:
-            out[_item_key(est, item)] = float(value)
+            out[key] = float(value)
         except ValueError:
             raise ValueError(f"rating {value!r} for item {item!r} is not a number") from None
     return out

@@ -24,10 +24,33 @@ from mfrec.models.base import as_ratings
 __all__ = ["cross_validate", "evaluate", "rank_test_users"]
 
 
+def _check_model(model: Any, fitted: bool = True) -> None:
+    """TypeError unless ``model`` is an mfrec model instance (a class is named as such);
+    NotFittedError when ``fitted`` and it is not fitted."""
+    from mfrec.models.base import Estimator
+
+    if isinstance(model, type) and issubclass(model, Estimator):
+        raise TypeError(f"pass a model instance such as {model.__name__}(), not the class {model.__name__}")
+    if not isinstance(model, Estimator):
+        raise TypeError(f"model must be an mfrec model (BiasedMF(), ALS() ...), not {type(model).__name__}")
+    if fitted:
+        model._require_fitted()
+
+
+def _check_threshold(value: Any) -> float:
+    import numbers
+
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
+        raise ValueError(f"relevance_threshold must be a finite number, got {value!r}")
+    return float(value)
+
+
 def _metric_names(metrics: Iterable[str] | str) -> tuple[list[str], list[str], list[str]]:
     """(all names without repeats, rating metric names, ranking metric names), validated."""
     if isinstance(metrics, str):
         metrics = [metrics]
+    if metrics is None or not hasattr(metrics, "__iter__"):
+        raise TypeError(f"metrics must be a metric name or a list of them, e.g. ('rmse', 'ndcg@10'), not {metrics!r}")
     names: list[str] = []
     for name in metrics:
         if name not in names:
@@ -162,7 +185,8 @@ def evaluate(
     (NaN where undefined). Rating metrics raise ValueError for models that do not predict ratings
     (ImplicitALS).
     """
-    model._require_fitted()
+    _check_model(model)
+    relevance_threshold = _check_threshold(relevance_threshold)
     test = as_ratings(test, "test")
     names, rating_names, ranking_names = _metric_names(metrics)
     if rating_names and not getattr(model, "_predicts_ratings", True):
@@ -307,6 +331,10 @@ def cross_validate(
     process pool, a script that calls this with ``n_jobs > 1`` needs the
     ``if __name__ == "__main__":`` guard.
     """
+    _check_model(model, fitted=False)
+    if "relevance_threshold" in evaluate_kwargs:
+        _check_threshold(evaluate_kwargs["relevance_threshold"])
+    _metric_names(metrics)
     if "train" in evaluate_kwargs or "per_user" in evaluate_kwargs:
         raise TypeError("cross_validate sets each fold's training data itself; do not pass train= or per_user=")
     if getattr(model, "early_stopping", None) is not None:

@@ -83,8 +83,22 @@ _NAME = re.compile(r"^\s*([a-z_]+)\s*@\s*(\d+)\s*$")
 
 # ---------------------------------------------------------------------------- rating metrics
 def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
-    p = np.asarray(pred, dtype=np.float64).ravel()
-    t = np.asarray(true, dtype=np.float64).ravel()
+    """pred and true as 1-D float64 arrays of one length, finite, non-empty (ValueError naming
+    which one is bad: a NaN would silently make the metric NaN)."""
+    out = []
+    for name, values in (("pred", pred), ("true", true)):
+        try:
+            a = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name} must be numbers, got {np.asarray(values).dtype} values") from None
+        if a.ndim != 1:
+            raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
+        bad = ~np.isfinite(a)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"{name}[{k}] is {a[k]}: values must be finite ({int(bad.sum())} such values in all)")
+        out.append(a)
+    p, t = out
     if len(p) != len(t):
         raise ValueError(f"pred ({len(p)}) and true ({len(t)}) differ in length")
     if len(p) == 0:

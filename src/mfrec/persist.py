@@ -238,11 +238,41 @@ def _all_finite(a: np.ndarray) -> bool:
     return all(bool(np.isfinite(flat[s:s + 2**22]).all()) for s in range(0, flat.size, 2**22))
 
 
-def check_array_values(specs: dict[str, tuple[str, tuple]], arrays: dict[str, np.ndarray], n_items: int) -> None:
-    """Values the shapes cannot express: finite floats, a valid seen-items CSR. Raises ValueError."""
+#: largest magnitude a factor or bias may have in a model file (or 1000 x the rating scale's
+#: largest magnitude, when that is more): trained values are orders of magnitude smaller, and
+#: with it no prediction (a sum of bounded products) can overflow
+MAX_ABS_PARAM = 1e6
+
+
+#: the scale-dependent limit never exceeds this (a crafted scale of +-1e308 must not lift it)
+MAX_ABS_CAP = 1e15
+
+
+def magnitude_limit(scale: Any) -> float:
+    """The bound on |factor|, |bias| and |mean| for a model of rating scale ``scale``."""
+    if not scale:
+        return MAX_ABS_PARAM
+    return min(max(MAX_ABS_PARAM, 1e3 * max(abs(float(x)) for x in scale)), MAX_ABS_CAP)
+
+
+def _max_abs(a: np.ndarray) -> float:
+    flat = a.reshape(-1)
+    return max((float(np.abs(flat[s:s + 2**22]).max()) for s in range(0, flat.size, 2**22)), default=0.0)
+
+
+def check_array_values(specs: dict[str, tuple[str, tuple]], arrays: dict[str, np.ndarray], n_items: int,
+                       scale: Any = None) -> None:
+    """Values the shapes cannot express: finite floats, factors and biases below
+    :data:`MAX_ABS_PARAM` in magnitude, a valid seen-items CSR. Raises ValueError."""
     for name, (kind, _) in specs.items():
         if kind in ("factor", "float") and not _all_finite(arrays[name]):
             raise ValueError(f"array {name} has NaN or infinite values")
+        if kind == "factor" or name.endswith("bias_"):
+            big = _max_abs(arrays[name])
+            limit = magnitude_limit(scale)
+            if big >= limit:
+                raise ValueError(f"array {name} has a value of magnitude {big:.3g}, beyond the {limit:g} "
+                                 "a trained model can hold (predictions would overflow)")
     indptr, indices = arrays["seen_indptr"], arrays["seen_indices"]
     if indptr[0] != 0 or indptr[-1] != len(indices) or (np.diff(indptr) < 0).any():
         raise ValueError(f"seen_indptr is not a CSR row pointer (0 .. {len(indices)}, non-decreasing)")
@@ -295,7 +325,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     try:
         factor_dtype = np.dtype(params.get("dtype", "float32"))
         check_array_headers(specs, {k: (a.dtype, a.shape) for k, a in arrays.items()}, bound, factor_dtype)
-        check_array_values(specs, arrays, len(model.item_map_))
+        check_array_values(specs, arrays, len(model.item_map_), getattr(model, "rating_scale_", None))
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"cannot save this {cls.__name__}: its fitted state is inconsistent ({exc})") from None
     blobs = {f"arrays/{name}.npy": _npy_bytes(arr) for name, arr in arrays.items()}
@@ -514,6 +544,11 @@ def _check_manifest(m: dict, path: Path) -> None:
             raise ModelFileError(f"{path}: the manifest has no {key!r} (a damaged or foreign file)")
         if not ok(m[key]):
             raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
+    limit = magnitude_limit(m["rating_scale"])
+    for key in ("global_mean", "train_mean"):
+        if abs(m[key]) >= limit:
+            raise ModelFileError(f"{path}: manifest key {key!r} is {m[key]:.3g}, beyond the {limit:g} a model of "
+                                 f"rating scale {m['rating_scale']} can hold")
 
 
 def _short(value: Any) -> str:
@@ -610,7 +645,7 @@ def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
     arrays = {name: _read_array(zf, info, head, dtype, shape, fortran, listed[members[name]], path)
               for name, (info, head, dtype, shape, fortran) in headers.items()}
     try:
-        check_array_values(specs, arrays, manifest["n_items"])
+        check_array_values(specs, arrays, manifest["n_items"], manifest["rating_scale"])
         _assemble(model, arrays, manifest)
         validate = getattr(model, "_validate_loaded", None)
         if validate is not None:

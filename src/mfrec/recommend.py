@@ -61,14 +61,28 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
     elif isinstance(ratings, Mapping):
         items = np.empty(len(ratings), dtype=object)
         items[:] = list(ratings.keys())
-        values = None
-        try:  # the common case: plain numbers
-            vals = np.fromiter(ratings.values(), dtype=np.float64, count=len(ratings))
-        except (TypeError, ValueError):
-            values = np.array(list(ratings.values()), dtype=object)
+        values = np.empty(len(ratings), dtype=object)  # one object per rating, even a list
+        values[:] = list(ratings.values())
+        if all(isinstance(v, (float, int, np.floating, np.integer)) for v in values):
+            vals = values.astype(np.float64)  # the common case: plain real numbers
+            values = None
     else:
         raise TypeError(f"ratings must be a dict {{{what}: rating}}, a Series or a DataFrame, "
                         f"not {type(ratings).__name__}")
+    from mfrec.data.ratings import _isna
+
+    missing = _isna(np.asarray(items, dtype=object))
+    if missing.any():
+        raise DataError(f"missing {what} id in the new ratings ({int(missing.sum())} in all): None/NaN is not an id")
+    if values is not None:
+        values = np.asarray(values)
+        if values.dtype.kind == "c" or values.dtype == object:
+            odd = [k for k, v in enumerate(values.tolist()) if isinstance(v, (bool, complex)) or not (
+                isinstance(v, (numbers.Real, str)) or v is None)] if values.dtype == object else [0]
+            if odd:
+                k = odd[0]
+                raise DataError(f"rating for {what} {plain(items[k])!r} is {plain(values[k])!r} "
+                                f"({type(values[k]).__name__}), not a real number")
     if not isinstance(ratings, Mapping) and len(pd.unique(pd.Series(items, dtype=object))) != len(items):
         raise DataError(f"new ratings rate the same {what} more than once")
     if vals is None:
@@ -127,18 +141,29 @@ def as_ids(values: Any, param: str) -> np.ndarray:
     if isinstance(values, np.ndarray):
         if values.ndim != 1:
             raise TypeError(f"{param}= takes a 1-D list of ids, got an array of shape {values.shape}")
-        return values
-    if isinstance(values, Mapping) or not isinstance(values, abc.Iterable):
+        out = values
+    elif isinstance(values, Mapping) or not isinstance(values, abc.Iterable):
         raise TypeError(f"{param}= takes a list of ids, not {type(values).__name__} {values!r}")
-    ids = list(values)
-    out = np.empty(len(ids), dtype=object)
-    out[:] = ids
+    else:
+        ids = list(values)
+        out = np.empty(len(ids), dtype=object)
+        out[:] = ids
+    from mfrec.data.ratings import _isna
+
+    missing = _isna(out)
+    if missing.any():
+        raise DataError(f"{param}= holds a missing id at position {int(np.flatnonzero(missing)[0])} "
+                        "(None/NaN is not an id)")
     return out
 
 
-def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0) -> None:
+def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **flags: Any) -> None:
     """ValueError naming a bad request argument: ``n`` an integer >= 1, ``item_bias_weight`` a
-    finite number, ``explain`` an integer >= 0."""
+    finite number, ``explain`` an integer >= 0, each of ``flags`` (``exclude_seen=...``) a real
+    bool (a string such as ``"no"`` would be truthy)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise ValueError(f"{name} must be True or False, got {value!r}")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if isinstance(item_bias_weight, bool) or not isinstance(item_bias_weight, numbers.Real) \
@@ -274,7 +299,7 @@ class RecommenderMixin:
         ids in ``items`` are warned about and listed in ``df.attrs['unknown_items']``; only an
         all-unknown ``items`` is an error (as in :meth:`recommend_new`)."""
         self._require_fitted()
-        check_request(n, item_bias_weight)
+        check_request(n, item_bias_weight, exclude_seen=exclude_seen)
         self.user_map_.index_of(user, "user")
         df = self.recommend_many([user], n=n, exclude_seen=exclude_seen, items=items, filter=filter,
                                  item_bias_weight=item_bias_weight)
@@ -297,7 +322,7 @@ class RecommenderMixin:
         block (progress bars).
         """
         self._require_fitted()
-        check_request(n, item_bias_weight)
+        check_request(n, item_bias_weight, exclude_seen=exclude_seen)
         if block_size is not None and (isinstance(block_size, bool) or not isinstance(block_size, numbers.Integral)
                                        or block_size < 1):
             raise ValueError(f"block_size must be None or an integer >= 1, got {block_size!r}")
@@ -419,7 +444,7 @@ class RecommenderMixin:
         DataError. Unknown ids (rated or in ``items``) are listed in
         ``df.attrs['unknown_items']``; only an all-unknown list is an error.
         """
-        check_request(n, item_bias_weight, explain)
+        check_request(n, item_bias_weight, explain, exclude_rated=exclude_rated)
         fold = self.fold_in(ratings if ratings is not None else {})
         cand_mask, unknown_cand = self._candidate_mask(items, filter)
         if exclude_rated:
@@ -462,7 +487,9 @@ class RecommenderMixin:
     def add_user(self, user_id: Any, ratings: Mapping[Any, float] | pd.DataFrame | pd.Series) -> FoldIn:
         """Fold a new user in and keep them in the model (recommend/predict know them after)."""
         self._require_fitted()
-        if user_id in self.user_map_:
+        if user_id is None or pd.isna(user_id) is True:
+            raise ValueError(f"user_id is missing ({user_id!r}); a new user needs an id")
+        if user_id in self.user_map_:  # TypeError naming an unhashable id
             raise ValueError(f"user {user_id!r} is already in the model")
         fold = self.fold_in(ratings)
         self.user_map_ = self.user_map_.extend([user_id])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -179,6 +180,42 @@ def _run_trial(model_cls: type, params: dict[str, Any], train: Ratings, val: Rat
     return model, score, epochs, best_epoch, seconds
 
 
+def check_search(model_cls: Any, space: Mapping[str, Any], trials: int | None = 20, method: str = "random",
+                 fixed: Mapping[str, Any] | None = None) -> list[_Dim]:
+    """Validate a search before any data is touched: ``method``, ``trials``, the space's syntax,
+    that every name is a parameter, and every value a trial could use (each choice, both ends of
+    a range) by the model's own parameter checks; an integer parameter's range needs integer
+    bounds (it is drawn as integers). ValueError naming ``space[name]``. Returns the dims."""
+    if method not in ("random", "grid", "optuna"):
+        raise ValueError(f"method must be 'random', 'grid' or 'optuna', not {method!r}")
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1):
+        raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    dims = _parse_space(space)
+    cls = model_cls if isinstance(model_cls, type) else type(model_cls)
+    base = {} if isinstance(model_cls, type) else dict(model_cls.get_params())
+    base.update(fixed or {})
+    valid = set(_param_names(cls))
+    unknown = sorted(({d.name for d in dims} | set(fixed or {})) - valid)
+    if unknown:
+        raise ValueError(f"{cls.__name__} has no parameter(s) {unknown}; valid: {sorted(valid)}")
+    check = getattr(cls, "_check_params", None)
+    int_params = getattr(cls, "_int_params", {})
+    for d in dims:
+        if d.kind in ("uniform", "log") and d.name in int_params and not d.integer:
+            raise ValueError(f"space[{d.name!r}]: {d.name} takes integers; give integer bounds "
+                             f"(got {d.low!r}, {d.high!r}), drawn as integers")
+        candidates = d.values if d.kind in ("choice", "fixed") else (d.low, d.high)
+        for value in candidates if check is not None else ():
+            try:
+                cls(**{**base, d.name: value})._check_params()
+            except (TypeError, ValueError) as exc:
+                # only this parameter's own check: constraints between parameters ("burn_in (20)
+                # must be smaller than iterations") depend on what the other dims draw
+                if str(exc).startswith(f"{d.name} must"):
+                    raise ValueError(f"space[{d.name!r}]: the value {value!r} is refused: {exc}") from None
+    return dims
+
+
 # ---------------------------------------------------------------------------- tune
 def tune(
     model_cls: Any,
@@ -213,9 +250,8 @@ def tune(
     ``threads``, the same scores). ``callback(done, total, row)`` is called after each trial
     with that trial's row of ``trials`` (progress bars). Returns a :class:`TuneResult`.
     """
-    if method not in ("random", "grid", "optuna"):
-        raise ValueError(f"method must be 'random', 'grid' or 'optuna', not {method!r}")
-    if trials is not None and (isinstance(trials, bool) or int(trials) < 1):
+    check_search(model_cls, space, trials, method, fixed)
+    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1):
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
     if trials is None and method != "grid":
         raise ValueError("trials=None (no budget) is only allowed with method='grid'")

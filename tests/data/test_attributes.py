@@ -154,3 +154,29 @@ def test_state_round_trip_is_plain_json(table):
 def test_transform_before_fit_raises():
     with pytest.raises(RuntimeError, match="not fitted"):
         AttributeEncoder().transform({"a": 1})
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("table,match", [
+    (pd.DataFrame({"age": [20.0, 1e300, 30.0]}), r"row 1, column 'age'.*too large"),
+    (pd.DataFrame({"c": [1 + 1j, 2, 3]}), "complex"),
+    (pd.DataFrame({"g": [{"a": 1}, "F", "M"]}), r"row 0, column 'g'.*dict, not a category"),
+    (pd.DataFrame({"genres": [["a", ["b"]], ["c"], []]}), r"row 0, column 'genres'.*list, not a category"),
+])
+def test_fit_refuses_attribute_values_it_cannot_encode(table, match):
+    """1e300 overflowed the standardization (garbage factors); a complex column lost its imaginary
+    part; an unhashable category was a deep pandas TypeError."""
+    from mfrec.data.attributes import AttributeEncoder
+
+    with pytest.raises(DataError, match=match):
+        AttributeEncoder().fit(table)
+
+
+def test_transform_refuses_an_unhashable_category_instead_of_ignoring_it():
+    from mfrec.data.attributes import AttributeEncoder
+
+    enc = AttributeEncoder().fit(pd.DataFrame({"g": ["F", "M"], "year": [1990, 2000]}))
+    with pytest.raises(DataError, match="list, not a category"):
+        enc.transform({"g": ["F"]})
+    with pytest.raises(DataError, match="too large"):
+        enc.transform({"year": 1e300})

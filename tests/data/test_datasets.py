@@ -363,3 +363,58 @@ def test_real_ml1m_incomplete(own_cache):
     with pytest.raises(DatasetNotFoundError, match="incomplete") as exc:
         load_dataset("ml-1m", data_dir=folder.parent, download=False)
     assert "ratings.dat" in str(exc.value) and str(folder) in str(exc.value)
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+def _ml1m(tmp_path, users: str, movies: bytes | None = None):
+    folder = tmp_path / "mine" / "ml-1m"
+    folder.mkdir(parents=True)
+    (folder / "ratings.dat").write_text("1::1::5::978300760\n2::2::3::978302109\n")
+    (folder / "movies.dat").write_bytes(movies or b"1::Toy Story (1995)::Comedy\n2::Heat (1995)::Action\n")
+    (folder / "users.dat").write_text(users)
+    return folder.parent
+
+
+@pytest.mark.parametrize("uid", ["1.5", "+1", "01", "1e3", "x"])
+def test_users_file_ids_must_be_plain_integers(cache, tmp_path, uid):
+    """'1.5' was truncated to user 1 by to_numeric + astype(int64)."""
+    root = _ml1m(tmp_path, f"{uid}::F::1::10::48067\n2::M::56::16::70072\n")
+    with pytest.raises(DataError, match=r"users\.dat, line 1, column 'user id'.*not a whole number"):
+        load_dataset("ml-1m", data_dir=root, download=False)
+
+
+def test_users_file_ages_must_be_whole_numbers(cache, tmp_path):
+    root = _ml1m(tmp_path, "1::F::1::10::48067\n2::M::56.5::16::70072\n")
+    with pytest.raises(DataError, match=r"users\.dat, line 2, column 'age'"):
+        load_dataset("ml-1m", data_dir=root, download=False)
+
+
+def test_a_dat_file_is_read_in_its_dataset_s_declared_encoding_only(cache, tmp_path):
+    """ml-1m declares Latin-1 (as GroupLens ships it); ml-10m declares UTF-8, and a byte that is
+    not UTF-8 there is an error, not a silent fallback to Latin-1."""
+    from mfrec.data.datasets import DATASETS
+
+    assert DATASETS["ml-1m"].encoding == "latin-1" and DATASETS["ml-10m"].encoding == "utf-8"
+    folder = tmp_path / "ten" / "ml-10M100K"
+    folder.mkdir(parents=True)
+    (folder / "ratings.dat").write_text("1::1::5::978300760\n2::2::3::978302109\n")
+    (folder / "movies.dat").write_bytes(b"1::Toy Story (1995)::Comedy\n2::Caf\xe9 (1993)::Comedy\n")
+    with pytest.raises(DataError, match=r"movies\.dat, line 2.*not valid utf-8.*byte offset 34"):
+        load_dataset("ml-10m", data_dir=folder.parent, download=False)
+
+
+def test_read_items_refuses_an_ambiguous_dat_encoding_instead_of_mojibake(tmp_path):
+    """A user's UTF-8 movies.dat was decoded as Latin-1: 'Café' became 'CafÃ©', silently."""
+    from mfrec.data.datasets import read_items
+
+    path = tmp_path / "movies.dat"
+    path.write_bytes("1::Café (1993)::Comedy\n2::Heat (1995)::Action\n".encode("utf-8"))
+    with pytest.raises(DataError, match="valid UTF-8.*Latin-1.*encoding="):
+        read_items(path)
+    assert read_items(path, encoding="utf-8").loc[1, "title"] == "Café (1993)"
+    path.write_bytes("1::Café (1993)::Comedy\n".encode("latin-1"))  # as GroupLens ships it
+    assert read_items(path).loc[1, "title"] == "Café (1993)"
+    with pytest.raises(DataError, match="not valid utf-8"):
+        read_items(path, encoding="utf-8")
+    with pytest.raises(ValueError, match="encoding must be"):
+        read_items(path, encoding="nope")

@@ -314,3 +314,128 @@ def test_quoted_separator_in_the_first_row(tmp_path):
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
         read_ratings_csv(write(tmp_path, 'user,item,rating\n1,"a,b",3\n2,"c,d",4,5\n', "b.csv"))
     assert exc.value.line == 3
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("data,match", [
+    (b"1,2,3\n2,3\x00,4\n", r"line 2: NUL byte at byte offset 9"),
+    ("user,item,rating\n1,2,3\n".encode("utf-16"), "NUL byte.*UTF-16"),
+    (b"\x1f\x8b\x08\x00rest", "gzip-compressed"),
+    (b"PK\x03\x04rest", "zip archive"),
+    (b"PAR1rest", "Parquet file.*read_parquet"),
+])
+def test_binary_and_compressed_files_are_refused_at_once(tmp_path, data, match):
+    """A NUL inside a field used to become part of an id ('3\\x00'); gzip files said 'found ['0']'."""
+    path = tmp_path / "r.csv"
+    path.write_bytes(data)
+    with pytest.raises(DataError, match=match):
+        read_ratings_csv(path)
+
+
+def test_a_field_beyond_the_csv_field_limit_is_a_data_error(tmp_path):
+    path = write(tmp_path, "1,2,3\n" + "9" * 200_000 + ",2,3\n")
+    with pytest.raises(DataError, match="line 2"):
+        read_ratings_csv(path)
+
+
+@pytest.mark.parametrize("text,col", [("1,2,3\n2,3," + "9" * 400 + "\n", "rating"),
+                                      ("1,2,3,5\n2,3,4," + "9" * 400 + "\n", "timestamp")])
+def test_integers_beyond_float64_are_reported_not_an_overflow_error(tmp_path, text, col):
+    with pytest.raises(DataError, match="line 2"):
+        read_ratings_csv(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("kw,match", [
+    ({"encoding": "nope"}, "encoding must be"), ({"sep": None}, "sep must be"), ({"sep": ""}, "sep must be"),
+    ({"header": "yes"}, "header must be"), ({"user": 1.5}, "user must be a column name"),
+    ({"rating": True}, "rating must be a column name"),
+])
+def test_bad_reader_arguments_name_the_argument(tmp_path, kw, match):
+    with pytest.raises(ValueError, match=match):
+        read_ratings_csv(write(tmp_path, "1,2,3\n"), **kw)
+
+
+def test_bad_path_types(tmp_path):
+    with pytest.raises(TypeError, match="path must be a str"):
+        read_ratings_csv(5)
+    path = write(tmp_path, "1,2,3\n2,3,4\n")
+    assert len(read_ratings_csv(str(path).encode())) == 2
+
+
+@pytest.mark.parametrize("text,sep_hint", [("1;2;3\n2;3;4\n", "';'"), ("1\t2\t3\n", "'\\\\t'"), ("1::2::3\n", "'::'")])
+def test_too_few_columns_shows_the_line_and_suggests_the_separator(tmp_path, text, sep_hint):
+    with pytest.raises(DataError, match=f"1 field.*pass sep={sep_hint}"):
+        read_ratings_csv(write(tmp_path, text))
+
+
+@pytest.mark.parametrize("text", ["user,item,rating,\n1,2,3,\n2,3,4,\n", "1,2,3,\n2,3,4,\n"])
+def test_a_trailing_separator_is_not_an_empty_timestamp_column(tmp_path, text):
+    r = read_ratings_csv(write(tmp_path, text))
+    assert r.timestamps is None and r.values.tolist() == [3.0, 4.0]
+
+
+def test_a_real_fourth_column_with_gaps_is_still_an_error(tmp_path):
+    with pytest.raises(DataError, match="timestamp missing"):
+        read_ratings_csv(write(tmp_path, "1,2,3,100\n2,3,4,\n"))
+
+
+def test_complex_ratings_are_refused():
+    with pytest.raises(DataError, match="complex"):
+        Ratings.from_arrays([1, 2], [1, 2], np.array([1 + 1j, 2]))
+    with pytest.raises(DataError, match="complex"):
+        Ratings.from_sparse(sp.csr_matrix(np.eye(2, dtype=complex)))
+
+
+@pytest.mark.parametrize("args,what", [((1, 2, 3), "users"), ((None, [1], [1.0]), "users"),
+                                       (([1], [1], "5"), "ratings"), (((x for x in [1]), [1], [1.0]), "users"),
+                                       (({1, 2}, [1, 2], [1.0, 2.0]), "users"), (([1, 2], [1, 2], {1: 2, 2: 3}), "ratings")])
+def test_non_sequences_are_named_not_misreported_as_length_mismatches(args, what):
+    """A scalar, None, a str, a set or a generator became a 1-element array: 'differ in length'."""
+    with pytest.raises(DataError, match=f"{what} must be a 1-D sequence"):
+        Ratings.from_arrays(*args)
+
+
+@pytest.mark.parametrize("seed", [-1, "abc", 1.5, True])
+def test_split_and_synthetic_seeds_name_the_parameter(seed):
+    from mfrec import synthetic
+
+    r = synthetic(20, 20, 100, seed=0)
+    for call in (lambda: random_split(r, seed=seed), lambda: user_split(r, seed=seed),
+                 lambda: list(kfold(r, seed=seed)), lambda: synthetic(20, 20, 100, seed=seed)):
+        with pytest.raises(ValueError, match="seed must be"):
+            call()
+
+
+def test_parquet_round_trip_keeps_the_declared_scale(tmp_path):
+    from mfrec.data.readers import write_ratings_parquet
+
+    r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 4.0], rating_scale=(0.5, 5))
+    write_ratings_parquet(r, tmp_path / "s.parquet")
+    back = read_ratings_parquet(tmp_path / "s.parquet")
+    assert back.rating_scale == (0.5, 5.0)
+    with pytest.raises(DataError, match="outside the scale"):  # an explicit scale still wins and is checked
+        read_ratings_parquet(tmp_path / "s.parquet", rating_scale=(2, 5))
+    plain = Ratings.from_arrays([1, 2], [1, 2], [1.0, 4.0])
+    write_ratings_parquet(plain, tmp_path / "p.parquet")
+    assert read_ratings_parquet(tmp_path / "p.parquet").rating_scale is None
+
+
+def test_score_takes_a_dataframe_and_refuses_empty_data():
+    from mfrec import BiasedMF, synthetic
+
+    r = synthetic(20, 20, 100, seed=0)
+    m = BiasedMF(factors=2, epochs=2, seed=0, threads=1).fit(r)
+    assert m.score(r.to_dataframe()) == pytest.approx(m.score(r), rel=1e-6)
+    with pytest.raises(DataError, match="no ratings to score"):
+        m.score(r.subset(np.zeros(len(r), dtype=bool)))
+
+
+def test_special_files_are_named_for_what_they_are(tmp_path):
+    """A FIFO or /dev/zero was called "not a regular file (a directory?)"."""
+    import os
+
+    fifo = tmp_path / "ff"
+    os.mkfifo(fifo)
+    for path, kind in ((fifo, "FIFO"), (Path("/dev/zero"), "device"), (tmp_path, "directory")):
+        with pytest.raises(DataError, match=f"not a regular file: this is a.*{kind}"):
+            read_ratings_csv(path)

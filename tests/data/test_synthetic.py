@@ -137,3 +137,12 @@ def test_bad_arguments(kwargs: dict, match: str) -> None:
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         synthetic(**args)
+
+
+def test_the_scale_is_declared_on_the_ratings() -> None:
+    """A model fitted on synthetic data clips to the generator's scale, not to the observed range."""
+    r = synthetic(100, 50, 1000, scale=(0.5, 5.0), step=0.5)
+    assert r.rating_scale == (0.5, 5.0)
+    assert r.subset(np.arange(10)).rating_scale == (0.5, 5.0)
+    odd = synthetic(100, 50, 1000, scale=(1.0, 5.0), step=0.75, noise=3.0)
+    assert odd.rating_scale == (1.0, 5.0) and odd.values.max() < 5.0

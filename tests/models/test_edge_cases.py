@@ -149,3 +149,17 @@ def test_mfrec_threads_ok_values(monkeypatch):
     assert resolve_threads(None) == 1
     monkeypatch.setenv("MFREC_THREADS", "")
     assert resolve_threads(None) >= 1
+
+
+# ----------------------------------------------------------------------------- hostile-input pass
+@pytest.mark.parametrize("users,items,what", [([None], [1], "user"), ([float("nan")], [1], "user"),
+                                              ([1, 2], [2, None], "item"), (None, 1, "user")])
+def test_predict_refuses_missing_ids_instead_of_falling_back(users, items, what):
+    """None/NaN ids (a hole from a join) were predicted as unknown ids: the global mean, silently."""
+    from mfrec.errors import DataError
+
+    r = Ratings.from_arrays([1, 1, 2, 2], [1, 2, 1, 2], [1.0, 2.0, 3.0, 4.0])
+    m = Baseline().fit(r)
+    with pytest.raises(DataError, match=f"missing {what} id"):
+        m.predict(users, items)
+    assert m.predict([1, 99], [1, 98]).shape == (2,)  # unknown ids still fall back

@@ -87,7 +87,7 @@ def assert_same_state(a, b) -> None:
 def planted_split():
     ratings, truth = planted(300, 200, 20000, 5, NOISE, seed=1)
     train, test = random_split(ratings, 0.2, seed=1)
-    clean = np.clip(truth_values(truth, test.user_indices, test.item_indices), *ratings.rating_range)
+    clean = np.clip(truth_values(truth, test.user_indices, test.item_indices), *ratings.rating_scale)  # synthetic declares it
     return train, test, clean
 
 
@@ -190,7 +190,8 @@ def test_predictions_follow_the_model_formula(name, small):
             + np.einsum("ij,ij->i", model.user_factors_[u].astype(np.float64),
                         model.item_factors_[i].astype(np.float64)))
     np.testing.assert_allclose(model.predict_ratings(test, clip=False), want, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(model.predict(test.raw_users, test.raw_items), np.clip(want, *train.rating_range),
+    assert model.rating_scale_ == train.rating_scale == (1.0, 5.0)  # the generator's declared scale
+    np.testing.assert_allclose(model.predict(test.raw_users, test.raw_items), np.clip(want, *model.rating_scale_),
                                rtol=1e-5, atol=1e-5)
     assert model.score(test) == pytest.approx(rmse(model.predict_ratings(test), test.values), rel=1e-12)
 
@@ -321,7 +322,7 @@ def test_unknown_ids_fall_back_to_biases_and_mean(name, small):
     pred = model.predict(users, items)
     assert np.all(np.isfinite(pred))
     assert model.unknown_ == {"users": 2, "items": 2}
-    lo, hi = train.rating_range
+    lo, hi = model.rating_scale_
     if name.startswith("FunkMF"):  # no biases to fall back on: the training mean
         want = [train.global_mean] * 3
     else:

@@ -38,6 +38,10 @@ KINDS = ("numeric", "categorical", "multi")
 _LIST_TYPES = (list, tuple, set, frozenset, np.ndarray, pd.Series)
 
 
+#: numeric attribute values must be smaller than this in magnitude (their squares must not overflow)
+MAX_NUMERIC = 1e100
+
+
 def _is_missing(value: Any) -> bool:
     """None, NaN, pd.NA, NaT (never a list-like cell)."""
     if value is None:
@@ -129,6 +133,7 @@ class AttributeEncoder:
                 std = float(obs.std()) if len(obs) else 1.0
                 spec.update(mean=mean, std=std if std > 0 and math.isfinite(std) else 1.0)
             elif kind == "categorical":
+                self._check_labels(s.to_numpy(dtype=object), name, multi=False)
                 cells = [v for v in s if not _is_missing(v)]
                 counts = pd.Series(cells, dtype=object).value_counts(sort=False) if cells else pd.Series(dtype=object)
                 if isinstance(s.dtype, pd.CategoricalDtype):
@@ -137,6 +142,7 @@ class AttributeEncoder:
                     order = _sorted_labels(counts.index)
                 spec["categories"] = [_plain(c) for c in order if counts.get(c, 0) >= self.min_count]
             else:  # multi
+                self._check_labels(s.to_numpy(dtype=object), name, multi=True)
                 counts: dict = {}
                 for v in s:
                     if _is_missing(v):
@@ -152,13 +158,16 @@ class AttributeEncoder:
 
     @staticmethod
     def _numeric(s: pd.Series, name: Any) -> np.ndarray:
-        """A column as float64 with NaN for missing; DataError for values that are not numbers."""
+        """A column as float64 with NaN for missing; DataError for values that are not (real,
+        finite) numbers or too large to standardize (|x| >= MAX_NUMERIC: squares would overflow)."""
+        if pd.api.types.is_complex_dtype(s.dtype):
+            raise DataError("complex values: a numeric attribute must be real", column=str(name), row=0)
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             x = s.to_numpy(dtype=np.float64, na_value=np.nan)
             if np.isinf(x).any():
                 k = int(np.flatnonzero(np.isinf(x))[0])
                 raise DataError(f"value {x[k]!r} is not a finite number (numeric attribute)", column=str(name), row=k)
-            return x
+            return AttributeEncoder._bounded(x, name)
         raw = s.to_numpy(dtype=object)
         missing = np.fromiter((_is_missing(v) for v in raw), dtype=bool, count=len(raw))
         x = pd.to_numeric(pd.Series(np.where(missing, np.nan, raw), dtype=object), errors="coerce").to_numpy(
@@ -168,7 +177,30 @@ class AttributeEncoder:
             k = int(np.flatnonzero(bad)[0])
             raise DataError(f"value {raw[k]!r} is not a finite number (numeric attribute)", column=str(name),
                             row=k)
+        return AttributeEncoder._bounded(x, name)
+
+    @staticmethod
+    def _bounded(x: np.ndarray, name: Any) -> np.ndarray:
+        with np.errstate(invalid="ignore"):
+            big = np.abs(x) >= MAX_NUMERIC
+        if big.any():
+            k = int(np.flatnonzero(big)[0])
+            raise DataError(f"value {x[k]:g} is too large for a numeric attribute (|x| < {MAX_NUMERIC:g}; "
+                            "rescale the column)", column=str(name), row=k)
         return x
+
+    @staticmethod
+    def _check_labels(values: Any, name: Any, multi: bool) -> None:
+        """DataError naming the first label (a category, or an element of a multi column's list
+        cell) that is not hashable: it could neither be counted nor matched, and was dropped."""
+        for r, v in enumerate(values):
+            cells = v if multi and isinstance(v, _LIST_TYPES) else [v]
+            for label in cells:
+                try:
+                    hash(label)
+                except TypeError:
+                    raise DataError(f"label {label!r} is a {type(label).__name__}, not a category (labels must be "
+                                    "hashable: str, int, ...)", column=str(name), row=r) from None
 
     def _build_lookups(self) -> None:
         self._lookup: list[tuple[dict, dict] | None] = []
@@ -264,6 +296,7 @@ class AttributeEncoder:
                     observed[:, col] = ok
                 else:
                     direct, by_str = lookup
+                    self._check_labels(s.to_numpy(dtype=object), name, multi=spec["kind"] == "multi")
                     for r, v in enumerate(s.to_numpy(dtype=object)):
                         if _is_missing(v):
                             continue

@@ -442,13 +442,14 @@ def _items_frame(
 
 
 def _read_text_lines(path: Path, encoding: str) -> pd.Series:
-    """Non-empty lines of a text file, indexed by their 1-based line number (falls back to
-    Latin-1 when not valid in ``encoding``)."""
+    """Non-empty lines of a text file, indexed by their 1-based line number. The file must be
+    valid in ``encoding`` (the dataset's declared one, :attr:`DatasetInfo.encoding`): no silent
+    fallback to another encoding; a bad byte is a DataError with its offset and line."""
     raw = path.read_bytes()
     try:
         text = raw.decode(encoding)
     except UnicodeDecodeError:
-        text = raw.decode("latin-1")
+        raise decode_error(path, encoding) from None
     lines = pd.Series(text.splitlines(), dtype=object)
     lines.index = lines.index + 1
     return lines[lines.str.strip() != ""]
@@ -507,13 +508,13 @@ def _read_items(folder: Path, info: DatasetInfo) -> pd.DataFrame:
         df = _split_fields(path, info.encoding, 3)
         return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path, _index_lines(df))
     try:
-        df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding="utf-8")
+        df = pd.read_csv(path, dtype={"movieId": str, "title": str, "genres": str}, keep_default_na=False, encoding=info.encoding)
     except UnicodeDecodeError:
-        raise decode_error(path, "utf-8") from None
+        raise decode_error(path, info.encoding) from None
     missing = [c for c in ("movieId", "title", "genres") if c not in df.columns]
     if missing:
         raise DataError(f"missing column(s) {missing}; the header has {list(df.columns)}", source=str(path))
-    lines = RowLines(path, "utf-8", ",", 1, skip_blank=True)  # the header is line 1; quoted titles may span lines
+    lines = RowLines(path, info.encoding, ",", 1, skip_blank=True)  # the header is line 1; quoted titles may span lines
     return _items_frame(df["movieId"], df["title"], _split_genres(df["genres"]), _years(df["title"]), path, lines)
 
 
@@ -537,12 +538,17 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
             k = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=line_of(k), column="Occupation")
         occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)])
-    ids = pd.to_numeric(uid, errors="coerce")
-    ages = pd.to_numeric(age, errors="coerce")
-    for series, raw, col in ((ids, uid, "user id"), (ages, age, "age")):
-        if series.isna().any():
-            k = int(np.flatnonzero(series.isna().to_numpy())[0])
-            raise DataError(f"{col} {raw.iloc[k]!r} is not a number", source=str(path), line=line_of(k), column=col)
+    # ids as the ratings reader takes them (plain integers: no '1.5', '+1' or '007'); ages whole
+    for raw, col, pattern in ((uid, "user id", _CANONICAL_INT), (age, "age", r"^[0-9]+$")):
+        bad = ~raw.astype(str).str.strip().str.fullmatch(pattern, na=False)
+        if bad.any():
+            k = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{col} {raw.iloc[k]!r} is not a whole number ({int(bad.sum())} such rows in all)",
+                            source=str(path), line=line_of(k), column=col)
+    ids = pd.to_numeric(uid.astype(str).str.strip(), errors="coerce")
+    ages = pd.to_numeric(age.astype(str).str.strip(), errors="coerce")
+    if ids.isna().any() or ids.abs().max() >= 2**63:
+        raise DataError("user ids do not fit a 64-bit integer", source=str(path), column="user id")
     out = pd.DataFrame(
         {
             "age": ages.astype(np.int64).to_numpy(),
@@ -709,11 +715,16 @@ def match_title(dataset: Dataset | pd.DataFrame, text: str, counts: Any = None, 
     return TitleMatch(item.item() if hasattr(item, "item") else item, str(items["title"].iloc[k]), top, bool(tier[k] == 0))
 
 
-def read_items(path: str | os.PathLike) -> pd.DataFrame:
+def read_items(path: str | os.PathLike, encoding: str | None = None) -> pd.DataFrame:
     """An item table from a file in a MovieLens format: ``movies.csv`` (header
     ``movieId,title,genres``, genres joined by ``|``), ``movies.dat`` (``::``-separated) or
     ``u.item`` (``|``-separated, genre flags). Returns ``title``, ``genres`` (lists), ``year``
-    indexed by item id, ready for ``model.attach_items``."""
+    indexed by item id, ready for ``model.attach_items``.
+
+    ``encoding=None`` reads each format as GroupLens ships it: ``movies.csv`` UTF-8, ``u.item``
+    and ``movies.dat`` Latin-1. A ``.dat``/``u.item`` file that is valid UTF-8 with non-ASCII
+    text is ambiguous (Latin-1 would turn "é" into "Ã©", silently) and is an error asking for
+    ``encoding=``; any byte invalid in the encoding used is an error too."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"items file not found (or not a file): {path}")
@@ -721,4 +732,22 @@ def read_items(path: str | os.PathLike) -> pd.DataFrame:
     from dataclasses import replace
 
     info = replace(DATASETS[template], items_file=path.name)
+    if encoding is None and info.encoding != "utf-8":
+        raw = path.read_bytes()
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                pass  # not UTF-8: Latin-1, as GroupLens ships this format
+            else:
+                raise DataError(f"this {path.name} is valid UTF-8 with non-ASCII text, but GroupLens ships the format "
+                                f"in Latin-1: pass encoding='utf-8' (or 'latin-1') to say which", source=str(path))
+    elif encoding is not None:
+        import codecs
+
+        try:
+            codecs.lookup(encoding)
+        except (LookupError, TypeError):
+            raise ValueError(f"encoding must be the name of a text encoding, not {encoding!r}") from None
+        info = replace(info, encoding=encoding)
     return _read_items(path.parent, info)

@@ -63,6 +63,20 @@ def as_id_array(values: Any) -> np.ndarray:
     return arr
 
 
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+        return True
+    except TypeError:
+        return False
+
+
+def _unhashable(value: Any) -> TypeError:
+    """The error for an id that cannot be one (error path only)."""
+    return TypeError(f"id {value!r} is a {type(value).__name__}, which cannot be an id "
+                     "(ids must be hashable: int, str, ...)")
+
+
 def plain(value: Any) -> Any:
     """A numpy scalar as the Python scalar (so messages show ``99``, not ``np.int64(99)``)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -109,7 +123,10 @@ class IdMap:
         return len(self._ids)
 
     def __contains__(self, raw: Any) -> bool:
-        return raw in self._index
+        try:
+            return raw in self._index
+        except TypeError:
+            raise _unhashable(raw) from None
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMap) and (
@@ -124,7 +141,18 @@ class IdMap:
         return f"IdMap({len(self)} ids: {head}{', ...' if len(self) > 3 else ''})"
 
     def lookup(self, raw: Any) -> np.ndarray:
-        """Dense indices (int64) of raw ids; -1 where an id is unknown."""
+        """Dense indices (int64) of raw ids; -1 where an id is unknown. An unhashable id (a list,
+        dict ...) is a TypeError naming it."""
+        try:
+            return self._lookup(raw)
+        except TypeError:
+            values = list(raw) if isinstance(raw, (list, tuple, np.ndarray, pd.Series, pd.Index)) else [raw]
+            bad = next((v for v in values if not _hashable(v)), None)
+            if bad is None:
+                raise
+            raise _unhashable(bad) from None
+
+    def _lookup(self, raw: Any) -> np.ndarray:
         if isinstance(raw, (list, tuple)) and 0 < len(raw) <= self.SMALL:
             return self._lookup_small(raw)
         arr = as_id_array(raw)

@@ -54,6 +54,19 @@ def _isna(arr: np.ndarray) -> np.ndarray:
         return np.array([v is None or (isinstance(v, float) and v != v) for v in arr], dtype=bool)
 
 
+def _is_sequence(value: Any) -> bool:
+    """Whether ``value`` is an ordered, sized 1-D-or-more sequence (not a scalar, str, dict, set
+    or one-shot iterator, which numpy would take as a single element)."""
+    if value is None or isinstance(value, (str, bytes, dict, set, frozenset)):
+        return False
+    if not (hasattr(value, "__len__") and hasattr(value, "__getitem__")):
+        return False
+    try:
+        return np.ndim(value) > 0
+    except ValueError:  # ragged nested lists: a sequence (of unhashable ids)
+        return True
+
+
 def _first_unhashable(arr: np.ndarray) -> int | None:
     """Position of the first unhashable value (error path only)."""
     for k, v in enumerate(arr):
@@ -64,12 +77,27 @@ def _first_unhashable(arr: np.ndarray) -> int | None:
     return None
 
 
+def _to_float64(values: np.ndarray) -> np.ndarray:
+    """Object/text values as float64, NaN where a value is not a number. Integers beyond the
+    float64 range (a 400-digit field) become +-inf, for the callers' range checks to report,
+    instead of pandas' OverflowError."""
+    series = pd.Series(values, dtype=object)
+    try:
+        return pd.to_numeric(series, errors="coerce").to_numpy(dtype=np.float64)
+    except OverflowError:
+        text = series.astype(str).str.strip()
+        return pd.to_numeric(text.where(~text.str.fullmatch(r"[+-]?\d{300,}"), text + "e0"), errors="coerce").to_numpy(
+            dtype=np.float64)
+
+
 def _rating_values(r_in: np.ndarray, fail, rcol: str) -> np.ndarray:
     """Ratings as float64, refusing non-numbers, NaN/inf and values that do not fit float32."""
+    if r_in.dtype.kind == "c":
+        raise fail("ratings are complex numbers; ratings must be real", 0, rcol)
     if r_in.dtype.kind in "fiub":
         r = r_in.astype(np.float64, copy=False)
     else:
-        r = pd.to_numeric(pd.Series(r_in, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+        r = _to_float64(r_in)
         bad = np.isnan(r) & ~_isna(r_in)
         if bad.any():
             pos = int(np.flatnonzero(bad)[0])
@@ -130,7 +158,10 @@ def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
     if kind == "f":
         t = t_in.astype(np.float64, copy=False)
     else:
-        num = pd.to_numeric(pd.Series(t_in, dtype=object), errors="coerce")
+        try:
+            num = pd.to_numeric(pd.Series(t_in, dtype=object), errors="coerce")
+        except OverflowError:
+            num = pd.Series(_to_float64(t_in))
         if num.dtype.kind in "iu":
             return _seconds(num.to_numpy(), n, fail, tcol)
         t = num.to_numpy(dtype=np.float64)
@@ -214,6 +245,12 @@ class Ratings:
                 kw.update(locate(pos))
             return DataError(msg, **kw)
 
+        for arg, value in (("users", users), ("items", items), ("ratings", ratings), ("timestamps", timestamps)):
+            if arg == "timestamps" and value is None:
+                continue
+            if not _is_sequence(value):
+                raise DataError(f"{arg} must be a 1-D sequence (list, numpy array, pandas Series), "
+                                f"not {type(value).__name__}", source=source)
         try:
             users = as_id_array(users)
             items = as_id_array(items)

@@ -53,6 +53,72 @@ def _head_lines(path: Path, encoding: str, k: int = 2) -> list[str]:
     return out
 
 
+#: leading bytes of files that are not delimited text: (magic, what it is)
+_MAGIC = ((b"\x1f\x8b", "a gzip-compressed file"), (b"PK\x03\x04", "a zip archive"), (b"BZh", "a bzip2-compressed file"),
+          (b"\xfd7zXZ\x00", "an xz-compressed file"), (b"\x28\xb5\x2f\xfd", "a zstd-compressed file"),
+          (b"PAR1", "a Parquet file (read it with Ratings.read_parquet)"))
+
+
+def check_text_file(path: Any, what: str = "ratings") -> Path:
+    """``path`` as a Path to a non-empty regular file of text, or a clear error.
+
+    TypeError for a path that is not a str/bytes/PathLike; FileNotFoundError; DataError for a
+    directory or device, an empty file, a compressed or Parquet file (by its magic bytes) and a
+    file holding NUL bytes (binary data, or UTF-16 text), with the byte offset and line of the
+    first one. The NUL scan is a memchr over a memory map: no copy of the file.
+    """
+    import mmap
+
+    if isinstance(path, bytes):
+        path = os.fsdecode(path)
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"{what} file path must be a str or os.PathLike, not {type(path).__name__}")
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{what} file not found: {path}")
+    if not path.is_file():
+        kind = ("a directory" if path.is_dir() else "a FIFO (named pipe)" if path.is_fifo()
+                else "a device" if path.is_char_device() or path.is_block_device() else "a socket or other special file")
+        raise DataError(f"not a regular file: this is {kind}", source=str(path))
+    if path.stat().st_size == 0:
+        raise DataError(f"no {what}: the file is empty", source=str(path))
+    with open(path, "rb") as fh:
+        head = fh.read(8)
+        for magic, kind in _MAGIC:
+            if head.startswith(magic):
+                raise DataError(f"this is {kind}, not delimited text; decompress or convert it first", source=str(path))
+        with mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+            nul = mm.find(b"\x00")
+            if nul >= 0:
+                line = mm[:nul].count(b"\n") + 1
+                raise DataError(
+                    f"NUL byte at byte offset {nul}: this is binary data (or UTF-16 text), not a text file "
+                    "(convert UTF-16 to UTF-8 first)", source=str(path), line=line,
+                )
+    return path
+
+
+def _check_csv_args(sep: Any, header: Any, encoding: Any, refs: dict[str, Any]) -> None:
+    """ValueError naming the argument for a bad separator, header flag, encoding or column."""
+    import codecs
+
+    if not isinstance(sep, str) or not sep or sep in ("\n", "\r", '"'):
+        raise ValueError(f"sep must be a non-empty string such as ',', '\\t' or '::' (not a quote or newline), not {sep!r}")
+    if header is not None and not isinstance(header, (bool, np.bool_)):
+        raise ValueError(f"header must be True, False or None (guess), not {header!r}")
+    try:
+        if not isinstance(encoding, str):
+            raise LookupError
+        codecs.lookup(encoding)
+    except LookupError:
+        raise ValueError(f"encoding must be the name of a text encoding ('utf-8', 'latin-1', ...), not {encoding!r}") from None
+    for name, ref in refs.items():
+        if name == "timestamp" and isinstance(ref, bool):
+            continue
+        if ref is not None and (isinstance(ref, (bool, np.bool_)) or not isinstance(ref, (str, int, np.integer))):
+            raise ValueError(f"{name} must be a column name (str) or 0-based position (int), not {ref!r}")
+
+
 def _looks_numeric(token: str) -> bool:
     try:
         float(token)
@@ -95,10 +161,13 @@ class RowLines:
             reader = csv.reader(fh, delimiter=self.delimiter[0], quotechar='"',
                                 quoting=csv.QUOTE_MINIMAL if quoted else csv.QUOTE_NONE)
             prev = 0
-            for k, record in enumerate(reader):
-                if k >= self.header_lines and (record or not self.skip_blank):
-                    starts.append(prev + 1)
-                prev = reader.line_num
+            try:
+                for k, record in enumerate(reader):
+                    if k >= self.header_lines and (record or not self.skip_blank):
+                        starts.append(prev + 1)
+                    prev = reader.line_num
+            except csv.Error:  # an over-long field: lines after it fall back to one row per line
+                pass
         return starts
 
     def __call__(self, row: int) -> int:
@@ -219,7 +288,11 @@ def _head_records(path: Path, encoding: str, psep: str, stride: int, engine: str
         import itertools
 
         with open(path, "r", encoding=encoding, errors="replace", newline="") as fh:
-            recs = list(itertools.islice(csv.reader(fh, delimiter=psep, quotechar='"'), 2))
+            reader = csv.reader(fh, delimiter=psep, quotechar='"')
+            try:
+                recs = list(itertools.islice(reader, 2))
+            except csv.Error as exc:
+                raise DataError(f"malformed row: {exc}", source=str(path), line=reader.line_num) from None
         if recs and recs[0]:
             recs[0][0] = recs[0][0].lstrip("\ufeff")
         return recs
@@ -276,13 +349,8 @@ def read_ratings_csv(
     header (or, without one, at most as many as the first line); ids are read as text and become
     int64 only when all are plain integers (see :func:`_text_ids`); timestamps are seconds.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"ratings file not found: {path}")
-    if not path.is_file():
-        raise DataError("not a regular file (a directory?)", source=str(path))
-    if path.stat().st_size == 0:
-        raise DataError("no ratings: the file is empty", source=str(path))
+    _check_csv_args(sep, header, encoding, {"user": user, "item": item, "rating": rating, "timestamp": timestamp})
+    path = check_text_file(path)
     psep, stride, engine = _split_multichar(sep)
     real_sep = "\t" if sep == "\\t" else sep
 
@@ -317,7 +385,13 @@ def read_ratings_csv(
     i_pos = _pick(names, item, ITEM_NAMES if header else (), 1, "item", path)
     r_pos = _pick(names, rating, RATING_NAMES if header else (), 2, "rating", path)
     if u_pos is None or i_pos is None or r_pos is None:
-        raise DataError(f"need at least three columns (user, item, rating); found {names}", source=str(path))
+        shown = lines[0] if len(lines[0]) <= 60 else lines[0][:57] + "..."
+        others = [c for c in ("\t", ";", "::", "|", ",", " ") if c != real_sep and c in lines[0]]
+        hint = f"; it contains {others[0]!r}: pass sep={others[0]!r}?" if others else ""
+        raise DataError(
+            f"need at least three columns (user, item, rating) separated by {real_sep!r}, but the first "
+            f"record has {n_cols} field(s): {shown!r}{hint}", source=str(path), line=1,
+        )
     if timestamp is False:
         t_pos = None
     elif timestamp is True:
@@ -418,6 +492,10 @@ def read_ratings_csv(
             f"cannot read columns {positions}: the rows have only {(n_raw + stride - 1) // stride} fields",
             source=str(path),
         )
+    if timestamp is None and t_pos is not None and t_pos == 3 and names[3] in ("", "3") and df[3 * stride].isna().all():
+        # a trailing separator on every line ("1,2,3,"): an empty fourth column, not timestamps
+        t_pos = None
+        usecols = usecols[:3]
     cols = [_text_ids(df[k]) if k in id_cols else df[k].to_numpy() for k in usecols]
 
     names_used = [names[p] for p in (u_pos, i_pos, r_pos)] + [names[t_pos] if t_pos is not None else "timestamp"]
@@ -448,7 +526,8 @@ def read_ratings_parquet(
     user_map: IdMap | None = None,
     item_map: IdMap | None = None,
 ) -> Ratings:
-    """Read ratings from a Parquet file, by column names (needs the ``parquet`` extra: pyarrow)."""
+    """Read ratings from a Parquet file (pyarrow), by column names. Without ``rating_scale`` the
+    scale stored by :func:`write_ratings_parquet` (if any) is declared."""
     _, pq = require_parquet()
 
     path = Path(path)
@@ -462,6 +541,8 @@ def read_ratings_parquet(
     missing = [c for c in wanted if c not in schema_names]
     if missing:
         raise DataError(f"missing column(s) {missing}; the file has {schema_names}", source=str(path))
+    if rating_scale is None:
+        rating_scale = _parquet_scale(path)
     df = pq.read_table(path, columns=wanted).to_pandas()
     return Ratings.from_dataframe(
         df, user, item, rating, timestamp,
@@ -470,8 +551,31 @@ def read_ratings_parquet(
     )
 
 
+#: Parquet schema metadata key holding the declared rating scale as JSON ``[low, high]``
+SCALE_KEY = b"mfrec.rating_scale"
+
+
+def _parquet_scale(path: Path) -> tuple[float, float] | None:
+    """The rating scale :func:`write_ratings_parquet` stored in the schema metadata, or None."""
+    import json
+
+    _, pq = require_parquet()
+    meta = pq.read_schema(path).metadata or {}
+    if SCALE_KEY not in meta:
+        return None
+    try:
+        lo, hi = json.loads(meta[SCALE_KEY])
+        return float(lo), float(hi)
+    except (ValueError, TypeError):
+        raise DataError(f"bad {SCALE_KEY.decode()} in the Parquet metadata: {meta[SCALE_KEY][:40]!r}", source=str(path)) from None
+
+
 def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
-    """Write Ratings (raw ids) to Parquet, atomically (needs the ``parquet`` extra: pyarrow)."""
+    """Write Ratings (raw ids) to Parquet, atomically (needs the ``parquet`` extra: pyarrow); a
+    declared rating scale is kept in the schema metadata (``mfrec.rating_scale``) and restored by
+    :func:`read_ratings_parquet`."""
+    import json
+
     pa, pq = require_parquet()
 
     from mfrec.io import atomic_path
@@ -489,5 +593,7 @@ def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
                             source=str(path))
         columns[name] = pa.array(col)
     table = pa.table(columns)
+    if ratings.rating_scale is not None:
+        table = table.replace_schema_metadata({**(table.schema.metadata or {}), SCALE_KEY: json.dumps(list(ratings.rating_scale))})
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp)

@@ -40,6 +40,16 @@ def _check_count(value: int, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def as_rng(seed: Seed, name: str = "seed") -> np.random.Generator:
+    """A Generator from ``seed`` (an int >= 0, a Generator, or None for fresh randomness);
+    ValueError naming the parameter otherwise (numpy's own errors name nothing)."""
+    if seed is None or isinstance(seed, np.random.Generator):
+        return np.random.default_rng(seed)
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, Integral) or int(seed) < 0:
+        raise ValueError(f"{name} must be None, a numpy Generator or an integer >= 0, not {seed!r}")
+    return np.random.default_rng(int(seed))
+
+
 def _n_test(n: int, test_size: float) -> int:
     """Rounded test count for n rows, kept in [1, n - 1] so neither piece is empty."""
     return min(max(int(round(test_size * n)), 1), n - 1)
@@ -93,7 +103,7 @@ def random_split(ratings: Ratings, test_size: float = 0.2, seed: Seed = 0) -> tu
     _check_ratings(ratings)
     test_size = _check_fraction(test_size, "test_size")
     n = len(ratings)
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     test = np.zeros(n, dtype=bool)
     test[rng.permutation(n)[: _n_test(n, test_size)]] = True
     return _pieces(ratings, test)
@@ -106,7 +116,7 @@ def kfold(ratings: Ratings, k: int = 5, seed: Seed = 0) -> Iterator[tuple[Rating
     n = len(ratings)
     if k > n:
         raise ValueError(f"k={k} folds need at least {k} ratings, got {n}")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     fold = np.empty(n, dtype=np.int32)
     fold[rng.permutation(n)] = np.arange(n, dtype=np.int64) % k
     return (_pieces(ratings, fold == f) for f in range(k))
@@ -126,7 +136,7 @@ def user_split(
         n_test = _check_count(n_test, "n_test")
     else:
         test_size = _check_fraction(test_size, "test_size")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     u = ratings.user_indices
     rank, counts = _rank_within_user(u, rng.permutation(len(u)), ratings.n_users)
     test = rank < _test_per_user(counts, test_size, n_test)
@@ -177,7 +187,7 @@ def holdout_users(ratings: Ratings, fraction: float = 0.2, seed: Seed = 0) -> tu
     active = np.flatnonzero(ratings.user_counts > 0)
     if len(active) < 2:
         raise ValueError(f"holdout_users needs ratings from at least 2 users, got {len(active)}")
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     chosen = rng.permutation(active)[: _n_test(len(active), fraction)]
     held = np.zeros(ratings.n_users, dtype=bool)
     held[chosen] = True

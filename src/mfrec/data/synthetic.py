@@ -14,6 +14,7 @@ import numpy as np
 
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
+from mfrec.data.splits import as_rng
 
 __all__ = ["synthetic"]
 
@@ -276,7 +277,7 @@ def synthetic(
         if not 0 < step <= hi - lo:
             raise ValueError(f"step must be > 0 and at most the scale width {hi - lo:g}, not {step!r}")
 
-    rng = np.random.default_rng(seed)
+    rng = as_rng(seed)
     width = hi - lo
     global_mean = lo + 0.6 * width
     # the factor term has std 0.15 * width, user/item biases 0.08 and 0.12 * width
@@ -313,7 +314,7 @@ def synthetic(
     t = None
     if timestamps:
         t = rng.integers(946_684_800, 1_577_836_800, n_ratings, dtype=np.int64)  # 2000-01-01 .. 2020-01-01
-    ratings = Ratings(u, i, values, IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), t)
+    ratings = Ratings(u, i, values, IdMap(np.arange(n_users)), IdMap(np.arange(n_items)), t, rating_scale=(lo, hi))
     if not return_truth:
         return ratings
     truth = {

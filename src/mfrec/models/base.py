@@ -55,6 +55,21 @@ def as_ratings(data: Any, what: str = "train") -> Ratings:
     raise TypeError(f"{what} must be mfrec.Ratings or a pandas DataFrame, got {type(data).__name__}")
 
 
+def _refuse_missing_ids(raw: Any, codes: np.ndarray, what: str) -> None:
+    """DataError for a missing id (None, NaN, NaT, pd.NA) among the ids a map did not know: it is
+    a hole in the caller's data, not an unknown id to fall back on (Ratings refuses it too)."""
+    unknown = np.flatnonzero(codes < 0)
+    if len(unknown) == 0:
+        return
+    from mfrec.data.idmap import as_id_array
+    from mfrec.data.ratings import _isna
+
+    missing = _isna(as_id_array(raw)[unknown])
+    if missing.any():
+        raise DataError(f"missing {what} id at position {int(unknown[np.flatnonzero(missing)[0]])} "
+                        f"({int(missing.sum())} in all): None/NaN is not an id")
+
+
 class Estimator:
     """scikit-learn style parameter handling: ``get_params``/``set_params`` from ``__init__``."""
 
@@ -443,6 +458,8 @@ class FactorModel(RecommenderMixin, Estimator):
         i = self.item_map_.lookup(items)
         if len(u) != len(i):
             raise DataError(f"users ({len(u)}) and items ({len(i)}) differ in length")
+        _refuse_missing_ids(users, u, "user")
+        _refuse_missing_ids(items, i, "item")
         counts = self._unknown_counts(u, i)
         return self._with_unknown(self._predict_indices(u, i, clip=clip), counts, return_unknown)
 
@@ -456,8 +473,11 @@ class FactorModel(RecommenderMixin, Estimator):
             return self._with_unknown(self._predict_indices(u, i, clip=clip), counts, return_unknown)
         return self.predict(ratings.raw_users, ratings.raw_items, clip=clip, return_unknown=return_unknown)
 
-    def score(self, ratings: Ratings) -> float:
-        """RMSE on ``ratings`` (lower is better)."""
+    def score(self, ratings: Ratings | pd.DataFrame) -> float:
+        """RMSE on ``ratings`` (Ratings or a user/item/rating DataFrame; lower is better)."""
+        ratings = as_ratings(ratings, "ratings")
+        if len(ratings) == 0:
+            raise DataError("no ratings to score: the data is empty")
         pred = self.predict_ratings(ratings)
         return float(np.sqrt(np.mean((pred - ratings.values.astype(np.float64)) ** 2)))
 
