@@ -2,6 +2,7 @@
 
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
+from mfrec.models.bpr import BPR
 from mfrec.models.bayes import BayesianMF
 from mfrec.models.baseline import Baseline
 from mfrec.models.cmf import CMF
@@ -18,7 +19,8 @@ MODEL_NAMES: dict[str, type[FactorModel]] = {
     "als": ALS,
     "bayesian-mf": BayesianMF,
     "implicit-als": ImplicitALS,
+    "bpr": BPR,
     "cmf": CMF,
 }
 
-__all__ = ["ALS", "Baseline", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "BPR", "Baseline", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
