@@ -25,7 +25,7 @@ numpy, scipy and implicit); data pass as .npz files of dense indices.
 
     PYTHONPATH=src python benchmarks/bench_ranking.py [--datasets ml-100k,ml-latest-small]
         [--factors 64] [--iterations 15] [--bpr-iterations 100] [--threads 2] [--repeats 3]
-        [--big] [--no-tune] [--out benchmarks/results/ranking.jsonl]
+        [--models als,bpr] [--big] [--no-synthetic] [--no-tune] [--out benchmarks/results/ranking.jsonl]
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 N_LIST = 20
 ALS_REG = (0.1, 1.0, 10.0, 50.0, 200.0)
 ALS_CONF = (2.0, 4.0, 8.0, 16.0, 32.0)  # confidence of a positive (mfrec alpha = conf - 1)
-BPR_LR = (0.01, 0.03, 0.1)
+BPR_LR = (0.003, 0.01, 0.03, 0.1)
 BPR_REG = (0.001, 0.01, 0.03)
 
 
@@ -167,7 +167,7 @@ def bench_dataset(args, name: str, tmp: Path, log) -> list[dict]:
     train, test = user_split(pos, 0.2, seed=42)
     fit, valid = user_split(train, 0.2, seed=42)
     rows = []
-    for kind in ("als", "bpr"):
+    for kind in args.models.split(","):
         mf_grid, im_grid = grids(kind)
         best_mf, best_im = mf_grid[0], im_grid[0]
         tuning = {}
@@ -266,6 +266,7 @@ def main(argv=None) -> None:
     p.add_argument("--bpr-iterations", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--models", default="als,bpr", help="als, bpr or both")
     p.add_argument("--big", action="store_true", help="also synthetic 25M interactions (heavy)")
     p.add_argument("--no-synthetic", action="store_true")
     p.add_argument("--no-tune", action="store_true", help="library defaults only")
