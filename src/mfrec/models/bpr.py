@@ -16,6 +16,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.kernels.bpr import bpr_epoch
 from mfrec.models.base import FactorModel, as_ratings, float_param
 from mfrec.recommend import FoldIn
+from mfrec.threads import blas_threads
 
 #: largest (rated x unrated) pair matrix a fold-in uses whole; past it the negatives are a seeded sample
 FOLD_IN_PAIRS = 1 << 22
@@ -101,6 +102,12 @@ class BPR(FactorModel):
 
     # ---------------------------------------------------------------- fold-in
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
+        # one user's products are small: one BLAS thread (more only wake threads, and on a busy
+        # machine made a fold-in 15x slower, benchmarks/RESULTS.md section 9)
+        with blas_threads(1):
+            return self._fold_in_newton(idx, values, unknown)
+
+    def _fold_in_newton(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
         Q = self.item_factors_.astype(np.float64)
         b = self.item_bias_.astype(np.float64)
         trained = self._trained()[1]
