@@ -32,6 +32,7 @@ SMALL = {
     "bayesian-fm": dict(factors=3, iterations=4, burn_in=2),
     "implicit-als": dict(factors=3, iterations=2, regularization=0.5),
     "cmf": dict(factors=3, iterations=2, regularization=2.0),
+    "bpr": dict(factors=3, iterations=2, threads=1),
 }
 
 

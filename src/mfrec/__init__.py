@@ -10,12 +10,13 @@ from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFit
 from mfrec.evaluate import cross_validate, evaluate
 from mfrec.persist import load_model, save_model
 from mfrec.tune import TuneResult, tune
-from mfrec.models import ALS, CMF, Baseline, BayesianFM, BayesianMF, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
+from mfrec.models import ALS, BPR, CMF, Baseline, BayesianFM, BayesianMF, BiasedMF, FactorModel, FunkMF, ImplicitALS, SVDpp
 
 __version__ = "0.1.0"
 
 __all__ = [
     "ALS",
+    "BPR",
     "AmbiguousTitleError",
     "AttributeEncoder",
     "CMF",

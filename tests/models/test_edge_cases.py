@@ -70,9 +70,9 @@ def test_divergence_raises_a_clear_error():
 
 
 # ----------------------------------------------------------------------------- issue 13: parameter errors name the parameter
-from mfrec import CMF, BayesianMF, ImplicitALS  # noqa: E402
+from mfrec import BPR, CMF, BayesianMF, ImplicitALS  # noqa: E402
 
-ALL_CLASSES = [Baseline, FunkMF, BiasedMF, SVDpp, ALS, BayesianMF, ImplicitALS, CMF]
+ALL_CLASSES = [Baseline, FunkMF, BiasedMF, SVDpp, ALS, BayesianMF, ImplicitALS, CMF, BPR]
 
 
 def _tiny() -> Ratings:

@@ -2,6 +2,7 @@
 
 from mfrec.models.als import ALS
 from mfrec.models.base import FactorModel
+from mfrec.models.bpr import BPR
 from mfrec.models.bayes import BayesianMF
 from mfrec.models.bfm import BayesianFM
 from mfrec.models.baseline import Baseline
@@ -20,7 +21,8 @@ MODEL_NAMES: dict[str, type[FactorModel]] = {
     "bayesian-mf": BayesianMF,
     "bayesian-fm": BayesianFM,
     "implicit-als": ImplicitALS,
+    "bpr": BPR,
     "cmf": CMF,
 }
 
-__all__ = ["ALS", "Baseline", "BayesianFM", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "BPR", "Baseline", "BayesianFM", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]

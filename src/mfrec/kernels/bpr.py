@@ -1,0 +1,98 @@
+"""BPR kernel: one epoch of parallel (Hogwild) SGD on sampled (user, positive, negative) triples.
+
+Sample ``s`` of an epoch draws its triple from a counter-based generator seeded by
+``(seed, epoch, s)``: the same triples on any thread count, so a fit with ``threads=1`` is
+reproducible bit for bit; with more threads the updates race on shared rows (Hogwild, as in
+implicit and LightFM), so results agree only statistically.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_OPTS = dict(cache=True, fastmath=True, nogil=True)
+
+
+@njit(cache=True, inline="always")
+def _mix(z):
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return z ^ (z >> np.uint64(31))
+
+
+@njit(cache=True, inline="always")
+def _has_item(indices, start, end, j):
+    """Whether the sorted ``indices[start:end]`` holds ``j`` (binary search)."""
+    lo = start
+    hi = end
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        v = indices[mid]
+        if v < j:
+            lo = mid + 1
+        elif v > j:
+            hi = mid
+        else:
+            return True
+    return False
+
+
+@njit(parallel=True, **_OPTS)
+def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
+    """``n_samples`` SGD steps on ``-log sigmoid(x_u.(q_i - q_j) + b_i - b_j)`` + L2.
+
+    ``rows[s]`` is the user of positive ``s`` (CSR ``indptr``/``indices`` by user, sorted
+    columns). A negative ``j`` is drawn uniformly from the items and redrawn (up to ``tries``
+    times) while the user has it; a sample whose draws all hit positives is skipped. Returns
+    (sum of the log losses, samples where the positive outscored the negative, skipped)."""
+    nnz = indices.shape[0]
+    n_items = Q.shape[0]
+    k = P.shape[1]
+    loss = 0.0
+    correct = 0
+    skipped = 0
+    base = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    for s in prange(n_samples):
+        state = _mix(base + np.uint64(s) * np.uint64(0x9E3779B97F4A7C15))
+        p = np.int64(state % np.uint64(nnz))
+        u = rows[p]
+        i = indices[p]
+        start = indptr[u]
+        end = indptr[u + 1]
+        j = -1
+        for _ in range(tries):
+            state = _mix(state + np.uint64(0x9E3779B97F4A7C15))
+            cand = np.int64(state % np.uint64(n_items))
+            if not _has_item(indices, start, end, cand):
+                j = cand
+                break
+        if j < 0:
+            skipped += 1
+            continue
+        x = b[i] - b[j]
+        for f in range(k):
+            x += P[u, f] * (Q[i, f] - Q[j, f])
+        if x > 0:
+            correct += 1
+        # z = sigmoid(-x) = d(log sigmoid(x))/dx; loss = log(1 + exp(-x)), computed stably
+        if x >= 0:
+            e = np.exp(-x)
+            z = e / (1.0 + e)
+            nll = np.log1p(e)
+        else:
+            e = np.exp(x)
+            z = 1.0 / (1.0 + e)
+            nll = -x + np.log1p(e)
+        loss += nll
+        zl = z * lr
+        for f in range(k):
+            pu = P[u, f]
+            qi = Q[i, f]
+            qj = Q[j, f]
+            P[u, f] = pu + zl * (qi - qj) - lr * reg * pu
+            Q[i, f] = qi + zl * pu - lr * reg * qi
+            Q[j, f] = qj - zl * pu - lr * reg * qj
+        b[i] += zl - lr * reg * b[i]
+        b[j] += -zl - lr * reg * b[j]
+    return loss, correct, skipped
