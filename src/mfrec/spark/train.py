@@ -69,9 +69,13 @@ def _session(spark: Any, master: str) -> tuple[Any, bool]:
 
     if spark is not None:
         return spark, False
+    from pyspark import SparkContext
+
     active = SparkSession.getActiveSession()
     if active is not None:
         return active, False
+    if SparkContext._active_spark_context is not None:  # a running context (another thread's session)
+        return SparkSession.builder.getOrCreate(), False
     return SparkSession.builder.master(master).appName("mfrec-train-als").getOrCreate(), True
 
 
@@ -317,6 +321,16 @@ def train_als(
     stopped afterwards. ``blocks`` is Spark's ``numUserBlocks``/``numItemBlocks`` (default: the
     cluster's default parallelism; Spark's own default of 10 is slow on small local runs).
     """
+    return _train_als(**locals())[0]
+
+
+def _train_als(source: Any, *, factors: int, iterations: int, regularization: float,
+               bias_regularization: float | None, implicit: bool, alpha: float, biases: bool | None,
+               bias_iterations: int, user_col: str, item_col: str, rating_col: str, sep: str,
+               rating_scale: tuple[float, float] | None, spark: Any, master: str, checkpoint_dir: str | None,
+               checkpoint_interval: int, cold_start_strategy: str, blocks: int | None,
+               seed: int) -> tuple[FactorModel, Any]:
+    """`train_als`, also returning Spark's fitted ``ALSModel`` (tests compare with it)."""
     _require_pyspark()
     from pyspark.ml.recommendation import ALS as SparkALS
     from pyspark.sql import functions as F
@@ -395,7 +409,7 @@ def train_als(
                          train_mean=mu, n_train=n,
                          rating_scale=scale if scale is not None else (float(stats["min"]), float(stats["max"])),
                          seen_users=pairs["uidx"].to_numpy(), seen_items=pairs["iidx"].to_numpy(),
-                         train_sse=float(sse or 0.0), seconds=seconds, iterations=int(iterations))
+                         train_sse=float(sse or 0.0), seconds=seconds, iterations=int(iterations)), fitted
     finally:
         if owned:
             session.stop()
