@@ -479,5 +479,5 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
     parts = partitions or max(1, min(spark.sparkContext.defaultParallelism * 2, n_users))
     (spark.range(0, n_users, numPartitions=parts).mapInPandas(score, schema)
      .write.mode(mode).parquet(str(out)))
-    bc.unpersist()
+
     return str(out)
