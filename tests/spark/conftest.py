@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,6 +40,7 @@ def spark(tmp_path_factory):
         from pyspark.sql import SparkSession
     except ImportError:
         _unavailable("Spark tests need pyspark: pip install -e '.[spark]'")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)  # Python workers import mfrec from this venv
     session = (SparkSession.builder.master("local[2]").appName("mfrec-tests")
                .config("spark.ui.enabled", "false")
                .config("spark.driver.host", "127.0.0.1")

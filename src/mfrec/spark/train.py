@@ -35,8 +35,10 @@ themselves never do.
 from __future__ import annotations
 
 import atexit
+import hashlib
 import os
 import shutil
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -76,7 +78,10 @@ def _session(spark: Any, master: str) -> tuple[Any, bool]:
         return active, False
     if SparkContext._active_spark_context is not None:  # a running context (another thread's session)
         return SparkSession.builder.getOrCreate(), False
-    return SparkSession.builder.master(master).appName("mfrec-train-als").getOrCreate(), True
+    builder = SparkSession.builder.master(master).appName("mfrec-train-als")
+    if master.startswith("local"):  # Python workers from this interpreter (mfrec and numpy importable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    return builder.getOrCreate(), True
 
 
 def _set_checkpoint_dir(spark: Any, checkpoint_dir: str | None) -> None:
@@ -416,19 +421,19 @@ def _train_als(source: Any, *, factors: int, iterations: int, regularization: fl
 
 
 # ----------------------------------------------------------------------------- top-n on the cluster
-_EXECUTOR_MODELS: dict[int, FactorModel] = {}
+_EXECUTOR_MODELS: dict[str, FactorModel] = {}
 
 
-def _executor_model(bc: Any) -> FactorModel:
-    """The broadcast model file, loaded once per Python worker."""
+def _executor_model(bc: Any, key: str) -> FactorModel:
+    """The broadcast model file, loaded once per Python worker (``key``: the file's SHA-256)."""
     from mfrec.persist import load_model
 
-    model = _EXECUTOR_MODELS.get(bc.id)
+    model = _EXECUTOR_MODELS.get(key)
     if model is None:
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "model.mfrec"
             path.write_bytes(bc.value)
-            model = _EXECUTOR_MODELS[bc.id] = load_model(path)
+            model = _EXECUTOR_MODELS[key] = load_model(path)
     return model
 
 
@@ -437,7 +442,8 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
     """Write every user's top-``n`` to Parquet at ``out`` (columns user, item, score, rank),
     computed on the executors: the model file is broadcast and each task scores its users with
     the model's own ``recommend_many`` (numpy BLAS blocks, the same results as at home).
-    Executors need mfrec installed. ``mode`` is Spark's save mode. Returns ``out``."""
+    Executors need mfrec installed (in local mode: ``PYSPARK_PYTHON`` set to this
+    interpreter before the session starts, as `train_als`'s own sessions do). ``mode`` is Spark's save mode. Returns ``out``."""
     _require_pyspark()
     from pyspark.sql import types as T
 
@@ -466,10 +472,11 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
                            T.StructField("item", id_type(model.item_map_.ids, "item")),
                            T.StructField("score", T.DoubleType()), T.StructField("rank", T.IntegerType())])
     bc = spark.sparkContext.broadcast(data)
+    key = hashlib.sha256(data).hexdigest()
     top, seen_off, weight = int(n), bool(exclude_seen), float(item_bias_weight)
 
     def score(batches):  # runs on the executors
-        m = _executor_model(bc)
+        m = _executor_model(bc, key)
         for pdf in batches:
             raw = m.user_map_.to_raw(pdf["id"].to_numpy())
             recs = m.recommend_many(users=raw, n=top, exclude_seen=seen_off, item_bias_weight=weight)
