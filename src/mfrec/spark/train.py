@@ -142,11 +142,10 @@ def _load_source(source: Any, spark: Any, user_col: str, item_col: str, rating_c
     if not isinstance(types[rating_col], T.NumericType):
         raise DataError(f"ratings must be numbers, got {types[rating_col].simpleString()}",
                         source=what, column=rating_col)
-    id_type = lambda c: c if isinstance(types[c], T.StringType) else F.col(c).cast("long")  # noqa: E731
-    df = df.select(F.col(user_col).alias("user") if isinstance(types[user_col], T.StringType)
-                   else id_type(user_col).alias("user"),
-                   F.col(item_col).alias("item") if isinstance(types[item_col], T.StringType)
-                   else id_type(item_col).alias("item"),
+    def as_id(c: str) -> Any:
+        return (F.col(c) if isinstance(types[c], T.StringType) else F.col(c).cast("long"))
+
+    df = df.select(as_id(user_col).alias("user"), as_id(item_col).alias("item"),
                    F.col(rating_col).cast("double").alias("rating"))
     return df, scale, what
 
@@ -173,7 +172,8 @@ def _check_ratings(df: Any, what: str, names: tuple[str, str, str], scale: tuple
     if scale is not None and (row["min"] < scale[0] or row["max"] > scale[1]):
         raise DataError(f"ratings span [{row['min']:g}, {row['max']:g}], outside the scale "
                         f"[{scale[0]:g}, {scale[1]:g}]", source=what, column=names[2])
-    dup = df.groupBy("user", "item").count().where("count > 1").limit(1).collect()
+    # mfrec Ratings hold no duplicate pairs (their constructor refuses them): one shuffle saved
+    dup = [] if what == "Ratings" else df.groupBy("user", "item").count().where("count > 1").limit(1).collect()
     if dup:
         raise DataError(f"duplicate (user, item) pair ({dup[0]['user']!r}, {dup[0]['item']!r}) rated "
                         f"{dup[0]['count']} times; aggregate the duplicates first", source=what)
