@@ -13,7 +13,7 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	@echo "installing mfrec and its dependencies into .venv (first run only, a few minutes)..."
-	$(BIN)/pip install --quiet -e ".[dev,plot,serve,docs]"
+	$(BIN)/pip install --quiet -e ".[dev,plot,serve,spark,docs]"
 	touch $(STAMP)
 
 demo: $(STAMP)

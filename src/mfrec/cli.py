@@ -384,6 +384,10 @@ def train(
     validation: float = typer.Option(0.0, help="Hold out this fraction for a validation RMSE per epoch (rating models)."),
     quiet: bool = typer.Option(False, "--quiet", "-q"),
     as_json: bool = typer.Option(False, "--json"),
+    engine: str = typer.Option("mfrec", "--engine", help="mfrec (this machine) or spark (Spark MLlib ALS, "
+                               "--model als or implicit-als; --ratings is read by Spark)."),
+    master: Optional[str] = typer.Option(None, "--master", help="Spark master URL for --engine spark "
+                                         "(default: the spark-submit session, else local[*])."),
 ) -> None:
     """Train a model and save it to one file.
 
@@ -396,6 +400,36 @@ def train(
     from mfrec.split import random_split
 
     _check_output(out)
+    if engine not in ("mfrec", "spark"):
+        raise ValueError(f"--engine must be mfrec or spark, got {engine!r}")
+    if engine == "spark":  # Spark MLlib ALS (mfrec.spark); --ratings goes to Spark unread, by column name
+        if model not in ("als", "implicit-als") or validation or threads is not None or epochs or learning_rate:
+            raise ValueError("--engine spark trains --model als or implicit-als, without --validation, "
+                             "--threads, --epochs or --learning-rate")
+        if (dataset is None) == (ratings is None):
+            raise ValueError("give exactly one of --dataset NAME or --ratings FILE")
+        from mfrec.spark import train_als
+
+        kw = {k: v for k, v in dict(factors=factors, iterations=iterations, regularization=regularization).items()
+              if v is not None}
+        kw.update(_parse_params(param))
+        source = _load_dataset(dataset, quiet or as_json).ratings if dataset else str(ratings)
+        t0 = time.perf_counter()
+        est = train_als(source, implicit=model == "implicit-als", seed=seed, master=master or "local[*]",
+                        user_col=user_col or "user", item_col=item_col or "item",
+                        rating_col=rating_col or "rating", sep=_sep(sep), **kw)
+        seconds = time.perf_counter() - t0
+        if items is not None:
+            from mfrec.data.datasets import read_items
+
+            est.attach_items(read_items(items))
+        est.save(out, metrics={"fit_seconds": seconds})
+        if as_json:
+            _emit_json({"model": model, "engine": "spark", "params": est.get_params(), "out": str(out),
+                        "fit_seconds": seconds})
+        elif not quiet:
+            console.print(f"saved {type(est).__name__} (Spark ALS) to {out} ({seconds:.2f} s)")
+        return
     params = {k: v for k, v in dict(factors=factors, epochs=epochs, iterations=iterations, learning_rate=learning_rate,
                                       regularization=regularization).items() if v is not None}
     params.update(seed=seed, threads=threads)
