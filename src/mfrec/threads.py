@@ -7,15 +7,8 @@ import os
 from contextlib import contextmanager
 from typing import Iterator
 
-#: Numba's OpenMP threads sleep at a barrier instead of spinning (unless the user chose a policy).
-#: GNU OpenMP's default spin-wait turns a 2-thread fit on a busy 2-core machine 2-6x slower than
-#: one thread (the spinning thread burns the time slice its partner needs); passive waiting kept
-#: 2 threads at or below 1 thread in interleaved A/B runs (benchmarks/RESULTS.md, section 9).
-#: Read once, when the OpenMP runtime loads (the first parallel kernel), so it is set at import.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
-import numba  # noqa: E402
-from threadpoolctl import ThreadpoolController  # noqa: E402
+import numba
+from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
 

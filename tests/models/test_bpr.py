@@ -127,17 +127,3 @@ def test_untrained_items_rank_like_unknown_items():
     m = BPR(factors=4, iterations=5, threads=1).fit(part)
     j = m.item_map_.lookup(np.array([0]))[0]
     assert j >= 0 and np.all(m.item_factors_[j] == 0) and m.item_bias_[j] == 0
-
-
-def test_openmp_threads_wait_passively_unless_the_user_chose():
-    """A spinning OpenMP barrier made 2-thread fits slower than 1 thread on a busy machine."""
-    import subprocess
-    import sys
-
-    code = "import os, mfrec; print(os.environ['OMP_WAIT_POLICY'])"
-    env = {k: v for k, v in __import__("os").environ.items() if k != "OMP_WAIT_POLICY"}
-    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "PASSIVE"
-    out = subprocess.run([sys.executable, "-c", code], env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
-                         capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "ACTIVE"

@@ -13,6 +13,7 @@ file ``<state-dir>/current.json`` written by the retrain process and swaps on it
 
 from __future__ import annotations
 
+import gc
 import hmac
 import json
 import logging
@@ -548,6 +549,10 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         service.start()
+        # the model, item table and app are long-lived: move them out of the collector's view so
+        # full collections (which would walk every object of them) do not stall requests
+        gc.collect()
+        gc.freeze()
         try:
             yield
         finally:
