@@ -10,7 +10,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pandas as pd
@@ -110,22 +112,30 @@ def postgres_url():
 _pg_counter = iter(range(10**6))
 
 
+@contextmanager
+def fresh_pg_database(base_url: str, prefix: str = "mfrec_t") -> Iterator[str]:
+    """A new, empty database on the test cluster (its URL), dropped afterwards."""
+    import psycopg
+
+    name = f"{prefix}{next(_pg_counter)}_{os.getpid()}"
+    admin = base_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    try:
+        yield base_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def store_url(request, tmp_path):
     """A fresh, empty store URL of each backend."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'ratings.db'}"
         return
-    base = request.getfixturevalue("postgres_url")
-    import psycopg
-
-    name = f"mfrec_t{next(_pg_counter)}_{os.getpid()}"
-    admin = base.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_pg_database(request.getfixturevalue("postgres_url")) as url:
+        yield url
 
 
 def start_server(model_path, db: str, log_path, *, key_file=None, extra: tuple = ()):

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 
-from tests.serve.conftest import start_server, stop_server
+from tests.serve.conftest import fresh_pg_database, start_server, stop_server
 
 KEY = "durability-key-0123456789"
 
@@ -82,15 +82,8 @@ def test_acknowledged_ratings_survive_kill_9(synth_files, tmp_path, backend, req
 
 @pytest.fixture
 def store_url_pg(postgres_url):
-    import psycopg
-
-    name = f"mfrec_dur_{os.getpid()}_{int(time.time() * 1000) % 10**6}"
-    admin = postgres_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
-    yield postgres_url.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+    with fresh_pg_database(postgres_url, "mfrec_dur_") as url:
+        yield url
 
 
 def test_serve_command_errors_are_one_line(tmp_path, synth_files):
