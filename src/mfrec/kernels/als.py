@@ -11,6 +11,7 @@ Gram matrix. ALS-WR scales both lambdas by the row's count.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
@@ -186,45 +187,70 @@ def _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end):
 
 
 @njit(**_OPTS)
-def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps):
+def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps, r, d, Ad, xy, dy):
     """The same system by ``cg_steps`` conjugate-gradient steps from ``x`` (Takacs et al. 2011):
-    O(k^2 + n_row k) per step, never forming the row's matrix."""
+    O(k^2 + n_row k) per step, never forming the row's matrix. Works in place: ``x`` (updated),
+    ``r``, ``d``, ``Ad`` (k) and ``xy``, ``dy`` (>= the row's count) are the caller's scratch.
+    On return ``xy[p - start] = x . y_p`` for the solved ``x``, tracked through the steps
+    (``x . y_p`` moves by ``alpha d . y_p``), so the row's training error needs no extra pass."""
     k = Y.shape[1]
-    r = -(YtY @ x) - lam * x  # r = b - A x
+    for f in range(k):  # r = b - A x, starting from -(Y^T Y + lam I) x
+        s = 0.0
+        for g in range(k):
+            s += YtY[f, g] * x[g]
+        r[f] = -s - lam * x[f]
     for p in range(start, end):
         y = Y[indices[p]]
         c = confidence[p]
         s = 0.0
         for f in range(k):
             s += y[f] * x[f]
+        xy[p - start] = s
         w = c - (c - 1.0) * s
         for f in range(k):
             r[f] += w * y[f]
-    d = r.copy()
-    rs = r @ r
+    rs = 0.0
+    for f in range(k):
+        d[f] = r[f]
+        rs += r[f] * r[f]
     for _ in range(cg_steps):
         if rs < 1e-20:
             break
-        Ad = YtY @ d + lam * d
+        for f in range(k):
+            s = 0.0
+            for g in range(k):
+                s += YtY[f, g] * d[g]
+            Ad[f] = s + lam * d[f]
         for p in range(start, end):
             y = Y[indices[p]]
             s = 0.0
             for f in range(k):
                 s += y[f] * d[f]
+            dy[p - start] = s
             s *= confidence[p] - 1.0
             for f in range(k):
                 Ad[f] += s * y[f]
-        alpha = rs / (d @ Ad)
-        x += alpha * d
-        r -= alpha * Ad
-        rs_new = r @ r
-        d = r + (rs_new / rs) * d
+        dAd = 0.0
+        for f in range(k):
+            dAd += d[f] * Ad[f]
+        alpha = rs / dAd
+        rs_new = 0.0
+        for f in range(k):
+            x[f] += alpha * d[f]
+            r[f] -= alpha * Ad[f]
+            rs_new += r[f] * r[f]
+        for q in range(end - start):
+            xy[q] += alpha * dy[q]
+        beta = rs_new / rs
+        for f in range(k):
+            d[f] = r[f] + beta * d[f]
         rs = rs_new
     return x
 
 
 @njit(parallel=True, **_OPTS)
-def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps):
+def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps, want_loss=True,
+                       n_threads=1):
     """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
 
         x_u = (Y^T Y + lam I + sum_j (c_uj - 1) y_j y_j^T)^-1  sum_j c_uj y_j
@@ -232,11 +258,21 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, 
     over the rows' observed columns ``j`` with confidences ``c_uj`` (preference 1); all other
     entries are preference 0 with confidence 1, covered by the shared ``YtY``. ``use_cg`` takes
     ``cg_steps`` conjugate-gradient steps warm-started at the current ``X_out`` instead of the
-    exact solve. Returns the summed squared error of the observed preferences,
-    sum_j (1 - x_u . y_j)^2.
+    exact solve, in per-thread scratch (no allocation per row). Returns the summed squared error
+    of the observed preferences, sum_j (1 - x_u . y_j)^2 (from the CG's tracked dot products,
+    no extra pass); 0.0 with ``want_loss=False`` (the exact solver then skips its extra pass).
+    ``n_threads`` sizes the scratch: pass ``numba.get_num_threads()`` (a thread beyond it
+    allocates its own; the count is an argument because reading it inside a kernel would stop
+    Numba from caching the kernel).
     """
     n_rows = indptr.shape[0] - 1
     k = Y.shape[1]
+    n_threads = max(n_threads, 1)
+    longest = 0
+    for row in range(n_rows):
+        longest = max(longest, indptr[row + 1] - indptr[row])
+    vec = np.empty((n_threads, 4, k))  # x, r, d, Ad of each thread
+    dots = np.empty((n_threads, 2, longest if use_cg else 0))  # x . y_p, d . y_p
     sse = np.zeros(n_rows)
     for row in prange(n_rows):
         start = indptr[row]
@@ -246,11 +282,29 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, 
                 X_out[row, f] = 0.0
             continue
         if use_cg:
-            x = np.empty(k)
+            tid = numba.get_thread_id()
+            if tid < n_threads:
+                own, dot = vec[tid], dots[tid]
+            else:  # more threads than the caller said: private scratch, still correct
+                own, dot = np.empty((4, k)), np.empty((2, longest))
+            x = own[0]
             for f in range(k):
                 x[f] = X_out[row, f]
-            x = _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps)
+            xy = dot[0]
+            _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps,
+                             own[1], own[2], own[3], xy, dot[1])
+            acc = 0.0
+            for q in range(end - start):
+                e = 1.0 - xy[q]
+                acc += e * e
+            sse[row] = acc
+            for f in range(k):
+                X_out[row, f] = x[f]
         else:
             x = _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end)
-        sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
-    return sse.sum()
+            if want_loss:
+                sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
+            else:
+                for f in range(k):
+                    X_out[row, f] = x[f]
+    return sse.sum() if want_loss else 0.0

@@ -9,6 +9,7 @@ ranks by the predicted preference. It is the model mfrec recommends for recommen
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 import scipy.linalg as sla
 
@@ -81,13 +82,15 @@ class ImplicitALS(FactorModel):
         bu, bi = train.by_user, train.by_item
         steps = int(self.cg_steps)
 
-        def half(csr, conf, other, out):
+        def half(csr, conf, other, out, want_loss):
             G = other.astype(np.float64)
             G = G.T @ G
-            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, self.solver == "cg", steps)
+            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, self.solver == "cg", steps,
+                                      want_loss, numba.get_num_threads())
 
-        half(bu, self._conf_user, self.item_factors_, self.user_factors_)
-        return half(bi, self._conf_item, self.user_factors_, self.item_factors_)
+        # the epoch's training error is the one after its item half-step: the user half skips it
+        half(bu, self._conf_user, self.item_factors_, self.user_factors_, False)
+        return half(bi, self._conf_item, self.user_factors_, self.item_factors_, True)
 
     def _finalize(self, train: Ratings) -> None:
         self._gram_factor = None  # the fold-in cache depends on the item factors
