@@ -84,9 +84,11 @@ class BayesianFM(FactorModel):
     4 sweeps gave RMSE 0.8827 (ml-100k u1.base with the attribute tables) and 0.8259
     (ml-latest-small 80/20 train), the same as keeping all 180 sweeps (0.8827 / 0.8259), where
     every 4th sweep alone gave 0.8839 / 0.8276. So ``max_draws=50`` (default) loses no accuracy
-    to the bound; scoring cost, fold-in latency and memory grow linearly with it. ``threads`` is accepted like every model's, but the
-    kernels are serial (the Gibbs sweep is sequential over features; per-rating passes are
-    cheap), so fits are reproducible on any thread count.
+    to the bound; scoring cost, fold-in latency and memory grow linearly with it.
+
+    ``threads`` is accepted like every model's, but the kernels are serial (the Gibbs sweep is
+    sequential over features; per-rating passes are cheap), so fits are reproducible on any
+    thread count.
 
     A guest (`fold_in`, `recommend_new`) has no user-id feature of their own: per stored draw
     their rated set gives the implicit part of ``s_U`` and ``b_U`` exactly, and their user-id
