@@ -57,9 +57,10 @@ def encoded_csv(table: pd.DataFrame, kind: str, path: Path) -> None:
     frame.to_csv(path, index=False)
 
 
-def run_myfm(args, train_csv: Path, test_csv: Path, model: str, attrs: tuple[Path, Path] | None) -> dict:
+def run_myfm(args, train_csv: Path, test_csv: Path, model: str, attrs: tuple[Path, Path] | None,
+             seed: int = 0) -> dict:
     cmd = [args.peers_python, str(HERE / "peers.py"), "--train", str(train_csv), "--test", str(test_csv),
-           "--models", model, "--factors", str(args.factors), "--myfm-iter", str(args.iterations),
+           "--models", model, "--seed", str(seed), "--factors", str(args.factors), "--myfm-iter", str(args.iterations),
            "--myfm-burn-in", str(args.burn_in), "--repeats", str(args.repeats), "--threads", str(args.threads)]
     if attrs:
         cmd += ["--user-attributes", str(attrs[0]), "--item-attributes", str(attrs[1])]
@@ -90,18 +91,25 @@ def one_split(args, name: str, train_csv: Path, test_csv: Path, attrs) -> list[d
         configs.append(("ids+implicit+attributes", "myfm-implicit", attrs, {}))
     if args.no_peers:  # mfrec's BayesianFM with the implicit features only (fold families)
         configs = [configs[1]]
+    if args.features:
+        configs = [c for c in configs if c[0] in args.features.split(",")]
     for features, peer, peer_attrs, kw in configs:
-        m = {} if args.no_peers else run_myfm(args, train_csv, test_csv, peer, peer_attrs[1] if peer_attrs else None)
-        fit_kw = {}
-        if peer_attrs:
-            fit_kw = dict(user_attributes=peer_attrs[0][0], item_attributes=peer_attrs[0][1])
-        ours = run_mfrec(mfrec.BayesianFM(**fm, **kw), train, test, **fit_kw)
-        rows.append({"split": name, "features": features, "myfm_rmse": m.get("rmse"),
-                     "myfm_fit_seconds": m.get("fit_seconds_median"), "myfm_version": m.get("version"),
-                     "bfm_rmse": ours["rmse"], "bfm_fit_seconds": ours["fit_seconds"],
-                     "error": m.get("error")})
-        print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
-    if args.no_peers:
+        for seed in [int(x) for x in args.seeds.split(",")]:
+            m = {}
+            if not args.no_peers and args.side in ("both", "myfm"):
+                m = run_myfm(args, train_csv, test_csv, peer, peer_attrs[1] if peer_attrs else None, seed)
+            fit_kw = {}
+            if peer_attrs:
+                fit_kw = dict(user_attributes=peer_attrs[0][0], item_attributes=peer_attrs[0][1])
+            ours = {}
+            if args.side in ("both", "bfm"):
+                ours = run_mfrec(mfrec.BayesianFM(**fm, **kw, seed=seed, **args.bfm_kw), train, test, **fit_kw)
+            rows.append({"split": name, "features": features, "seed": seed, "myfm_rmse": m.get("rmse"),
+                         "myfm_fit_seconds": m.get("fit_seconds_median"), "myfm_version": m.get("version"),
+                         "bfm_rmse": ours.get("rmse"), "bfm_fit_seconds": ours.get("fit_seconds"),
+                         "bfm_params": args.bfm_kw, "error": m.get("error")})
+            print(json.dumps(rows[-1]), file=sys.stderr, flush=True)
+    if args.no_peers or args.no_bmf or args.side != "both":
         return rows
     bmf = run_mfrec(mfrec.BayesianMF(), train, test)
     rows.append({"split": name, "features": "bayesian-mf (defaults)", "bfm_rmse": bmf["rmse"],
@@ -139,6 +147,12 @@ def main() -> int:
     p.add_argument("--folds", action="store_true")
     p.add_argument("--costs", action="store_true")
     p.add_argument("--no-peers", action="store_true", help="BayesianFM (ids + implicit) only, no myFM")
+    p.add_argument("--seeds", default="0", help="comma-separated seeds: each fit (both sides) once per seed")
+    p.add_argument("--features", default="", help="comma-separated subset of ids,ids+implicit,ids+implicit+attributes")
+    p.add_argument("--side", choices=("both", "myfm", "bfm"), default="both",
+                   help="run only one side (accuracy only: time ratios need --side both)")
+    p.add_argument("--no-bmf", action="store_true", help="skip the BayesianMF row")
+    p.add_argument("--bfm", default="", help="extra BayesianFM parameters, e.g. max_draws=180")
     p.add_argument("--requests", type=int, default=500)
     p.add_argument("--factors", type=int, default=10)
     p.add_argument("--iterations", type=int, default=200)
@@ -148,6 +162,7 @@ def main() -> int:
     p.add_argument("--peers-python", default="/work/benchenv/bin/python")
     p.add_argument("--out", default=str(HERE / "results" / "bfm.jsonl"))
     args = p.parse_args()
+    args.bfm_kw = {kv.split("=")[0]: int(kv.split("=")[1]) for kv in args.bfm.split(",") if kv}
     if args.costs:
         rows = costs(args)
         with open(args.out, "a") as fh:
@@ -167,24 +182,28 @@ def main() -> int:
         attrs = ((users, items), (folder / "users.csv", folder / "items.csv"))
         for name in names:
             rows += one_split(args, name, *splits[name], attrs)
-    if args.folds:
-        for family in ("ml-100k/u", "ml-latest-small/5-fold/"):
-            vals = [r["bfm_rmse"] for r in rows if r["split"].startswith(family) and r["features"] == "ids+implicit"]
-            if vals:
-                print(f"{family}*: BayesianFM ids+implicit mean {np.mean(vals):.4f} std {np.std(vals):.4f} "
-                      f"over {len(vals)} splits", file=sys.stderr)
+    for family in ("ml-100k/u", "ml-latest-small/5-fold/", "ml-latest-small/random"):
+        for features in ("ids", "ids+implicit", "ids+implicit+attributes"):
+            for side in ("bfm", "myfm"):
+                vals = [r[f"{side}_rmse"] for r in rows if r["split"].startswith(family) and r["features"] == features
+                        and r.get(f"{side}_rmse") is not None]
+                if len(vals) > 1:
+                    print(f"{family}* {features} {side}: mean {np.mean(vals):.4f} std {np.std(vals):.4f} "
+                          f"over {len(vals)} fits", file=sys.stderr)
     stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(args.out, "a") as fh:
         for row in rows:
             fh.write(json.dumps(dict(row, date=stamp, iterations=args.iterations, burn_in=args.burn_in,
                                      factors=args.factors)) + "\n")
-    print("| split | features | BayesianFM RMSE | myFM RMSE | fit time BayesianFM / myFM |")
-    print("|---|---|---|---|---|")
+    print("| split | features | seed | BayesianFM RMSE | myFM RMSE | fit time BayesianFM / myFM |")
+    print("|---|---|---|---|---|---|")
     for r in rows:
         ratio = (f"{r['bfm_fit_seconds'] / r['myfm_fit_seconds']:.2f} ({r['bfm_fit_seconds']:.1f} s / "
-                 f"{r['myfm_fit_seconds']:.1f} s)" if r.get("myfm_fit_seconds") else f"{r['bfm_fit_seconds']:.1f} s")
+                 f"{r['myfm_fit_seconds']:.1f} s)" if r.get("myfm_fit_seconds") and r.get("bfm_fit_seconds")
+                 else "-")
         myfm = f"{r['myfm_rmse']:.4f}" if r.get("myfm_rmse") else "-"
-        print(f"| {r['split']} | {r['features']} | {r['bfm_rmse']:.4f} | {myfm} | {ratio} |")
+        bfm = f"{r['bfm_rmse']:.4f}" if r.get("bfm_rmse") else "-"
+        print(f"| {r['split']} | {r['features']} | {r.get('seed', 0)} | {bfm} | {myfm} | {ratio} |")
     return 0
 
 

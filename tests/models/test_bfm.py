@@ -182,6 +182,41 @@ def test_thinning_bounds_the_stored_draws_and_biases_average_all_sweeps():
     assert m.sample_implicit_factors_.shape == (4, train.n_items, 2)
 
 
+def test_each_stored_draw_is_the_mean_of_its_thinning_group(monkeypatch):
+    """19 kept sweeps, max_draws=4: groups of 5, 5, 5, 4 consecutive sweeps, each stored as its
+    mean (not every 5th sweep alone, which wasted 4/5 of the samples on the factor part)."""
+    train = _tiny()
+    states = []
+    orig = BayesianFM._keep
+
+    def keep(self, epoch):
+        states.append(copy.deepcopy(self._state))
+        orig(self, epoch)
+
+    monkeypatch.setattr(BayesianFM, "_keep", keep)
+    m = BayesianFM(factors=2, iterations=22, burn_in=3, max_draws=4, dtype="float64").fit(train)
+    assert len(states) == 19 and m.n_draws_ == 4
+    groups = [states[0:5], states[5:10], states[10:15], states[15:19]]
+    want_u = np.hstack([np.mean([s["qU"] for s in g], axis=0) for g in groups]) / 2.0
+    want_i = np.hstack([np.mean([s["qI"] for s in g], axis=0) for g in groups]) / 2.0
+    np.testing.assert_allclose(m.user_factors_, want_u, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.item_factors_, want_i, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(m.sample_noise_precision_, [np.mean([s["alpha"] for s in g]) for g in groups])
+    np.testing.assert_allclose(m.item_bias_, np.mean([s["bI"] for s in states], axis=0), rtol=1e-12, atol=1e-12)
+
+
+def test_validation_during_fit_does_not_change_the_stored_draws():
+    """With ``validation`` the model is finalized after every sweep (open group included): the
+    final draws must equal those of the same fit without validation."""
+    train = _tiny()
+    fit, val = mfrec.split.random_split(train, test_size=0.2, seed=1)
+    a = BayesianFM(factors=2, iterations=12, burn_in=2, max_draws=3, seed=2).fit(fit)
+    b = BayesianFM(factors=2, iterations=12, burn_in=2, max_draws=3, seed=2).fit(fit, val)
+    assert a.n_draws_ == b.n_draws_ == 3 and "validation_rmse" in b.history_.columns
+    np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
+    np.testing.assert_array_equal(a.sample_implicit_factors_, b.sample_implicit_factors_)
+
+
 def test_fold_in_recommend_new_and_save_load(tmp_path):
     train = mfrec.synthetic(60, 40, 900, factors=2, seed=3)
     m = BayesianFM(factors=3, iterations=30, burn_in=10, max_draws=10).fit(train)
