@@ -1,6 +1,7 @@
 """mfrec.spark: Spark MLlib ALS (local[2], small data) returning ordinary mfrec models.
 
-Four ALS fits in all (one session, module-scoped fits) keep the file well under 90 s."""
+Five small ALS fits in all (one session, module-scoped fits, 6 iterations): no-bias parity (1),
+biases with one outer round (2), the CLI's implicit fit (1, 2 iterations)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,17 @@ import pytest
 
 from mfrec import ALS, DataError, ImplicitALS, Ratings, load_model, synthetic
 from mfrec.split import random_split
+
+
+def _fit(spark, data, **kw):
+    """`_train_als` with `train_als`'s defaults and ``kw``: (model, Spark's ALSModel)."""
+    import inspect
+
+    from mfrec.spark.train import _train_als, train_als
+
+    args = {p.name: p.default for p in inspect.signature(train_als).parameters.values() if p.name != "source"}
+    args.update(factors=K, iterations=ITERS, regularization=REG, spark=spark, **kw)
+    return _train_als(data, **args)
 
 K, ITERS, REG = 4, 6, 0.1
 
@@ -27,12 +39,7 @@ def ratings() -> Ratings:
 @pytest.fixture(scope="module")
 def plain(spark, ratings):
     """No biases: the model is pure Spark factors; also Spark's own ALSModel."""
-    from mfrec.spark.train import _train_als, train_als
-    import inspect
-
-    kw = {p.name: p.default for p in inspect.signature(train_als).parameters.values() if p.name != "source"}
-    kw.update(factors=K, iterations=ITERS, regularization=REG, biases=False, spark=spark)
-    return _train_als(ratings, **kw)
+    return _fit(spark, ratings, biases=False)
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +49,8 @@ def split(ratings):
 
 @pytest.fixture(scope="module")
 def biased(spark, split):
-    from mfrec.spark import train_als
-
-    return train_als(split[0], factors=K, iterations=ITERS, regularization=REG, spark=spark)
+    """Biases with one outer round (two ALS fits; the default is two rounds), every round kept."""
+    return _fit(spark, split[0], bias_rounds=1, _keep_rounds=True)[0]
 
 
 def _ridge_users(model, train: Ratings, offset: np.ndarray) -> np.ndarray:
@@ -93,16 +99,24 @@ def test_recommendations_agree_with_spark_recommend_for_all_users(plain):
     assert agree / total > 0.98  # only exact ties may swap places
 
 
-def test_biases_follow_the_als_wr_rule_and_factors_fit_the_residuals(biased, split):
+def test_biases_follow_the_als_wr_rule_each_round_and_factors_fit_the_residuals(biased, split):
     train = split[0]
     m = biased
     assert m.use_bias and m.weighted and m.bias_regularization is None
     assert m.user_map_ == train.user_map and m.item_map_ == train.item_map  # sorted raw ids, like fit()
+    first, last = m.spark_rounds_
     mu = train.global_mean
     u, i, r = train.user_indices, train.item_indices, train.values.astype(np.float64)
-    # users are solved last, against the final item biases: b_u = sum(r - mu - b_i) / (n_u (1 + reg))
-    expect_bu = np.bincount(u, r - mu - m.item_bias_[i], train.n_users) / (train.user_counts * (1 + REG))
-    np.testing.assert_allclose(m.user_bias_, expect_bu, rtol=1e-5, atol=1e-6)
+    # round 1: biases of r - mu; round 2: of r - mu - x_u.y_i (round 1's factors). Users are
+    # solved last, against the final item biases: b_u = sum(t - b_i) / (n_u (1 + reg))
+    xy = np.sum(first["user_factors"][u].astype(np.float64) * first["item_factors"][i], axis=1)
+    for rnd, t in ((first, r - mu), (last, r - mu - xy)):
+        expect_bu = np.bincount(u, t - rnd["item_bias"][i], train.n_users) / (train.user_counts * (1 + REG))
+        np.testing.assert_allclose(rnd["user_bias"], expect_bu, rtol=1e-4, atol=1e-5)
+    assert not np.allclose(first["user_bias"], last["user_bias"], atol=1e-3)  # the round changed them
+    for name in ("user_factors", "item_factors", "user_bias", "item_bias"):  # the model is the last fit
+        np.testing.assert_array_equal(getattr(m, name + "_"), last[name])
+    # the final factors are the exact ridge solution for the targets the last fit used
     bu = train.by_user  # CSR order of the residual targets
     order = train.user_item_order
     offset = (mu + m.user_bias_[u] + m.item_bias_[i])[order]
@@ -124,7 +138,8 @@ def test_fitted_state_matches_what_fit_sets(biased, split):
         assert getattr(biased, name).shape == getattr(ref, name).shape
         assert getattr(biased, name).dtype == getattr(ref, name).dtype
     # accuracy: same k, iterations and regularization; held-out RMSE within 6% of mfrec's ALS on
-    # this tiny set (16 ratings a user; fixed biases here, joint there); ml-100k u1: benchmarks/RESULTS.md
+    # this tiny set (16 ratings a user; one outer bias round here, joint biases there); ml-100k
+    # u1 and ml-latest-small (two rounds, within 1%): benchmarks/RESULTS.md
     test = split[1]
     assert biased.score(test) < 1.06 * ref.score(test)
 
@@ -209,5 +224,7 @@ def test_bad_parameters_raise_before_any_spark_work():
         train_als(None, implicit=True, biases=True)
     with pytest.raises(ValueError, match="regularization must be a finite number"):
         train_als(None, regularization=-1.0)
+    with pytest.raises(ValueError, match="bias_rounds must be an integer >= 0"):
+        train_als(None, bias_rounds=-1)
     with pytest.raises(ValueError, match="cold_start_strategy"):
         train_als(None, cold_start_strategy="drop-it")
