@@ -35,7 +35,27 @@ def sample_normal_wishart(X: np.ndarray, rng: np.random.Generator, beta0: float 
     return mean, precision
 
 
-class BayesianMF(FactorModel):
+class PosteriorDraws:
+    """Shared by the Gibbs-sampled models, whose fitted arrays hold stored posterior draws side by
+    side (one ``sample_noise_precision_`` entry per draw, plus the precision arrays named in
+    ``_precision_arrays``)."""
+
+    _precision_arrays: tuple[str, ...] = ()
+    sample_noise_precision_: np.ndarray
+
+    def _validate_loaded(self) -> None:
+        """After load (mfrec.persist): at least one stored draw, positive precisions."""
+        names = ("sample_noise_precision_", *self._precision_arrays)
+        if self.n_draws_ < 1 or any((getattr(self, name) <= 0).any() for name in names):
+            raise ValueError(f"{type(self).__name__} needs at least one kept draw with positive precisions")
+
+    @property
+    def n_draws_(self) -> int:
+        """How many stored posterior draws the predictor averages."""
+        return int(self.sample_noise_precision_.shape[0])
+
+
+class BayesianMF(PosteriorDraws, FactorModel):
     """``mu + b_u + b_i + P[u] . Q[i]`` with the posterior averaged over Gibbs samples (BPMF,
     Salakhutdinov & Mnih 2008, plus biases).
 
@@ -60,6 +80,7 @@ class BayesianMF(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _precision_arrays = ("sample_bias_precision_",)
     _extra_arrays = ("sample_item_bias_", "sample_prior_mean_", "sample_prior_precision_",
                      "sample_bias_precision_", "sample_noise_precision_")
     _array_specs = {**FactorModel._array_specs,  # the kept draws side by side: factors * draws columns
@@ -160,16 +181,6 @@ class BayesianMF(FactorModel):
         for name in ("_P", "_Q", "_bu", "_bi", "_draws"):  # the draws now live in the public arrays
             self.__dict__.pop(name, None)
         return self
-
-    def _validate_loaded(self) -> None:
-        """After load (mfrec.persist): at least one kept draw, positive precisions."""
-        if self.n_draws_ < 1 or (self.sample_noise_precision_ <= 0).any() or (self.sample_bias_precision_ <= 0).any():
-            raise ValueError("BayesianMF needs at least one kept draw with positive precisions")
-
-    @property
-    def n_draws_(self) -> int:
-        """How many posterior draws the predictor averages."""
-        return int(self.sample_noise_precision_.shape[0])
 
     # ------------------------------------------------------------------ new users
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:

@@ -16,7 +16,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels import fm as K
 from mfrec.models.base import FactorModel
-from mfrec.models.bayes import BayesianMF
+from mfrec.models.bayes import BayesianMF, PosteriorDraws
 from mfrec.recommend import FoldIn
 
 
@@ -49,7 +49,7 @@ def _scaled_rows(M: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags(scale) @ M.astype(np.float64)
 
 
-class BayesianFM(FactorModel):
+class BayesianFM(PosteriorDraws, FactorModel):
     """A factorization machine ``w0 + sum_l w_l x_l + sum_{l<m} <v_l, v_m> x_l x_m`` over, per
     rating of user ``u`` and item ``i``: the user id, the item id, and with ``implicit=True`` the
     items ``u`` rated (each ``1/sqrt|N(u)|``) and the users who rated ``i`` (each
@@ -98,6 +98,7 @@ class BayesianFM(FactorModel):
     """
 
     _epochs_param = "iterations"
+    _precision_arrays = ("sample_prior_precision_",)
     _int_params = {**FactorModel._int_params, "max_draws": 1}
     _extra_arrays = ("sample_item_bias_", "sample_implicit_factors_", "sample_implicit_weights_", "sample_global_",
                      "sample_prior_mean_", "sample_prior_precision_", "sample_noise_precision_")
@@ -349,16 +350,6 @@ class BayesianFM(FactorModel):
     def _end_fit(self) -> None:
         for name in ("_y", "_users", "_items", "_e"):
             self.__dict__.pop(name, None)
-
-    def _validate_loaded(self) -> None:
-        """After load (mfrec.persist): at least one kept draw, positive precisions."""
-        if self.n_draws_ < 1 or (self.sample_noise_precision_ <= 0).any() or (self.sample_prior_precision_ <= 0).any():
-            raise ValueError("BayesianFM needs at least one kept draw with positive precisions")
-
-    @property
-    def n_draws_(self) -> int:
-        """How many stored (thinned) posterior draws the factor part averages."""
-        return int(self.sample_noise_precision_.shape[0])
 
     # ------------------------------------------------------------------ new users
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
