@@ -43,9 +43,9 @@ def _fm(X: np.ndarray, w0: float, w: np.ndarray, V: np.ndarray) -> np.ndarray:
     return out
 
 
-def test_predictions_equal_the_direct_fm_formula(monkeypatch):
-    train = _tiny()
-    states = []
+def _record_kept_states(monkeypatch) -> list:
+    """Patch BayesianFM so every kept sweep's sampler state is copied into the returned list."""
+    states: list = []
     orig = BayesianFM._keep
 
     def keep(self, epoch):
@@ -53,6 +53,12 @@ def test_predictions_equal_the_direct_fm_formula(monkeypatch):
         orig(self, epoch)
 
     monkeypatch.setattr(BayesianFM, "_keep", keep)
+    return states
+
+
+def test_predictions_equal_the_direct_fm_formula(monkeypatch):
+    train = _tiny()
+    states = _record_kept_states(monkeypatch)
     m = BayesianFM(factors=3, iterations=3, burn_in=2, max_draws=1, dtype="float64").fit(train)
     st = states[-1]
     u, i = np.meshgrid(np.arange(train.n_users), np.arange(train.n_items), indexing="ij")
@@ -186,14 +192,7 @@ def test_each_stored_draw_is_the_mean_of_its_thinning_group(monkeypatch):
     """19 kept sweeps, max_draws=4: groups of 5, 5, 5, 4 consecutive sweeps, each stored as its
     mean (not every 5th sweep alone, which wasted 4/5 of the samples on the factor part)."""
     train = _tiny()
-    states = []
-    orig = BayesianFM._keep
-
-    def keep(self, epoch):
-        states.append(copy.deepcopy(self._state))
-        orig(self, epoch)
-
-    monkeypatch.setattr(BayesianFM, "_keep", keep)
+    states = _record_kept_states(monkeypatch)
     m = BayesianFM(factors=2, iterations=22, burn_in=3, max_draws=4, dtype="float64").fit(train)
     assert len(states) == 19 and m.n_draws_ == 4
     groups = [states[0:5], states[5:10], states[10:15], states[15:19]]
