@@ -41,7 +41,20 @@ MODELS = {
     "als": "ALS",
     "bayesian-mf": "BayesianMF",
     "implicit-als": "ImplicitALS",
+    "bpr": "BPR",
+    "cmf": "CMF",
 }
+
+
+def _ranks_only(model) -> bool:
+    """A ranking model (preference scores, no rating error): the public ``kind`` tag."""
+    kind = getattr(model, "kind", None)
+    return kind == "ranking" if kind is not None else not getattr(model, "_predicts_ratings", True)
+
+
+def _n_epochs(model) -> int:
+    params = model.get_params()
+    return int(params["epochs"] if "epochs" in params else params["iterations"])
 
 
 def parse_args(argv=None):
@@ -93,14 +106,14 @@ def run_single(args) -> dict:
         t0 = time.perf_counter()
         model = cls(**params).fit(train)
         times.append(time.perf_counter() - t0)
-        if not getattr(model, "_predicts_ratings", True):
+        if _ranks_only(model):
             continue  # ImplicitALS: preference scores, no rating error
         pred = model.predict(test.raw_users, test.raw_items)
         err = pred - test.values.astype(np.float64)
         rmses.append(float(np.sqrt(np.mean(err**2))))
         maes.append(float(np.mean(np.abs(err))))
     peak_mb = peak.stop_mb()
-    n_updates = len(train) * int(getattr(model, model._epochs_param))
+    n_updates = len(train) * _n_epochs(model)
     median = float(np.median(times))
     extra = {}
     if args.ranking:
@@ -118,7 +131,7 @@ def run_single(args) -> dict:
         "model": args.single,
         "version": mfrec.__version__,
         "factors": int(model.factors_),
-        "epochs_or_iterations": int(getattr(model, model._epochs_param)),
+        "epochs_or_iterations": _n_epochs(model),
         "params": model.get_params(),
         "rmse": rmses[-1] if rmses else None,
         "mae": maes[-1] if maes else None,
