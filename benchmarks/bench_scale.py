@@ -50,7 +50,7 @@ def run_case(case: dict) -> dict:
     tiny = mfrec.synthetic(200, 100, 2000, seed=1)
     cls = getattr(mfrec, case["model"])
     params = dict(case.get("params", {}))
-    cls(**dict(params, **{cls._epochs_param: 1})).fit(tiny)
+    cls(**dict(params, **{cls.epochs_param: 1})).fit(tiny)
     peak = PeakRSS()
     peak.start()
     out = {"case": case, "n_ratings": len(ratings), "generate_seconds": gen_seconds, "data_rss_mb": data_mb}

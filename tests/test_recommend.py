@@ -503,7 +503,7 @@ def test_add_user_makes_the_user_known(cls, ratings):
     j = m.item_map_.lookup(items)
     expected = (m.global_mean_ + fold.bias + m.item_bias_[j].astype(np.float64)
                 + m.item_factors_[j].astype(np.float64) @ fold.factors.astype(np.float64))
-    if m._predicts_ratings:
+    if m.kind == "rating":
         expected = np.clip(expected, *m.rating_scale_)
     got = m.predict(["new"] * N_ITEMS, items)
     assert m.unknown_ == {"users": 0, "items": 0}
@@ -709,7 +709,7 @@ def test_the_empty_user_of_a_model_without_biases_ranks_by_popularity(make, rati
     m = make().fit(ratings)
     pop = _popularity(m)
     best = np.sort(pop.to_numpy())[::-1]
-    fallback = m.train_mean_ if m._predicts_ratings else 0.0
+    fallback = m.train_mean_ if (m.kind == "rating") else 0.0
     for empty in ({}, None):
         recs = m.recommend_new(empty, n=8)
         assert len(recs) == 8

@@ -6,7 +6,8 @@ from mfrec.data.datasets import AmbiguousTitleError, Dataset, TitleMatch, find_i
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
-from mfrec.errors import DataError, DatasetNotFoundError, ModelFileError, NotFittedError, TrainingDivergedError
+from mfrec.errors import (DataError, DatasetNotFoundError, InvalidParameterError, ModelFileError, NotFittedError,
+                          TrainingDivergedError)
 from mfrec.evaluate import cross_validate, evaluate
 from mfrec.persist import load_model, save_model
 from mfrec.tune import TuneResult, tune
@@ -30,6 +31,7 @@ __all__ = [
     "FactorModel",
     "FunkMF",
     "IdMap",
+    "InvalidParameterError",
     "ImplicitALS",
     "ModelFileError",
     "NotFittedError",

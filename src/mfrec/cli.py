@@ -271,17 +271,17 @@ def _model_class(name: str) -> type:
 
 def _build_model(name: str, params: dict[str, Any]):
     cls = _model_class(name)
-    valid = set(cls._param_names())
+    valid = set(cls.param_names())
     unknown = [k for k in params if k not in valid]
     if unknown:
         raise ValueError(f"{name} has no parameter(s) {unknown}; valid: {', '.join(sorted(valid))}")
     model = cls(**params)
-    model._check_params()  # before any data is read or a progress bar drawn
+    model.validate_params()  # before any data is read or a progress bar drawn
     return model
 
 
 def _fit_with_progress(model, train, validation, quiet: bool, label: str = "fit"):
-    n = int(getattr(model, model._epochs_param))
+    n = int(getattr(model, model.epochs_param))
     with _progress(quiet) as progress:
         task = progress.add_task(f"{label} {type(model).__name__}", total=n, info="")
 
@@ -437,7 +437,7 @@ def train(
     est = _build_model(model, params)
     if validation and not 0 < validation < 1:
         raise ValueError(f"--validation must be a fraction in (0, 1), got {validation}")
-    if validation and not est._predicts_ratings:
+    if validation and est.kind != "rating":
         raise ValueError(f"--validation reports an RMSE, and {model} does not predict ratings; "
                          f"measure it with `mfrec evaluate --model {model} --metrics ndcg@10`")
     data = _load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
@@ -645,10 +645,10 @@ def tune(
                             info=f"trial {row['trial']}: {_cell_4(score)}  (best {_cell_4(best[0])})")
 
         res_direction = ["minimize"]
-        if not cls._predicts_ratings:
+        if cls.kind != "rating":
             res_direction[0], best[0] = "maximize", -math.inf
         res = run_tune(cls, data.ratings, space_obj, trials=trials, validation=validation, seed=seed, method=method,
-                       metric="rmse" if cls._predicts_ratings else "ndcg@10", callback=on_trial)
+                       metric="rmse" if cls.kind == "rating" else "ndcg@10", callback=on_trial)
     if out is not None:
         if data.items is not None:
             res.best_model.attach_items(data.items)
@@ -721,7 +721,7 @@ def _parse_rates(est, pairs: list[str]) -> dict[Any, float]:
 def _with_predicted_rating(est, df: pd.DataFrame, item_bias_weight: float) -> pd.DataFrame:
     """Rating models: add ``predicted_rating``, the model's rating estimate clipped to its scale
     (``score`` ranks, and with item_bias_weight != 1 it is not a rating). Ranking models: unchanged."""
-    if not est._predicts_ratings or df.empty:
+    if est.kind != "rating" or df.empty:
         return df
     idx = est.item_map_.lookup(df["item"].to_numpy())
     pred = df["score"].to_numpy(dtype=np.float64) + (1.0 - item_bias_weight) * est.item_bias_[idx].astype(np.float64)

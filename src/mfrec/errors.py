@@ -29,6 +29,10 @@ class DataError(ValueError):
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
 
 
+class InvalidParameterError(ValueError, TypeError):
+    """A hyperparameter or request argument has a wrong type or value; the message names it."""
+
+
 class DatasetNotFoundError(FileNotFoundError):
     """A dataset is neither on disk nor downloadable."""
 

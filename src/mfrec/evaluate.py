@@ -189,7 +189,7 @@ def evaluate(
     relevance_threshold = _check_threshold(relevance_threshold)
     test = as_ratings(test, "test")
     names, rating_names, ranking_names = _metric_names(metrics)
-    if rating_names and not getattr(model, "_predicts_ratings", True):
+    if rating_names and not (getattr(model, "kind", "rating") == "rating"):
         raise ValueError(
             f"{type(model).__name__} scores preferences, not ratings, so {', '.join(rating_names)} "
             "would be meaningless; evaluate it with ranking metrics such as 'ndcg@10' or 'recall@10'"

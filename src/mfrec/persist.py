@@ -16,7 +16,7 @@ data and checks, in this order, before anything becomes part of a model:
    in the manifest, declared sizes within limits (the manifest at most `MAX_MANIFEST_BYTES`, a
    deflated member at most `MAX_DEFLATE_RATIO` times its compressed size);
 3. the manifest: format name and version, every key and its type, the model class, parameters
-   that are exactly the class's and pass its own ``_check_params``;
+   that are exactly the class's and pass its own ``validate_params``;
 4. every array's npy header against the class's declared arrays (``_array_specs``: names,
    dtypes, shapes consistent with the id maps and with each other) and its declared size, all
    before reading any array data; then the data is read in bounded chunks into the array itself;
@@ -53,6 +53,7 @@ import scipy.sparse as sp
 from mfrec.data.idmap import IdMap
 from mfrec.errors import ModelFileError
 from mfrec.io import atomic_write
+from mfrec.models.registry import model_class
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
@@ -94,10 +95,12 @@ _KINDS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _model_classes() -> dict[str, type]:
-    from mfrec import models
-
-    return {cls.__name__: cls for cls in models.MODEL_NAMES.values()}
+def _model_class(name: str) -> type | None:
+    """The registered model class a manifest names (`mfrec.models.registry`), None if unknown."""
+    try:
+        return model_class(name)
+    except KeyError:
+        return None
 
 
 def _ids_array(id_map: IdMap, what: str) -> np.ndarray:
@@ -558,7 +561,7 @@ def _short(value: Any) -> str:
 
 def _new_model(cls: type, params: dict, path: Path) -> Any:
     """An unfitted ``cls`` from the manifest's parameters: exactly the class's, valid by its own checks."""
-    names = set(cls._param_names())
+    names = set(cls.param_names())
     extra, missing = sorted(set(params) - names), sorted(names - set(params))
     if extra or missing:
         detail = "; ".join(p for p in (f"unknown {extra}" if extra else "", f"missing {missing}" if missing else "") if p)
@@ -566,7 +569,7 @@ def _new_model(cls: type, params: dict, path: Path) -> Any:
                              "relabelled as another model class?")
     try:
         model = cls(**params)
-        model._check_params()
+        model.validate_params()
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path}: invalid {cls.__name__} parameters in the manifest ({exc})") from None
     return model
@@ -595,7 +598,7 @@ def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
         dup = sorted(n for n, c in collections.Counter(names).items() if c > 1)
         raise ModelFileError(f"{path}: the zip lists member(s) {dup[:5]} more than once")
     manifest = _read_manifest(zf, path, archive_size)
-    cls = _model_classes().get(manifest["model_class"])
+    cls = _model_class(manifest["model_class"]) if ":" not in manifest["model_class"] else None
     if cls is None:
         raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}")
     model = _new_model(cls, manifest["params"], path)

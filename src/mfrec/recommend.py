@@ -284,7 +284,7 @@ class RecommenderMixin:
         allowed = np.isfinite(S[zero])
         key = S.copy()
         key[zero] = np.where(allowed, self._item_popularity()[cand][None, :], -np.inf)
-        fallback = self.train_mean_ if self._predicts_ratings else 0.0
+        fallback = self.train_mean_ if self.kind == "rating" else 0.0
         S[zero] = np.where(allowed, np.float32(fallback), -np.inf)
         idx, _ = top_n(key, n)
         vals = np.take_along_axis(S, np.maximum(idx, 0), axis=1)

@@ -155,7 +155,7 @@ def _grid(dims: list[_Dim], trials: int | None, seed: int) -> list[dict[str, Any
 
 # ---------------------------------------------------------------------------- one trial
 def _param_names(model_cls: type) -> list[str]:
-    names = getattr(model_cls, "_param_names", None)
+    names = getattr(model_cls, "param_names", None)
     if names is None:
         import inspect
 
@@ -198,7 +198,7 @@ def check_search(model_cls: Any, space: Mapping[str, Any], trials: int | None = 
     unknown = sorted(({d.name for d in dims} | set(fixed or {})) - valid)
     if unknown:
         raise ValueError(f"{cls.__name__} has no parameter(s) {unknown}; valid: {sorted(valid)}")
-    check = getattr(cls, "_check_params", None)
+    check = getattr(cls, "validate_params", None)
     int_params = getattr(cls, "_int_params", {})
     for d in dims:
         if d.kind in ("uniform", "log") and d.name in int_params and not d.integer:
@@ -207,7 +207,7 @@ def check_search(model_cls: Any, space: Mapping[str, Any], trials: int | None = 
         candidates = d.values if d.kind in ("choice", "fixed") else (d.low, d.high)
         for value in candidates if check is not None else ():
             try:
-                cls(**{**base, d.name: value})._check_params()
+                cls(**{**base, d.name: value}).validate_params()
             except (TypeError, ValueError) as exc:
                 # only this parameter's own check: constraints between parameters ("burn_in (20)
                 # must be smaller than iterations") depend on what the other dims draw
@@ -274,7 +274,7 @@ def tune(
 
     base_name, k = parse_metric(metric)
     direction = "minimize" if base_name in _LOWER_IS_BETTER else "maximize"
-    if k is None and not getattr(model_cls, "_predicts_ratings", True):
+    if k is None and not (getattr(model_cls, "kind", "rating") == "rating"):
         raise ValueError(f"{model_cls.__name__} does not predict ratings: tune it on a ranking metric such as 'ndcg@10'")
 
     ratings = as_ratings(ratings, "ratings")

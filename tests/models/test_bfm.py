@@ -76,7 +76,7 @@ def test_gibbs_draws_match_dense_conditionals():
     order, from its conditional N(mean, 1/prec) computed on the dense design."""
     train = _tiny(1)
     m = BayesianFM(factors=2, iterations=2, burn_in=1, dtype="float64")
-    m._check_params()
+    m.validate_params()
     m._setup(train, np.random.default_rng(0), np.dtype(np.float64))
     st, U, I = m._state, m._U, m._I
     rng = np.random.default_rng(5)

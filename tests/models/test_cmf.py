@@ -250,7 +250,7 @@ def test_parameters_are_validated():
     with pytest.raises(TypeError):
         CMF().fit(r, user_attributes={"a": 1})
     assert CMF().clone().get_params() == CMF().get_params()
-    assert CMF._epochs_param == "iterations"
+    assert CMF.epochs_param == "iterations"
 
 
 # ---------------------------------------------------------------------------------------- recommend
@@ -291,9 +291,6 @@ def test_add_user_with_attributes(cold_users):
 
 # ---------------------------------------------------------------------------------------- save / load
 def test_save_load_round_trip(tmp_path, monkeypatch, data):
-    from mfrec import models
-
-    monkeypatch.setitem(models.MODEL_NAMES, "cmf", CMF)  # registered by name in mfrec.models
     df, users, items = data
     u = users.copy()
     u["group"] = np.where(np.arange(len(u)) % 3 == 0, "a", "b")

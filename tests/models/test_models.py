@@ -393,7 +393,7 @@ def test_history_columns_and_rows(name, small):
     train, val = small
     model = SMALL[name]()
     assert not hasattr(model, "history_")  # no history before fit (an AttributeError)
-    n = int(getattr(model, model._epochs_param))
+    n = int(getattr(model, model.epochs_param))
     seen = []
     model.fit(train, callback=seen.append)
     h = model.history_
@@ -444,7 +444,7 @@ def test_early_stopping_restores_best_epoch(name, overfit_split):
     patience = 2
     model = overfitting(name, early_stopping=patience).fit(train, val)
     h = model.history_
-    n_max = int(getattr(model, model._epochs_param))
+    n_max = int(getattr(model, model.epochs_param))
     assert len(h) < n_max  # stopped early
     assert len(h) == model.best_epoch_ + patience
     best_row = h["validation_rmse"].idxmin()
@@ -452,7 +452,7 @@ def test_early_stopping_restores_best_epoch(name, overfit_split):
     assert (h["validation_rmse"].iloc[model.best_epoch_:] >= h.loc[best_row, "validation_rmse"] - 1e-6).all()
     assert model.score(val) == pytest.approx(h["validation_rmse"].min(), rel=1e-6)
     # the restored model is exactly the model trained for best_epoch_ epochs
-    exact = overfitting(name, **{model._epochs_param: model.best_epoch_}).fit(train)
+    exact = overfitting(name, **{model.epochs_param: model.best_epoch_}).fit(train)
     for arr in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
         np.testing.assert_array_equal(getattr(model, arr), getattr(exact, arr), err_msg=arr)
 

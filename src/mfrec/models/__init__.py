@@ -9,20 +9,7 @@ from mfrec.models.baseline import Baseline
 from mfrec.models.cmf import CMF
 from mfrec.models.implicit import ImplicitALS
 from mfrec.models.sgd import BiasedMF, FunkMF
+from mfrec.models.registry import MODEL_NAMES, model_class, register_model
 from mfrec.models.svdpp import SVDpp
 
-#: command-line names of the models
-MODEL_NAMES: dict[str, type[FactorModel]] = {
-    "baseline": Baseline,
-    "funk-mf": FunkMF,
-    "biased-mf": BiasedMF,
-    "svdpp": SVDpp,
-    "als": ALS,
-    "bayesian-mf": BayesianMF,
-    "bayesian-fm": BayesianFM,
-    "implicit-als": ImplicitALS,
-    "bpr": BPR,
-    "cmf": CMF,
-}
-
-__all__ = ["ALS", "BPR", "Baseline", "BayesianFM", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp"]
+__all__ = ["ALS", "BPR", "Baseline", "BayesianFM", "BayesianMF", "BiasedMF", "CMF", "FactorModel", "FunkMF", "ImplicitALS", "MODEL_NAMES", "SVDpp", "model_class", "register_model"]

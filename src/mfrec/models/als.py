@@ -7,8 +7,10 @@ import numpy as np
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import als_half_step
 from mfrec.models.base import FactorModel
+from mfrec.models.registry import register_model
 
 
+@register_model("als")
 class ALS(FactorModel):
     """``mu + b_u + b_i + P[u] . Q[i]`` by alternating ridge regressions, Numba-parallel over rows.
 
@@ -21,7 +23,7 @@ class ALS(FactorModel):
     (Zhou et al. 2008): lambda scaled by each row's number of ratings.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _param_choices = {"solver": ("cholesky", "cg")}
 
     def __init__(

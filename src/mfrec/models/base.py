@@ -12,7 +12,7 @@ import numbers
 import threading
 import time
 import weakref
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -74,7 +74,7 @@ class Estimator:
     """scikit-learn style parameter handling: ``get_params``/``set_params`` from ``__init__``."""
 
     @classmethod
-    def _param_names(cls) -> list[str]:
+    def param_names(cls) -> list[str]:
         names = cls.__dict__.get("_param_names_cache")  # per class, not inherited
         if names is None:
             sig = inspect.signature(cls.__init__)
@@ -98,14 +98,14 @@ class Estimator:
 
     def _store_params(self, values: dict[str, Any]) -> None:
         """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
-        for name in self._param_names():
+        for name in self.param_names():
             setattr(self, name, values[name])
 
     def get_params(self, deep: bool = True) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self._param_names()}
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params: Any) -> "Estimator":
-        valid = set(self._param_names())
+        valid = set(self.param_names())
         for key, value in params.items():
             if key not in valid:
                 raise ValueError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
@@ -129,12 +129,13 @@ class FactorModel(RecommenderMixin, Estimator):
     ``history_`` (a DataFrame, one row per epoch), ``rating_scale_``, ``best_epoch_``.
     """
 
-    #: name of the epoch-count parameter ("epochs" for SGD, "iterations" for ALS)
-    _epochs_param = "epochs"
+    #: "rating": predictions are ratings (clipped to the training scale; RMSE applies);
+    #: "ranking": preference scores, evaluated by ranking metrics only
+    kind: ClassVar[str] = "rating"
+    #: the parameter that counts passes over the data ("epochs" for SGD, "iterations" for ALS-type)
+    epochs_param: ClassVar[str] = "epochs"
     #: whether predictions include the global mean and biases
     _has_bias = True
-    #: whether predictions are ratings (clipped to the training scale) or preference scores
-    _predicts_ratings = True
     #: extra fitted arrays (beyond the five shared ones) that define the model, for save/load
     _extra_arrays: tuple[str, ...] = ()
     #: every fitted array, name -> (kind, shape), checked by save/load (mfrec.persist.check_array_headers):
@@ -163,7 +164,7 @@ class FactorModel(RecommenderMixin, Estimator):
         patience = getattr(self, "early_stopping", None)
         if patience is not None and validation is None:
             raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
-        self._check_params()
+        self.validate_params()
         self.user_map_ = train.user_map
         self.item_map_ = train.item_map
         # the declared scale (kept by subsets and splits), else the observed range
@@ -184,7 +185,7 @@ class FactorModel(RecommenderMixin, Estimator):
         records: list[dict] = []
         best = (np.inf, None, -1)
         since_best = 0
-        n_epochs = int(getattr(self, self._epochs_param))
+        n_epochs = int(getattr(self, self.epochs_param))
         with kernel_threads(getattr(self, "threads", None)):
             self._setup(train, rng, dtype)
             self._zero_untrained_rows(train)
@@ -262,7 +263,7 @@ class FactorModel(RecommenderMixin, Estimator):
             merged.update(klass.__dict__.get("_param_choices", {}))
         return merged
 
-    def _check_params(self) -> None:
+    def validate_params(self) -> None:
         """Validate hyperparameters before fitting: ValueError naming the bad one.
 
         One table-driven pass over every model's parameters: integers (``_int_params``: real
@@ -405,8 +406,8 @@ class FactorModel(RecommenderMixin, Estimator):
         pred += np.where(known_u, self.user_bias_[np.where(known_u, u, 0)], 0.0)
         pred += np.where(known_i, self.item_bias_[np.where(known_i, i, 0)], 0.0)
         if not self._has_bias:  # no biases to fall back on: an unknown side predicts the mean
-            pred = np.where(known_u & known_i, pred, self.train_mean_ if self._predicts_ratings else 0.0)
-        if clip and self._predicts_ratings:
+            pred = np.where(known_u & known_i, pred, self.train_mean_ if self.kind == "rating" else 0.0)
+        if clip and self.kind == "rating":
             lo, hi = self.rating_scale_
             np.clip(pred, lo, hi, out=pred)
         return pred

@@ -7,15 +7,17 @@ import numpy as np
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import bias_als_step
 from mfrec.models.base import FactorModel
+from mfrec.models.registry import register_model
 
 
+@register_model("baseline")
 class Baseline(FactorModel):
     """``mu + b_u + b_i``, alternating closed-form updates (as Surprise's BaselineOnly with ALS).
 
     ``b_i = sum_u (r - mu - b_u) / (item_regularization + n_i)`` then the same for users.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _array_specs = {**FactorModel._array_specs, "user_factors_": ("factor", ("users", 0)),
                     "item_factors_": ("factor", ("items", 0))}
 

@@ -8,6 +8,7 @@ from mfrec.data.ratings import Ratings
 from mfrec.kernels.bayes import gibbs_half_step
 from mfrec.models.base import FactorModel
 from mfrec.recommend import FoldIn
+from mfrec.models.registry import register_model
 
 
 def sample_wishart(scale: np.ndarray, dof: float, rng: np.random.Generator) -> np.ndarray:
@@ -55,6 +56,7 @@ class PosteriorDraws:
         return int(self.sample_noise_precision_.shape[0])
 
 
+@register_model("bayesian-mf")
 class BayesianMF(PosteriorDraws, FactorModel):
     """``mu + b_u + b_i + P[u] . Q[i]`` with the posterior averaged over Gibbs samples (BPMF,
     Salakhutdinov & Mnih 2008, plus biases).
@@ -79,7 +81,7 @@ class BayesianMF(PosteriorDraws, FactorModel):
     draw's item factors and hyperparameters, and averages the same way.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _precision_arrays = ("sample_bias_precision_",)
     _extra_arrays = ("sample_item_bias_", "sample_prior_mean_", "sample_prior_precision_",
                      "sample_bias_precision_", "sample_noise_precision_")
@@ -104,8 +106,8 @@ class BayesianMF(PosteriorDraws, FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def _check_params(self) -> None:
-        super()._check_params()  # burn_in, noise_precision and the rest: the shared checks
+    def validate_params(self) -> None:
+        super().validate_params()  # burn_in, noise_precision and the rest: the shared checks
         if self.burn_in >= int(self.iterations):
             raise ValueError(f"burn_in ({self.burn_in}) must be smaller than iterations ({self.iterations}): "
                              "no draw would be kept")

@@ -18,6 +18,7 @@ from mfrec.kernels import fm as K
 from mfrec.models.base import FactorModel
 from mfrec.models.bayes import BayesianMF, PosteriorDraws
 from mfrec.recommend import FoldIn
+from mfrec.models.registry import register_model
 
 
 class _Side:
@@ -49,6 +50,7 @@ def _scaled_rows(M: sp.csr_matrix) -> sp.csr_matrix:
     return sp.diags(scale) @ M.astype(np.float64)
 
 
+@register_model("bayesian-fm")
 class BayesianFM(PosteriorDraws, FactorModel):
     """A factorization machine ``w0 + sum_l w_l x_l + sum_{l<m} <v_l, v_m> x_l x_m`` over, per
     rating of user ``u`` and item ``i``: the user id, the item id, and with ``implicit=True`` the
@@ -97,7 +99,7 @@ class BayesianFM(PosteriorDraws, FactorModel):
     Attributes of a guest are not used (treated as unobserved).
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _precision_arrays = ("sample_prior_precision_",)
     _int_params = {**FactorModel._int_params, "max_draws": 1}
     _extra_arrays = ("sample_item_bias_", "sample_implicit_factors_", "sample_implicit_weights_", "sample_global_",
@@ -129,8 +131,8 @@ class BayesianFM(PosteriorDraws, FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def _check_params(self) -> None:
-        super()._check_params()
+    def validate_params(self) -> None:
+        super().validate_params()
         if self.burn_in >= int(self.iterations):
             raise ValueError(f"burn_in ({self.burn_in}) must be smaller than iterations ({self.iterations}): "
                              "no draw would be kept")

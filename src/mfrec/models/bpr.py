@@ -17,11 +17,13 @@ from mfrec.kernels.bpr import bpr_epoch
 from mfrec.models.base import FactorModel, as_ratings, float_param
 from mfrec.recommend import FoldIn
 from mfrec.threads import blas_threads
+from mfrec.models.registry import register_model
 
 #: largest (rated x unrated) pair matrix a fold-in uses whole; past it the negatives are a seeded sample
 FOLD_IN_PAIRS = 1 << 22
 
 
+@register_model("bpr")
 class BPR(FactorModel):
     """Pairwise ranking by SGD: preference ``b_i + x_u . q_i`` (no user bias: it cancels in a pair).
 
@@ -39,9 +41,9 @@ class BPR(FactorModel):
     per rated item.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _has_bias = False
-    _predicts_ratings = False
+    kind = "ranking"
 
     def __init__(
         self,
@@ -62,7 +64,7 @@ class BPR(FactorModel):
             raise ValueError("BPR scores preferences, not ratings: evaluate it with ranking metrics "
                              "(mfrec.evaluate) instead of a validation RMSE")
         train = as_ratings(train, "train")
-        self._check_params()
+        self.validate_params()
         if float(self.regularization) <= 0:
             raise ValueError(f"BPR needs regularization > 0 (it bounds the factors), got {self.regularization!r}")
         return super().fit(train, **kwargs)

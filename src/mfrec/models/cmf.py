@@ -44,6 +44,7 @@ from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
 from mfrec.models.base import EpochCallback, FactorModel, as_ratings
 from mfrec.recommend import FoldIn, resolve_new_ratings
+from mfrec.models.registry import register_model
 
 #: how rows without ratings get their factors (and bias) from their attributes
 COLD_START = ("regression", "collective")
@@ -61,6 +62,7 @@ class _WithAttributes:
     attributes: Any
 
 
+@register_model("cmf")
 class CMF(FactorModel):
     """Collective matrix factorization: ratings, user attributes and item attributes share the
     user and item factors; trained by ALS with Numba-parallel per-row ridge solves.
@@ -102,7 +104,7 @@ class CMF(FactorModel):
     weights lets the attributes act as a prior on the factors without bending them.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _param_choices = {"solver": ("cholesky", "cg"), "user_cold_start": COLD_START, "item_cold_start": COLD_START}
     _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
                      "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
@@ -144,8 +146,8 @@ class CMF(FactorModel):
         self._store_params(locals())
 
     # ------------------------------------------------------------------ parameters
-    def _check_params(self) -> None:
-        super()._check_params()  # the shared checks cover solver, cg_steps, the weights and flags
+    def validate_params(self) -> None:
+        super().validate_params()  # the shared checks cover solver, cg_steps, the weights and flags
         if not self.attribute_regularization > 0:
             raise ValueError(f"attribute_regularization must be > 0, got {self.attribute_regularization}")
 
@@ -177,7 +179,7 @@ class CMF(FactorModel):
         fitted. ``validation`` and ``callback`` as in :meth:`FactorModel.fit`.
         """
         train = as_ratings(train, "train")
-        self._check_params()
+        self.validate_params()
         user_map, u_enc, U, Um = self._prepare_side(user_attributes, user_encoder, train.user_map, "user")
         item_map, i_enc, I, Im = self._prepare_side(item_attributes, item_encoder, train.item_map, "item")
         if user_map is not train.user_map or item_map is not train.item_map:

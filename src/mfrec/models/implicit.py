@@ -18,8 +18,10 @@ from mfrec.kernels.als import implicit_half_step
 from mfrec.errors import DataError
 from mfrec.models.base import FactorModel, as_ratings
 from mfrec.recommend import FoldIn
+from mfrec.models.registry import register_model
 
 
+@register_model("implicit-als")
 class ImplicitALS(FactorModel):
     """Implicit-feedback ALS: preference ``x_u . y_i`` with confidence-weighted squared loss over
     all (user, item) pairs, using the shared ``Y^T Y`` trick; each row is solved by a few
@@ -30,9 +32,9 @@ class ImplicitALS(FactorModel):
     (Woodbury) plus one matrix-vector product over the items.
     """
 
-    _epochs_param = "iterations"
+    epochs_param = "iterations"
     _has_bias = False
-    _predicts_ratings = False
+    kind = "ranking"
     _param_choices = {"confidence": ("rating", "binary"), "solver": ("cholesky", "cg")}
 
     def __init__(

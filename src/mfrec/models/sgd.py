@@ -7,6 +7,7 @@ import numpy as np
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.sgd import block_runs, minibatch_epoch, sgd_strata_epoch
 from mfrec.models.base import FactorModel, float_param
+from mfrec.models.registry import register_model
 
 
 def padded_rows(n: int, k: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
@@ -114,6 +115,7 @@ class _SGDModel(FactorModel):
         return self._penalty_of(*(float(x) for x in norms))
 
 
+@register_model("funk-mf")
 class FunkMF(_SGDModel):
     """``P[u] . Q[i]``, no biases: squared loss + L2, the seed notebooks' model exactly.
 
@@ -167,6 +169,7 @@ class FunkMF(_SGDModel):
         return self._sgd_epoch(train, rng, lr, 0.0, float(self.regularization), 0.0, use_bias=False)
 
 
+@register_model("biased-mf")
 class BiasedMF(_SGDModel):
     """``mu + b_u + b_i + P[u] . Q[i]`` by per-rating SGD (what Surprise calls SVD), with
     learning-rate decay and separate learning rate / regularization for the biases.

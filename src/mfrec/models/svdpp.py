@@ -8,8 +8,10 @@ from mfrec.data.ratings import Ratings
 from mfrec.kernels.sgd import implicit_sums, implicit_update
 from mfrec.models.base import _sq_norm, float_param
 from mfrec.models.sgd import BiasedMF
+from mfrec.models.registry import register_model
 
 
+@register_model("svdpp")
 class SVDpp(BiasedMF):
     """``mu + b_u + b_i + (p_u + |N(u)|^-1/2 sum_{j in N(u)} y_j) . q_i`` by SGD.
 

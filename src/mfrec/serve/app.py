@@ -458,7 +458,7 @@ class Service:
         seen = state.model.seen_
         cols = seen.indices[seen.indptr[k]:seen.indptr[k + 1]]
         raw = state.model.item_map_.to_raw(cols)
-        if state.model._predicts_ratings:
+        if state.model.kind == "rating":
             values = state.model.predict(np.full(len(cols), state.model.user_map_.ids[k]), raw)
         else:
             values = np.full(len(cols), float(state.model.rating_scale_[1]))

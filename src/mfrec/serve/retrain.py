@@ -104,7 +104,7 @@ def build(df: pd.DataFrame, scale: tuple[float, float], maps: tuple, source: str
 
 def _holdout_score(model: Any, test, train) -> tuple[str, float, bool]:
     """(metric, value, higher_is_better) of ``model`` on the holdout."""
-    if model._predicts_ratings:
+    if model.kind == "rating":
         return "rmse", float(model.score(test)), False
     from mfrec.evaluate import evaluate
 

@@ -263,7 +263,7 @@ def _to_model(cls: type, params: dict[str, Any], *, user_ids: np.ndarray, item_i
     every attribute exactly as ``FactorModel.fit`` does (a change to the base's fitted state
     needs only this function changed)."""
     model = cls(**params)
-    model._check_params()
+    model.validate_params()
     model.user_map_ = IdMap(user_ids)
     model.item_map_ = IdMap(item_ids)
     n_users, n_items = len(model.user_map_), len(model.item_map_)
