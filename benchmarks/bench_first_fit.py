@@ -1,15 +1,19 @@
 #!/usr/bin/env python
-"""First-call cost per model family (issue 18, section 4): cold and warm first fit.
+"""First-call cost per model family (issue 18, section 4): cold and warm first fit, before/after.
 
-For each family a fresh Python process imports mfrec and fits a small synthetic set (2,000
-ratings) then makes one ``recommend_many`` call; *cold* runs with an empty ``NUMBA_CACHE_DIR``
-(a new temporary directory: every kernel the fit touches compiles), *warm* is a second fresh
-process on the cache the cold one left. Both include ``import mfrec``; the import alone is
-measured too. On a busy machine the cold figures stretch with the load (compilation is
-single-threaded CPU work); record the 1-minute load beside them.
+For each model a fresh Python process imports mfrec, fits a small synthetic set (2,000 ratings,
+``threads=2``) and makes one all-user ``recommend_many(n=10)``; *cold* runs on an empty
+``NUMBA_CACHE_DIR`` (a new temporary directory: every kernel the fit touches compiles), *warm*
+is a second fresh process on the cache the cold one left. Each (model, tree) pair runs
+``--repeats`` times; the trees (``--before``, default /work/main/src, and ``--after``, this
+checkout's src) alternate inside each repeat so a load change hits both alike. Reported: the
+medians of the fit seconds (cold / warm), of the first ``recommend_many``, of ``import mfrec``,
+and how many mfrec kernel specializations Numba compiled (cold) and compiled again (warm: should
+be 0). Cold compile time is single-threaded CPU work and stretches with the machine's load; the
+1-minute load average is recorded beside each row.
 
-    PYTHONPATH=src python benchmarks/bench_first_fit.py [--families BiasedMF,ImplicitALS]
-        [--out benchmarks/results/first_fit.jsonl]
+    PYTHONPATH=src python benchmarks/bench_first_fit.py [--models BiasedMF,ALS] [--repeats 3]
+        [--before /work/main/src] [--after src] [--out benchmarks/results/first_fit.jsonl]
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,51 +29,105 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-FAMILIES = ("Baseline", "FunkMF", "BiasedMF", "SVDpp", "ALS", "ImplicitALS", "BPR", "BayesianMF", "CMF")
+# by family: SGD; ALS-type; implicit ALS; BPR; Gibbs samplers
+MODELS = ("BiasedMF", "FunkMF", "SVDpp", "ALS", "CMF", "Baseline", "ImplicitALS", "BPR", "BayesianMF", "BayesianFM")
 
 CHILD = r"""
 import json, sys, time
 t0 = time.perf_counter()
+from numba.core import event
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev):
+        d = ev.data.get("dispatcher")
+        if getattr(getattr(d, "py_func", None), "__module__", "").startswith("mfrec."):
+            compiled.append(d.py_func.__name__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Count())
 import mfrec
 t1 = time.perf_counter()
+name = sys.argv[1]
 r = mfrec.synthetic(200, 100, 2000, seed=1)
-model = getattr(mfrec, sys.argv[1])(seed=1, threads=2)
+model = getattr(mfrec, name)(seed=1, threads=2)
 t2 = time.perf_counter()
 model.fit(r)
 t3 = time.perf_counter()
+n_fit = len(compiled)
 model.recommend_many(n=10)
 t4 = time.perf_counter()
-print(json.dumps({"import_s": t1 - t0, "fit_s": t3 - t2, "recommend_many_s": t4 - t3}))
+t5 = time.perf_counter()
+getattr(mfrec, name)(seed=1, threads=2).fit(r)  # a second fit: what the fit costs without any load or compile
+t6 = time.perf_counter()
+print(json.dumps({"second_fit_s": t6 - t5, "import_s": t1 - t0, "fit_s": t3 - t2, "recommend_many_s": t4 - t3, "compiled_fit": n_fit,
+                  "compiled_all": len(compiled)}))
 """
 
 
-def run(family: str, cache: str) -> dict:
-    env = dict(os.environ, NUMBA_CACHE_DIR=cache)
+def run(model: str, src: str, cache: str) -> dict:
+    env = dict(os.environ, NUMBA_CACHE_DIR=cache, PYTHONPATH=src)
     t0 = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", CHILD, family], env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, model], env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise RuntimeError(f"{model} with {src} failed:\n{out.stderr[-2000:]}")
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["process_s"] = time.perf_counter() - t0
-    return {k: round(v, 3) for k, v in res.items()}
+    return res
 
 
-def main(argv=None) -> None:
+def cold_warm(model: str, src: str) -> tuple[dict, dict]:
+    with tempfile.TemporaryDirectory(prefix="mfrec-first-fit-") as cache:
+        return run(model, src, cache), run(model, src, cache)
+
+
+def _median(runs: list[dict], key: str) -> float:
+    return round(statistics.median(r[key] for r in runs), 3)
+
+
+def summary(runs: list[tuple[dict, dict]]) -> dict:
+    cold = [c for c, _ in runs]
+    warm = [w for _, w in runs]
+    return {"cold_fit_s": _median(cold, "fit_s"), "warm_fit_s": _median(warm, "fit_s"), "second_fit_s": _median(warm, "second_fit_s"),
+            "cold_recommend_s": _median(cold, "recommend_many_s"), "warm_recommend_s": _median(warm, "recommend_many_s"),
+            "import_s": _median(warm, "import_s"), "cold_fit_all_s": [round(c["fit_s"], 2) for c in cold],
+            "compiled_cold": max(c["compiled_all"] for c in cold), "compiled_warm": max(w["compiled_all"] for w in warm)}
+
+
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--families", default=",".join(FAMILIES))
+    p.add_argument("--models", default=",".join(MODELS))
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--before", default="/work/main/src", help="the tree to compare against ('' to skip)")
+    p.add_argument("--after", default=str(HERE.parent / "src"))
     p.add_argument("--out", default=str(HERE / "results" / "first_fit.jsonl"))
     args = p.parse_args(argv)
+    trees = {"after": str(Path(args.after).resolve())}
+    if args.before:
+        trees = {"before": str(Path(args.before).resolve()), **trees}
+    models = [m for m in args.models.split(",") if m]
+    runs: dict[tuple[str, str], list] = {(m, t): [] for m in models for t in trees}
+    loads: dict[str, list[float]] = {m: [] for m in models}
+    started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for rep in range(args.repeats):
+        order = list(trees) if rep % 2 == 0 else list(reversed(trees))
+        for model in models:
+            for tree in order:
+                loads[model].append(os.getloadavg()[0])
+                runs[model, tree].append(cold_warm(model, trees[tree]))
+            print(f"repeat {rep + 1}/{args.repeats} {model}: " + ", ".join(
+                f"{t} cold {runs[model, t][-1][0]['fit_s']:.2f} s warm {runs[model, t][-1][1]['fit_s']:.2f} s"
+                for t in trees), file=sys.stderr, flush=True)
     rows = []
-    for family in [f for f in args.families.split(",") if f]:
-        with tempfile.TemporaryDirectory() as cache:
-            load = round(os.getloadavg()[0], 2)
-            cold = run(family, cache)
-            warm = run(family, cache)
-        row = {"bench": "first-fit", "family": family, "load_1min": load, "cold": cold, "warm": warm}
+    for model in models:
+        row = {"bench": "first-fit", "model": model, "repeats": args.repeats,
+               "load_1min": [round(min(loads[model]), 1), round(max(loads[model]), 1)]}
+        for tree in trees:
+            row[tree] = summary(runs[model, tree])
         rows.append(row)
         print(json.dumps(row), flush=True)
-    stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with open(args.out, "a") as f:
         for row in rows:
-            f.write(json.dumps({"time": stamp, **row}) + "\n")
+            f.write(json.dumps({"time": started, **row}) + "\n")
 
 
 if __name__ == "__main__":

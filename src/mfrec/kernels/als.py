@@ -15,7 +15,7 @@ import numba
 import numpy as np
 from numba import njit, prange
 
-_OPTS = dict(cache=True, fastmath=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
 
 
 @njit(**_OPTS)
@@ -95,7 +95,49 @@ def cg_solve(X, t, lam_vec, w, steps):
     return w
 
 
-@njit(parallel=True, **_OPTS)
+def _make_als_half_step(use_cg: bool):
+    @njit(parallel=True, **_OPTS)
+    def als_half_step_kernel(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
+                             use_bias, weighted, cg_steps):
+        n_rows = indptr.shape[0] - 1
+        k = Y.shape[1]
+        off = 1 if use_bias else 0
+        sse = np.zeros(n_rows)
+        for row in prange(n_rows):
+            n = indptr[row + 1] - indptr[row]
+            if n == 0:
+                for f in range(k):
+                    X_out[row, f] = 0.0
+                if use_bias:
+                    bias_out[row] = 0.0
+                continue
+            X, t = _gather(indptr, indices, data, np.int64(row), Y, other_bias, mu, use_bias)
+            scale = n if weighted else 1.0
+            if use_cg:
+                lam_vec = np.full(k + off, lam * scale)
+                w = np.empty(k + off)
+                if use_bias:
+                    lam_vec[0] = lam_bias * scale
+                    w[0] = bias_out[row]
+                for f in range(k):
+                    w[off + f] = X_out[row, f]
+                w = cg_solve(X, t, lam_vec, w, cg_steps)
+            else:
+                w = ridge_solve(X, t, lam * scale, lam_bias * scale, use_bias)
+            if use_bias:
+                bias_out[row] = w[0]
+            for f in range(k):
+                X_out[row, f] = w[off + f]
+            resid = t - X @ w
+            sse[row] = resid @ resid
+        return sse.sum()
+
+    return als_half_step_kernel
+
+
+_ALS_HALF_STEP = specializations(_make_als_half_step)  # one kernel per solver: a fit compiles its own
+
+
 def als_half_step(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
                   use_bias, weighted, use_cg, cg_steps):
     """Solve every row of one side (``X_out``, ``bias_out`` updated in place).
@@ -105,38 +147,8 @@ def als_half_step(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam
     solution instead of the exact Cholesky solve. Returns the summed squared error of the rows'
     fitted values (the training SSE after this half-step).
     """
-    n_rows = indptr.shape[0] - 1
-    k = Y.shape[1]
-    off = 1 if use_bias else 0
-    sse = np.zeros(n_rows)
-    for row in prange(n_rows):
-        n = indptr[row + 1] - indptr[row]
-        if n == 0:
-            for f in range(k):
-                X_out[row, f] = 0.0
-            if use_bias:
-                bias_out[row] = 0.0
-            continue
-        X, t = _gather(indptr, indices, data, row, Y, other_bias, mu, use_bias)
-        scale = n if weighted else 1.0
-        if use_cg:
-            lam_vec = np.full(k + off, lam * scale)
-            w = np.empty(k + off)
-            if use_bias:
-                lam_vec[0] = lam_bias * scale
-                w[0] = bias_out[row]
-            for f in range(k):
-                w[off + f] = X_out[row, f]
-            w = cg_solve(X, t, lam_vec, w, cg_steps)
-        else:
-            w = ridge_solve(X, t, lam * scale, lam_bias * scale, use_bias)
-        if use_bias:
-            bias_out[row] = w[0]
-        for f in range(k):
-            X_out[row, f] = w[off + f]
-        resid = t - X @ w
-        sse[row] = resid @ resid
-    return sse.sum()
+    return _ALS_HALF_STEP[bool(use_cg)](indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
+                                        use_bias, weighted, cg_steps)
 
 
 @njit(**_OPTS)
@@ -248,7 +260,59 @@ def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps, 
     return x
 
 
-@njit(parallel=True, **_OPTS)
+def _make_implicit_half_step(use_cg: bool):
+    @njit(parallel=True, **_OPTS)
+    def implicit_half_step_kernel(indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps, want_loss, n_threads):
+        n_rows = indptr.shape[0] - 1
+        k = Y.shape[1]
+        n_threads = max(n_threads, 1)
+        longest = 0
+        for row in range(n_rows):
+            longest = max(longest, indptr[row + 1] - indptr[row])
+        vec = np.empty((n_threads, 4, k))  # x, r, d, Ad of each thread
+        dots = np.empty((n_threads, 2, longest if use_cg else 0))  # x . y_p, d . y_p
+        sse = np.zeros(n_rows)
+        for row in prange(n_rows):
+            start = indptr[row]
+            end = indptr[row + 1]
+            if end == start:
+                for f in range(k):
+                    X_out[row, f] = 0.0
+                continue
+            if use_cg:
+                tid = numba.get_thread_id()
+                if tid < n_threads:
+                    own, dot = vec[tid], dots[tid]
+                else:  # more threads than the caller said: private scratch, still correct
+                    own, dot = np.empty((4, k)), np.empty((2, longest))
+                x = own[0]
+                for f in range(k):
+                    x[f] = X_out[row, f]
+                xy = dot[0]
+                _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps,
+                                 own[1], own[2], own[3], xy, dot[1])
+                acc = 0.0
+                for q in range(end - start):
+                    e = 1.0 - xy[q]
+                    acc += e * e
+                sse[row] = acc
+                for f in range(k):
+                    X_out[row, f] = x[f]
+            else:
+                x = _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end)
+                if want_loss:
+                    sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, np.int64(row))
+                else:
+                    for f in range(k):
+                        X_out[row, f] = x[f]
+        return sse.sum() if want_loss else 0.0
+
+    return implicit_half_step_kernel
+
+
+_IMPLICIT_HALF_STEP = specializations(_make_implicit_half_step)  # the exact solve compiles only when used
+
+
 def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps, want_loss=True,
                        n_threads=1):
     """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
@@ -265,46 +329,5 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, 
     allocates its own; the count is an argument because reading it inside a kernel would stop
     Numba from caching the kernel).
     """
-    n_rows = indptr.shape[0] - 1
-    k = Y.shape[1]
-    n_threads = max(n_threads, 1)
-    longest = 0
-    for row in range(n_rows):
-        longest = max(longest, indptr[row + 1] - indptr[row])
-    vec = np.empty((n_threads, 4, k))  # x, r, d, Ad of each thread
-    dots = np.empty((n_threads, 2, longest if use_cg else 0))  # x . y_p, d . y_p
-    sse = np.zeros(n_rows)
-    for row in prange(n_rows):
-        start = indptr[row]
-        end = indptr[row + 1]
-        if end == start:
-            for f in range(k):
-                X_out[row, f] = 0.0
-            continue
-        if use_cg:
-            tid = numba.get_thread_id()
-            if tid < n_threads:
-                own, dot = vec[tid], dots[tid]
-            else:  # more threads than the caller said: private scratch, still correct
-                own, dot = np.empty((4, k)), np.empty((2, longest))
-            x = own[0]
-            for f in range(k):
-                x[f] = X_out[row, f]
-            xy = dot[0]
-            _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps,
-                             own[1], own[2], own[3], xy, dot[1])
-            acc = 0.0
-            for q in range(end - start):
-                e = 1.0 - xy[q]
-                acc += e * e
-            sse[row] = acc
-            for f in range(k):
-                X_out[row, f] = x[f]
-        else:
-            x = _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end)
-            if want_loss:
-                sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
-            else:
-                for f in range(k):
-                    X_out[row, f] = x[f]
-    return sse.sum() if want_loss else 0.0
+    return _IMPLICIT_HALF_STEP[bool(use_cg)](indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps,
+                                             bool(want_loss), int(n_threads))

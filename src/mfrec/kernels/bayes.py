@@ -19,7 +19,7 @@ from numba import njit, prange
 
 from mfrec.kernels.als import factored_solve
 
-_OPTS = dict(cache=True, fastmath=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 
 
 @njit(**_OPTS)
@@ -75,7 +75,7 @@ def gibbs_half_step(indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, p
             for f in range(k):
                 X_out[row, f] = 0.0
             continue
-        L, mean = _posterior(indptr, indices, data, row, Y, other_bias, mu, alpha, lam_bias, prior_mean,
+        L, mean = _posterior(indptr, indices, data, np.int64(row), Y, other_bias, mu, alpha, lam_bias, prior_mean,
                              prior_precision)
         w = mean.copy()  # + L^-T z: solve L^T v = z
         v = np.empty(d)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-_OPTS = dict(cache=True, fastmath=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 
 
 @njit(cache=True, inline="always")

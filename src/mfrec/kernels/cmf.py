@@ -26,7 +26,7 @@ from numba import njit, prange
 
 from mfrec.kernels.als import cg_solve, chol_solve
 
-_OPTS = dict(cache=True, fastmath=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
 
 
 @njit(**_OPTS)
@@ -58,7 +58,65 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
     return X, t
 
 
-@njit(parallel=True, **_OPTS)
+def _make_cmf_half_step(use_cg: bool):
+    @njit(parallel=True, **_OPTS)
+    def cmf_half_step_kernel(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
+                             X_out, bias_out, lam, lam_bias, cg_steps, sse_out):
+        n_rows = indptr.shape[0] - 1
+        k = Y.shape[1]
+        p_feat = V.shape[1]
+        use_attr = attr_weight > 0.0 and p_feat > 0
+        sqrt_a = np.sqrt(attr_weight) if use_attr else 0.0
+        sse_r = np.zeros(n_rows)
+        sse_a = np.zeros(n_rows)
+        for row in prange(n_rows):
+            n = indptr[row + 1] - indptr[row]
+            n_obs = 0
+            if use_attr:
+                for c in range(p_feat):
+                    if M[row, c]:
+                        n_obs += 1
+            if n == 0 and n_obs == 0:
+                for f in range(k):
+                    X_out[row, f] = 0.0
+                bias_out[row] = 0.0
+                continue
+            X, t = _design(indptr, indices, data, np.int64(row), Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs)
+            bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
+            lam_vec = np.full(k + 1, lam)
+            lam_vec[0] = lam_bias if bias_free else 1.0
+            if use_cg:
+                w = np.empty(k + 1)
+                w[0] = bias_out[row] if bias_free else 0.0
+                for f in range(k):
+                    w[1 + f] = X_out[row, f]
+                w = cg_solve(X, t, lam_vec, w, cg_steps)
+            else:
+                A = X.T @ X
+                for f in range(k + 1):
+                    A[f, f] += lam_vec[f]
+                w = chol_solve(A, X.T @ t)
+            bias_out[row] = w[0]
+            for f in range(k):
+                X_out[row, f] = w[1 + f]
+            resid = t - X @ w
+            acc = 0.0
+            for q in range(n):
+                acc += resid[q] * resid[q]
+            sse_r[row] = acc
+            acc = 0.0
+            for q in range(n, n + n_obs):
+                acc += resid[q] * resid[q]
+            sse_a[row] = acc
+        sse_out[0] = sse_r.sum()
+        sse_out[1] = sse_a.sum()
+
+    return cmf_half_step_kernel
+
+
+_CMF_HALF_STEP = specializations(_make_cmf_half_step)  # one kernel per solver: a fit compiles its own
+
+
 def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
                   X_out, bias_out, lam, lam_bias, use_cg, cg_steps, sse_out):
     """Solve every row of one side with its ratings and its observed attributes.
@@ -70,54 +128,8 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
     ``attr_weight == 0`` for none). ``X_out``, ``bias_out`` are updated in place;
     ``sse_out[0]`` gets the ratings' squared error, ``sse_out[1]`` the weighted attribute one.
     """
-    n_rows = indptr.shape[0] - 1
-    k = Y.shape[1]
-    p_feat = V.shape[1]
-    use_attr = attr_weight > 0.0 and p_feat > 0
-    sqrt_a = np.sqrt(attr_weight) if use_attr else 0.0
-    sse_r = np.zeros(n_rows)
-    sse_a = np.zeros(n_rows)
-    for row in prange(n_rows):
-        n = indptr[row + 1] - indptr[row]
-        n_obs = 0
-        if use_attr:
-            for c in range(p_feat):
-                if M[row, c]:
-                    n_obs += 1
-        if n == 0 and n_obs == 0:
-            for f in range(k):
-                X_out[row, f] = 0.0
-            bias_out[row] = 0.0
-            continue
-        X, t = _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs)
-        bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
-        lam_vec = np.full(k + 1, lam)
-        lam_vec[0] = lam_bias if bias_free else 1.0
-        if use_cg:
-            w = np.empty(k + 1)
-            w[0] = bias_out[row] if bias_free else 0.0
-            for f in range(k):
-                w[1 + f] = X_out[row, f]
-            w = cg_solve(X, t, lam_vec, w, cg_steps)
-        else:
-            A = X.T @ X
-            for f in range(k + 1):
-                A[f, f] += lam_vec[f]
-            w = chol_solve(A, X.T @ t)
-        bias_out[row] = w[0]
-        for f in range(k):
-            X_out[row, f] = w[1 + f]
-        resid = t - X @ w
-        acc = 0.0
-        for q in range(n):
-            acc += resid[q] * resid[q]
-        sse_r[row] = acc
-        acc = 0.0
-        for q in range(n, n + n_obs):
-            acc += resid[q] * resid[q]
-        sse_a[row] = acc
-    sse_out[0] = sse_r.sum()
-    sse_out[1] = sse_a.sum()
+    _CMF_HALF_STEP[bool(use_cg)](indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
+                                 X_out, bias_out, lam, lam_bias, cg_steps, sse_out)
 
 
 @njit(**_OPTS)

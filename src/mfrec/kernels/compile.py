@@ -1,4 +1,19 @@
-"""LLVM options scoped to the compilation of chosen kernels.
+"""How mfrec's Numba kernels are compiled and cached, in one place.
+
+- `KERNEL_OPTIONS`: the options every kernel module compiles with (``from mfrec.kernels.compile
+  import KERNEL_OPTIONS as _OPTS``; ``@njit(**_OPTS)``).
+- The on-disk cache: `install_cache_locator` (run by ``mfrec.kernels`` before any kernel is
+  defined) adds one cache location for mfrec's own kernels: when the package directory is not
+  writable (site-packages of a system or container install) and ``NUMBA_CACHE_DIR`` is unset,
+  kernels cache in `user_cache_dir` (``$MFREC_CACHE_DIR/numba``, else
+  ``$XDG_CACHE_HOME/mfrec/numba``, else ``~/.cache/mfrec/numba``) instead of Numba's generic
+  fallback. Order: ``NUMBA_CACHE_DIR``, the package's ``__pycache__`` if writable, the user
+  directory. Other libraries' Numba functions are not affected.
+- The first-use notice: `install_compile_notice` logs one INFO line on logger
+  ``mfrec.kernels`` when a fit (or a recommend) makes Numba compile an mfrec kernel, once per
+  model class and process; nothing is logged when every kernel loads from the cache. Libraries
+  stay quiet (Python's default shows WARNING and above); the CLI shows the line on stderr.
+- `compile_with_llvm_options`: LLVM options scoped to the compilation of chosen kernels.
 
 LLVM's loop vectorizer picks an interleave count (how many vectors it processes per loop
 iteration) by a cost model. For the SGD update over a factor row padded to a multiple of 16
@@ -11,10 +26,168 @@ after: other kernels, and other libraries' Numba code, compile with the defaults
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Sequence
 
 import llvmlite.binding as llvm
+from numba.core import config, event
 from numba.core.compiler_lock import global_compiler_lock
+
+log = logging.getLogger("mfrec.kernels")
+
+KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=True, nogil=True)
+"""The Numba options of mfrec's kernels (the one copy; modules import it as ``_OPTS``)."""
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec
+
+# Cold compile seconds of a family's kernels on an idle 2-core machine (benchmarks/RESULTS.md
+# section 11.2), by the kernel module that compiles first: the notice's "~N s".
+_COMPILE_SECONDS = {"sgd": 6, "als": 6, "cmf": 7, "bpr": 2, "bayes": 5, "fm": 5, "topn": 1, "predict": 1,
+                    "random": 1}
+
+
+def user_cache_dir() -> Path:
+    """Where mfrec's kernels cache when the package directory is read-only and
+    ``NUMBA_CACHE_DIR`` is unset: ``$MFREC_CACHE_DIR/numba``, else ``$XDG_CACHE_HOME/mfrec/numba``,
+    else ``~/.cache/mfrec/numba`` (the data cache's root, see README "Datasets")."""
+    root = os.environ.get("MFREC_CACHE_DIR", "").strip()
+    if root:
+        return Path(root).expanduser() / "numba"
+    xdg = os.environ.get("XDG_CACHE_HOME", "").strip()
+    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
+    return base / "mfrec" / "numba"
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+        return True
+    except OSError:
+        return False
+
+
+def kernel_cache_dir() -> Path:
+    """The directory the kernels of ``mfrec/kernels/`` cache in (as the locators decide)."""
+    if config.CACHE_DIR:
+        return Path(config.CACHE_DIR)
+    in_tree = PACKAGE_DIR / "kernels" / "__pycache__"
+    return in_tree if _writable(in_tree) else user_cache_dir()
+
+
+def _is_mfrec_source(py_file: str) -> bool:
+    try:
+        return Path(py_file).resolve().is_relative_to(PACKAGE_DIR)
+    except (OSError, ValueError):
+        return False
+
+
+def _locator_class() -> type | None:
+    """Numba cache locator for mfrec's sources into `user_cache_dir` (None on a Numba whose
+    caching internals differ: its own fallback, ``~/.cache/numba``, then applies)."""
+    try:
+        from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
+    except ImportError:  # pragma: no cover - other Numba versions
+        return None
+
+    class MfrecUserCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type: ignore[misc, valid-type]
+        """mfrec kernels whose package directory is not writable cache in `user_cache_dir`."""
+
+        def __init__(self, py_func: Any, py_file: str) -> None:
+            self._py_file = py_file
+            self._lineno = py_func.__code__.co_firstlineno
+            self._cache_path = str(user_cache_dir() / self.get_suitable_cache_subpath(py_file))
+
+        def get_cache_path(self) -> str:
+            return self._cache_path
+
+        @classmethod
+        def from_function(cls, py_func: Any, py_file: str) -> Any:
+            if not _is_mfrec_source(py_file):
+                return None
+            return super().from_function(py_func, py_file)
+
+    return MfrecUserCacheLocator
+
+
+def install_cache_locator() -> None:
+    """Put mfrec's user-directory locator right after Numba's in-tree one (idempotent)."""
+    try:
+        from numba.core.caching import _CacheImpl, InTreeCacheLocator
+    except ImportError:  # pragma: no cover - other Numba versions
+        return
+    classes = _CacheImpl._locator_classes
+    if any(getattr(c, "__name__", "") == "MfrecUserCacheLocator" for c in classes):
+        return
+    locator = _locator_class()
+    if locator is None:  # pragma: no cover
+        return
+    at = classes.index(InTreeCacheLocator) + 1 if InTreeCacheLocator in classes else 0
+    classes.insert(at, locator)
+
+
+_announced: set[str] = set()
+
+
+def _fitting_model() -> str | None:
+    """The class name of the mfrec model whose method is on the call stack, if any."""
+    base = sys.modules.get("mfrec.models.base")
+    model_cls = getattr(base, "Model", None) or getattr(base, "FactorModel", None)
+    frame = sys._getframe(2)
+    while frame is not None and model_cls is not None:
+        owner = frame.f_locals.get("self")
+        if isinstance(owner, model_cls):
+            return type(owner).__name__
+        frame = frame.f_back
+    return None
+
+
+class _CompileNotice(event.Listener):
+    """Logs the first-use line when Numba starts compiling (not loading) an mfrec kernel."""
+
+    def on_start(self, ev: Any) -> None:
+        dispatcher = (ev.data or {}).get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if not module.startswith("mfrec."):
+            return
+        family = module.rsplit(".", 1)[-1]
+        name = _fitting_model() or f"mfrec.kernels.{family}"
+        if name in _announced:
+            return
+        _announced.add(name)
+        log.info("compiling mfrec kernels for %s (first use, ~%d s; cached afterwards in %s)", name,
+                 _COMPILE_SECONDS.get(family, 5), kernel_cache_dir())
+
+    def on_end(self, ev: Any) -> None:
+        pass
+
+
+_notice: _CompileNotice | None = None
+
+
+def install_compile_notice() -> None:
+    """Register the first-use notice listener (idempotent)."""
+    global _notice
+    if _notice is None:
+        _notice = _CompileNotice()
+        event.register("numba:compile", _notice)
+
+
+def show_compile_notices(stream: Any = None) -> None:
+    """Print the first-use notices (INFO on ``mfrec.kernels``) to ``stream`` (stderr): for
+    command-line tools; a library user configures logging instead."""
+    if any(getattr(h, "_mfrec_notice", False) for h in log.handlers):
+        return
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler._mfrec_notice = True  # type: ignore[attr-defined]
+    log.addHandler(handler)
+    if log.getEffectiveLevel() > logging.INFO:
+        log.setLevel(logging.INFO)
 
 
 def compile_with_llvm_options(dispatcher: Any, options: Sequence[str], defaults: Sequence[str]) -> Any:
@@ -40,3 +213,14 @@ def compile_with_llvm_options(dispatcher: Any, options: Sequence[str], defaults:
 
     dispatcher._compile_for_args = compile_scoped
     return dispatcher
+
+
+def specializations(factory: Callable[[Any], Any], choices: Sequence[Any] = (False, True)) -> dict[Any, Any]:
+    """One kernel per value of a compile-time choice: ``{c: factory(c) for c in choices}``.
+
+    ``factory(c)`` defines and returns a kernel that reads ``c`` as a closure constant: Numba then
+    prunes the branches of the other choices before typing them, so a fit compiles only the
+    solver it uses (a runtime flag compiles every branch: ImplicitALS's unused exact solve was
+    ~5 s of its first fit). Each choice caches apart (Numba keys the cache by the closure's
+    values). Dispatchers are created here, compiled on first call."""
+    return {choice: factory(choice) for choice in choices}

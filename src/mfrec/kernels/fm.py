@@ -24,7 +24,9 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-_OPTS = dict(cache=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS
+
+_OPTS = dict(KERNEL_OPTIONS, fastmath=False)  # as written for BayesianFM: no fastmath
 
 
 @njit(**_OPTS)

@@ -23,7 +23,7 @@ from numba import njit, prange
 from mfrec.kernels.compile import compile_with_llvm_options
 from mfrec.kernels.random import splitmix
 
-_OPTS = dict(cache=True, fastmath=True, nogil=True)
+from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 # one vector per loop iteration over a factor row (see mfrec.kernels.compile): set for the SGD
 # update kernels only; callers pad rows to a multiple of 64 bytes (`mfrec.models.sgd.padded_rows`)
 _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-interleave=0"])
@@ -53,7 +53,7 @@ def order_by_user_item(users, items, n_users, n_items):
     return counting_sort(users, n_users, by_item)[0]
 
 
-@njit(parallel=True, cache=True)
+@njit(cache=True)  # serial: once per fit, where parallel=True cost ~2 s of compile for little gain
 def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
     """The ratings bucketed into the ``n_groups x n_groups`` blocks of (user group, item group).
 

@@ -1,0 +1,169 @@
+"""First-call compile (issue 18, section 4): where kernels cache, the first-use notice, and how
+many specializations a fit compiles. Each check runs in a fresh process: the cache locator is
+installed at import and a process compiles a signature only once."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from mfrec.kernels import compile as C
+
+SRC = Path(C.__file__).resolve().parents[2]  # the directory holding the mfrec package
+
+CHILD = r"""
+import json, logging, sys
+from numba.core import event
+compiled = []
+class Count(event.Listener):
+    def on_start(self, ev):
+        d = ev.data.get("dispatcher")
+        if getattr(getattr(d, "py_func", None), "__module__", "").startswith("mfrec."):
+            compiled.append(d.py_func.__name__)
+    def on_end(self, ev):
+        pass
+event.register("numba:compile", Count())
+notices = []
+class Keep(logging.Handler):
+    def emit(self, record):
+        notices.append(record.getMessage())
+logging.getLogger("mfrec.kernels").addHandler(Keep())
+logging.getLogger("mfrec.kernels").setLevel(logging.INFO)
+import mfrec
+from mfrec.kernels.compile import kernel_cache_dir
+r = mfrec.synthetic(30, 20, 150, seed=1)
+mfrec.Baseline(iterations=2).fit(r)
+print(json.dumps({"compiled": compiled, "notices": notices, "cache_dir": str(kernel_cache_dir())}))
+"""
+
+
+def _run(code: str, env: dict[str, str], *args: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _env(tmp_path: Path, pythonpath: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "MFREC_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
+    env.update(PYTHONPATH=str(pythonpath), HOME=str(tmp_path / "home"), PYTHONDONTWRITEBYTECODE="1", **extra)
+    return env
+
+
+def _files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()] if root.exists() else []
+
+
+def test_user_cache_dir_follows_mfrec_cache_dir_then_xdg_then_home(monkeypatch, tmp_path):
+    monkeypatch.setenv("MFREC_CACHE_DIR", str(tmp_path / "m"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "x"))
+    assert C.user_cache_dir() == tmp_path / "m" / "numba"
+    monkeypatch.delenv("MFREC_CACHE_DIR")
+    assert C.user_cache_dir() == tmp_path / "x" / "mfrec" / "numba"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "h"))
+    assert C.user_cache_dir() == tmp_path / "h" / ".cache" / "mfrec" / "numba"
+
+
+def test_locator_is_installed_once_after_the_in_tree_one():
+    from numba.core.caching import InTreeCacheLocator, _CacheImpl
+
+    C.install_cache_locator()
+    C.install_cache_locator()
+    names = [c.__name__ for c in _CacheImpl._locator_classes]
+    assert names.count("MfrecUserCacheLocator") == 1
+    assert names.index("MfrecUserCacheLocator") == names.index(InTreeCacheLocator.__name__) + 1
+
+
+def test_read_only_package_caches_in_the_user_dir_and_the_second_process_is_warm(tmp_path):
+    """A package whose directory cannot be written (site-packages of a system install): the
+    kernels cache under $XDG_CACHE_HOME/mfrec/numba, not next to the source nor in Numba's own
+    ~/.cache/numba, and a second process loads them (nothing compiles, no notice)."""
+    site = tmp_path / "site"
+    shutil.copytree(SRC / "mfrec", site / "mfrec", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    (site / "mfrec" / "kernels" / "__pycache__").write_text("")  # a file: no cache dir can be made there (even as root)
+    for p in [site, *site.rglob("*")]:
+        mode = p.stat().st_mode
+        p.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        env = _env(tmp_path, site, XDG_CACHE_HOME=str(tmp_path / "xdg"))
+        user_dir = tmp_path / "xdg" / "mfrec" / "numba"
+        cold = _run(CHILD, env)
+        assert cold["cache_dir"] == str(user_dir)
+        assert "bias_als_step" in cold["compiled"]
+        assert any(f.suffix == ".nbi" for f in _files(user_dir)), "no kernel cached in the user dir"
+        assert not _files(tmp_path / "home" / ".cache" / "numba")  # Numba's generic fallback unused
+        warm = _run(CHILD, env)
+        assert warm["compiled"] == [] and warm["notices"] == []
+    finally:
+        for p in [site, *site.rglob("*")]:
+            p.chmod(p.stat().st_mode | stat.S_IWUSR)
+
+
+def test_notice_on_a_cold_cache_only(tmp_path):
+    """One INFO line naming the model when a fit compiles; none when the cache is warm."""
+    env = _env(tmp_path, SRC, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    cold = _run(CHILD, env)
+    assert cold["cache_dir"] == str(tmp_path / "numba")
+    assert len(cold["notices"]) == 1
+    assert cold["notices"][0].startswith("compiling mfrec kernels for Baseline (first use, ~")
+    assert "cached afterwards" in cold["notices"][0]
+    warm = _run(CHILD, env)
+    assert warm["compiled"] == [] and warm["notices"] == []
+
+
+SPECIALIZATIONS = r"""
+import json, sys
+import numpy as np, pandas as pd
+import mfrec
+from numba.core.registry import CPUDispatcher
+import mfrec.kernels.als, mfrec.kernels.cmf, mfrec.kernels.bayes, mfrec.kernels.random
+
+def dispatchers():
+    out = {}
+    for mod in [m for n, m in sys.modules.items() if n.startswith("mfrec.kernels.")]:
+        for name, v in vars(mod).items():
+            if isinstance(v, CPUDispatcher):
+                out[mod.__name__ + "." + name] = v
+            elif isinstance(v, dict):
+                for key, d in v.items():
+                    if isinstance(d, CPUDispatcher):
+                        out[f"{mod.__name__}.{name}[{key}]"] = d
+    return out
+
+name = sys.argv[1]
+rng = np.random.default_rng(0)
+n = 400
+a = mfrec.Ratings.from_arrays(rng.integers(0, 40, n), rng.integers(0, 30, n), rng.integers(1, 6, n).astype(np.float64),
+                             duplicates="mean")
+kw = {"iterations": 4, "burn_in": 1} if name == "BayesianMF" else {}
+getattr(mfrec, name)(seed=1, threads=1, **kw).fit(a)
+first = {k: len(d.signatures) for k, d in dispatchers().items()}
+df = pd.DataFrame({"user": [f"u{i}" for i in rng.integers(0, 50, n)], "item": rng.integers(100, 140, n).astype(np.int32),
+                   "rating": rng.integers(1, 6, n).astype(np.float32)})
+b = mfrec.Ratings.from_dataframe(df, duplicates="last")
+getattr(mfrec, name)(seed=2, threads=2, factors=7, **kw).fit(b)
+second = {k: len(d.signatures) for k, d in dispatchers().items()}
+print(json.dumps({"first": first, "second": second}))
+"""
+
+
+@pytest.mark.parametrize("name", ["ALS", "ImplicitALS", "BayesianMF"])
+def test_a_fit_compiles_one_specialization_per_kernel_and_only_its_solver(name, tmp_path):
+    """Other input dtypes, id types, thread and factor counts compile nothing new; the prange
+    index passed to a helper (uint64 in Numba's parallel body, int64 outside) does not make two
+    specializations; the unused solver (exact, with ``solver="cg"``) is never compiled."""
+    env = _env(tmp_path, SRC, NUMBA_CACHE_DIR=os.environ.get("NUMBA_CACHE_DIR", str(tmp_path / "numba")))
+    res = _run(SPECIALIZATIONS, env, name)
+    assert res["second"] == res["first"], "the second fit compiled new specializations"
+    used = {k: v for k, v in res["first"].items() if v}
+    assert used and all(v == 1 for v in used.values()), used
+    assert not any(k.endswith("[False]") for k in used)  # cg is the default: the exact variant stays uncompiled
+    assert "mfrec.kernels.als._implicit_exact_row" not in used
