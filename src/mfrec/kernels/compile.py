@@ -89,9 +89,11 @@ def _is_mfrec_source(py_file: str) -> bool:
 def _locator_class() -> type | None:
     """Numba cache locator for mfrec's sources into `user_cache_dir` (None on a Numba whose
     caching internals differ: its own fallback, ``~/.cache/numba``, then applies)."""
-    try:
-        from numba.core.caching import _CacheLocator, _SourceFileBackedLocatorMixin
-    except ImportError:  # pragma: no cover - other Numba versions
+    from numba.core import caching
+
+    _CacheLocator = getattr(caching, "_CacheLocator", None)
+    _SourceFileBackedLocatorMixin = getattr(caching, "_SourceFileBackedLocatorMixin", None)
+    if _CacheLocator is None or _SourceFileBackedLocatorMixin is None:  # pragma: no cover
         return None
 
     class MfrecUserCacheLocator(_SourceFileBackedLocatorMixin, _CacheLocator):  # type: ignore[misc, valid-type]
@@ -116,17 +118,19 @@ def _locator_class() -> type | None:
 
 def install_cache_locator() -> None:
     """Put mfrec's user-directory locator right after Numba's in-tree one (idempotent)."""
-    try:
-        from numba.core.caching import _CacheImpl, InTreeCacheLocator
-    except ImportError:  # pragma: no cover - other Numba versions
+    from numba.core import caching
+
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)  # renamed in Numba 0.61
+    classes = getattr(impl, "_locator_classes", None)
+    in_tree = getattr(caching, "InTreeCacheLocator", None) or getattr(caching, "_InTreeCacheLocator", None)
+    if not isinstance(classes, list):  # pragma: no cover - other Numba versions: Numba's own fallback
         return
-    classes = _CacheImpl._locator_classes
     if any(getattr(c, "__name__", "") == "MfrecUserCacheLocator" for c in classes):
         return
     locator = _locator_class()
     if locator is None:  # pragma: no cover
         return
-    at = classes.index(InTreeCacheLocator) + 1 if InTreeCacheLocator in classes else 0
+    at = classes.index(in_tree) + 1 if in_tree in classes else 0
     classes.insert(at, locator)
 
 
@@ -135,8 +139,7 @@ _announced: set[str] = set()
 
 def _fitting_model() -> str | None:
     """The class name of the mfrec model whose method is on the call stack, if any."""
-    base = sys.modules.get("mfrec.models.base")
-    model_cls = getattr(base, "Model", None) or getattr(base, "FactorModel", None)
+    model_cls = getattr(sys.modules.get("mfrec.models.base"), "Estimator", None)
     frame = sys._getframe(2)
     while frame is not None and model_cls is not None:
         owner = frame.f_locals.get("self")
