@@ -9,7 +9,8 @@ is a second fresh process on the cache the cold one left. Each (model, tree) pai
 checkout's src) alternate inside each repeat so a load change hits both alike. Reported: the
 medians of the fit seconds (cold / warm), of the first ``recommend_many``, of ``import mfrec``,
 and how many mfrec kernel specializations Numba compiled (cold) and compiled again (warm: should
-be 0). Cold compile time is single-threaded CPU work and stretches with the machine's load; the
+be 0); ``second_fit_s`` is a second fit in the warm process, the fit's own cost. Every run is
+also appended to ``<out>.runs`` as it ends. Cold compile time is single-threaded CPU work and stretches with the machine's load; the
 1-minute load average is recorded beside each row.
 
     PYTHONPATH=src python benchmarks/bench_first_fit.py [--models BiasedMF,ALS] [--repeats 3]
@@ -114,6 +115,10 @@ def main(argv: list[str] | None = None) -> None:
             for tree in order:
                 loads[model].append(os.getloadavg()[0])
                 runs[model, tree].append(cold_warm(model, trees[tree]))
+                with open(args.out + ".runs", "a") as f:  # every run as it ends (a long run may be cut short)
+                    f.write(json.dumps({"time": started, "model": model, "tree": tree, "repeat": rep,
+                                        "load_1min": loads[model][-1], "cold": runs[model, tree][-1][0],
+                                        "warm": runs[model, tree][-1][1]}) + "\n")
             print(f"repeat {rep + 1}/{args.repeats} {model}: " + ", ".join(
                 f"{t} cold {runs[model, t][-1][0]['fit_s']:.2f} s warm {runs[model, t][-1][1]['fit_s']:.2f} s"
                 for t in trees), file=sys.stderr, flush=True)

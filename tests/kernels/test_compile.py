@@ -37,7 +37,9 @@ class Keep(logging.Handler):
 logging.getLogger("mfrec.kernels").addHandler(Keep())
 logging.getLogger("mfrec.kernels").setLevel(logging.INFO)
 import mfrec
-from mfrec.kernels.compile import kernel_cache_dir
+from mfrec.kernels.compile import kernel_cache_dir, show_compile_notices
+if "--stderr" in sys.argv:
+    show_compile_notices()
 r = mfrec.synthetic(30, 20, 150, seed=1)
 mfrec.Baseline(iterations=2).fit(r)
 print(json.dumps({"compiled": compiled, "notices": notices, "cache_dir": str(kernel_cache_dir())}))
@@ -47,7 +49,7 @@ print(json.dumps({"compiled": compiled, "notices": notices, "cache_dir": str(ker
 def _run(code: str, env: dict[str, str], *args: str) -> dict:
     out = subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return {**json.loads(out.stdout.strip().splitlines()[-1]), "stderr": out.stderr}
 
 
 def _env(tmp_path: Path, pythonpath: Path, **extra: str) -> dict[str, str]:
@@ -111,13 +113,16 @@ def test_read_only_package_caches_in_the_user_dir_and_the_second_process_is_warm
 def test_notice_on_a_cold_cache_only(tmp_path):
     """One INFO line naming the model when a fit compiles; none when the cache is warm."""
     env = _env(tmp_path, SRC, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
-    cold = _run(CHILD, env)
+    cold = _run(CHILD, env, "--stderr")
     assert cold["cache_dir"] == str(tmp_path / "numba")
     assert len(cold["notices"]) == 1
-    assert cold["notices"][0].startswith("compiling mfrec kernels for Baseline (first use, ~")
-    assert "cached afterwards" in cold["notices"][0]
-    warm = _run(CHILD, env)
-    assert warm["compiled"] == [] and warm["notices"] == []
+    notice = cold["notices"][0]
+    assert notice.startswith("compiling mfrec kernels for Baseline (first use, ~1 s; cached afterwards in ")
+    assert notice.endswith(str(tmp_path / "numba") + ")")
+    assert notice in cold["stderr"].splitlines()  # show_compile_notices: the CLI's line on stderr
+    warm = _run(CHILD, env, "--stderr")
+    assert warm["compiled"] == [] and warm["notices"] == [] and "compiling" not in warm["stderr"]
+    assert cold["compiled"] and not cold["stderr"].replace(notice, "").strip()  # nothing else printed
 
 
 SPECIALIZATIONS = r"""
@@ -156,7 +161,7 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
-@pytest.mark.parametrize("name", ["ALS", "ImplicitALS", "BayesianMF"])
+@pytest.mark.parametrize("name", ["ALS", "CMF", "ImplicitALS", "BayesianMF"])
 def test_a_fit_compiles_one_specialization_per_kernel_and_only_its_solver(name, tmp_path):
     """Other input dtypes, id types, thread and factor counts compile nothing new; the prange
     index passed to a helper (uint64 in Numba's parallel body, int64 outside) does not make two

@@ -81,7 +81,7 @@ def _make_cmf_half_step(use_cg: bool):
                     X_out[row, f] = 0.0
                 bias_out[row] = 0.0
                 continue
-            X, t = _design(indptr, indices, data, np.int64(row), Y, other_bias, mu, V, M, means, C, sqrt_a, n_obs)
+            X, t = _design(indptr, indices, data, np.int64(row), Y, other_bias, mu, V, M, means, C, sqrt_a, np.int64(n_obs))
             bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
             lam_vec = np.full(k + 1, lam)
             lam_vec[0] = lam_bias if bias_free else 1.0

@@ -12,7 +12,7 @@
 - The first-use notice: `install_compile_notice` logs one INFO line on logger
   ``mfrec.kernels`` when a fit (or a recommend) makes Numba compile an mfrec kernel, once per
   model class and process; nothing is logged when every kernel loads from the cache. Libraries
-  stay quiet (Python's default shows WARNING and above); the CLI shows the line on stderr.
+  stay quiet (Python's default shows WARNING and above); `show_compile_notices` prints it on stderr (for the CLI).
 - `compile_with_llvm_options`: LLVM options scoped to the compilation of chosen kernels.
 
 LLVM's loop vectorizer picks an interleave count (how many vectors it processes per loop
@@ -44,10 +44,11 @@ KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=True, nogil=True)
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec
 
-# Cold compile seconds of a family's kernels on an idle 2-core machine (benchmarks/RESULTS.md
-# section 11.2), by the kernel module that compiles first: the notice's "~N s".
-_COMPILE_SECONDS = {"sgd": 6, "als": 6, "cmf": 7, "bpr": 2, "bayes": 5, "fm": 5, "topn": 1, "predict": 1,
-                    "random": 1}
+# Cold first-fit seconds per model on 2 cores (medians at load 1-9, benchmarks/RESULTS.md section
+# 11.2): the notice's "~N s" (a model not listed: by the kernel module that compiles first).
+_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 8, "FunkMF": 9, "SVDpp": 12, "ALS": 8, "CMF": 11, "ImplicitALS": 4,
+                    "BPR": 3, "BayesianMF": 5, "BayesianFM": 8, "sgd": 9, "als": 8, "cmf": 11, "bpr": 3, "bayes": 5,
+                    "fm": 8, "topn": 1, "predict": 1}
 
 
 def user_cache_dir() -> Path:
@@ -158,12 +159,14 @@ class _CompileNotice(event.Listener):
         if not module.startswith("mfrec."):
             return
         family = module.rsplit(".", 1)[-1]
-        name = _fitting_model() or f"mfrec.kernels.{family}"
+        model = _fitting_model()
+        name = model or f"mfrec.kernels.{family}"
         if name in _announced:
             return
         _announced.add(name)
-        log.info("compiling mfrec kernels for %s (first use, ~%d s; cached afterwards in %s)", name,
-                 _COMPILE_SECONDS.get(family, 5), kernel_cache_dir())
+        seconds = _COMPILE_SECONDS.get(model or "", _COMPILE_SECONDS.get(family, 5))
+        log.info("compiling mfrec kernels for %s (first use, ~%d s; cached afterwards in %s)", name, seconds,
+                 kernel_cache_dir())
 
     def on_end(self, ev: Any) -> None:
         pass
@@ -180,17 +183,23 @@ def install_compile_notice() -> None:
         event.register("numba:compile", _notice)
 
 
-def show_compile_notices(stream: Any = None) -> None:
-    """Print the first-use notices (INFO on ``mfrec.kernels``) to ``stream`` (stderr): for
-    command-line tools; a library user configures logging instead."""
-    if any(getattr(h, "_mfrec_notice", False) for h in log.handlers):
+def show_compile_notices() -> None:
+    """Print the first-use notices (INFO on ``mfrec.kernels``) to stderr, as they happen: for
+    command-line tools (idempotent; writes to whatever ``sys.stderr`` is at that moment). A
+    library user configures logging instead."""
+    if any(isinstance(h, _StderrHandler) for h in log.handlers):
         return
-    handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    handler._mfrec_notice = True  # type: ignore[attr-defined]
-    log.addHandler(handler)
+    log.addHandler(_StderrHandler())
     if log.getEffectiveLevel() > logging.INFO:
         log.setLevel(logging.INFO)
+
+
+class _StderrHandler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            print(record.getMessage(), file=sys.stderr, flush=True)
+        except Exception:  # pragma: no cover - a closed stream must not break a fit
+            self.handleError(record)
 
 
 def compile_with_llvm_options(dispatcher: Any, options: Sequence[str], defaults: Sequence[str]) -> Any:
