@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import numbers
 import os
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Callable, Iterator
 
 import numba
+import numpy as np
 from threadpoolctl import ThreadpoolController
 
 _controller: ThreadpoolController | None = None
@@ -69,3 +71,30 @@ def blas_threads(threads: int | None) -> Iterator[int]:
     n = resolve_threads(threads)
     with _blas_limit(n):
         yield n
+
+
+_pools: dict[int, "ThreadPoolExecutor"] = {}
+
+
+def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> None:
+    """Run the serial, GIL-releasing (``nogil=True``) Numba ``kernel(lo, hi, *args)`` over the rows
+    ``0..n_rows-1`` on ``numba.get_num_threads()`` threads (set by `kernel_threads`).
+
+    The same parallelism as a ``prange`` loop at a fraction of its compile time: Numba's
+    ``parallel=True`` compiles the loop body and every function it calls again (~2-3x a serial
+    kernel's compile, benchmarks/RESULTS.md section 11.2). Rows go in ``chunks_per_thread``
+    contiguous chunks per thread, taken as threads free up (a thread slowed by a busy core does
+    less). The kernel must write each row's results to its own slots (no reductions across rows),
+    so the result does not depend on the thread count."""
+    n = numba.get_num_threads()
+    if n <= 1 or n_rows < 2:
+        kernel(0, n_rows, *args)
+        return
+    n_chunks = min(n_rows, n * chunks_per_thread)
+    bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
+    pool = _pools.get(n)
+    if pool is None:
+        pool = _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mfrec-rows")
+    futures = [pool.submit(kernel, int(lo), int(hi), *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
+    for f in futures:
+        f.result()

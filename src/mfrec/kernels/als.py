@@ -16,6 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
+from mfrec.threads import parallel_rows
 
 
 @njit(**_OPTS)
@@ -96,14 +97,13 @@ def cg_solve(X, t, lam_vec, w, steps):
 
 
 def _make_als_half_step(use_cg: bool):
-    @njit(parallel=True, **_OPTS)
-    def als_half_step_kernel(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
-                             use_bias, weighted, cg_steps):
-        n_rows = indptr.shape[0] - 1
+    @njit(**_OPTS)
+    def als_half_step_kernel(lo, hi, indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
+                             use_bias, weighted, cg_steps, sse):
+        """Rows ``lo..hi-1`` (serial; `mfrec.threads.parallel_rows` runs chunks on threads)."""
         k = Y.shape[1]
         off = 1 if use_bias else 0
-        sse = np.zeros(n_rows)
-        for row in prange(n_rows):
+        for row in range(lo, hi):
             n = indptr[row + 1] - indptr[row]
             if n == 0:
                 for f in range(k):
@@ -111,7 +111,7 @@ def _make_als_half_step(use_cg: bool):
                 if use_bias:
                     bias_out[row] = 0.0
                 continue
-            X, t = _gather(indptr, indices, data, np.int64(row), Y, other_bias, mu, use_bias)
+            X, t = _gather(indptr, indices, data, row, Y, other_bias, mu, use_bias)
             scale = n if weighted else 1.0
             if use_cg:
                 lam_vec = np.full(k + off, lam * scale)
@@ -130,7 +130,6 @@ def _make_als_half_step(use_cg: bool):
                 X_out[row, f] = w[off + f]
             resid = t - X @ w
             sse[row] = resid @ resid
-        return sse.sum()
 
     return als_half_step_kernel
 
@@ -147,8 +146,11 @@ def als_half_step(indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam
     solution instead of the exact Cholesky solve. Returns the summed squared error of the rows'
     fitted values (the training SSE after this half-step).
     """
-    return _ALS_HALF_STEP[bool(use_cg)](indptr, indices, data, Y, other_bias, mu, X_out, bias_out, lam, lam_bias,
-                                        use_bias, weighted, cg_steps)
+    n_rows = indptr.shape[0] - 1
+    sse = np.zeros(n_rows)
+    parallel_rows(_ALS_HALF_STEP[bool(use_cg)], n_rows, indptr, indices, data, Y, other_bias, mu, X_out, bias_out,
+                  lam, lam_bias, bool(use_bias), bool(weighted), int(cg_steps), sse)
+    return float(sse.sum())
 
 
 @njit(**_OPTS)

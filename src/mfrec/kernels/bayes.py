@@ -15,11 +15,12 @@ result does not depend on the thread count).
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from mfrec.kernels.als import factored_solve
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
+from mfrec.threads import parallel_rows
 
 
 @njit(**_OPTS)
@@ -56,26 +57,19 @@ def _posterior(indptr, indices, data, row, Y, other_bias, mu, alpha, lam_bias, p
     return L, mean
 
 
-@njit(parallel=True, **_OPTS)
-def gibbs_half_step(indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, prior_mean, prior_precision,
-                    noise, X_out, bias_out):
-    """Draw every row of one side (``X_out``, ``bias_out`` in place) given the other side ``Y``.
-
-    ``noise`` holds one standard-normal row of length ``k + 1`` per row. Rows without ratings get
-    zero factors and bias (they predict like unknown ids). Returns the sum of squared errors of
-    the drawn rows on their ratings.
-    """
-    n_rows = indptr.shape[0] - 1
+@njit(**_OPTS)
+def _gibbs_rows(lo, hi, indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, prior_mean, prior_precision,
+                noise, X_out, bias_out, sse):
+    """Rows ``lo..hi-1`` of `gibbs_half_step` (serial; `mfrec.threads.parallel_rows` runs chunks on threads)."""
     k = Y.shape[1]
     d = k + 1
-    sse = np.zeros(n_rows)
-    for row in prange(n_rows):
+    for row in range(lo, hi):
         if indptr[row + 1] == indptr[row]:
             bias_out[row] = 0.0
             for f in range(k):
                 X_out[row, f] = 0.0
             continue
-        L, mean = _posterior(indptr, indices, data, np.int64(row), Y, other_bias, mu, alpha, lam_bias, prior_mean,
+        L, mean = _posterior(indptr, indices, data, row, Y, other_bias, mu, alpha, lam_bias, prior_mean,
                              prior_precision)
         w = mean.copy()  # + L^-T z: solve L^T v = z
         v = np.empty(d)
@@ -98,4 +92,18 @@ def gibbs_half_step(indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, p
             e = data[p] - mu - other_bias[j] - w[0] - dot
             acc += e * e
         sse[row] = acc
-    return sse.sum()
+
+
+def gibbs_half_step(indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, prior_mean, prior_precision,
+                    noise, X_out, bias_out):
+    """Draw every row of one side (``X_out``, ``bias_out`` in place) given the other side ``Y``.
+
+    ``noise`` holds one standard-normal row of length ``k + 1`` per row. Rows without ratings get
+    zero factors and bias (they predict like unknown ids). Returns the sum of squared errors of
+    the drawn rows on their ratings.
+    """
+    n_rows = indptr.shape[0] - 1
+    sse = np.zeros(n_rows)
+    parallel_rows(_gibbs_rows, n_rows, indptr, indices, data, Y, other_bias, mu, alpha, lam_bias, prior_mean,
+                  prior_precision, noise, X_out, bias_out, sse)
+    return float(sse.sum())

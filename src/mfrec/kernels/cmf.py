@@ -22,11 +22,12 @@ for the bias: attribute rows are ``sqrt(a) [C_c0, C_c]``, and the attribute regr
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from mfrec.kernels.als import cg_solve, chol_solve
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
+from mfrec.threads import parallel_rows
 
 
 @njit(**_OPTS)
@@ -59,17 +60,15 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
 
 
 def _make_cmf_half_step(use_cg: bool):
-    @njit(parallel=True, **_OPTS)
-    def cmf_half_step_kernel(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
-                             X_out, bias_out, lam, lam_bias, cg_steps, sse_out):
-        n_rows = indptr.shape[0] - 1
+    @njit(**_OPTS)
+    def cmf_half_step_kernel(lo, hi, indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
+                             X_out, bias_out, lam, lam_bias, cg_steps, sse_r, sse_a):
+        """Rows ``lo..hi-1`` (serial; `mfrec.threads.parallel_rows` runs chunks on threads)."""
         k = Y.shape[1]
         p_feat = V.shape[1]
         use_attr = attr_weight > 0.0 and p_feat > 0
         sqrt_a = np.sqrt(attr_weight) if use_attr else 0.0
-        sse_r = np.zeros(n_rows)
-        sse_a = np.zeros(n_rows)
-        for row in prange(n_rows):
+        for row in range(lo, hi):
             n = indptr[row + 1] - indptr[row]
             n_obs = 0
             if use_attr:
@@ -81,7 +80,7 @@ def _make_cmf_half_step(use_cg: bool):
                     X_out[row, f] = 0.0
                 bias_out[row] = 0.0
                 continue
-            X, t = _design(indptr, indices, data, np.int64(row), Y, other_bias, mu, V, M, means, C, sqrt_a, np.int64(n_obs))
+            X, t = _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, np.int64(n_obs))
             bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
             lam_vec = np.full(k + 1, lam)
             lam_vec[0] = lam_bias if bias_free else 1.0
@@ -108,8 +107,6 @@ def _make_cmf_half_step(use_cg: bool):
             for q in range(n, n + n_obs):
                 acc += resid[q] * resid[q]
             sse_a[row] = acc
-        sse_out[0] = sse_r.sum()
-        sse_out[1] = sse_a.sum()
 
     return cmf_half_step_kernel
 
@@ -128,8 +125,13 @@ def cmf_half_step(indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr
     ``attr_weight == 0`` for none). ``X_out``, ``bias_out`` are updated in place;
     ``sse_out[0]`` gets the ratings' squared error, ``sse_out[1]`` the weighted attribute one.
     """
-    _CMF_HALF_STEP[bool(use_cg)](indptr, indices, data, Y, other_bias, mu, V, M, means, C, attr_weight,
-                                 X_out, bias_out, lam, lam_bias, cg_steps, sse_out)
+    n_rows = indptr.shape[0] - 1
+    sse_r = np.zeros(n_rows)
+    sse_a = np.zeros(n_rows)
+    parallel_rows(_CMF_HALF_STEP[bool(use_cg)], n_rows, indptr, indices, data, Y, other_bias, mu, V, M, means, C,
+                  float(attr_weight), X_out, bias_out, lam, lam_bias, int(cg_steps), sse_r, sse_a)
+    sse_out[0] = sse_r.sum()
+    sse_out[1] = sse_a.sum()
 
 
 @njit(**_OPTS)
