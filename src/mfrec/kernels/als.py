@@ -333,3 +333,7 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, 
     """
     return _IMPLICIT_HALF_STEP[bool(use_cg)](indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps,
                                              bool(want_loss), int(n_threads))
+
+
+als_half_step.variants = _ALS_HALF_STEP  # type: ignore[attr-defined]  # {use_cg: kernel}, e.g. to check the cache
+implicit_half_step.variants = _IMPLICIT_HALF_STEP  # type: ignore[attr-defined]

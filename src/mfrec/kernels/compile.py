@@ -141,7 +141,7 @@ _announced: set[str] = set()
 def _fitting_model() -> str | None:
     """The class name of the mfrec model whose method is on the call stack, if any."""
     model_cls = getattr(sys.modules.get("mfrec.models.base"), "Estimator", None)
-    frame = sys._getframe(2)
+    frame: Any = sys._getframe(2)
     while frame is not None and model_cls is not None:
         owner = frame.f_locals.get("self")
         if isinstance(owner, model_cls):
