@@ -74,8 +74,9 @@ def _writable(path: Path) -> bool:
 
 def kernel_cache_dir() -> Path:
     """The directory the kernels of ``mfrec/kernels/`` cache in (as the locators decide)."""
-    if config.CACHE_DIR:
-        return Path(config.CACHE_DIR)
+    cache_dir = getattr(config, "CACHE_DIR", "")  # NUMBA_CACHE_DIR
+    if cache_dir:
+        return Path(cache_dir)
     in_tree = PACKAGE_DIR / "kernels" / "__pycache__"
     return in_tree if _writable(in_tree) else user_cache_dir()
 
