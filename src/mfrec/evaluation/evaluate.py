@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from mfrec.data.ratings import Ratings
-from mfrec.evaluation.metrics import item_popularity, parse_metric, ranking_metrics, rating_error_by_group, rmse, mae
+from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
 from mfrec.models.base import as_ratings
 
 __all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]

@@ -162,7 +162,7 @@ def _run_trial(model_cls: type, params: dict[str, Any], train: Ratings, val: Rat
     return model, float(res.scores[metric]), res.epochs, res.best_epoch, res.fit_seconds + res.score_seconds
 
 
-def _model_class(model_cls: Any) -> tuple[type, dict[str, Any]]:
+def _model_class(model_cls: Any) -> tuple[Any, dict[str, Any]]:
     """(the model class, the starting parameters: an instance's own, a class's none); TypeError
     for anything that is not an mfrec model class or instance."""
     from mfrec.models.base import Estimator  # at call time: the models import this package's metrics
