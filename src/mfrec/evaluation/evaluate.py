@@ -19,9 +19,8 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
-from mfrec.data.ratings import Ratings
+from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
-from mfrec.models.base import as_ratings
 
 __all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]
 
@@ -29,14 +28,14 @@ __all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]
 def _check_model(model: Any, fitted: bool = True) -> None:
     """TypeError unless ``model`` is an mfrec model instance (a class is named as such);
     NotFittedError when ``fitted`` and it is not fitted."""
-    from mfrec.models.base import Estimator  # at call time: the models import this package's metrics
+    from mfrec.models.base import Estimator, check_is_fitted  # at call time: the models import our metrics
 
     if isinstance(model, type) and issubclass(model, Estimator):
         raise TypeError(f"pass a model instance such as {model.__name__}(), not the class {model.__name__}")
     if not isinstance(model, Estimator):
         raise TypeError(f"model must be an mfrec model (BiasedMF(), ALS() ...), not {type(model).__name__}")
     if fitted:
-        model.users_  # a public fitted attribute: raises NotFittedError on an unfitted model
+        check_is_fitted(model)
 
 
 def _check_threshold(value: Any) -> float:

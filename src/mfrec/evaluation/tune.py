@@ -28,14 +28,13 @@ import numpy as np
 import pandas as pd
 
 from mfrec.data.idmap import plain
-from mfrec.data.ratings import Ratings
+from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.data.splits import random_split
 from mfrec.errors import TrainingDivergedError
 from mfrec.evaluation.metrics import parse_metric
 from mfrec.evaluation.validation import fit_and_score
-from mfrec.models.base import as_ratings
 
-__all__ = ["TuneResult", "sample_space", "tune"]
+__all__ = ["TuneResult", "check_search", "sample_space", "tune"]
 
 #: metrics where lower is better; every other one is maximized
 _LOWER_IS_BETTER = ("rmse", "mae", "arp")
@@ -174,9 +173,15 @@ def _model_class(model_cls: Any) -> tuple[Any, dict[str, Any]]:
     return cls, ({} if isinstance(model_cls, type) else dict(model_cls.get_params()))
 
 
-def _integer_params(cls: type) -> set[str]:
-    """The parameters the class declares as integers (drawn as integers from a range)."""
-    return set(cls._int_params)
+def _integer_params(cls: Any) -> set[str]:
+    """The parameters whose declared constraints accept integers only (drawn as integers from a range)."""
+    from mfrec.models.params import Integral, Interval
+
+    def integer(form: Any) -> bool:
+        return form is None or (isinstance(form, Interval) and form.kind is Integral)
+
+    return {name for name, forms in cls.parameter_constraints().items()
+            if any(f is not None for f in forms) and all(integer(f) for f in forms)}
 
 
 def check_search(model_cls: Any, space: Mapping[str, Any], trials: int | None = 20, method: str = "random",

@@ -16,10 +16,9 @@ from typing import Any, Callable, Iterable
 
 import pandas as pd
 
-from mfrec.data.ratings import Ratings
+from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.data.splits import kfold
 from mfrec.evaluation.evaluate import check_evaluation, check_metrics, evaluate
-from mfrec.models.base import as_ratings
 
 __all__ = ["FitScore", "cross_validate", "fit_and_score"]
 
