@@ -604,7 +604,9 @@ def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
     manifest = _read_manifest(zf, path, archive_size)
     cls = _model_class(manifest["model_class"]) if ":" not in manifest["model_class"] else None
     if cls is None:
-        raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}")
+        raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}; a model class of your "
+                             "own must be registered first: import its module (or list the module in the "
+                             "MFREC_MODELS environment variable)")
     model = _new_model(cls, manifest["params"], path)
 
     # which members: exactly the manifest's arrays, each a declared array of this class

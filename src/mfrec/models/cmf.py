@@ -38,7 +38,7 @@ import pandas as pd
 import scipy.linalg as sla
 
 from mfrec.data.attributes import AttributeEncoder
-from mfrec.data.idmap import as_id_array, plain
+from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
@@ -224,12 +224,7 @@ class CMF(FactorModel):
         if not isinstance(table, pd.DataFrame):
             raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, "
                             f"got {type(table).__name__}")
-        ids = as_id_array(table.index)
-        if id_map.ids.dtype.kind == "i" and ids.dtype == object:
-            # str ids for an int-id model ("12" -> 12), as IdMap.lookup reads them
-            num = pd.to_numeric(pd.Series(ids, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-            if np.isfinite(num).all() and (num == np.round(num)).all():
-                ids = num.astype(np.int64)
+        ids = id_map.conform(table.index)  # str ids of an int-id model ("12" -> 12), as lookup reads them
         if pd.isna(pd.Series(ids, dtype=object)).any():
             raise DataError(f"{what}_attributes has a missing {what} id in its index")
         if not pd.Index(ids).is_unique:
