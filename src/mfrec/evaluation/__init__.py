@@ -4,11 +4,11 @@ Layers, each importing only the ones before it:
 
 * :mod:`~mfrec.evaluation.metrics`: rating and top-n metrics on arrays and DataFrames (imports
   only :mod:`mfrec.data`, so the models can use its ``rmse``);
-* :mod:`~mfrec.evaluation.evaluate`: :func:`evaluate` a fitted model on held-out ratings
+* :mod:`~mfrec.evaluation.scoring`: :func:`evaluate` a fitted model on held-out ratings
   (:func:`rank_test_users` makes its top-n lists);
 * :mod:`~mfrec.evaluation.validation`: :func:`fit_and_score`, the one fit-then-score path, and
   :func:`cross_validate` over k folds;
-* :mod:`~mfrec.evaluation.tune`: :func:`tune`, hyperparameter search whose trials are
+* :mod:`~mfrec.evaluation.search`: :func:`tune`, hyperparameter search whose trials are
   :func:`fit_and_score` calls.
 
 None of them imports :mod:`mfrec.models` at import time (model classes are looked up when a
@@ -16,8 +16,8 @@ function runs), so ``mfrec.models`` importing ``mfrec.evaluation.metrics`` makes
 """
 
 from mfrec.evaluation import metrics
-from mfrec.evaluation.evaluate import check_evaluation, check_metrics, evaluate, rank_test_users
-from mfrec.evaluation.tune import TuneResult, check_search, sample_space, tune
+from mfrec.evaluation.scoring import check_evaluation, check_metrics, evaluate, rank_test_users
+from mfrec.evaluation.search import TuneResult, check_search, sample_space, tune
 from mfrec.evaluation.validation import FitScore, cross_validate, fit_and_score
 
 __all__ = [

@@ -1,7 +1,7 @@
 """Fit and score: the one path from an unfitted model to its scores on held-out ratings.
 
 :func:`fit_and_score` fits a model on training ratings and scores it with
-:func:`mfrec.evaluation.evaluate.evaluate`, timing both. Every fit-then-score in mfrec goes
+:func:`mfrec.evaluation.scoring.evaluate`, timing both. Every fit-then-score in mfrec goes
 through it: the folds of :func:`cross_validate`, the trials of :func:`mfrec.tune`, the demo and
 the CLI (after Surprise's ``model_selection.validation``, which pairs ``fit_and_score`` with
 ``cross_validate`` the same way).
@@ -18,7 +18,7 @@ import pandas as pd
 
 from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.data.splits import kfold
-from mfrec.evaluation.evaluate import check_evaluation, check_metrics, evaluate
+from mfrec.evaluation.scoring import check_evaluation, check_metrics, evaluate
 
 __all__ = ["FitScore", "cross_validate", "fit_and_score"]
 
