@@ -46,8 +46,8 @@ PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec
 
 # Cold first-fit seconds per model on 2 cores (medians at load 1-9, benchmarks/RESULTS.md section
 # 11.2): the notice's "~N s" (a model not listed: by the kernel module that compiles first).
-_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 8, "FunkMF": 9, "SVDpp": 12, "ALS": 8, "CMF": 11, "ImplicitALS": 4,
-                    "BPR": 3, "BayesianMF": 5, "BayesianFM": 8, "sgd": 9, "als": 8, "cmf": 11, "bpr": 3, "bayes": 5,
+_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 8, "FunkMF": 9, "SVDpp": 12, "ALS": 6, "CMF": 8, "ImplicitALS": 4,
+                    "BPR": 3, "BayesianMF": 4, "BayesianFM": 8, "sgd": 9, "als": 6, "cmf": 8, "bpr": 3, "bayes": 4,
                     "fm": 8, "topn": 1, "predict": 1}
 
 
