@@ -73,7 +73,9 @@ def blas_threads(threads: int | None) -> Iterator[int]:
         yield n
 
 
-_pools: dict[int, "ThreadPoolExecutor"] = {}
+_pools: dict[int, ThreadPoolExecutor] = {}
+if hasattr(os, "register_at_fork"):  # a forked child has the pools but not their threads: start afresh
+    os.register_at_fork(after_in_child=_pools.clear)
 
 
 def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> None:

@@ -207,3 +207,41 @@ def test_thread_driven_half_steps_do_not_depend_on_the_thread_count(name):
     b = getattr(mfrec, name)(seed=1, threads=2, **kw).fit(r)
     np.testing.assert_array_equal(a.user_factors_, b.user_factors_)
     np.testing.assert_array_equal(a.item_factors_, b.item_factors_)
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_parallel_rows_works_in_a_forked_child():
+    """The pool's threads do not survive fork(); the child must not wait on them forever."""
+    import numpy as np
+    from numba import njit
+
+    from mfrec.threads import kernel_threads, parallel_rows
+
+    @njit(nogil=True)
+    def mark(lo, hi, out):
+        for r in range(lo, hi):
+            out[r] = 1
+
+    with kernel_threads(2):
+        parallel_rows(mark, 10, np.zeros(10, dtype=np.int64))  # the parent's pool exists now
+        pid = os.fork()
+        if pid == 0:  # child
+            code = 1
+            try:
+                out = np.zeros(10, dtype=np.int64)
+                parallel_rows(mark, 10, out)
+                code = 0 if out.all() else 1
+            finally:
+                os._exit(code)
+    import time
+
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(pid, 9)
+    os.waitpid(pid, 0)
+    pytest.fail("parallel_rows hung in a forked child")
