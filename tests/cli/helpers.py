@@ -5,6 +5,7 @@ on stderr with a non-zero exit code and no traceback."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,8 @@ from mfrec.cli import app
 from tests.conftest import dataset_dir
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+#: this tree's sources, for subprocesses
+SRC = Path(__file__).resolve().parents[2] / "src"
 runner = CliRunner()
 
 
@@ -41,6 +44,11 @@ def assert_clean_error(res, *fragments: str) -> str:
 
 def data_env(name: str) -> dict:
     return {"MFREC_DATA_DIR": str(dataset_dir(name).parent)}
+
+
+def src_env(*paths: Path | str) -> dict:
+    """The environment for a subprocess that imports this tree's mfrec (and modules in ``paths``)."""
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), *map(str, paths), os.environ.get("PYTHONPATH", "")])}
 
 
 def _require(module: str) -> None:
