@@ -20,6 +20,8 @@ from rich.console import Console
 
 if TYPE_CHECKING:
     import pandas as pd
+
+    from mfrec.models.base import FactorModel
     from rich.progress import Progress
     from rich.table import Table
 
@@ -245,7 +247,7 @@ def model_help(lead: str) -> str:
             "for a model of your own.")
 
 
-def model_class(name: str) -> type:
+def model_class(name: str) -> type[FactorModel]:
     """The model class ``--model`` names (a registry name, a class name or package.module:ClassName)."""
     import mfrec
     from mfrec.models.registry import model_class as lookup

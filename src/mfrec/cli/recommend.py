@@ -46,7 +46,7 @@ def with_predicted_rating(model: Any, df: "pd.DataFrame", item_bias_weight: floa
     idx = model.item_map_.lookup(df["item"].to_numpy())
     pred = df["score"].to_numpy(dtype=np.float64) + (1.0 - item_bias_weight) * model.item_bias_[idx].astype(np.float64)
     lo, hi = model.rating_scale_
-    df.insert(df.columns.get_loc("score") + 1, "predicted_rating", np.clip(pred, lo, hi))
+    df.insert(list(df.columns).index("score") + 1, "predicted_rating", np.clip(pred, lo, hi))
     return df
 
 

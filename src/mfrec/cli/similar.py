@@ -28,7 +28,7 @@ def similar(
     if (item is None) == (title is None):
         raise ValueError("give exactly one of --item or --title")
     est = mfrec.load_model(model_file)
-    key = match_title(est, title).item if title is not None else model_ids(est.item_map_, [item])[0]
+    key = match_title(est, title).item if title is not None else model_ids(est.item_map_, [str(item)])[0]
     df = est.similar_items(key, n=n)
     if as_json:
         emit_json(df.to_dict(orient="records"))

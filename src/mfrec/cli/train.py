@@ -64,7 +64,7 @@ def train(
         _train_spark(out, model, dataset, ratings, sep, user_col, item_col, rating_col, items, named, seed, param,
                      quiet, as_json, master)
         return
-    params = {k: v for k, v in named.items() if v is not None}
+    params: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
     params.update(seed=seed, threads=threads)
     params.update(parse_params(param))
     est = build_model(model, params)
