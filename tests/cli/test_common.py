@@ -19,12 +19,12 @@ def test_emit_json_helper_makes_non_finite_values_null(capsys):
 
 
 def test_model_ids_go_through_the_id_map():
-    """One conversion for --user, --rate ITEM=... and --item: IdMap.lookup; unknown ids stay as typed."""
+    """One conversion for --user, --rate ITEM=... and --item: IdMap.conform, each id on its own."""
     from mfrec.cli._common import model_ids
 
     ints = mfrec.IdMap([3, 12, 40])
     got = model_ids(ints, ["12", "3", "999", "x1"])
-    assert got == [12, 3, "999", "x1"]
-    assert [type(v) for v in got] == [int, int, str, str]  # plain ints (JSON, messages), not np.int64
+    assert got == [12, 3, 999, "x1"]
+    assert [type(v) for v in got] == [int, int, int, str]  # plain ints (JSON, messages), not np.int64
     strs = mfrec.IdMap(["u1", "12", "film 2"])
     assert model_ids(strs, ["12", "u1", "film 2", "u9"]) == ["12", "u1", "film 2", "u9"]

@@ -44,7 +44,7 @@ def test_the_cli_uses_only_public_names():
 
 
 def test_ids_typed_on_the_command_line_have_one_conversion():
-    """Command-line ids go through `_common.model_ids` (IdMap.lookup) only: there were 3 copies of
+    """Command-line ids go through `_common.model_ids` (IdMap.conform) only: there were 3 copies of
     "int(x) if the map is int and x.isdigit()" in cli.py."""
     copies = [str(p.relative_to(CLI.parent)) for p in CLI.rglob("*.py") if "isdigit" in p.read_text()]
     assert copies == []

@@ -125,7 +125,7 @@ def is_parquet(path: Path) -> bool:
 
 def write_table(df: "pd.DataFrame", out: Path) -> None:
     """CSV, or Parquet for .parquet/.pq; parent folders created, written atomically."""
-    from mfrec.io import atomic_path
+    from mfrec._files import atomic_path
 
     if is_parquet(out):
         from mfrec._optional import require_parquet
@@ -303,14 +303,12 @@ def fit_with_progress(model: Any, train: Any, validation: Any, quiet: bool, labe
 
 # ----------------------------------------------------------------------------- ids and titles
 def model_ids(id_map: Any, texts: list[str]) -> list[Any]:
-    """Ids typed on the command line as the model's raw ids, through ``IdMap.lookup`` (which reads
-    "12" as the int id 12 of a model with int ids). An id the model does not know is kept as
-    typed, so the model's own error (or unknown-items report) names it."""
+    """Ids typed on the command line in the model's id type, each read by ``IdMap.conform`` (the
+    library's one string-to-id rule, the way ``IdMap.lookup`` reads ids): with int ids, "12" is
+    the int 12; anything else stays as typed, so the model's own error names an unknown id."""
     from mfrec.data.idmap import plain
 
-    codes = id_map.lookup(list(texts))
-    ids = id_map.ids
-    return [plain(ids[k]) if k >= 0 else text for text, k in zip(texts, codes.tolist())]
+    return [plain(id_map.conform([text])[0]) for text in texts]
 
 
 def parse_rates(model: Any, pairs: list[str]) -> dict[Any, float]:
