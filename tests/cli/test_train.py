@@ -142,10 +142,10 @@ class TinyBaseline(mfrec.Baseline):
 '''
 
 
-def _mfrec(*args, cwd):
+def _mfrec(*args, cwd, **env):
     """`mfrec ARGS` in a fresh process run in ``cwd``, with ``cwd`` on PYTHONPATH (where the user's module is)."""
     return subprocess.run([sys.executable, "-m", "mfrec", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env=src_env(cwd))
+                          timeout=300, cwd=cwd, env={**src_env(cwd), **env})
 
 
 def test_train_a_users_own_model_by_module_and_class(work, tmp_path):
@@ -168,6 +168,13 @@ def test_train_a_users_own_model_by_module_and_class(work, tmp_path):
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert proc.returncode == 1 and len(lines) == 1 and "unknown model 'tiny-baseline'" in lines[0], proc.stderr
     assert "package.module:ClassName" in lines[0]
+    # ... e.g. through MFREC_MODELS: then the registered name trains, and the file it saved loads in `recommend`
+    proc = _mfrec("train", "--ratings", work / "small.csv", "--model", "tiny-baseline", "--out", out, "-q",
+                  cwd=tmp_path, MFREC_MODELS="tinymod")
+    assert proc.returncode == 0, proc.stderr
+    proc = _mfrec("recommend", out, "--user", "1", "-n", "2", "--json", cwd=tmp_path, MFREC_MODELS="tinymod")
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(proc.stdout)) == 2
 
 
 @pytest.mark.parametrize("name,fragment", [("nosuchmodule_xyz:Model", "cannot import model"),
