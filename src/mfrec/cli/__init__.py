@@ -20,6 +20,7 @@ import typer
 from rich.text import Text
 from typer.core import TyperGroup
 
+from mfrec.cli._common import err_console
 from mfrec.errors import TrainingDivergedError
 
 #: what the shared handler turns into one line (DataError, ModelFileError, DatasetNotFoundError,
@@ -44,8 +45,6 @@ def _error_message(exc: BaseException) -> str:
 
 
 def _fail(message: str, code: int = 1) -> None:
-    from mfrec.cli._common import err_console
-
     err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
