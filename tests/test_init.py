@@ -39,7 +39,7 @@ def test_every_public_name_by_attribute_and_from_import(name):
     assert namespace["got"] is value
     assert name in dir(mfrec)
     if isinstance(value, types.ModuleType):
-        assert value is importlib.import_module(f"mfrec.{name}")
+        assert value is importlib.import_module(value.__name__) and value.__name__.endswith(f".{name}")
     elif name != "__version__":
         assert getattr(importlib.import_module(value.__module__), value.__name__) is value
 
@@ -69,14 +69,41 @@ def fresh(code: str) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
-@pytest.mark.parametrize("first", ["import mfrec.tune", "import mfrec.evaluate", "from mfrec.tune import tune",
+@pytest.mark.parametrize("first", ["import mfrec.evaluation", "from mfrec.evaluation.search import tune",
                                    "import mfrec; mfrec.tune", "import mfrec; mfrec.cross_validate"])
-def test_a_submodule_never_shadows_the_function_of_its_name(first):
-    """mfrec.tune imports mfrec.evaluate: the import system then sets mfrec.evaluate to the module."""
+def test_the_evaluation_functions_in_a_fresh_process(first):
     fresh(f"{first}\nimport types, mfrec\n"
           "for name in ('evaluate', 'tune', 'cross_validate'):\n"
           "    assert not isinstance(getattr(mfrec, name), types.ModuleType), name\n"
-          "assert mfrec.evaluate.__name__ == 'evaluate' and mfrec.tune.__name__ == 'tune'\n")
+          "assert mfrec.evaluate.__name__ == 'evaluate' and mfrec.tune.__name__ == 'tune'\n"
+          "assert mfrec.metrics.__name__ == 'mfrec.evaluation.metrics'\n")
+
+
+PACKAGE = """
+from mfrec._lazy import attach
+
+_LAZY = {"run": "lazypkg.run", "helpers": "lazypkg"}
+__getattr__, __dir__ = attach(__name__, _LAZY)
+"""
+
+
+@pytest.mark.parametrize("first", ["import lazypkg.run", "from lazypkg.run import run", "import lazypkg.helpers",
+                                   "import lazypkg; lazypkg.helpers"])
+def test_a_submodule_never_shadows_the_lazy_function_of_its_name(tmp_path, first):
+    """A package whose function ``run`` lives in its submodule ``run`` (as mfrec.evaluate and
+    mfrec.tune did): importing the submodule makes the import system set ``package.run`` to the
+    module; `mfrec._lazy.attach` keeps the function. A lazy submodule entry is still the module."""
+    pkg = tmp_path / "lazypkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text(PACKAGE)
+    (pkg / "run.py").write_text("import lazypkg.helpers\n\ndef run():\n    return 'ran'\n")
+    (pkg / "helpers.py").write_text("import lazypkg.run\nVALUE = 1\n")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(SRC), str(tmp_path)])}
+    code = (f"{first}\nimport types, lazypkg\nassert lazypkg.run() == 'ran', lazypkg.run\n"
+            "assert isinstance(lazypkg.helpers, types.ModuleType) and lazypkg.helpers.VALUE == 1\n"
+            "assert 'run' in dir(lazypkg)\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
 
 
 def test_monkeypatching_a_public_name_works(monkeypatch):

@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING
 
 __version__ = "0.1.0"
 
-#: every public name -> the module it comes from (``"mfrec"``: the submodule of that name)
+#: every public name -> the module it comes from (``"mfrec"``: the submodule of that name;
+#: ``metrics`` is the module ``mfrec.evaluation.metrics``)
 _LAZY: dict[str, str] = {
     "ALS": "mfrec.models",
     "AmbiguousTitleError": "mfrec.data.datasets",
@@ -36,25 +37,25 @@ _LAZY: dict[str, str] = {
     "SVDpp": "mfrec.models",
     "TitleMatch": "mfrec.data.datasets",
     "TrainingDivergedError": "mfrec.errors",
-    "TuneResult": "mfrec.tune",
-    "cross_validate": "mfrec.evaluate",
-    "evaluate": "mfrec.evaluate",
+    "TuneResult": "mfrec.evaluation",
+    "cross_validate": "mfrec.evaluation",
+    "evaluate": "mfrec.evaluation",
     "find_items": "mfrec.data.datasets",
     "load_dataset": "mfrec.data.datasets",
     "load_model": "mfrec.persist",
     "match_title": "mfrec.data.datasets",
-    "metrics": "mfrec",
+    "metrics": "mfrec.evaluation",
     "read_items": "mfrec.data.datasets",
     "save_model": "mfrec.persist",
     "split": "mfrec",
     "synthetic": "mfrec.data.synthetic",
-    "tune": "mfrec.tune",
+    "tune": "mfrec.evaluation",
 }
 
 __all__ = ["__version__", *_LAZY]
 
 if TYPE_CHECKING:  # what type checkers (and `make typecheck`) see: the same names, imported eagerly
-    from mfrec import metrics, split
+    from mfrec import split
     from mfrec.data.attributes import AttributeEncoder
     from mfrec.data.datasets import (AmbiguousTitleError, Dataset, TitleMatch, find_items, load_dataset, match_title,
                                      read_items)
@@ -63,11 +64,10 @@ if TYPE_CHECKING:  # what type checkers (and `make typecheck`) see: the same nam
     from mfrec.data.synthetic import synthetic
     from mfrec.errors import (DataError, DatasetNotFoundError, InvalidParameterError, ModelFileError, NotFittedError,
                               TrainingDivergedError)
-    from mfrec.evaluate import cross_validate, evaluate
+    from mfrec.evaluation import TuneResult, cross_validate, evaluate, metrics, tune
     from mfrec.models import (ALS, BPR, CMF, Baseline, BayesianFM, BayesianMF, BiasedMF, FactorModel, FunkMF,
                               ImplicitALS, SVDpp)
     from mfrec.persist import load_model, save_model
-    from mfrec.tune import TuneResult, tune
 else:
     from mfrec._lazy import attach
 

@@ -4,12 +4,12 @@
 pyarrow and Numba; ``mfrec.BiasedMF`` imports the models on first access. A package declares
 its names once, as ``{name: module}`` read like ``from module import name``::
 
-    _LAZY = {"BiasedMF": "mfrec.models", "metrics": "mfrec"}   # from mfrec import metrics: a submodule
+    _LAZY = {"BiasedMF": "mfrec.models", "split": "mfrec"}   # from mfrec import split: a submodule
     __getattr__, __dir__ = attach(__name__, _LAZY)
 
-Submodules whose name is also one of the package's lazy functions (``mfrec.evaluate`` the module
-and ``mfrec.evaluate`` the function) cannot shadow the function: the import system binds a
-submodule on its parent with ``setattr``, which `attach` makes keep the declared name.
+A submodule whose name is also one of the package's lazy functions (a module ``pkg/run.py``
+defining ``run``, as ``mfrec/evaluate.py`` once did) cannot shadow the function: the import system
+binds a submodule on its parent with ``setattr``, which `attach` makes keep the declared name.
 """
 
 from __future__ import annotations

@@ -22,15 +22,13 @@ MODEL_HELP = model_help("Model to train (default biased-mf): a rating model for 
 
 
 def metric_names(metrics: str) -> list[str]:
-    """``--metrics`` as a list of names, each checked (`mfrec.metrics.parse_metric`) before any work."""
-    import mfrec
+    """``--metrics`` as a list of names, checked (`mfrec.evaluation.check_metrics`) before any work."""
+    from mfrec.evaluation import check_metrics
 
     names = [m.strip() for m in metrics.split(",") if m.strip()]
     if not names:
         raise ValueError("--metrics names no metric; e.g. --metrics rmse,mae,ndcg@10")
-    for name in names:
-        mfrec.metrics.parse_metric(name)
-    return names
+    return check_metrics(names)[0]
 
 
 def cross_validate(est: Any, ratings: Any, names: list[str], seed: int, quiet: bool) -> dict[str, Any]:

@@ -60,7 +60,7 @@ def tune(
     Example: mfrec tune --dataset ml-100k --model biased-mf --space '{"regularization": ["log", 0.01, 0.2]}' --trials 10
     """
     import mfrec
-    from mfrec.tune import check_search
+    from mfrec.evaluation import check_search
 
     cls = model_class(model)
     if out is not None:

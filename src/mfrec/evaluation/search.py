@@ -7,10 +7,11 @@
 * a tuple ``("log", low, high)``: log-uniform (``0 < low``), integers when both bounds are ints;
 * any other value: fixed.
 
-Every trial fits ``model_cls(**fixed, **params)`` on the training part and scores it with
-:func:`mfrec.evaluate` on the validation part; models with an ``early_stopping`` parameter
-train with ``early_stopping=patience`` against the validation ratings (on validation RMSE) and
-keep their best epoch.
+Every trial fits ``model_cls(**fixed, **params)`` on the training part and scores it on the
+validation part with :func:`mfrec.evaluation.validation.fit_and_score` (the path cross-validation
+folds take too); models with an ``early_stopping`` parameter train with
+``early_stopping=patience`` against the validation ratings (on validation RMSE) and keep their
+best epoch.
 """
 
 from __future__ import annotations
@@ -26,14 +27,14 @@ from typing import Any, Callable, Mapping
 import numpy as np
 import pandas as pd
 
-from mfrec.data.ratings import Ratings
+from mfrec.data.idmap import plain
+from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.data.splits import random_split
 from mfrec.errors import TrainingDivergedError
-from mfrec.evaluate import evaluate
-from mfrec.metrics import parse_metric
-from mfrec.models.base import as_ratings
+from mfrec.evaluation.metrics import parse_metric
+from mfrec.evaluation.validation import fit_and_score
 
-__all__ = ["TuneResult", "sample_space", "tune"]
+__all__ = ["TuneResult", "check_search", "sample_space", "tune"]
 
 #: metrics where lower is better; every other one is maximized
 _LOWER_IS_BETTER = ("rmse", "mae", "arp")
@@ -82,10 +83,6 @@ def _is_number(x: Any) -> bool:
     return isinstance(x, (int, float, np.integer, np.floating)) and not isinstance(x, (bool, np.bool_))
 
 
-def _plain(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
-
-
 def _parse_space(space: Mapping[str, Any]) -> list[_Dim]:
     if not isinstance(space, Mapping) or not space:
         raise ValueError("space must be a non-empty dict: parameter -> list of values, (low, high) or ('log', low, high)")
@@ -94,7 +91,7 @@ def _parse_space(space: Mapping[str, Any]) -> list[_Dim]:
         if isinstance(spec, list):
             if not spec:
                 raise ValueError(f"space[{name!r}]: the list of choices is empty")
-            dims.append(_Dim(name, "choice", values=tuple(_plain(v) for v in spec)))
+            dims.append(_Dim(name, "choice", values=tuple(plain(v) for v in spec)))
         elif isinstance(spec, tuple):
             log = len(spec) == 3 and isinstance(spec[0], str) and spec[0].lower() == "log"
             bounds = spec[1:] if log else spec
@@ -111,7 +108,7 @@ def _parse_space(space: Mapping[str, Any]) -> list[_Dim]:
             dims.append(_Dim(name, "log" if log else "uniform", low=low, high=high,
                              integer=_is_int(low) and _is_int(high)))
         else:
-            dims.append(_Dim(name, "fixed", values=(_plain(spec),)))
+            dims.append(_Dim(name, "fixed", values=(plain(spec),)))
     return dims
 
 
@@ -154,58 +151,71 @@ def _grid(dims: list[_Dim], trials: int | None, seed: int) -> list[dict[str, Any
 
 
 # ---------------------------------------------------------------------------- one trial
-def _param_names(model_cls: type) -> list[str]:
-    names = getattr(model_cls, "param_names", None)
-    if names is None:
-        import inspect
-
-        return [p for p in inspect.signature(model_cls.__init__).parameters if p != "self"]
-    return list(names())
-
-
 def _run_trial(model_cls: type, params: dict[str, Any], train: Ratings, val: Ratings, metric: str,
                relevance_threshold: float) -> tuple[Any, float, int, int, float]:
-    t0 = time.perf_counter()
+    """(fitted model, score, epochs run, best epoch, seconds of fit + score) of one trial."""
     model = model_cls(**params)
-    if getattr(model, "early_stopping", None) is not None:
-        model.fit(train, validation=val)
-    else:
-        model.fit(train)
-    res = evaluate(model, val, metrics=(metric,), relevance_threshold=relevance_threshold)
-    score = float(res[metric])
-    seconds = time.perf_counter() - t0
-    history = getattr(model, "history_", None)
-    epochs = int(len(history)) if history is not None else -1
-    best_epoch = int(getattr(model, "best_epoch_", epochs))
-    return model, score, epochs, best_epoch, seconds
+    early = params.get("early_stopping") is not None  # fit against the validation ratings
+    res = fit_and_score(model, train, val, metrics=(metric,), validation=val if early else None,
+                        relevance_threshold=relevance_threshold)
+    return model, float(res.scores[metric]), res.epochs, res.best_epoch, res.fit_seconds + res.score_seconds
+
+
+def _model_class(model_cls: Any) -> tuple[Any, dict[str, Any]]:
+    """(the model class, the starting parameters: an instance's own, a class's none); TypeError
+    for anything that is not an mfrec model class or instance."""
+    from mfrec.models.base import Estimator  # at call time: the models import this package's metrics
+
+    cls = model_cls if isinstance(model_cls, type) else type(model_cls)
+    if not issubclass(cls, Estimator):
+        raise TypeError(f"model_cls must be an mfrec model class (mfrec.BiasedMF, ...) or instance, "
+                        f"not {model_cls!r}")
+    return cls, ({} if isinstance(model_cls, type) else dict(model_cls.get_params()))
+
+
+def _integer_params(cls: Any) -> set[str]:
+    """The parameters whose declared constraints accept integers only (drawn as integers from a range)."""
+    from mfrec.models.params import Integral, Interval
+
+    def integer(form: Any) -> bool:
+        return form is None or (isinstance(form, Interval) and form.kind is Integral)
+
+    return {name for name, forms in cls.parameter_constraints().items()
+            if any(f is not None for f in forms) and all(integer(f) for f in forms)}
 
 
 def check_search(model_cls: Any, space: Mapping[str, Any], trials: int | None = 20, method: str = "random",
                  fixed: Mapping[str, Any] | None = None) -> list[_Dim]:
-    """Validate a search before any data is touched: ``method``, ``trials``, the space's syntax,
-    that every name is a parameter, and every value a trial could use (each choice, both ends of
-    a range) by the model's own parameter checks; an integer parameter's range needs integer
-    bounds (it is drawn as integers). ValueError naming ``space[name]``. Returns the dims."""
+    """Validate a search before any data is touched: ``method``, ``trials`` (``None``, no budget,
+    only for a grid), the space's syntax, that every name is a parameter (and not both searched
+    and fixed), and every value a trial could use (each choice, both ends of a range) by the
+    model's own ``validate_params``; an integer parameter's range needs integer bounds (it is
+    drawn as integers). ValueError naming ``space[name]``. Returns the dims."""
     if method not in ("random", "grid", "optuna"):
         raise ValueError(f"method must be 'random', 'grid' or 'optuna', not {method!r}")
     if trials is not None and (isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1):
         raise ValueError(f"trials must be a positive integer, got {trials!r}")
+    if trials is None and method != "grid":
+        raise ValueError("trials=None (no budget) is only allowed with method='grid'")
     dims = _parse_space(space)
-    cls = model_cls if isinstance(model_cls, type) else type(model_cls)
-    base = {} if isinstance(model_cls, type) else dict(model_cls.get_params())
-    base.update(fixed or {})
-    valid = set(_param_names(cls))
-    unknown = sorted(({d.name for d in dims} | set(fixed or {})) - valid)
+    cls, base = _model_class(model_cls)
+    fixed = dict(fixed or {})
+    base.update(fixed)
+    valid = set(cls.param_names())
+    searched = {d.name for d in dims}
+    unknown = sorted((searched | set(fixed)) - valid)
     if unknown:
         raise ValueError(f"{cls.__name__} has no parameter(s) {unknown}; valid: {sorted(valid)}")
-    check = getattr(cls, "validate_params", None)
-    int_params = getattr(cls, "_int_params", {})
+    both = sorted(searched & set(fixed))
+    if both:
+        raise ValueError(f"{both} are both searched (space) and fixed")
+    integer = _integer_params(cls)
     for d in dims:
-        if d.kind in ("uniform", "log") and d.name in int_params and not d.integer:
+        if d.kind in ("uniform", "log") and d.name in integer and not d.integer:
             raise ValueError(f"space[{d.name!r}]: {d.name} takes integers; give integer bounds "
                              f"(got {d.low!r}, {d.high!r}), drawn as integers")
         candidates = d.values if d.kind in ("choice", "fixed") else (d.low, d.high)
-        for value in candidates if check is not None else ():
+        for value in candidates:
             try:
                 cls(**{**base, d.name: value}).validate_params()
             except (TypeError, ValueError) as exc:
@@ -250,31 +260,17 @@ def tune(
     ``threads``, the same scores). ``callback(done, total, row)`` is called after each trial
     with that trial's row of ``trials`` (progress bars). Returns a :class:`TuneResult`.
     """
-    check_search(model_cls, space, trials, method, fixed)
-    if trials is not None and (isinstance(trials, bool) or not isinstance(trials, numbers.Integral) or trials < 1):
-        raise ValueError(f"trials must be a positive integer, got {trials!r}")
-    if trials is None and method != "grid":
-        raise ValueError("trials=None (no budget) is only allowed with method='grid'")
-    base: dict[str, Any] = {}
-    if not isinstance(model_cls, type):  # an instance: its parameters are the starting point
-        base = dict(model_cls.get_params())
-        model_cls = type(model_cls)
-    valid = set(_param_names(model_cls))
+    dims = check_search(model_cls, space, trials, method, fixed)
+    model_cls, base = _model_class(model_cls)  # an instance: its parameters are the starting point
     fixed = dict(fixed or {})
-    dims = _parse_space(space)
-    unknown = sorted(({d.name for d in dims} | set(fixed)) - valid)
-    if unknown:
-        raise ValueError(f"{model_cls.__name__} has no parameter(s) {unknown}; valid: {sorted(valid)}")
-    both = sorted({d.name for d in dims} & set(fixed))
-    if both:
-        raise ValueError(f"{both} are both searched (space) and fixed")
     base.update(fixed)
-    if "early_stopping" in valid and "early_stopping" not in fixed and not any(d.name == "early_stopping" for d in dims):
+    if ("early_stopping" in model_cls.param_names() and "early_stopping" not in fixed
+            and not any(d.name == "early_stopping" for d in dims)):
         base["early_stopping"] = early_stopping
 
     base_name, k = parse_metric(metric)
     direction = "minimize" if base_name in _LOWER_IS_BETTER else "maximize"
-    if k is None and not (getattr(model_cls, "kind", "rating") == "rating"):
+    if k is None and model_cls.kind != "rating":
         raise ValueError(f"{model_cls.__name__} does not predict ratings: tune it on a ranking metric such as 'ndcg@10'")
 
     ratings = as_ratings(ratings, "ratings")

@@ -1,52 +1,53 @@
-"""Honest evaluation of a fitted model on held-out ratings, and k-fold cross-validation.
+"""Honest evaluation of a fitted model on held-out ratings.
 
 :func:`evaluate` scores rating predictions (RMSE, MAE) with ``model.predict`` and top-n lists
 (precision@k, recall@k, ndcg@k, map@k, hit_rate@k, mrr@k, coverage@k, novelty@k, arp@k; see
-:mod:`mfrec.metrics` for the definitions) made by the model's own ``recommend_many`` with the
-training items excluded. :func:`cross_validate` repeats fit + evaluate over the folds of
-:func:`mfrec.split.kfold`.
+:mod:`mfrec.evaluation.metrics` for the definitions) made by the model's own ``recommend_many``
+with the training items excluded. Fitting and scoring together (cross-validation folds, tuning
+trials) is :func:`mfrec.evaluation.validation.fit_and_score`.
+
+Only the public model API is used (``predict``, ``recommend_many``, ``kind`` and the fitted
+``user_map_``, ``item_map_``, ``seen_``); this module imports nothing from :mod:`mfrec.models` at
+import time, so the models can import :mod:`mfrec.evaluation.metrics` without a cycle.
 """
 
 from __future__ import annotations
 
-import os
-import time
-from typing import Any, Callable, Iterable
+import numbers
+from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from mfrec.data.ratings import Ratings
-from mfrec.data.splits import kfold
-from mfrec.metrics import item_popularity, mae, parse_metric, ranking_metrics, rmse
-from mfrec.models.base import as_ratings
+from mfrec.data.ratings import Ratings, as_ratings
+from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
 
-__all__ = ["cross_validate", "evaluate", "rank_test_users"]
+__all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]
 
 
 def _check_model(model: Any, fitted: bool = True) -> None:
     """TypeError unless ``model`` is an mfrec model instance (a class is named as such);
     NotFittedError when ``fitted`` and it is not fitted."""
-    from mfrec.models.base import Estimator
+    from mfrec.models.base import Estimator, check_is_fitted  # at call time: the models import our metrics
 
     if isinstance(model, type) and issubclass(model, Estimator):
         raise TypeError(f"pass a model instance such as {model.__name__}(), not the class {model.__name__}")
     if not isinstance(model, Estimator):
         raise TypeError(f"model must be an mfrec model (BiasedMF(), ALS() ...), not {type(model).__name__}")
     if fitted:
-        model._require_fitted()
+        check_is_fitted(model)
 
 
 def _check_threshold(value: Any) -> float:
-    import numbers
-
     if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(value):
         raise ValueError(f"relevance_threshold must be a finite number, got {value!r}")
     return float(value)
 
 
-def _metric_names(metrics: Iterable[str] | str) -> tuple[list[str], list[str], list[str]]:
-    """(all names without repeats, rating metric names, ranking metric names), validated."""
+def check_metrics(metrics: Iterable[str] | str) -> tuple[list[str], list[str], list[str]]:
+    """Validate metric names before any data is read or model trained: ``(all names without
+    repeats, the rating metric names, the ranking metric names)``; ValueError naming an unknown
+    one, TypeError for something that is not a name or a list of names."""
     if isinstance(metrics, str):
         metrics = [metrics]
     if metrics is None or not hasattr(metrics, "__iter__"):
@@ -61,6 +62,23 @@ def _metric_names(metrics: Iterable[str] | str) -> tuple[list[str], list[str], l
     rating = [n for n in names if parsed[n][1] is None]
     ranking = [n for n in names if parsed[n][1] is not None]
     return names, rating, ranking
+
+
+def check_evaluation(model: Any, metrics: Iterable[str] | str, relevance_threshold: Any = 4.0, *,
+                     fitted: bool = True) -> tuple[list[str], list[str], list[str], float]:
+    """Everything about an evaluation that can be refused before a model is trained: ``model``
+    is an mfrec model instance (fitted, when ``fitted``), the metric names are known, rating
+    metrics are asked only of a model whose ``kind`` is ``"rating"``, and ``relevance_threshold``
+    is a finite number. Returns :func:`check_metrics`' three lists and the threshold as a float."""
+    _check_model(model, fitted=fitted)
+    threshold = _check_threshold(relevance_threshold)
+    names, rating_names, ranking_names = check_metrics(metrics)
+    if rating_names and model.kind != "rating":
+        raise ValueError(
+            f"{type(model).__name__} scores preferences, not ratings, so {', '.join(rating_names)} "
+            "would be meaningless; evaluate it with ranking metrics such as 'ndcg@10' or 'recall@10'"
+        )
+    return names, rating_names, ranking_names, threshold
 
 
 def _known_users(model: Any, raw_users: np.ndarray) -> np.ndarray:
@@ -100,7 +118,7 @@ def rank_test_users(
     items (users with similar counts in one call), so every list still has ``n`` items when the
     catalogue allows, and the survivors are re-ranked 1..n.
     """
-    model._require_fitted()
+    _check_model(model)
     if int(n) < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     n = int(n)
@@ -185,15 +203,8 @@ def evaluate(
     (NaN where undefined). Rating metrics raise ValueError for models that do not predict ratings
     (ImplicitALS).
     """
-    _check_model(model)
-    relevance_threshold = _check_threshold(relevance_threshold)
+    names, rating_names, ranking_names, relevance_threshold = check_evaluation(model, metrics, relevance_threshold)
     test = as_ratings(test, "test")
-    names, rating_names, ranking_names = _metric_names(metrics)
-    if rating_names and not (getattr(model, "kind", "rating") == "rating"):
-        raise ValueError(
-            f"{type(model).__name__} scores preferences, not ratings, so {', '.join(rating_names)} "
-            "would be meaningless; evaluate it with ranking metrics such as 'ndcg@10' or 'recall@10'"
-        )
 
     values: dict[str, Any] = {}
     users = pd.unique(test.raw_users)  # distinct test users, first-seen order
@@ -208,10 +219,7 @@ def evaluate(
         for name in rating_names:
             values[name] = rmse(pred, true) if parse_metric(name)[0] == "rmse" else mae(pred, true)
             if per_user:
-                sq = parse_metric(name)[0] == "rmse"
-                err = (pred - true) ** 2 if sq else np.abs(pred - true)
-                per = np.bincount(codes, weights=err, minlength=len(users)) / n_test_user
-                table[name] = np.sqrt(per) if sq else per
+                table[name] = rating_error_by_group(name, pred, true, codes, len(users))
 
     extra: dict[str, Any] = {}
     if ranking_names:
@@ -275,99 +283,3 @@ def _ranking_in_index_space(model: Any, test: Ratings, users: np.ndarray, codes:
     return ranking_metrics(rec_frame, test_frame, names, relevance_threshold=relevance_threshold,
                            popularity=popularity, n_train_users=n_train_users, catalog_size=n_items,
                            per_user=per_user)
-
-
-# ---------------------------------------------------------------------------- cross-validation
-def _run_fold(fold: int, model: Any, train: Ratings, test: Ratings, metrics: list[str],
-              evaluate_kwargs: dict[str, Any]) -> dict[str, Any]:
-    """Fit a fresh clone on ``train`` and evaluate it on ``test`` (module level: picklable)."""
-    est = model.clone()
-    t0 = time.perf_counter()
-    est.fit(train)
-    fit_seconds = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    res = evaluate(est, test, metrics=metrics, **evaluate_kwargs)
-    test_seconds = time.perf_counter() - t0
-    row: dict[str, Any] = {"fold": fold, "n_train": len(train)}
-    row.update({k: v for k, v in res.items() if k != "per_user"})
-    row["fit_seconds"] = fit_seconds
-    row["test_seconds"] = test_seconds
-    return row
-
-
-def _init_worker(threads: int | None) -> None:
-    """Worker processes share the cores: each runs models on its share of threads unless the
-    user set MFREC_THREADS."""
-    if threads is not None and not os.environ.get("MFREC_THREADS"):
-        os.environ["MFREC_THREADS"] = str(threads)
-
-
-def cross_validate(
-    model: Any,
-    ratings: Ratings | pd.DataFrame,
-    folds: int = 5,
-    metrics: Iterable[str] | str = ("rmse", "mae"),
-    seed: int = 0,
-    n_jobs: int = 1,
-    callback: Callable[[int, int, dict[str, Any]], None] | None = None,
-    **evaluate_kwargs: Any,
-) -> dict[str, Any]:
-    """k-fold cross-validation: for each fold of :func:`mfrec.split.kfold` (``k=folds``, ``seed``)
-    fit ``model.clone()`` on the other folds and :func:`evaluate` it on this one.
-
-    Returns ``{"mean": {metric: value}, "std": {metric: value}, "folds": DataFrame}``; the
-    DataFrame has one row per fold: ``fold``, ``n_train``, ``n_test``, every metric, the user
-    counts of :func:`evaluate`, ``fit_seconds`` and ``test_seconds``. ``std`` is the population
-    standard deviation over the folds (``ddof=0``, as Surprise reports it). ``evaluate_kwargs``
-    go to :func:`evaluate` (``relevance_threshold``; not ``train``, which is each fold's).
-    ``callback(done, total, row)`` is called as each fold finishes, with its row (progress bars).
-
-    ``n_jobs=1`` (default) runs the folds one after the other, each fit using the model's
-    ``threads``. ``n_jobs > 1`` (or ``-1``: one per fold, at most the cores) runs folds in
-    separate processes (spawned, so the Numba thread pools never see a fork); a model with
-    ``threads=None`` then runs on ``cores // n_jobs`` threads in each worker (unless
-    ``MFREC_THREADS`` is set). SGD results depend on the thread count, so parallel and sequential
-    runs agree exactly only for a model with an explicit ``threads``. As with any spawned
-    process pool, a script that calls this with ``n_jobs > 1`` needs the
-    ``if __name__ == "__main__":`` guard.
-    """
-    _check_model(model, fitted=False)
-    if "relevance_threshold" in evaluate_kwargs:
-        _check_threshold(evaluate_kwargs["relevance_threshold"])
-    _metric_names(metrics)
-    if "train" in evaluate_kwargs or "per_user" in evaluate_kwargs:
-        raise TypeError("cross_validate sets each fold's training data itself; do not pass train= or per_user=")
-    if getattr(model, "early_stopping", None) is not None:
-        raise ValueError(
-            "cross_validate fits each fold without validation data, so early_stopping cannot work; "
-            "use a clone with early_stopping=None (or tune the epoch count with mfrec.tune)"
-        )
-    ratings = as_ratings(ratings, "ratings")
-    names, _, _ = _metric_names(metrics)
-    pieces = list(kfold(ratings, k=folds, seed=seed))
-    cores = os.cpu_count() or 1
-    if n_jobs is None or int(n_jobs) == 0:
-        raise ValueError("n_jobs must be >= 1, or -1 for one process per fold")
-    workers = min(len(pieces), cores) if int(n_jobs) < 0 else min(int(n_jobs), len(pieces))
-
-    def done(row: dict[str, Any], count: int) -> dict[str, Any]:
-        if callback is not None:
-            callback(count, len(pieces), row)
-        return row
-
-    if workers <= 1:
-        rows = [done(_run_fold(f + 1, model, tr, te, names, evaluate_kwargs), f + 1) for f, (tr, te) in enumerate(pieces)]
-    else:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
-
-        threads = max(1, cores // workers) if getattr(model, "threads", None) is None else None
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                                 initializer=_init_worker, initargs=(threads,)) as pool:
-            futures = [pool.submit(_run_fold, f + 1, model, tr, te, names, evaluate_kwargs)
-                       for f, (tr, te) in enumerate(pieces)]
-            rows = [done(fut.result(), f + 1) for f, fut in enumerate(futures)]
-    table = pd.DataFrame.from_records(rows)
-    mean = {name: float(table[name].mean()) for name in names}
-    std = {name: float(table[name].std(ddof=0)) for name in names}
-    return {"mean": mean, "std": std, "folds": table}

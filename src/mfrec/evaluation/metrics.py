@@ -66,6 +66,7 @@ __all__ = [
     "per_user_metrics",
     "precision_at_k",
     "ranking_metrics",
+    "rating_error_by_group",
     "recall_at_k",
     "rmse",
 ]
@@ -106,16 +107,49 @@ def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
     return p, t
 
 
+def _mean_error(metric: str, p: np.ndarray, t: np.ndarray, groups: np.ndarray | None = None,
+                n_groups: int = 1) -> np.ndarray:
+    """RMSE (``metric="rmse"``) or MAE (``"mae"``) per group: the one place either is computed.
+    ``groups=None`` is one group of every rating; NaN for a group without ratings."""
+    err = (p - t) ** 2 if metric == "rmse" else np.abs(p - t)
+    if groups is None:
+        mean = np.array([np.mean(err)])
+    else:
+        count = np.bincount(groups, minlength=n_groups)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = np.bincount(groups, weights=err, minlength=n_groups) / count
+    return np.sqrt(mean) if metric == "rmse" else mean
+
+
 def rmse(pred: Any, true: Any) -> float:
     """Root mean squared error ``sqrt(mean((pred - true) ** 2))``."""
     p, t = _pair(pred, true)
-    return float(np.sqrt(np.mean((p - t) ** 2)))
+    return float(_mean_error("rmse", p, t)[0])
 
 
 def mae(pred: Any, true: Any) -> float:
     """Mean absolute error ``mean(|pred - true|)``."""
     p, t = _pair(pred, true)
-    return float(np.mean(np.abs(p - t)))
+    return float(_mean_error("mae", p, t)[0])
+
+
+def rating_error_by_group(metric: str, pred: Any, true: Any, groups: Any, n_groups: int | None = None) -> np.ndarray:
+    """``metric`` (``"rmse"`` or ``"mae"``) of the ratings of each group: ``groups[j]`` is the group
+    (an integer ``0 .. n_groups - 1``, e.g. a user's position) of rating ``j``. Returns an array of
+    ``n_groups`` values (default: the largest group + 1), NaN for a group without ratings."""
+    base, k = parse_metric(metric)
+    if k is not None:
+        raise ValueError(f"{metric!r} is a ranking metric; rating_error_by_group takes 'rmse' or 'mae'")
+    p, t = _pair(pred, true)
+    g = np.asarray(groups)
+    if g.shape != p.shape or g.dtype.kind not in "iu":
+        raise ValueError(f"groups must be integers, one per rating ({len(p)}), got {g.dtype} values of shape {g.shape}")
+    if g.min() < 0:
+        raise ValueError(f"groups must be >= 0, got {int(g.min())}")
+    n = int(g.max()) + 1 if n_groups is None else int(n_groups)
+    if n < int(g.max()) + 1:
+        raise ValueError(f"group {int(g.max())} is outside n_groups = {n}")
+    return _mean_error(base, p, t, g.astype(np.int64, copy=False), n)
 
 
 # ---------------------------------------------------------------------------- metric names
