@@ -25,6 +25,7 @@ This module imports pytest: import it from tests only.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import numbers
@@ -40,8 +41,8 @@ from mfrec.data.synthetic import synthetic
 from mfrec.errors import DataError, InvalidParameterError, NotFittedError
 from mfrec.split import random_split
 
-__all__ = ["ModelContract", "additive_ratings", "assert_same_fit", "fitted_arrays", "invalid_values", "is_allowed",
-           "planted", "rmse", "truth_values"]
+__all__ = ["RECOVERY_NOISE", "ModelContract", "additive_ratings", "assert_same_fit", "fitted_arrays", "invalid_values", "is_allowed",
+           "planted", "planted_split", "rmse", "truth_values"]
 
 
 # ------------------------------------------------------------------------------ helpers
@@ -73,6 +74,22 @@ def additive_ratings(n_users: int = 40, n_items: int = 30, seed: int = 0) -> tup
     all_u, all_i = (x.ravel() for x in np.meshgrid(np.arange(n_users), np.arange(n_items), indexing="ij"))
     keep = (a[all_u] + c[all_i] <= 1) & (rng.random(len(all_u)) < 0.7)
     return Ratings.from_arrays(all_u[keep], all_i[keep], 2.0 + a[all_u[keep]] + c[all_i[keep]]), all_u, all_i
+
+
+#: the planted data's noise level for the recovery check (the oracle's RMSE)
+RECOVERY_NOISE = 0.1
+
+
+@functools.lru_cache(maxsize=None)
+def planted_split() -> tuple[Ratings, Ratings, np.ndarray, float]:
+    """(train, test, noiseless truth of the test pairs, Baseline's test RMSE) of a rank-5 planted
+    matrix with biases and noise `RECOVERY_NOISE` (generated once per session)."""
+    from mfrec.models.baseline import Baseline
+
+    ratings, truth = planted(300, 200, 20000, 5, RECOVERY_NOISE, seed=1)
+    train, test = random_split(ratings, 0.2, seed=1)
+    clean = np.clip(truth_values(truth, test.user_indices, test.item_indices), *ratings.rating_scale)
+    return train, test, clean, Baseline().fit(train).score(test)
 
 
 def fitted_arrays(model: Any) -> dict[str, np.ndarray]:
@@ -244,6 +261,11 @@ class ModelContract:
     random_init: ClassVar[bool] = True
     #: whether two fits at the same fixed thread count > 1 are identical
     threads_reproducible: ClassVar[bool] = True
+    #: parameters that recover a planted low-rank matrix (rating models; None skips the check)
+    recovery: ClassVar[dict[str, Any] | None] = None
+    #: parameters that overfit small planted data within their epoch budget (None skips the
+    #: early-stopping check)
+    overfit: ClassVar[dict[str, Any] | None] = None
 
     # ---------------------------------------------------------------- hooks
     def make_data(self) -> Ratings:
@@ -359,8 +381,8 @@ class ModelContract:
             self.fit(self.make(seed=seed), train)
 
     def test_seed_none_and_numpy_ints_are_accepted(self, train: Ratings) -> None:
-        self.fit(self.make(seed=None), train)
-        self.fit(self.make(seed=np.int64(3)), train)
+        self._fresh(train, seed=None)
+        self._fresh(train, seed=np.int64(3))
 
     def test_flags_need_a_real_bool(self, train: Ratings) -> None:
         flags = [n for n, v in self.model().get_params().items() if isinstance(v, bool)]
@@ -368,7 +390,7 @@ class ModelContract:
             for value in ["yes", "False", 1, 0, None]:
                 with pytest.raises(ValueError, match=f"{name} must be True or False"):
                     self.fit(self.make(**{name: value}), train)
-            self.fit(self.make(**{name: np.bool_(True)}), train)
+            self._fresh(train, **{name: np.bool_(True)})
 
     # ---------------------------------------------------------------- parameters
     def test_get_set_params_round_trip(self) -> None:
@@ -467,6 +489,39 @@ class ModelContract:
             pytest.skip(f"{self.model.__name__} has no early_stopping")
         with pytest.raises(ValueError, match="validation"):
             self.fit(self.make(early_stopping=2), train)
+
+    def test_early_stopping_restores_best_epoch(self) -> None:
+        if self.overfit is None:
+            pytest.skip(f"no overfitting parameters given for {self.model.__name__} (set `overfit`)")
+        ratings, _ = planted(150, 100, 3000, 3, 0.5, seed=2)
+        train, val = random_split(ratings, 0.3, seed=0)
+        patience = 2
+        model = self.fit(self.model(**{**self.overfit, "early_stopping": patience}), train, val)
+        h = model.history_
+        n_max = int(getattr(model, model.epochs_param))
+        assert len(h) < n_max  # stopped early
+        assert len(h) == model.best_epoch_ + patience
+        best_row = h["validation_rmse"].idxmin()
+        assert h.loc[best_row, "epoch"] == model.best_epoch_
+        assert (h["validation_rmse"].iloc[model.best_epoch_:] >= h.loc[best_row, "validation_rmse"] - 1e-6).all()
+        assert model.score(val) == pytest.approx(h["validation_rmse"].min(), rel=1e-6)
+        # the restored model is exactly the model trained for best_epoch_ epochs
+        exact = self.fit(self.model(**{**self.overfit, model.epochs_param: model.best_epoch_}), train)
+        for arr in ("user_factors_", "item_factors_", "user_bias_", "item_bias_"):
+            np.testing.assert_array_equal(getattr(model, arr), getattr(exact, arr), err_msg=arr)
+
+    def test_recovers_a_planted_low_rank_matrix(self) -> None:
+        if self.recovery is None:
+            pytest.skip(f"no recovery parameters given for {self.model.__name__} (set `recovery`)")
+        train, test, clean, baseline_rmse = planted_split()
+        model = self.fit(self.model(**self.recovery), train)
+        score = model.score(test)
+        # held-out RMSE close to the noise floor (the oracle scores ~RECOVERY_NOISE) ...
+        assert score < 2 * RECOVERY_NOISE + 0.05, score
+        # ... because the predictions are close to the noiseless truth
+        assert rmse(model.predict_ratings(test), clean) < RECOVERY_NOISE + 0.05
+        # and far better than biases alone, which cannot express the interaction term
+        assert score < 0.5 * baseline_rmse
 
     def test_same_seed_single_thread_is_bit_identical(self, split: tuple[Ratings, Ratings]) -> None:
         train, val = split
@@ -585,7 +640,7 @@ class ModelContract:
         cut = int(len(df) * 0.8)
         train_df, val_df = df.iloc[:cut], df.iloc[cut:].copy()
         val_df.loc[val_df.index[0], "user"] = "newcomer"  # unknown in training
-        model = self.fit(self.make(), train_df, val_df if self.rating else None)
+        model = self.fit(self.make(threads=1), train_df, val_df if self.rating else None)
         assert all(isinstance(x, str) for x in model.users_) and all(isinstance(x, str) for x in model.items_)
         if self.rating:
             assert np.isfinite(model.history_["validation_rmse"]).all()
@@ -612,7 +667,7 @@ class ModelContract:
         if not self.rating:
             pytest.skip("a ranking model's scores are not ratings")
         ratings, all_u, all_i = additive_ratings()
-        model = self.fit(self.make(), ratings)
+        model = self._fresh(ratings)
         assert model.rating_scale_ == (2.0, 3.0)
         clipped = model.predict(all_u, all_i)
         raw = model.predict(all_u, all_i, clip=False)

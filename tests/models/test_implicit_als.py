@@ -1,0 +1,31 @@
+"""ImplicitALS (Hu, Koren & Volinsky confidence-weighted ALS; preference scores): the model
+contract plus its own checks. The CG kernel is tested in test_implicit_cg_kernel.py."""
+
+from __future__ import annotations
+
+import pytest
+
+from mfrec import ImplicitALS
+from mfrec.testing import ModelContract
+
+
+class TestImplicitALS(ModelContract):
+    model = ImplicitALS
+    small = {"factors": 4, "iterations": 3, "regularization": 0.5}
+
+
+@pytest.mark.parametrize("name", ["solver", "confidence"])
+@pytest.mark.parametrize("value", ["lu", "", None, 3, "CG"])
+def test_string_choices_are_checked(name, value, tiny):
+    with pytest.raises(ValueError, match=f"{name} must be one of"):
+        ImplicitALS(**{name: value}).fit(tiny)
+
+
+def test_validation_is_refused(tiny):
+    with pytest.raises(ValueError, match="ranking metrics"):
+        ImplicitALS(iterations=1).fit(tiny, validation=tiny)
+
+
+def test_numeric_parameter_errors_name_the_parameter(tiny):
+    with pytest.raises(ValueError, match="alpha"):
+        ImplicitALS(alpha="2").fit(tiny)
