@@ -266,6 +266,11 @@ class ModelContract:
     #: parameters that overfit small planted data within their epoch budget (None skips the
     #: early-stopping check)
     overfit: ClassVar[dict[str, Any] | None] = None
+    #: parameters of a converged fit for which folding a training user's own ratings back in
+    #: gives back that user's trained bias and factors (within ``refold_atol``): the fold-in rule
+    #: is the training objective's (None skips the check, e.g. for SGD, which is not an exact solve)
+    refold: ClassVar[dict[str, Any] | None] = None
+    refold_atol: ClassVar[float] = 0.01
 
     # ---------------------------------------------------------------- hooks
     def make_data(self) -> Ratings:
@@ -749,6 +754,18 @@ class ModelContract:
             fitted.fold_in({unknown: float(fitted.rating_scale_[1])})
         zero = fitted.fold_in({})
         assert zero.bias == 0 and not np.any(zero.factors)
+
+    def test_fold_in_of_a_training_user_gives_back_their_factors(self, train: Ratings) -> None:
+        if self.refold is None:
+            pytest.skip(f"no converged parameters given for {self.model.__name__} (set `refold`)")
+        model = self.fit(self.model(**self.refold), train)
+        csr = train.by_user
+        users = np.flatnonzero(np.diff(csr.indptr) > 0)[:8]
+        for u in users:
+            row = csr[u]
+            fold = model.fold_in(dict(zip(train.items[row.indices], row.data)))
+            np.testing.assert_allclose(fold.factors, model.user_factors_[u], atol=self.refold_atol, err_msg=str(u))
+            assert abs(fold.bias - model.user_bias_[u]) <= self.refold_atol, u
 
     def test_add_user_equals_recommend_new(self, train: Ratings) -> None:
         model = self._fresh(train)

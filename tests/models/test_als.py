@@ -14,6 +14,7 @@ class TestALS(ModelContract):
     small = {"factors": 4, "iterations": 3, "regularization": 1.0}
     recovery = dict(factors=5, iterations=10, regularization=0.5, bias_regularization=0.5, seed=0, threads=1)
     overfit = dict(factors=5, iterations=30, regularization=0.1, bias_regularization=0.1, threads=1)
+    refold = dict(factors=3, iterations=30, regularization=1.0, solver="cholesky", threads=1)
 
 
 class TestALSCholesky(ModelContract):

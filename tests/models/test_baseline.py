@@ -15,6 +15,7 @@ class TestBaseline(ModelContract):
     small = {"iterations": 4}
     random_init = False
     overfit = dict(iterations=30, user_regularization=0.0, item_regularization=0.0)
+    refold = dict(iterations=30)
 
 
 def test_baseline_recovers_biases_but_not_interactions():

@@ -12,6 +12,8 @@ from mfrec.testing import ModelContract
 class TestImplicitALS(ModelContract):
     model = ImplicitALS
     small = {"factors": 4, "iterations": 3, "regularization": 0.5}
+    refold = dict(factors=3, iterations=30, regularization=1.0, solver="cholesky", threads=1)
+    refold_atol = 0.05
 
 
 @pytest.mark.parametrize("name", ["solver", "confidence"])
