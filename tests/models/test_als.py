@@ -62,24 +62,7 @@ def test_float64_dtype(small):
     assert m64.score(test) == pytest.approx(m32.score(test), rel=5e-3)
 
 
-@pytest.mark.parametrize("bad", [{"factors": -1}, {"solver": "foo"}, {"cg_steps": 0}, {"iterations": 0},
-                                 {"regularization": float("nan")}], ids=repr)
-def test_invalid_parameters_raise_value_error(bad, small):
-    with pytest.raises(ValueError):
-        ALS(**bad).fit(small[0])
-
-
-def test_huge_negative_bias_regularization_is_refused(tiny):
-    with pytest.raises(ValueError):  # was a SystemError out of the Numba Cholesky
-        ALS(factors=3, bias_regularization=-100.0).fit(tiny)
-
-
 @pytest.mark.parametrize("value", ["lu", "", None, 3, "CG"])
 def test_string_choices_are_checked(value, tiny):
     with pytest.raises(ValueError, match="solver must be one of"):
         ALS(solver=value).fit(tiny)
-
-
-def test_numeric_parameter_errors_name_the_parameter(tiny):
-    with pytest.raises(ValueError, match="cg_steps"):
-        ALS(cg_steps=2.0).fit(tiny)

@@ -59,9 +59,3 @@ def test_clipping_is_doing_something():
     ratings, all_u, all_i = additive_ratings()
     model = Baseline(iterations=4).fit(ratings)
     assert model.predict(all_u, all_i, clip=False).max() > 3.1
-
-
-@pytest.mark.parametrize("bad", [{"iterations": 0}, {"user_regularization": -1.0}], ids=repr)
-def test_invalid_parameters_raise_value_error(bad, tiny):
-    with pytest.raises(ValueError):
-        Baseline(**bad).fit(tiny)

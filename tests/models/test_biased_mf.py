@@ -45,31 +45,6 @@ def test_divergence_raises_a_clear_error():
         BiasedMF(factors=3, learning_rate=5.0, learning_rate_decay=1.0, regularization=0.0).fit(r)
 
 
-@pytest.mark.parametrize("bad", [{"factors": -1}, {"epochs": 0}, {"threads": 0}], ids=repr)
-def test_invalid_parameters_raise_value_error(bad, small):
-    with pytest.raises(ValueError):
-        BiasedMF(**bad).fit(small[0])
-
-
-@pytest.mark.parametrize("bad", [
-    {"dtype": "int32"},           # trains silently with all-zero integer factors
-    {"dtype": "float16"},         # NotImplementedError from Numba, not ValueError
-    {"early_stopping": 0},        # accepted, behaves like 1
-    {"learning_rate": float("inf")},  # accepted, model is all NaN
-    {"bias_learning_rate": -1.0},     # accepted, model is all NaN
-    {"factors": 2.5},             # silently truncated to 2
-], ids=repr)
-def test_more_invalid_parameters_raise_value_error(bad, tiny):
-    with pytest.raises(ValueError):
-        BiasedMF(**{"factors": 3, **bad}).fit(tiny, validation=tiny if "early_stopping" in bad else None)
-
-
-@pytest.mark.parametrize("bad", [{"threads": 0}, {"threads": "2"}], ids=repr)
-def test_numeric_parameter_errors_name_the_parameter(bad, tiny):
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        BiasedMF(**bad).fit(tiny)
-
-
 def test_unknown_counts_are_per_call_and_per_thread(small):
     """8 threads predicting with different numbers of unknown users: each sees its own counts,
     both in the returned counts and in ``unknown_`` (per thread), never another thread's."""

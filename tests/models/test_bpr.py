@@ -103,14 +103,6 @@ def test_add_user_save_load_and_evaluate(tmp_path):
     assert "bpr" in mfrec.models.MODEL_NAMES
 
 
-@pytest.mark.parametrize("bad", [{"learning_rate": 0.0}, {"regularization": -1.0}, {"regularization": 0.0},
-                                 {"iterations": 0}, {"factors": 2.5}, {"threads": 0}],
-                         ids=lambda d: repr(d))
-def test_bad_parameters_name_themselves(bad):
-    with pytest.raises(ValueError, match=next(iter(bad))):
-        BPR(**bad).fit(_blocks())
-
-
 def test_validation_is_refused():
     r = _blocks()
     with pytest.raises(ValueError, match="ranking metrics"):

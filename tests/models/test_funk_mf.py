@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from mfrec import FunkMF
 from mfrec.testing import ModelContract
 
@@ -32,14 +30,3 @@ def test_funkmf_has_no_biases(small):
     model = FunkMF(factors=4, epochs=3).fit(train)
     assert model.global_mean_ == 0.0
     assert not model.user_bias_.any() and not model.item_bias_.any()
-
-
-@pytest.mark.parametrize("bad", [{"factors": -1}, {"regularization": -1.0}, {"batch_size": 0}], ids=repr)
-def test_invalid_parameters_raise_value_error(bad, small):
-    with pytest.raises(ValueError):
-        FunkMF(**bad).fit(small[0])
-
-
-def test_numeric_parameter_errors_name_the_parameter(tiny):
-    with pytest.raises(ValueError, match="batch_size"):
-        FunkMF(batch_size=True).fit(tiny)

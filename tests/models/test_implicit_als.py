@@ -26,8 +26,3 @@ def test_string_choices_are_checked(name, value, tiny):
 def test_validation_is_refused(tiny):
     with pytest.raises(ValueError, match="ranking metrics"):
         ImplicitALS(iterations=1).fit(tiny, validation=tiny)
-
-
-def test_numeric_parameter_errors_name_the_parameter(tiny):
-    with pytest.raises(ValueError, match="alpha"):
-        ImplicitALS(alpha="2").fit(tiny)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pytest
 
 from mfrec import SVDpp
 from mfrec.testing import ModelContract
@@ -29,9 +28,3 @@ def test_svdpp_effective_user_vectors(small):
             implicit[u] = model.implicit_factors_[cols].astype(np.float64).sum(axis=0) / np.sqrt(len(cols))
     np.testing.assert_allclose(model.user_factors_, model.explicit_user_factors_ + implicit, rtol=1e-5, atol=1e-6)
     assert np.abs(implicit).max() > 0
-
-
-@pytest.mark.parametrize("bad", [{"factors": -1}, {"learning_rate": -0.1}], ids=repr)
-def test_invalid_parameters_raise_value_error(bad, small):
-    with pytest.raises(ValueError):
-        SVDpp(**bad).fit(small[0])
