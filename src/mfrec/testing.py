@@ -16,9 +16,14 @@ Every check goes through the public API only (``fit``, ``predict``, ``recommend*
 ``validate_params``, ``parameter_constraints``, the registry) on tiny synthetic data with few
 epochs, so the whole contract of a model runs in a few seconds. Hooks a subclass may override:
 ``small`` (fast parameters), `make_data` (training ratings), `fit_kwargs` (extra ``fit`` arguments,
-e.g. CMF's attribute tables), ``random_init`` (whether the seed changes the fit) and
-``threads_reproducible`` (whether a fixed thread count > 1 is reproducible). The helpers below
-(`planted`, `rmse`, `assert_same_fit`, `invalid_values`, ...) serve model-specific tests too.
+e.g. CMF's attribute tables), ``random_init`` (whether the seed changes the fit),
+``threads_reproducible`` (whether a fixed thread count > 1 is reproducible), and the opt-in
+checks' parameters ``recovery`` (recovers a planted low-rank matrix), ``overfit`` (early stopping
+restores the best epoch) and ``refold`` (folding a training user back in gives back their
+factors). Invalid parameter values are generated from ``parameter_constraints()``
+(`invalid_values`). The only private name read is the declaration ``_array_specs`` (a file holds
+exactly the declared arrays). The helpers below (`planted`, `rmse`, `assert_same_fit`, ...)
+serve model-specific tests too.
 
 This module imports pytest: import it from tests only.
 """
