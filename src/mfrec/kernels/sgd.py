@@ -18,7 +18,10 @@ than unpadded 400-byte rows, of which three in four straddle cache lines.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from mfrec.kernels.compile import compile_with_llvm_options
 from mfrec.kernels.random import splitmix
@@ -244,43 +247,192 @@ def _group_sq_norms(X, b, group, g):
     return x2, b2
 
 
+# --------------------------------------------------------------------------- the block scheduler
+# Scheduler state of one epoch, one int64 array: the lock word, the count of finished blocks,
+# then per user group (row) the next step to run and a busy flag, per item group (column) the
+# next step to run.
+_LOCK = 0
+_DONE = 1
+_HEAD = 2
+
+
+@intrinsic
+def _compare_and_swap(typingctx, arr, idx, expected, new):
+    """``arr[idx]``'s old value, and ``arr[idx] = new`` if it was ``expected`` (one atomic
+    sequentially consistent compare-and-swap on an int64 array)."""
+    sig = types.int64(arr, idx, expected, new)
+
+    def codegen(context, builder, signature, args):
+        aty, ity, ety, nty = signature.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.cast(builder, args[1], ity, types.intp)])
+        old = builder.cmpxchg(ptr, context.cast(builder, args[2], ety, types.int64),
+                              context.cast(builder, args[3], nty, types.int64), "seq_cst", "seq_cst")
+        return builder.extract_value(old, 0)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, value):
+    """``arr[idx] = value`` as an atomic store with release order (int64 array)."""
+    sig = types.void(arr, idx, value)
+
+    def codegen(context, builder, signature, args):
+        aty, ity, vty = signature.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.cast(builder, args[1], ity, types.intp)])
+        builder.store_atomic(context.cast(builder, args[2], vty, types.int64), ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    """``sched_yield()``: give the core to another runnable thread (a waiting worker must not
+    spin on a core that the worker it waits for, or another process, could use)."""
+    sig = types.int32()
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _lock(board):
+    while _compare_and_swap(board, _LOCK, 0, 1) != 0:
+        _yield_cpu()
+
+
+@njit(cache=True)
+def _unlock(board):
+    _store_release(board, _LOCK, 0)
+
+
+@njit(cache=True)
+def new_schedule(n_groups):
+    """A fresh scheduler state for an epoch on ``n_groups x n_groups`` blocks."""
+    return np.zeros(_HEAD + 3 * n_groups, dtype=np.int64)
+
+
+@njit(cache=True)
+def claim_block(board, strata, n_groups, first):
+    """Claim a block that is ready: the user group (row) ``r`` whose next step ``j`` is not
+    running, and whose item group (column) ``c = (r + strata[j]) mod n_groups`` has finished
+    its steps before ``j``. Rows are tried from ``first`` on. Returns ``(r, j)``, ``(-1, 0)``
+    when no block is ready now, ``(-2, 0)`` when the epoch is over. Call with the lock held.
+
+    Step ``j`` of every row and of every column is the block of stratum ``strata[j]``: a block
+    runs only after the blocks before it in its row and in its column, the order of the
+    sequential pass over the strata. Blocks of different rows and columns touch disjoint
+    factor rows and biases, so any run that keeps these two orders gives that pass's result,
+    bit for bit, whichever thread takes which block and however many threads there are."""
+    g = n_groups
+    if board[_DONE] == g * g:
+        return -2, 0
+    row_step = _HEAD
+    row_busy = _HEAD + g
+    col_step = _HEAD + 2 * g
+    for o in range(g):
+        r = (first + o) % g
+        j = board[row_step + r]
+        if j < g and board[row_busy + r] == 0:
+            c = (r + strata[j]) % g
+            if board[col_step + c] == j:
+                board[row_busy + r] = 1
+                return r, j
+    return -1, 0
+
+
+@njit(cache=True)
+def finish_block(board, strata, n_groups, r, j):
+    """Mark block ``(r, step j)`` done (call with the lock held)."""
+    g = n_groups
+    c = (r + strata[j]) % g
+    board[_HEAD + r] = j + 1
+    board[_HEAD + g + r] = 0
+    board[_HEAD + 2 * g + c] = j + 1
+    board[_DONE] += 1
+
+
+@njit(**_OPTS)
+def _grid_worker(w, n_workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, n_groups,
+                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                 sse, sq):
+    """One worker of `sgd_strata_epoch`: claim a ready block, run it, mark it done, until all
+    blocks are done; waits (yielding the core) while no block is ready."""
+    g = n_groups
+    first = (w * g) // n_workers
+    total = 0.0
+    while True:
+        _lock(board)
+        r, j = claim_block(board, strata, g, first)
+        _unlock(board)
+        if r == -2:
+            break
+        if r == -1:
+            _yield_cpu()
+            continue
+        c = (r + strata[j]) % g
+        b = r * g + c
+        s0 = block_seg[b]
+        s1 = block_seg[b + 1]
+        if s1 > s0:
+            perm = _run_permutation(s0, s1, seed, b)
+            acc = 0.0
+            for q in range(s1 - s0):
+                s = perm[q]
+                acc += _sgd_block(users, items, values, base, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
+                                  mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+            total += acc
+        if j == g - 1:  # the last block of user group r and of item group c: their rows are final
+            sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
+            sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
+        _lock(board)
+        finish_block(board, strata, g, r, j)
+        _unlock(board)
+        first = r  # the row's next block is often ready next: its item rows come after these
+    sse[w] = total
+
+
 @njit(parallel=True, **_OPTS)
 def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
-                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
+                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
+                     n_workers=1):
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
 
     ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
     ``item_group`` (``0..n_groups-1`` per row); each block visits its users' runs in the random
-    order of `shuffle_user_runs` for ``seed``.
+    order of `shuffle_user_runs` for ``seed``. The result is that of the sequential pass over the
+    strata ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), whatever the thread
+    count: ``n_workers`` threads (at most Numba's thread count) each take any block that is ready
+    (`claim_block`) instead of walking the strata behind barriers, so a thread slowed by
+    another process takes fewer blocks and the others go on; with more groups than threads
+    (`grid_groups`) there is nearly always a ready block.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
     ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
     and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
     ``reverse`` runs the strata last to first: alternating it between epochs makes the first
-    stratum of an epoch the last of the previous one, so each thread keeps the item rows it
+    stratum of an epoch the last of the previous one, so a thread keeps the item rows it
     has in cache instead of fetching another thread's.
     Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
-    reported loss), each thread summing the rows it holds in cache, and returns the sum of
-    squared errors seen before each update (the running training error).
+    reported loss), the group's rows summed by the thread that ran its last block, and returns
+    the sum of squared errors seen before each update (the running training error).
     """
-    sse = np.zeros(n_groups, dtype=np.float64)
-    sq = np.zeros((n_groups, 4), dtype=np.float64)
-    for step in range(n_groups):
-        s = n_groups - 1 - step if reverse else step
-        for t in prange(n_groups):
-            b = t * n_groups + (t + s) % n_groups
-            s0 = block_seg[b]
-            s1 = block_seg[b + 1]
-            if s1 > s0:
-                perm = _run_permutation(s0, s1, seed, b)
-                acc = 0.0
-                for q in range(s1 - s0):
-                    r = perm[q]
-                    acc += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
-                                      mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
-                sse[t] += acc
-            if step == n_groups - 1:  # this thread's user group and this item group are final
-                sq[t, 0], sq[t, 2] = _group_sq_norms(P, bu, user_group, t)
-                sq[t, 1], sq[t, 3] = _group_sq_norms(Q, bi, item_group, (t + s) % n_groups)
+    g = n_groups
+    workers = max(1, min(n_workers, g))
+    strata = np.arange(g)
+    if reverse:
+        strata = strata[::-1].copy()
+    board = new_schedule(g)
+    sse = np.zeros(workers, dtype=np.float64)
+    sq = np.zeros((g, 4), dtype=np.float64)
+    for w in prange(workers):
+        _grid_worker(w, workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group,
+                     item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, sse, sq)
     for j in range(4):
         norms[j] = sq[:, j].sum()
     return sse.sum()
@@ -390,3 +542,18 @@ def minibatch_epoch(users, items, values, order, batch_size, P, Q, lr, reg, grad
                     gq[f] = 0.0
                 touched_i[i] = False
     return sse
+
+
+GROUPS_PER_THREAD = 4
+
+
+def grid_groups(threads: int, n_users: int, n_items: int) -> int:
+    """User (and item) groups per dimension of the block grid for an epoch on ``threads``.
+
+    One thread: one block, plain sequential SGD. More: ``GROUPS_PER_THREAD`` groups per thread
+    (``4 t x 4 t`` blocks), so that a thread that finishes its block nearly always finds another
+    ready one (`claim_block`) and a thread slowed by another process just takes fewer blocks.
+    Never more groups than users or items."""
+    if threads <= 1:
+        return 1
+    return max(1, min(GROUPS_PER_THREAD * int(threads), int(n_users), int(n_items)))

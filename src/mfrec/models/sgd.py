@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import block_runs, minibatch_epoch, sgd_strata_epoch
+from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, sgd_strata_epoch
 from mfrec.models.base import FactorModel, float_param
 from mfrec.models.registry import register_model
 
@@ -75,11 +76,8 @@ class _SGDModel(FactorModel):
         return float(self.learning_rate) * float(getattr(self, "learning_rate_decay", 1.0)) ** epoch
 
     def _setup_blocks(self, train: Ratings, rng: np.random.Generator) -> None:
-        """Split users and items into one group per thread and bucket the ratings by block."""
-        import numba
-
-        g = numba.get_num_threads()
-        g = max(1, min(g, train.n_users, train.n_items))
+        """Split users and items into groups (`grid_groups`) and bucket the ratings by block."""
+        g = grid_groups(numba.get_num_threads(), train.n_users, train.n_items)
         self._n_groups = g
         ug = self._user_group = balanced_groups(train.user_counts, g, rng)
         ig = self._item_group = balanced_groups(train.item_counts, g, rng)
@@ -104,7 +102,7 @@ class _SGDModel(FactorModel):
                                 self.user_bias_, self.item_bias_, Z, G,
                                 float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
                                 float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
-                                self._reverse_strata, self._sq_norms)
+                                self._reverse_strata, self._sq_norms, numba.get_num_threads())
 
     def _penalty(self) -> float:
         """From the squared norms the epoch kernel leaves (each thread sums the rows in its
