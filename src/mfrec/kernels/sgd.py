@@ -17,6 +17,11 @@ than unpadded 400-byte rows, of which three in four straddle cache lines.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
+from typing import Callable
+
 import numpy as np
 from llvmlite import ir
 from numba import njit, prange, types
@@ -313,7 +318,7 @@ def _unlock(board):
 
 
 @njit(cache=True)
-def new_schedule(n_groups):
+def new_board(n_groups):
     """A fresh scheduler state for an epoch on ``n_groups x n_groups`` blocks."""
     return np.zeros(_HEAD + 3 * n_groups, dtype=np.int64)
 
@@ -359,14 +364,20 @@ def finish_block(board, strata, n_groups, r, j):
 
 
 @njit(**_OPTS)
-def _grid_worker(w, n_workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, n_groups,
+def epoch_worker(w, n_workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, n_groups,
                  user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
-                 sse, sq):
-    """One worker of `sgd_strata_epoch`: claim a ready block, run it, mark it done, until all
-    blocks are done; waits (yielding the core) while no block is ready."""
+                 block_sse, sq):
+    """Worker ``w`` of an epoch on ``board`` (`new_board`): claim a ready block (`claim_block`),
+    run it, mark it done, until every block is done; while no block is ready it yields the core.
+
+    Writes each block's sum of squared errors to ``block_sse[block]`` and, after the last block
+    of a user group ``r`` / item group ``c``, the squared norms of its rows to ``sq[r, 0]``,
+    ``sq[r, 2]`` (``P``, ``bu``) / ``sq[c, 1]``, ``sq[c, 3]`` (``Q``, ``bi``), all before the
+    block is marked done: once ``board`` counts every block done, the epoch's results are
+    complete, whichever worker has returned yet. A worker that starts after that returns at
+    once, touching nothing."""
     g = n_groups
     first = (w * g) // n_workers
-    total = 0.0
     while True:
         _lock(board)
         r, j = claim_block(board, strata, g, first)
@@ -380,65 +391,130 @@ def _grid_worker(w, n_workers, board, strata, users, items, values, base, seg_pt
         b = r * g + c
         s0 = block_seg[b]
         s1 = block_seg[b + 1]
+        acc = 0.0
         if s1 > s0:
             perm = _run_permutation(s0, s1, seed, b)
-            acc = 0.0
             for q in range(s1 - s0):
                 s = perm[q]
                 acc += _sgd_block(users, items, values, base, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
                                   mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
-            total += acc
+        block_sse[b] = acc
         if j == g - 1:  # the last block of user group r and of item group c: their rows are final
             sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
             sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
         _lock(board)
         finish_block(board, strata, g, r, j)
         _unlock(board)
-        first = r  # the row's next block is often ready next: its item rows come after these
-    sse[w] = total
+        first = r  # the row's next block is often the next ready one
 
 
-@njit(parallel=True, **_OPTS)
+epoch_worker = compile_with_llvm_options(epoch_worker, *_ONE_VECTOR_PER_ITERATION)
+
+
+@njit(cache=True)
+def epoch_strata(n_groups, reverse):
+    """The order of the strata in an epoch: ``0..n_groups-1``, or reversed."""
+    strata = np.arange(n_groups)
+    if reverse:
+        strata = strata[::-1].copy()
+    return strata
+
+
+@njit(**_OPTS)
 def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
-                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
-                     n_workers=1):
-    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
+                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
+    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on the
+    calling thread (`parallel_epoch` runs the same epoch on several threads, to the same bits).
 
     ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
     ``item_group`` (``0..n_groups-1`` per row); each block visits its users' runs in the random
-    order of `shuffle_user_runs` for ``seed``. The result is that of the sequential pass over the
-    strata ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), whatever the thread
-    count: ``n_workers`` threads (at most Numba's thread count) each take any block that is ready
-    (`claim_block`) instead of walking the strata behind barriers, so a thread slowed by
-    another process takes fewer blocks and the others go on; with more groups than threads
-    (`grid_groups`) there is nearly always a ready block.
+    order of `shuffle_user_runs` for ``seed``; the blocks run in the order of the strata
+    ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), last to first with ``reverse``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
     ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
     and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
-    ``reverse`` runs the strata last to first: alternating it between epochs makes the first
-    stratum of an epoch the last of the previous one, so a thread keeps the item rows it
-    has in cache instead of fetching another thread's.
     Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
-    reported loss), the group's rows summed by the thread that ran its last block, and returns
-    the sum of squared errors seen before each update (the running training error).
+    reported loss) and returns the sum of squared errors seen before each update (the running
+    training error).
     """
     g = n_groups
-    workers = max(1, min(n_workers, g))
-    strata = np.arange(g)
-    if reverse:
-        strata = strata[::-1].copy()
-    board = new_schedule(g)
-    sse = np.zeros(workers, dtype=np.float64)
+    board = new_board(g)
+    block_sse = np.zeros(g * g, dtype=np.float64)
     sq = np.zeros((g, 4), dtype=np.float64)
-    for w in prange(workers):
-        _grid_worker(w, workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group,
-                     item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, sse, sq)
+    epoch_worker(0, 1, board, epoch_strata(g, reverse), users, items, values, base, seg_ptr, block_seg, seed, g,
+                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                 block_sse, sq)
     for j in range(4):
         norms[j] = sq[:, j].sum()
-    return sse.sum()
+    return block_sse.sum()
 
 
 sgd_strata_epoch = compile_with_llvm_options(sgd_strata_epoch, *_ONE_VECTOR_PER_ITERATION)
+
+
+class _Helpers:
+    """Helper threads for `parallel_epoch`, started on first use and kept for the process.
+
+    Each waits on its own queue for an epoch to work on and runs `epoch_worker` (which releases
+    the GIL). The calling thread never waits for a helper to start or to return: it works on the
+    epoch itself and returns once every block is done, so a helper that the OS does not run in
+    time (the cores are taken) costs nothing but the blocks it holds."""
+
+    def __init__(self) -> None:
+        self._queues: list[queue.SimpleQueue] = []
+        self._guard = threading.Lock()
+
+    def submit(self, n: int, args_of: Callable[[int], tuple]) -> None:
+        """Give workers ``1..n`` the epoch (``args_of(w)``: `epoch_worker`'s arguments)."""
+        with self._guard:
+            while len(self._queues) < n:
+                q: queue.SimpleQueue = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(q,), name=f"mfrec-sgd-{len(self._queues) + 1}",
+                                 daemon=True).start()
+                self._queues.append(q)
+            for w in range(1, n + 1):
+                self._queues[w - 1].put(args_of(w))
+
+    @staticmethod
+    def _serve(q: queue.SimpleQueue) -> None:
+        while True:
+            epoch_worker(*q.get())
+
+    def reset(self) -> None:
+        """Forget the threads (in a forked child, where they do not exist)."""
+        self._queues = []
+        self._guard = threading.Lock()
+
+
+_HELPERS = _Helpers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELPERS.reset)
+
+
+def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
+                   bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
+                   n_workers: int = 1) -> float:
+    """`sgd_strata_epoch` on ``n_workers`` threads: the calling thread and ``n_workers - 1``
+    helpers (`_Helpers`) each take any ready block (`claim_block`) instead of walking the strata
+    behind barriers, so a thread slowed by another process takes fewer blocks and the others go
+    on; with more groups than threads (`grid_groups`) there is nearly always a ready block. The
+    result is bit for bit that of `sgd_strata_epoch`, whatever ``n_workers`` and the timing."""
+    g = int(n_groups)
+    workers = max(1, min(int(n_workers), g))
+    if workers == 1:
+        return sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group,
+                                item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                                reverse, norms)
+    board = new_board(g)  # a fresh board per epoch: a late helper sees its own epoch finished
+    block_sse = np.zeros(g * g, dtype=np.float64)
+    sq = np.zeros((g, 4), dtype=np.float64)
+    strata = epoch_strata(g, reverse)
+    rest = (board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
+            bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, block_sse, sq)
+    _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)
+    epoch_worker(0, workers, *rest)  # returns when every block is done
+    norms[:] = sq.sum(axis=0)
+    return float(block_sse.sum())
 
 
 @njit(parallel=True, **_OPTS)

@@ -6,7 +6,7 @@ import numba
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, sgd_strata_epoch
+from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, parallel_epoch
 from mfrec.models.base import FactorModel, float_param
 from mfrec.models.registry import register_model
 
@@ -97,12 +97,12 @@ class _SGDModel(FactorModel):
         seed = np.uint64(rng.integers(0, 2**63))
         self._reverse_strata = not self._reverse_strata
         self._sq_norms = np.empty(4)
-        return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, self._block_base, self._seg_ptr,
-                                self._block_seg, seed, self._n_groups, self._user_group, self._item_group, P, Q,
-                                self.user_bias_, self.item_bias_, Z, G,
-                                float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
-                                float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
-                                self._reverse_strata, self._sq_norms, numba.get_num_threads())
+        return parallel_epoch(train.user_indices, train.item_indices, train.values, self._block_base, self._seg_ptr,
+                              self._block_seg, seed, self._n_groups, self._user_group, self._item_group, P, Q,
+                              self.user_bias_, self.item_bias_, Z, G,
+                              float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
+                              float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
+                              self._reverse_strata, self._sq_norms, numba.get_num_threads())
 
     def _penalty(self) -> float:
         """From the squared norms the epoch kernel leaves (each thread sums the rows in its
