@@ -491,16 +491,53 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_HELPERS.reset)
 
 
+def _runnable() -> int:
+    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown)."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            return int(fh.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _own_runnable() -> int:
+    """This process's threads running or ready to run now (at least 1: the caller)."""
+    own = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
+                own += fh.read().rsplit(b")", 1)[1].split()[0] == b"R"
+    except (OSError, IndexError):
+        pass
+    return max(own, 1)
+
+
+def epoch_threads(threads: int) -> int:
+    """Threads for the next epoch: ``threads``, but no more than the cores not taken by other
+    processes (and at least one). An extra thread on a taken core only slows the epoch down:
+    whenever the OS parks it while it holds a block, the others run out of ready blocks and wait
+    for it (the same rule as GNU OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the
+    load average). The result does not depend on the count."""
+    if threads <= 1:
+        return 1
+    cores = os.cpu_count() or 1
+    runnable = _runnable()
+    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
+        return threads
+    # other threads of this process (Numba's or BLAS's pools finishing a parallel loop) are no load
+    return max(1, min(threads, cores - (runnable - _own_runnable())))
+
+
 def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                    bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
                    n_workers: int = 1) -> float:
-    """`sgd_strata_epoch` on ``n_workers`` threads: the calling thread and ``n_workers - 1``
-    helpers (`_Helpers`) each take any ready block (`claim_block`) instead of walking the strata
+    """`sgd_strata_epoch` on up to ``n_workers`` threads (`epoch_threads`): the calling thread and
+    the helpers (`_Helpers`) each take any ready block (`claim_block`) instead of walking the strata
     behind barriers, so a thread slowed by another process takes fewer blocks and the others go
     on; with more groups than threads (`grid_groups`) there is nearly always a ready block. The
     result is bit for bit that of `sgd_strata_epoch`, whatever ``n_workers`` and the timing."""
     g = int(n_groups)
-    workers = max(1, min(int(n_workers), g))
+    workers = min(epoch_threads(int(n_workers)), g)
     if workers == 1:
         return sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group,
                                 item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
