@@ -1,12 +1,17 @@
-"""SGD kernels: stratified parallel per-rating SGD (BiasedMF, FunkMF, SVD++) and minibatch GD.
+"""SGD kernels: block-parallel per-rating SGD (BiasedMF, FunkMF, SVD++) and minibatch GD.
 
-Parallel SGD without lock contention: users and items are split into ``G`` groups (one per
-thread), ratings are bucketed into the ``G x G`` blocks of (user group, item group), and an epoch
-runs ``G`` strata; in stratum ``s`` thread ``t`` processes block ``(t, (t + s) mod G)``, so no two
-threads ever touch the same user or item row (the DSGD / FPSGD scheme). Within a block, each
-epoch visits the users in a fresh random order, each user's ratings in item order. With one
-thread there is one block and the kernel is plain sequential SGD; results are bit-identical for
-a seed.
+Parallel SGD without lock contention: users and items are split into ``G`` groups, ratings are
+bucketed into the ``G x G`` blocks of (user group, item group), and an epoch is the pass over
+``G`` strata; stratum ``s`` holds the blocks ``(t, (t + s) mod G)``, which touch disjoint user
+and item rows (the DSGD / FPSGD scheme). The threads do not walk the strata behind barriers:
+each takes any block that is ready (the blocks before it in its row and in its column are done,
+`claim_block`), so the epoch gives the sequential pass's result bit for bit for any thread count,
+a thread slowed by another process just takes fewer blocks, and the calling thread never waits
+for a helper that has not started (`parallel_epoch`). With one thread there is one block and
+the kernel is plain sequential SGD; with ``t > 1`` threads ``G = 2 t`` (`grid_groups`). Within
+a block, each epoch visits the users in a fresh random order, each user's ratings in item order.
+Results are bit-identical for a seed and a thread count (``threads=1`` and ``threads=2`` differ:
+one grid has 1 block, the other 16).
 
 All factor arrays are float32 and updated in place; scalars are passed as float32 so the inner
 loops stay float32 and vectorize (fastmath). The models hand the kernels factor rows padded with
@@ -657,15 +662,18 @@ def minibatch_epoch(users, items, values, order, batch_size, P, Q, lr, reg, grad
     return sse
 
 
-GROUPS_PER_THREAD = 4
+GROUPS_PER_THREAD = 2
 
 
 def grid_groups(threads: int, n_users: int, n_items: int) -> int:
     """User (and item) groups per dimension of the block grid for an epoch on ``threads``.
 
     One thread: one block, plain sequential SGD. More: ``GROUPS_PER_THREAD`` groups per thread
-    (``4 t x 4 t`` blocks), so that a thread that finishes its block nearly always finds another
-    ready one (`claim_block`) and a thread slowed by another process just takes fewer blocks.
+    (``2 t x 2 t`` blocks), so that a thread that finishes its block usually finds another ready
+    one (`claim_block`) and a thread slowed by another process takes fewer blocks. A finer grid
+    gives more slack but costs when the epoch runs on fewer threads than planned (each user's
+    ratings split into more, shorter runs): on one thread, 8 x 8 blocks took 1.5-2x the time of
+    1 or 2 x 2 on ml-100k u1 and synthetic 1M (busy machine, benchmarks/RESULTS.md 11.3).
     Never more groups than users or items."""
     if threads <= 1:
         return 1
