@@ -35,7 +35,11 @@ def test_every_page_is_in_the_nav():
 @pytest.mark.realdata
 @pytest.mark.parametrize("page", [p for p in PAGES if blocks(p, "python")])
 def test_python_examples_run(page, tmp_path, monkeypatch, capsys):
+    from mfrec.models import registry
+
     monkeypatch.chdir(tmp_path)
+    # a page may register a model of its own (adding-a-model.md): keep it out of the other tests
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
     namespace: dict = {"__name__": f"docs_{page[:-3]}"}
     for k, code in enumerate(blocks(page, "python"), 1):
         try:

@@ -126,7 +126,7 @@ def test_round_trip(name, ids, tmp_path):
     assert m2.metrics_ == {"note": 1.5}
     assert m2.rating_scale_ == tuple(m.rating_scale_)
     assert list(m2.users_) == list(m.users_) and list(m2.items_) == list(m.items_)
-    for attr in m._fitted_arrays():
+    for attr in m.get_state().arrays:
         np.testing.assert_array_equal(getattr(m2, attr), getattr(m, attr), err_msg=attr)
 
     users = [_user_id(ids, k) for k in range(N_USERS)] + [_user_id(ids, 999)]
@@ -431,7 +431,7 @@ def _refused(path: Path, match: str) -> ModelFileError:
 def test_every_fitted_array_is_declared():
     for name in MODEL_NAMES:
         m = _fit(name, items=False)
-        assert set(type(m)._array_specs) == set(m._fitted_arrays()), name
+        assert set(type(m)._array_specs) == set(m.get_state().arrays), name
 
 
 @pytest.mark.parametrize("case", [

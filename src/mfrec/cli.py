@@ -149,7 +149,7 @@ def _check_input(path: Path, option: str, what: str) -> None:
 def _write_table(df: pd.DataFrame, out: Path) -> None:
     """CSV, or Parquet for .parquet/.pq; parent folders created, written atomically."""
     from mfrec._optional import require_parquet
-    from mfrec.io import atomic_path
+    from mfrec._files import atomic_path
 
     if out.suffix in (".parquet", ".pq"):
         require_parquet()

@@ -8,7 +8,7 @@ ratio the loader's zip-bomb limit accepts)::
                          summary, history, metrics, and the SHA-256 of every array member
     arrays/<name>.npy    fitted arrays, id maps (int64 or unicode), seen-items CSR, item table
 
-Writes are atomic and durable (`mfrec.io.atomic_write`). Loading treats the file as untrusted
+Writes are atomic and durable (`mfrec._files.atomic_write`). Loading treats the file as untrusted
 data and checks, in this order, before anything becomes part of a model:
 
 1. the path is a regular file (not a directory, device or FIFO), opened without blocking;
@@ -21,7 +21,8 @@ data and checks, in this order, before anything becomes part of a model:
    dtypes, shapes consistent with the id maps and with each other) and its declared size, all
    before reading any array data; then the data is read in bounded chunks into the array itself;
 5. the SHA-256 of every member, then the values: finite floats, unique ids, a monotone seen-items
-   CSR with item indices in range, and the class's own checks (``_validate_loaded`` if defined).
+   CSR with item indices in range; then the class builds the model (``from_state``: declared
+   arrays only, and its own consistency checks).
 
 Every failure is a :class:`mfrec.errors.ModelFileError` naming the file and what is wrong. The
 checksums detect corruption, not tampering: anyone can rewrite a member and its checksum, so load
@@ -52,8 +53,9 @@ import scipy.sparse as sp
 
 from mfrec.data.idmap import IdMap
 from mfrec.errors import ModelFileError
-from mfrec.io import atomic_write
+from mfrec._files import atomic_write
 from mfrec.models.registry import model_class
+from mfrec.models.state import ModelState
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
@@ -103,8 +105,7 @@ def _model_class(name: str) -> type | None:
         return None
 
 
-def _ids_array(id_map: IdMap, what: str) -> np.ndarray:
-    ids = id_map.ids
+def _ids_array(ids: np.ndarray, what: str) -> np.ndarray:
     if ids.dtype.kind in "iu":
         return ids.astype(np.int64)
     if all(isinstance(x, str) for x in ids):
@@ -291,16 +292,18 @@ def check_array_values(specs: dict[str, tuple[str, tuple]], arrays: dict[str, np
 
 
 # ----------------------------------------------------------------------------- save
-def _model_arrays(model: Any) -> tuple[dict[str, np.ndarray], list[str] | None]:
-    arrays: dict[str, np.ndarray] = {name: np.asarray(a) for name, a in model._fitted_arrays().items()}
-    arrays["user_ids"] = _ids_array(model.user_map_, "user")
-    arrays["item_ids"] = _ids_array(model.item_map_, "item")
-    seen = model.seen_.tocsr()
+def _file_arrays(state: ModelState) -> tuple[dict[str, np.ndarray], list[str] | None]:
+    """A model state's arrays as file members: the declared arrays, ids, the seen-items CSR and
+    the item table's columns."""
+    arrays: dict[str, np.ndarray] = {name: np.asarray(a) for name, a in state.arrays.items()}
+    arrays["user_ids"] = _ids_array(state.user_ids, "user")
+    arrays["item_ids"] = _ids_array(state.item_ids, "item")
+    seen = state.seen.tocsr()
     arrays["seen_indptr"] = seen.indptr.astype(np.int64)
     arrays["seen_indices"] = seen.indices.astype(np.int32)
     item_table = None
-    if model.item_info_ is not None:
-        info = model.item_info_
+    if state.item_info is not None:
+        info = state.item_info
         item_table = [c for c in _TABLE_COLUMNS if c in info.columns]
         arrays["item_info_known"] = info.notna().any(axis=1).to_numpy()
         if "title" in info:
@@ -317,38 +320,39 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
 
     The arrays are checked against the class's declared arrays first (the same checks as
     :func:`load_model`), so a file that could not be loaded back is never written."""
-    model._require_fitted()
     from mfrec import __version__
 
-    arrays, item_table = _model_arrays(model)
+    state = model.get_state()  # NotFittedError before anything is written
     cls = type(model)
-    params = _jsonable(model.get_params())
+    arrays, item_table = _file_arrays(state)
+    params = _jsonable(state.params)
     specs = _specs(cls, item_table)
-    bound = {"users": len(model.user_map_), "items": len(model.item_map_), **_bind_params(params)}
+    n_users, n_items = len(state.user_ids), len(state.item_ids)
+    bound = {"users": n_users, "items": n_items, **_bind_params(params)}
     try:
         factor_dtype = np.dtype(params.get("dtype", "float32"))
         check_array_headers(specs, {k: (a.dtype, a.shape) for k, a in arrays.items()}, bound, factor_dtype)
-        check_array_values(specs, arrays, len(model.item_map_), getattr(model, "rating_scale_", None))
+        check_array_values(specs, arrays, n_items, state.meta["rating_scale"])
     except (ValueError, TypeError) as exc:
         raise ModelFileError(f"cannot save this {cls.__name__}: its fitted state is inconsistent ({exc})") from None
     blobs = {f"arrays/{name}.npy": _npy_bytes(arr) for name, arr in arrays.items()}
     text = {f"arrays/{name}.npy" for name, arr in arrays.items() if arr.dtype.kind in "US"}
-    history = model.history_.to_dict(orient="records") if getattr(model, "history_", None) is not None else []
+    meta = state.meta
     manifest = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "mfrec_version": __version__,
         "model_class": cls.__name__,
         "params": params,
-        "rating_scale": [float(x) for x in model.rating_scale_],
-        "global_mean": float(model.global_mean_),
-        "train_mean": float(model.train_mean_),
-        "n_train": int(model.n_train_),
-        "n_users": len(model.user_map_),
-        "n_items": len(model.item_map_),
-        "best_epoch": int(getattr(model, "best_epoch_", 0)),
-        "history": _jsonable(history),
-        "metrics": _jsonable(metrics or getattr(model, "metrics_", {}) or {}),
+        "rating_scale": [float(x) for x in meta["rating_scale"]],
+        "global_mean": float(meta["global_mean"]),
+        "train_mean": float(meta["train_mean"]),
+        "n_train": int(meta["n_train"]),
+        "n_users": n_users,
+        "n_items": n_items,
+        "best_epoch": int(meta["best_epoch"]),
+        "history": _jsonable(meta["history"]),
+        "metrics": _jsonable(metrics or meta["metrics"] or {}),
         "item_table": item_table,
         "arrays": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()},
     }
@@ -600,7 +604,9 @@ def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
     manifest = _read_manifest(zf, path, archive_size)
     cls = _model_class(manifest["model_class"]) if ":" not in manifest["model_class"] else None
     if cls is None:
-        raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}")
+        raise ModelFileError(f"{path}: unknown model class {manifest['model_class']!r}; a model class of your "
+                             "own must be registered first: import its module (or list the module in the "
+                             "MFREC_MODELS environment variable)")
     model = _new_model(cls, manifest["params"], path)
 
     # which members: exactly the manifest's arrays, each a declared array of this class
@@ -649,10 +655,7 @@ def _load(zf: zipfile.ZipFile, path: Path, archive_size: int) -> Any:
               for name, (info, head, dtype, shape, fortran) in headers.items()}
     try:
         check_array_values(specs, arrays, manifest["n_items"], manifest["rating_scale"])
-        _assemble(model, arrays, manifest)
-        validate = getattr(model, "_validate_loaded", None)
-        if validate is not None:
-            validate()
+        model = cls.from_state(_state(arrays, manifest, params))
     except (TypeError, ValueError, KeyError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         raise ModelFileError(f"{path}: inconsistent {cls.__name__} model file: {msg}") from None
@@ -666,13 +669,13 @@ def _id_map(ids: np.ndarray, what: str) -> IdMap:
         raise ValueError(f"{what} ids: {exc}") from None
 
 
-def _assemble(model: Any, arrays: dict[str, np.ndarray], manifest: dict) -> None:
-    """Set the checked arrays and manifest values on ``model`` (only declared names)."""
-    model.user_map_ = _id_map(arrays.pop("user_ids"), "user")
-    model.item_map_ = _id_map(arrays.pop("item_ids"), "item")
+def _state(arrays: dict[str, np.ndarray], manifest: dict, params: dict) -> ModelState:
+    """The checked arrays and manifest values as a `ModelState` (the class builds the model)."""
+    user_ids = _id_map(arrays.pop("user_ids"), "user").ids
+    item_ids = _id_map(arrays.pop("item_ids"), "item").ids
     indptr, indices = arrays.pop("seen_indptr"), arrays.pop("seen_indices")
-    model.seen_ = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
-                                shape=(len(model.user_map_), len(model.item_map_)))
+    seen = sp.csr_matrix((np.ones(len(indices), dtype=np.float32), indices, indptr),
+                         shape=(len(user_ids), len(item_ids)))
     table: dict[str, Any] = {}
     if "item_title" in arrays:
         table["title"] = arrays.pop("item_title").astype(object)
@@ -682,20 +685,10 @@ def _assemble(model: Any, arrays: dict[str, np.ndarray], manifest: dict) -> None
         year = arrays.pop("item_year")
         table["year"] = pd.array(np.where(year < 0, None, year), dtype="Int64")
     known = arrays.pop("item_info_known", None)
-    info = pd.DataFrame(table, index=pd.Index(model.item_map_.ids, name="item")) if table else None
+    info = pd.DataFrame(table, index=pd.Index(item_ids, name="item")) if table else None
     if info is not None and known is not None and not known.all():
         info.loc[~known, :] = np.nan  # items the attached table did not cover
-    model.item_info_ = info
-    declared = set(type(model)._array_specs)
-    for name, arr in arrays.items():
-        if name not in declared:  # unreachable after the spec check; never set an undeclared attribute
-            raise ValueError(f"undeclared array {name}")
-        setattr(model, name, arr)
-    model.rating_scale_ = tuple(float(x) for x in manifest["rating_scale"])
-    model.global_mean_ = float(manifest["global_mean"])
-    model.train_mean_ = float(manifest["train_mean"])
-    model.n_train_ = manifest["n_train"]
-    model.best_epoch_ = manifest["best_epoch"]
-    model.history_ = pd.DataFrame.from_records(manifest["history"])
-    model.metrics_ = manifest["metrics"]
-    model.fitted_ = True
+    meta = {key: manifest[key] for key in ("rating_scale", "global_mean", "train_mean", "n_train", "best_epoch",
+                                           "history", "metrics")}
+    return ModelState(params=params, arrays=arrays, user_ids=user_ids, item_ids=item_ids, seen=seen, meta=meta,
+                      item_info=info)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from mfrec.io import atomic_path
+from mfrec._files import atomic_path
 
 
 def _plt():

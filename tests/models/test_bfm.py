@@ -44,15 +44,17 @@ def _fm(X: np.ndarray, w0: float, w: np.ndarray, V: np.ndarray) -> np.ndarray:
 
 
 def _record_kept_states(monkeypatch) -> list:
-    """Patch BayesianFM so every kept sweep's sampler state is copied into the returned list."""
+    """Patch BayesianFM's trainer so every kept sweep's sampler state is copied into the returned list."""
+    from mfrec.models.bfm import _FMTrainer
+
     states: list = []
-    orig = BayesianFM._keep
+    orig = _FMTrainer._keep
 
     def keep(self, epoch):
         states.append(copy.deepcopy(self._state))
         orig(self, epoch)
 
-    monkeypatch.setattr(BayesianFM, "_keep", keep)
+    monkeypatch.setattr(_FMTrainer, "_keep", keep)
     return states
 
 
@@ -77,7 +79,7 @@ def test_gibbs_draws_match_dense_conditionals():
     train = _tiny(1)
     m = BayesianFM(factors=2, iterations=2, burn_in=1, dtype="float64")
     m.validate_params()
-    m._setup(train, np.random.default_rng(0), np.dtype(np.float64))
+    m = m._trainer(train, np.random.default_rng(0), np.dtype(np.float64), None)  # the fit's scratch state
     st, U, I = m._state, m._U, m._I
     rng = np.random.default_rng(5)
     k = 2

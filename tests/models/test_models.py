@@ -68,7 +68,7 @@ def small():
 
 
 def fitted_state(model) -> dict[str, np.ndarray]:
-    state = dict(model._fitted_arrays())
+    state = dict(model.get_state().arrays)
     state["global_mean_"] = np.asarray(model.global_mean_)
     state["history"] = model.history_[["epoch", "loss", "train_rmse"]].to_numpy()
     return state
@@ -218,27 +218,41 @@ def test_funkmf_has_no_biases(small):
 
 # ------------------------------------------------------------------------------ determinism
 @pytest.mark.parametrize("name", ["FunkMF", "FunkMF-minibatch", "BiasedMF", "SVDpp"])
-def test_sgd_models_train_in_padded_storage_and_publish_contiguous_arrays(name, small):
-    """During the fit the kernels update cache-line padded rows whose padding stays zero; the
-    fitted attributes are plain contiguous (n, factors) arrays."""
+def test_sgd_models_train_in_padded_storage_and_publish_contiguous_arrays(name, small, monkeypatch):
+    """During the fit the kernels update cache-line padded rows (the trainer's storage) whose
+    padding stays zero; the fitted attributes are plain contiguous (n, factors) arrays, and the
+    fitted model keeps no trainer state."""
     train, _ = small
     seen = []
+    model = SMALL[name](seed=0)
+    trainers = []
+    make = type(model)._trainer
+
+    def capture(self, *args):
+        trainers.append(make(self, *args))
+        return trainers[-1]
+
+    monkeypatch.setattr(type(model), "_trainer", capture)
 
     def check(record):
-        for attr, full in model._padded.items():
-            k = getattr(model, attr).shape[1]
+        published = trainers[0].arrays()
+        for attr, full in trainers[0].state().items():
+            if full.ndim != 2:
+                continue
+            k = model.factors
             seen.append(attr)
             assert full.ctypes.data % 64 == 0 and full.shape[1] % 16 == 0
             assert not full[:, k:].any(), attr
-            assert np.shares_memory(getattr(model, attr), full)
+            assert any(np.shares_memory(view, full) for view in published.values()), attr
 
-    model = SMALL[name](seed=0)
     model.fit(train, callback=check)
     assert seen
-    assert "_padded" not in model.__dict__
-    for attr in ("user_factors_", "item_factors_") + model._extra_arrays:
+    assert not any(isinstance(v, np.ndarray) and v.ndim == 2 and v.shape[1] % 16 == 0 and v.shape[1] != 4
+                   for v in vars(model).values())
+    for attr, (kind, _) in model._array_specs.items():
         value = getattr(model, attr)
-        assert value.flags.c_contiguous and value.shape[1] == 4, attr
+        if kind == "factor":
+            assert value.flags.c_contiguous and value.shape[1] == 4, attr
 
 
 @pytest.mark.parametrize("threads", [1, 2])

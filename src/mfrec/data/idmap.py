@@ -77,6 +77,13 @@ def _unhashable(value: Any) -> TypeError:
                      "(ids must be hashable: int, str, ...)")
 
 
+def _integer_ids(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which ids read as integers, their int64 values) for an object array of ids."""
+    num = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
+    ok = np.isfinite(num) & (num == np.round(num))
+    return ok, np.where(ok, num, 0).astype(np.int64)
+
+
 def plain(value: Any) -> Any:
     """A numpy scalar as the Python scalar (so messages show ``99``, not ``np.int64(99)``)."""
     return value.item() if isinstance(value, np.generic) else value
@@ -162,11 +169,10 @@ class IdMap:
             return np.empty(0, dtype=np.int64)
         if self._ids.dtype.kind == "i" and arr.dtype == object:
             # str ids asked of an int map: try to read them as ints ("12" -> 12)
-            num = pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy()
-            ok = np.isfinite(num) & (num == np.round(num))
+            ok, num = _integer_ids(arr)
             out = np.full(len(arr), -1, dtype=np.int64)
             if ok.any():
-                out[ok] = self._index.get_indexer(num[ok].astype(np.int64))
+                out[ok] = self._index.get_indexer(num[ok])
             return out
         if self._ids.dtype == object and arr.dtype.kind == "i":
             arr = arr.astype(object)
@@ -191,6 +197,16 @@ class IdMap:
                 k = d.get(int(key), -1)
             out[n] = k
         return out
+
+    def conform(self, raw: Any) -> np.ndarray:
+        """Raw ids in this map's id type, read the way `lookup` reads them: for an int-id map, ids
+        given as strings that all read as integers ("12") become ints; anything else unchanged."""
+        arr = as_id_array(raw)
+        if self._ids.dtype.kind == "i" and arr.dtype == object and len(arr):
+            ok, num = _integer_ids(arr)
+            if ok.all():
+                return num
+        return arr
 
     def index_of(self, raw: Any, what: str = "id") -> int:
         """Dense index of one raw id; KeyError naming it when unknown."""

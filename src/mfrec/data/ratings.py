@@ -533,7 +533,7 @@ class Ratings:
     def user_item_order(self) -> np.ndarray:
         """Rating positions sorted by (user, item): each user's ratings as one run, items ascending
         (O(n) counting sort, computed once per Ratings like the CSR views)."""
-        from mfrec.kernels.sgd import order_by_user_item
+        from mfrec.kernels.sort import order_by_user_item
 
         return order_by_user_item(self._u, self._i, self.n_users, self.n_items)
 
@@ -586,3 +586,12 @@ class Ratings:
             "max": float(values[-1]),
             "histogram": {float(v): int(c) for v, c in zip(values, counts)} if len(values) <= 50 else None,
         }
+
+
+def as_ratings(data: Any, what: str = "train") -> Ratings:
+    """Accept Ratings, or a DataFrame with columns user/item/rating (TypeError otherwise)."""
+    if isinstance(data, Ratings):
+        return data
+    if isinstance(data, pd.DataFrame):
+        return Ratings.from_dataframe(data, source=f"{what} DataFrame")
+    raise TypeError(f"{what} must be mfrec.Ratings or a pandas DataFrame, got {type(data).__name__}")

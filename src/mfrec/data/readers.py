@@ -578,7 +578,7 @@ def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
 
     pa, pq = require_parquet()
 
-    from mfrec.io import atomic_path
+    from mfrec._files import atomic_path
 
     df = ratings.to_dataframe()
     columns = {}

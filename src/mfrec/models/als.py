@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import als_half_step
-from mfrec.models.base import FactorModel
+from mfrec.models.base import FactorModel, Trainer, sq_norm, ridge_penalty
+from mfrec.models.params import Integral, Interval, Options, Real
 from mfrec.models.registry import register_model
 
 
@@ -24,7 +27,15 @@ class ALS(FactorModel):
     """
 
     epochs_param = "iterations"
-    _param_choices = {"solver": ("cholesky", "cg")}
+    _parameter_constraints = {
+        "iterations": [Interval(Integral, 1, None)],
+        "regularization": [Interval(Real, 0, None)],
+        "bias_regularization": [None, Interval(Real, 0, None)],
+        "weighted": [bool],
+        "use_bias": [bool],
+        "solver": [Options("cholesky", "cg")],
+        "cg_steps": [Interval(Integral, 1, None)],
+    }
 
     def __init__(
         self,
@@ -49,32 +60,43 @@ class ALS(FactorModel):
     def _has_bias(self) -> bool:  # type: ignore[override]
         return bool(self.use_bias)
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self.user_factors_ = np.zeros((train.n_users, k), dtype=dtype)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-
     def _lambdas(self) -> tuple[float, float]:
-        lam = float(self.regularization)
-        lam_b = lam if self.bias_regularization is None else float(self.bias_regularization)
-        return lam, lam_b
+        return float(self.regularization), float(self._param("bias_regularization"))
 
     def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        """ALS penalizes each row once (ALS-WR: once per rating): lambda = reg (reg * n)."""
         lam, lam_b = self._lambdas()
         scale = n_ratings if self.weighted else 1.0
         return lam * scale, lam_b * scale
 
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        lam, lam_b = self._lambdas()
-        use_cg = self.solver == "cg"
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_ALSTrainer":
+        return _ALSTrainer(self, train, rng, dtype)
+
+
+class _ALSTrainer(Trainer):
+    def __init__(self, model: ALS, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        super().__init__(model, train)
+        k = int(model.factors)
+        self.P = np.zeros((train.n_users, k), dtype=dtype)
+        self.Q = self.init_factors(rng, train.n_items, k, dtype)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m = self.model
+        lam, lam_b = m._lambdas()
+        use_cg = m.solver == "cg"
         # the first user step starts from zero factors: give CG twice the steps there
-        steps = int(self.cg_steps) * (2 if epoch == 0 else 1)
-        bu, bi = train.by_user, train.by_item
-        als_half_step(bu.indptr, bu.indices, bu.data, self.item_factors_, self.item_bias_, self.global_mean_,
-                      self.user_factors_, self.user_bias_, lam, lam_b, bool(self.use_bias), bool(self.weighted),
-                      use_cg, steps)
-        return als_half_step(bi.indptr, bi.indices, bi.data, self.user_factors_, self.user_bias_,
-                             self.global_mean_, self.item_factors_, self.item_bias_, lam, lam_b,
-                             bool(self.use_bias), bool(self.weighted), use_cg, int(self.cg_steps))
+        steps = int(m.cg_steps) * (2 if epoch == 0 else 1)
+        bu, bi = self.train.by_user, self.train.by_item
+        als_half_step(bu.indptr, bu.indices, bu.data, self.Q, self.bi, self.mu, self.P, self.bu, lam, lam_b,
+                      bool(m.use_bias), bool(m.weighted), use_cg, steps)
+        return als_half_step(bi.indptr, bi.indices, bi.data, self.P, self.bu, self.mu, self.Q, self.bi, lam, lam_b,
+                             bool(m.use_bias), bool(m.weighted), use_cg, int(m.cg_steps))
+
+    def penalty(self) -> float:
+        return ridge_penalty(self.model, sq_norm(self.P), sq_norm(self.Q), sq_norm(self.bu), sq_norm(self.bi))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}

@@ -1,14 +1,30 @@
-"""The shared estimator base: parameters, fit loop, history, early stopping, predict.
+"""The model contract: one declaration per model, a throwaway trainer per fit, one state for files.
 
-Every model is ``global_mean + user_bias[u] + item_bias[i] + user_factors[u] . item_factors[i]``
+Every model scores ``global_mean + user_bias[u] + item_bias[i] + user_factors[u] . item_factors[i]``
 (a model without biases keeps them at zero; `Baseline` has zero factors), so prediction,
-recommendation, fold-in and save/load are written once here and in `mfrec.recommend`.
+recommendation (`mfrec.models.recommend`), fold-in and save/load are written once, here.
+
+A model is a class ``X(FactorModel)`` that declares, in one place:
+
+* its parameters: the keyword-only ``__init__`` (ending in ``self._store_params(locals())``) and
+  ``_parameter_constraints`` for each of them (`mfrec.models.params`; merged over the base
+  classes, checked by `validate_params`, a missing entry is a TypeError when the class is made);
+* ``kind`` ("rating" or "ranking") and ``epochs_param`` ("epochs" or "iterations");
+* ``_array_specs``: every fitted array, name -> (kind, shape); the trainer must publish exactly
+  these, and model files store and validate exactly these;
+* its fold-in rule: ``_fold_in_lambdas`` (the ridge penalties of one new user) or its own
+  ``_fold_in_solve``; there is no default, a class with neither is a TypeError when it is made;
+* ``_trainer(train, rng, dtype, side)``: a `Trainer` that owns the scratch state of one fit.
+
+`fit` drives the trainer's epochs, validation, early stopping and history, then publishes the
+trainer's arrays on the model and drops the trainer: a fitted model holds what it predicts with
+and nothing else. `get_state` / `from_state` turn a fitted model into plain data and back
+(`mfrec.persist` writes and checks that data). See docs/adding-a-model.md.
 """
 
 from __future__ import annotations
 
 import inspect
-import numbers
 import threading
 import time
 import weakref
@@ -16,14 +32,20 @@ from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
-import scipy.sparse as sp
 
-from mfrec.data.ratings import Ratings
+from mfrec.data.idmap import IdMap
+from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.random import uniform_fill
-from mfrec.recommend import RecommenderMixin
+from mfrec.metrics import rmse
+from mfrec.models.params import FloatDType, Integral, Interval, Real, check_params
+from mfrec.models.recommend import RecommenderMixin
+from mfrec.models.state import ModelState
 from mfrec.threads import kernel_threads
+
+__all__ = ["EpochCallback", "Estimator", "FactorModel", "ModelState", "Trainer", "as_ratings", "check_is_fitted", "float_param",
+           "ridge_penalty", "sq_norm"]
 
 EpochCallback = Callable[[dict], None]
 
@@ -36,23 +58,6 @@ def _unknown_store() -> "weakref.WeakKeyDictionary[Any, dict]":
     if store is None:
         store = _UNKNOWN.store = weakref.WeakKeyDictionary()
     return store
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_real(value: Any) -> bool:
-    return isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)) and bool(np.isfinite(value))
-
-
-def as_ratings(data: Any, what: str = "train") -> Ratings:
-    """Accept Ratings, or a DataFrame with columns user/item/rating."""
-    if isinstance(data, Ratings):
-        return data
-    if isinstance(data, pd.DataFrame):
-        return Ratings.from_dataframe(data, source=f"{what} DataFrame")
-    raise TypeError(f"{what} must be mfrec.Ratings or a pandas DataFrame, got {type(data).__name__}")
 
 
 def _refuse_missing_ids(raw: Any, codes: np.ndarray, what: str) -> None:
@@ -70,11 +75,18 @@ def _refuse_missing_ids(raw: Any, codes: np.ndarray, what: str) -> None:
                         f"({int(missing.sum())} in all): None/NaN is not an id")
 
 
+def check_is_fitted(model: Any) -> None:
+    """NotFittedError unless ``model`` was fitted (or loaded)."""
+    if not getattr(model, "fitted_", False):
+        raise NotFittedError(f"{type(model).__name__} is not fitted yet: call fit() first")
+
+
 class Estimator:
     """scikit-learn style parameter handling: ``get_params``/``set_params`` from ``__init__``."""
 
     @classmethod
     def param_names(cls) -> list[str]:
+        """The ``__init__`` parameters: what `get_params` returns and model files store."""
         names = cls.__dict__.get("_param_names_cache")  # per class, not inherited
         if names is None:
             sig = inspect.signature(cls.__init__)
@@ -82,19 +94,6 @@ class Estimator:
                      if p.name != "self" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
             cls._param_names_cache = names
         return list(names)
-
-    @classmethod
-    def _param_spec(cls) -> dict[str, tuple[Any, bool]]:
-        """Per ``__init__`` parameter: (default, whether None is allowed). A bool default makes
-        the parameter a real-bool flag; None is allowed when the type hint says ``| None`` or
-        the default is None (and for ``seed``: fresh randomness)."""
-        spec = cls.__dict__.get("_param_spec_cache")
-        if spec is None:
-            sig = inspect.signature(cls.__init__)
-            spec = {p.name: (p.default, p.default is None or p.name == "seed" or "None" in str(p.annotation))
-                    for p in sig.parameters.values() if p.name != "self" and p.default is not inspect.Parameter.empty}
-            cls._param_spec_cache = spec
-        return spec
 
     def _store_params(self, values: dict[str, Any]) -> None:
         """Set every ``__init__`` parameter as an attribute; models call it with ``locals()``."""
@@ -121,8 +120,102 @@ class Estimator:
         return f"{type(self).__name__}({params})"
 
 
+def ridge_penalty(model: "FactorModel", user_sq: float, item_sq: float, user_bias_sq: float,
+                  item_bias_sq: float) -> float:
+    """``regularization (|P|^2 + |Q|^2) + bias_regularization (|b_u|^2 + |b_i|^2)`` from the
+    squared norms (the L2 term of the SGD and ALS objectives)."""
+    reg = float(model.regularization)
+    return reg * (user_sq + item_sq) + float(model._param("bias_regularization")) * (user_bias_sq + item_bias_sq)
+
+
+def sq_norm(a: np.ndarray) -> float:
+    """Sum of squares without a float64 copy (BLAS dot of the flat array)."""
+    flat = np.ascontiguousarray(a).ravel()
+    return float(np.dot(flat, flat))
+
+
+def float_param(value: Any, dtype: np.dtype) -> Any:
+    """A hyperparameter as a scalar of the factor dtype (keeps Numba loops in float32)."""
+    return dtype.type(value)
+
+
+class Trainer:
+    """The scratch state of one fit. `FactorModel.fit` builds it with ``model._trainer(...)``,
+    calls `epoch` once per epoch, reads `penalty` for the reported loss, publishes `arrays` on the
+    model (for a validation RMSE, and `final` at the end), and then drops it.
+
+    A subclass sets ``self.model``, ``self.train`` (the training Ratings) and ``self.mu`` (the
+    global mean the model trains around) through ``super().__init__``, allocates its arrays, and
+    implements `epoch` and `arrays`. Early stopping snapshots `state` (the arrays it updates in
+    place; default: those of `arrays`)."""
+
+    def __init__(self, model: "FactorModel", train: Ratings) -> None:
+        self.model = model
+        self.train = train
+        self.mu = float(train.global_mean) if model._has_bias else 0.0
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        """Run one epoch (iteration, sweep); return the training sum of squared errors."""
+        raise NotImplementedError(f"{type(self).__name__}.epoch")
+
+    def penalty(self) -> float:
+        """The regularization term of the objective, for the reported ``loss`` (0: none)."""
+        return 0.0
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The model's declared fitted arrays from the current state (views are fine); may also
+        hold ``"global_mean_"`` when the trainer learns it."""
+        raise NotImplementedError(f"{type(self).__name__}.arrays")
+
+    def final(self) -> dict[str, Any]:
+        """What the fitted model keeps: `arrays`, as contiguous arrays of their own."""
+        return {name: (np.ascontiguousarray(a) if isinstance(a, np.ndarray) else a)
+                for name, a in self.arrays().items()}
+
+    def state(self) -> dict[str, np.ndarray]:
+        """The arrays the epochs update in place (snapshot and restored by early stopping)."""
+        return {name: a for name, a in self.arrays().items() if isinstance(a, np.ndarray)}
+
+    def snapshot(self) -> dict[str, np.ndarray]:
+        return {name: a.copy() for name, a in self.state().items()}
+
+    def restore(self, saved: dict[str, np.ndarray]) -> None:
+        current = self.state()
+        for name, value in saved.items():
+            current[name][...] = value
+
+    def init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0,
+                     out: np.ndarray | None = None) -> np.ndarray:
+        """Random ``(n, k)`` factors (uniform, ``init_std`` spread around ``mean``); with ``out``
+        (an ``(n, >= k)`` array, e.g. padded rows) into its first ``k`` columns, the same values."""
+        if out is None:
+            out = np.empty((n, k), dtype=dtype)
+        uniform_fill(out, k, np.uint64(rng.integers(0, 2**63)), mean, float(self.model.init_std))
+        return out
+
+    def zero_untrained(self, users: tuple[np.ndarray, ...] = (), items: tuple[np.ndarray, ...] = ()) -> None:
+        """Zero the rows of users / items without a training rating in the given arrays: such ids
+        then predict exactly like unknown ids (the bias/mean fallback), not from random init."""
+        for arrays, counts in ((users, self.train.user_counts), (items, self.train.item_counts)):
+            empty = counts == 0
+            if empty.any():
+                for a in arrays:
+                    a[empty] = 0
+
+
+#: parameters every model shares (a model declares the rest in its own ``_parameter_constraints``)
+COMMON_CONSTRAINTS: dict[str, list] = {
+    "factors": [Interval(Integral, 0, None)],
+    "init_std": [Interval(Real, 0, None)],
+    "early_stopping": [None, Interval(Integral, 1, None)],
+    "seed": [None, Interval(Integral, 0, None)],
+    "threads": [None, Interval(Integral, 1, None)],
+    "dtype": [FloatDType()],
+}
+
+
 class FactorModel(RecommenderMixin, Estimator):
-    """Base of every rating model. Subclasses implement ``_setup`` and ``_epoch``.
+    """Base of every model (see the module docstring for what a model declares).
 
     Fitted attributes: ``global_mean_``, ``user_bias_``, ``item_bias_``, ``user_factors_``,
     ``item_factors_`` (numpy arrays in the order of ``users_`` / ``items_``, the raw ids),
@@ -136,14 +229,60 @@ class FactorModel(RecommenderMixin, Estimator):
     epochs_param: ClassVar[str] = "epochs"
     #: whether predictions include the global mean and biases
     _has_bias = True
-    #: extra fitted arrays (beyond the five shared ones) that define the model, for save/load
-    _extra_arrays: tuple[str, ...] = ()
-    #: every fitted array, name -> (kind, shape), checked by save/load (mfrec.persist.check_array_headers):
-    #: "factor" is the ``dtype`` parameter's float type; dims are "users", "items", int parameters,
-    #: symbols shared between arrays, "a*b", "a+b"
-    _array_specs: dict[str, tuple[str, tuple]] = {
+    #: per parameter, the forms it accepts (`mfrec.models.params`); merged over the base classes
+    _parameter_constraints: ClassVar[dict[str, list]] = COMMON_CONSTRAINTS
+    #: parameters whose ``None`` means "the value of that other parameter" (resolved by `_param`)
+    _defaults_from: ClassVar[dict[str, str]] = {"bias_regularization": "regularization",
+                                                 "bias_learning_rate": "learning_rate",
+                                                 "implicit_regularization": "regularization"}
+    #: every fitted array, name -> (kind, shape), published by the trainer and checked by save/load
+    #: (mfrec.persist.check_array_headers): "factor" is the ``dtype`` parameter's float type; dims
+    #: are "users", "items", int parameters, symbols shared between arrays, "a*b", "a+b"
+    _array_specs: ClassVar[dict[str, tuple[str, tuple]]] = {
         "user_factors_": ("factor", ("users", "factors")), "item_factors_": ("factor", ("items", "factors")),
         "user_bias_": ("float", ("users",)), "item_bias_": ("float", ("items",))}
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A model class must declare a constraint for every parameter and a fold-in rule:
+        forgetting either is a TypeError here, when the class is made, not a silent default."""
+        super().__init_subclass__(**kwargs)
+        if "__init__" not in cls.__dict__:
+            return
+        undeclared = [name for name in cls.param_names() if name not in cls.parameter_constraints()]
+        if undeclared:
+            raise TypeError(f"{cls.__name__}: parameter(s) {undeclared} have no entry in _parameter_constraints")
+        if cls.kind not in ("rating", "ranking"):
+            raise TypeError(f"{cls.__name__}.kind must be 'rating' or 'ranking', got {cls.kind!r}")
+        if cls._fold_in_solve is FactorModel._fold_in_solve and cls._fold_in_lambdas is FactorModel._fold_in_lambdas:
+            raise TypeError(f"{cls.__name__} declares no fold-in rule: define _fold_in_lambdas (the ridge "
+                            "penalties of one new user under the training objective) or _fold_in_solve")
+
+    # ------------------------------------------------------------------ parameters
+    @classmethod
+    def parameter_constraints(cls) -> dict[str, list]:
+        """Per parameter, the list of forms it accepts (merged over the base classes)."""
+        merged: dict[str, list] = {}
+        for klass in reversed(cls.__mro__):
+            merged.update(klass.__dict__.get("_parameter_constraints", {}))
+        return merged
+
+    def validate_params(self) -> None:
+        """Check every parameter against its declared constraint (then `_check_param_relations`):
+        :class:`mfrec.InvalidParameterError` (a ValueError and a TypeError) naming the first bad one."""
+        check_params(type(self).__name__, self.get_params(), self.parameter_constraints())
+        self._check_param_relations()
+
+    def _check_param_relations(self) -> None:
+        """Constraints between parameters (e.g. ``burn_in < iterations``); none by default."""
+
+    def _param(self, name: str) -> Any:
+        """A parameter's value, with ``None`` resolved through ``_defaults_from``
+        (``bias_regularization=None`` means ``regularization``; so does a model without the
+        parameter, e.g. FunkMF)."""
+        value = getattr(self, name, None)
+        if value is None and name in self._defaults_from:
+            return getattr(self, self._defaults_from[name])
+        return value
 
     # ------------------------------------------------------------------ fitting
     def fit(
@@ -155,9 +294,21 @@ class FactorModel(RecommenderMixin, Estimator):
     ) -> "FactorModel":
         """Train on ``train``; with ``validation`` record its RMSE each epoch (and early-stop on it
         when ``early_stopping`` is set). ``callback(record)`` is called after every epoch."""
+        return self._fit(train, validation, callback)
+
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> Trainer:
+        """A fresh `Trainer` for one fit (``side``: what the model's own ``fit`` passed, e.g. CMF's
+        attribute blocks; None otherwise)."""
+        raise NotImplementedError(f"{type(self).__name__} must define _trainer()")
+
+    def _fit(self, train: Any, validation: Any, callback: EpochCallback | None, side: Any = None) -> "FactorModel":
+        """The one fit loop: epochs, validation RMSE, early stopping, history, publication."""
         train = as_ratings(train, "train")
         if len(train) == 0:
             raise DataError("no ratings to train on: the training data is empty")
+        if validation is not None and self.kind == "ranking":
+            raise ValueError(f"{type(self).__name__} scores preferences, not ratings: evaluate it with ranking "
+                             "metrics (mfrec.evaluate) instead of a validation RMSE")
         validation = None if validation is None else as_ratings(validation, "validation")
         if validation is not None and len(validation) == 0:
             raise DataError("no validation ratings: the validation data is empty")
@@ -165,73 +316,85 @@ class FactorModel(RecommenderMixin, Estimator):
         if patience is not None and validation is None:
             raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
         self.validate_params()
-        self.user_map_ = train.user_map
-        self.item_map_ = train.item_map
-        # the declared scale (kept by subsets and splits), else the observed range
-        self.rating_scale_ = train.rating_scale if train.rating_scale is not None else train.rating_range
-        self.global_mean_ = float(train.global_mean) if self._has_bias else 0.0
-        self.train_mean_ = float(train.global_mean)
-        self.n_train_ = len(train)
-        self.seen_ = train.seen  # which items each user rated (0/1 CSR)
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
-        val_idx = None
-        if validation is not None:
-            val_idx = (self.user_map_.lookup(validation.raw_users) if validation.user_map is not train.user_map
-                       else validation.user_indices.astype(np.int64),
-                       self.item_map_.lookup(validation.raw_items) if validation.item_map is not train.item_map
-                       else validation.item_indices.astype(np.int64),
-                       validation.values.astype(np.float64))
-        records: list[dict] = []
-        best = (np.inf, None, -1)
-        since_best = 0
         n_epochs = int(getattr(self, self.epochs_param))
         with kernel_threads(getattr(self, "threads", None)):
-            self._setup(train, rng, dtype)
-            self._zero_untrained_rows(train)
+            trainer = self._trainer(train, rng, dtype, side)  # may refuse the data: the model is unchanged
+            self._start_fit(train, trainer)
+            val_idx = None
+            if validation is not None:
+                val_idx = (self.user_map_.lookup(validation.raw_users) if validation.user_map is not train.user_map
+                           else validation.user_indices.astype(np.int64),
+                           self.item_map_.lookup(validation.raw_items) if validation.item_map is not train.item_map
+                           else validation.item_indices.astype(np.int64),
+                           validation.values.astype(np.float64))
+            records: list[dict] = []
+            best: tuple[float, Any, int] = (np.inf, None, -1)
+            since_best = 0
             for epoch in range(n_epochs):
                 t0 = time.perf_counter()
-                sse = self._epoch(epoch, train, rng)
+                sse = trainer.epoch(epoch, rng)
                 seconds = time.perf_counter() - t0
                 if not np.isfinite(sse):
                     raise TrainingDivergedError(
                         f"{type(self).__name__} diverged at epoch {epoch + 1} (training error is {sse}); "
                         "lower the learning rate or raise the regularization")
-                rec = {
-                    "epoch": epoch + 1,
-                    "loss": (sse + self._penalty()) / len(train),
-                    "train_rmse": float(np.sqrt(sse / len(train))),
-                    "seconds": seconds,
-                }
+                rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
+                       "train_rmse": float(np.sqrt(sse / len(train))), "seconds": seconds}
                 if val_idx is not None:
-                    self._finalize(train)
-                    pred = self._predict_indices(val_idx[0], val_idx[1])
-                    rec["validation_rmse"] = float(np.sqrt(np.mean((pred - val_idx[2]) ** 2)))
+                    self._publish(trainer.arrays())
+                    rec["validation_rmse"] = rmse(self._predict_indices(val_idx[0], val_idx[1]), val_idx[2])
                 records.append(rec)
                 if callback is not None:
                     callback(rec)
                 if val_idx is not None and patience is not None:
                     if rec["validation_rmse"] < best[0] - 1e-6:
-                        best = (rec["validation_rmse"], self._snapshot(), epoch + 1)
+                        best = (rec["validation_rmse"], trainer.snapshot(), epoch + 1)
                         since_best = 0
                     else:
                         since_best += 1
                         if since_best >= patience:
                             break
             if best[1] is not None:
-                self._restore(best[1])
-            self._finalize(train)
-            self._end_fit()
+                trainer.restore(best[1])
+            self._publish(trainer.final())
         self._set_history(records)
         self.best_epoch_ = best[2] if best[1] is not None else len(records)
         self.fitted_ = True
         return self
 
+    def _start_fit(self, train: Ratings, trainer: Trainer) -> None:
+        """The fitted attributes that come from the training data itself."""
+        self.fitted_ = False
+        self.user_map_ = train.user_map
+        self.item_map_ = train.item_map
+        # the declared scale (kept by subsets and splits), else the observed range
+        self.rating_scale_ = train.rating_scale if train.rating_scale is not None else train.rating_range
+        self.global_mean_ = trainer.mu
+        self.train_mean_ = float(train.global_mean)
+        self.n_train_ = len(train)
+        self.seen_ = train.seen  # which items each user rated (0/1 CSR)
+
+    def _publish(self, arrays: dict[str, Any]) -> None:
+        """Set the trainer's arrays as the fitted attributes: exactly the declared ones (a trainer
+        that forgets one, or invents one, is an error here, not a model that mispredicts later)."""
+        names = set(arrays) - {"global_mean_"}
+        declared = set(self._array_specs)
+        if names != declared:
+            raise TypeError(f"{type(self).__name__}'s trainer published {sorted(names)}; the class declares "
+                            f"{sorted(declared)} (_array_specs)")
+        for name, value in arrays.items():
+            setattr(self, name, float(value) if name == "global_mean_" else value)
+        self._arrays_changed()
+
+    def _arrays_changed(self) -> None:
+        """Drop caches derived from the fitted arrays (ImplicitALS: the fold-in Gram factor)."""
+
     @property
     def history_(self) -> pd.DataFrame:
         """One row per epoch: ``epoch``, ``loss``, ``train_rmse``, ``seconds`` (and
-        ``validation_rmse`` when fitted with validation data). Built from the records ``fit`` keeps
-        on first access (a DataFrame costs ~0.3 ms, 1% of a small fit)."""
+        ``validation_rmse`` when fitted with validation data)."""
         frame = self.__dict__.get("_history")
         if frame is None:
             records = self.__dict__.get("_history_records")
@@ -249,129 +412,68 @@ class FactorModel(RecommenderMixin, Estimator):
         self._history = None
         self._history_records = records
 
-    #: string-choice parameters of the class and their allowed values (merged over the MRO)
-    _param_choices: dict[str, tuple[str, ...]] = {}
-    #: integer parameters and their lower bounds (None allowed when the default is None, and
-    #: for ``seed``: fresh randomness)
-    _int_params: dict[str, int] = {"factors": 0, "epochs": 1, "iterations": 1, "cg_steps": 1, "batch_size": 1,
-                                   "burn_in": 0, "early_stopping": 1, "threads": 1, "seed": 0}
+    # ------------------------------------------------------------------ state (model files)
+    def get_state(self) -> ModelState:
+        """The fitted model as plain data (`ModelState`): parameters, declared arrays, ids,
+        training items and the training summary."""
+        self._require_fitted()
+        history = self.history_.to_dict(orient="records") if self.__dict__.get("_history") is not None \
+            or self.__dict__.get("_history_records") is not None else []
+        meta = {"rating_scale": [float(x) for x in self.rating_scale_], "global_mean": float(self.global_mean_),
+                "train_mean": float(self.train_mean_), "n_train": int(self.n_train_),
+                "best_epoch": int(getattr(self, "best_epoch_", 0)), "history": history,
+                "metrics": dict(getattr(self, "metrics_", {}) or {})}
+        return ModelState(params=self.get_params(), arrays={name: getattr(self, name) for name in self._array_specs},
+                          user_ids=self.user_map_.ids, item_ids=self.item_map_.ids, seen=self.seen_.tocsr(),
+                          meta=meta, item_info=self.item_info_)
 
     @classmethod
-    def _choices(cls) -> dict[str, tuple[str, ...]]:
-        merged: dict[str, tuple[str, ...]] = {}
-        for klass in reversed(cls.__mro__):
-            merged.update(klass.__dict__.get("_param_choices", {}))
-        return merged
+    def from_state(cls, state: ModelState) -> "FactorModel":
+        """A fitted model from `ModelState` (the inverse of `get_state`): parameters validated,
+        only declared arrays set, then the class's own consistency check (``_validate_loaded``).
+        ValueError / TypeError / KeyError when the state does not make a consistent model."""
+        model = cls(**state.params)
+        model.validate_params()
+        missing = sorted(set(cls._array_specs) - set(state.arrays))
+        extra = sorted(set(state.arrays) - set(cls._array_specs))
+        if missing or extra:
+            raise ValueError(f"{cls.__name__} state: missing arrays {missing}, undeclared arrays {extra}")
+        model.user_map_ = IdMap(state.user_ids)
+        model.item_map_ = IdMap(state.item_ids)
+        seen = state.seen.tocsr()
+        if seen.shape != (len(model.user_map_), len(model.item_map_)):
+            raise ValueError(f"seen items are {seen.shape}, for {len(model.user_map_)} users and "
+                             f"{len(model.item_map_)} items")
+        model.seen_ = seen
+        model.item_info_ = state.item_info
+        for name in cls._array_specs:
+            setattr(model, name, state.arrays[name])
+        meta = state.meta
+        model.rating_scale_ = tuple(float(x) for x in meta["rating_scale"])
+        model.global_mean_ = float(meta["global_mean"]) if model._has_bias else 0.0  # no biases: no mean
+        model.train_mean_ = float(meta["train_mean"])
+        model.n_train_ = int(meta["n_train"])
+        model.best_epoch_ = int(meta.get("best_epoch", 0))
+        model._set_history(list(meta.get("history", [])))
+        model.metrics_ = dict(meta.get("metrics", {}))
+        model.fitted_ = True
+        model._validate_loaded()  # may raise: the caller drops the half-made model
+        model._arrays_changed()
+        return model
 
-    def validate_params(self) -> None:
-        """Validate hyperparameters before fitting: ValueError naming the bad one.
+    def _validate_loaded(self) -> None:
+        """Consistency checks of a model built by `from_state` beyond the declared shapes (ValueError)."""
 
-        One table-driven pass over every model's parameters: integers (``_int_params``: real
-        ints, not bools or floats, at least the bound; ``None`` where `_param_spec` allows it),
-        flags (a ``bool`` default requires a real bool: ``weighted="yes"`` is refused), string
-        choices (``_param_choices``), and by naming convention ``*regularization`` / ``*weight``
-        / ``alpha`` / ``init_std`` (finite >= 0), ``*learning_rate`` (finite > 0),
-        ``learning_rate_decay`` (in (0, 1]) and ``dtype`` (float32 or float64)."""
-        spec = self._param_spec()
-        choices = self._choices()
-        for name, value in self.get_params().items():
-            default, nullable = spec.get(name, (inspect.Parameter.empty, False))
-            if value is None and nullable:
-                continue
-            if name in self._int_params:
-                low = self._int_params[name]
-                if not _is_int(value) or value < low:
-                    none = "None or " if nullable else ""
-                    raise ValueError(f"{name} must be {none}an integer >= {low}, got {value!r}")
-            elif isinstance(default, bool):
-                if not isinstance(value, (bool, np.bool_)):
-                    raise ValueError(f"{name} must be True or False, got {value!r}")
-            elif name in choices:
-                if not isinstance(value, str) or value not in choices[name]:
-                    raise ValueError(f"{name} must be one of {', '.join(map(repr, choices[name]))}, got {value!r}")
-            elif name.endswith("regularization") or name.endswith("_weight") or name in ("alpha", "init_std"):
-                if not (_is_real(value) and value >= 0):
-                    raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-            elif name.endswith("learning_rate") or name == "noise_precision":
-                if not (_is_real(value) and value > 0):
-                    raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
-            elif name == "learning_rate_decay":
-                if not (_is_real(value) and 0 < value <= 1):
-                    raise ValueError(f"learning_rate_decay must be in (0, 1], got {value!r}")
-            elif name == "dtype":
-                try:
-                    ok = np.dtype(value) in (np.dtype(np.float32), np.dtype(np.float64))
-                except TypeError:
-                    ok = False
-                if not ok:
-                    raise ValueError(f"dtype must be 'float32' or 'float64', got {value!r}")
+    def save(self, path: Any, *, metrics: dict | None = None) -> Any:
+        """Write the fitted model to one file (zip of JSON + .npy, no pickle; atomic).
+        Read it back with :func:`mfrec.load_model`."""
+        from mfrec.persist import save_model  # persist imports nothing of the models: no cycle
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        raise NotImplementedError
-
-    def _zero_untrained_rows(self, train: Ratings) -> None:
-        """Users/items in the id maps without a training rating keep zero factors and biases, so
-        they predict exactly like unknown ids (the bias/mean fallback), not from random init."""
-        for counts, names in ((train.user_counts, ("user_factors_", "user_bias_", "explicit_user_factors_")),
-                              (train.item_counts, ("item_factors_", "item_bias_", "implicit_factors_"))):
-            empty = counts == 0
-            if empty.any():
-                for name in names:
-                    if hasattr(self, name):
-                        getattr(self, name)[empty] = 0
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        """Run one epoch/iteration; return the training sum of squared errors."""
-        raise NotImplementedError
-
-    def _penalty(self) -> float:
-        """The regularization term of the training objective (for the reported loss)."""
-        return self._penalty_of(_sq_norm(self._storage("user_factors_")), _sq_norm(self._storage("item_factors_")),
-                                _sq_norm(self.user_bias_), _sq_norm(self.item_bias_))
-
-    def _penalty_of(self, user_sq: float, item_sq: float, user_bias_sq: float, item_bias_sq: float) -> float:
-        """``regularization (|P|^2 + |Q|^2) + bias_regularization (|b_u|^2 + |b_i|^2)`` from the
-        squared norms."""
-        reg = float(getattr(self, "regularization", 0.0))
-        breg = getattr(self, "bias_regularization", None)
-        breg = reg if breg is None else float(breg)
-        return reg * (user_sq + item_sq) + breg * (user_bias_sq + item_bias_sq)
-
-    def _storage(self, name: str) -> np.ndarray:
-        """The array the kernels update for the fitted attribute ``name`` (models that train in
-        other storage than they publish override this)."""
-        return getattr(self, name)
-
-    def _end_fit(self) -> None:
-        """Called once training is over, after the last `_finalize`."""
-
-    def _finalize(self, train: Ratings) -> None:
-        """Derive prediction arrays from the training state (SVD++ overrides)."""
-
-    def _state_names(self) -> tuple[str, ...]:
-        return ("user_factors_", "item_factors_", "user_bias_", "item_bias_") + self._extra_arrays
-
-    def _snapshot(self) -> dict[str, np.ndarray]:
-        return {name: getattr(self, name).copy() for name in self._state_names()}
-
-    def _restore(self, state: dict[str, np.ndarray]) -> None:
-        for name, value in state.items():
-            setattr(self, name, value)
-
-    def _init_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0,
-                      out: np.ndarray | None = None) -> np.ndarray:
-        """Random ``(n, k)`` factors (uniform, ``init_std`` spread around ``mean``); with ``out``
-        (an ``(n, >= k)`` array, e.g. padded rows) into its first ``k`` columns, the same values."""
-        std = float(getattr(self, "init_std", 0.1))
-        if out is None:
-            out = np.empty((n, k), dtype=dtype)
-        uniform_fill(out, k, np.uint64(rng.integers(0, 2**63)), mean, std)
-        return out
+        return save_model(self, path, metrics=metrics)
 
     # ------------------------------------------------------------------ prediction
     def _require_fitted(self) -> None:
-        if not getattr(self, "fitted_", False):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet: call fit() first")
+        check_is_fitted(self)
 
     @property
     def users_(self) -> np.ndarray:
@@ -479,28 +581,4 @@ class FactorModel(RecommenderMixin, Estimator):
         ratings = as_ratings(ratings, "ratings")
         if len(ratings) == 0:
             raise DataError("no ratings to score: the data is empty")
-        pred = self.predict_ratings(ratings)
-        return float(np.sqrt(np.mean((pred - ratings.values.astype(np.float64)) ** 2)))
-
-    def save(self, path: Any, *, metrics: dict | None = None) -> Any:
-        """Write the fitted model to one file (zip of JSON + .npy, no pickle; atomic).
-        Read it back with :func:`mfrec.load_model`."""
-        from mfrec.persist import save_model
-
-        return save_model(self, path, metrics=metrics)
-
-    def _fitted_arrays(self) -> dict[str, np.ndarray]:
-        """Every array that defines the fitted model (for save/load)."""
-        return {name: getattr(self, name) for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_")
-                + self._extra_arrays}
-
-
-def _sq_norm(a: np.ndarray) -> float:
-    """Sum of squares without a float64 copy (BLAS dot of the flat array)."""
-    flat = np.ascontiguousarray(a).ravel()
-    return float(np.dot(flat, flat))
-
-
-def float_param(value: Any, dtype: np.dtype) -> Any:
-    """A hyperparameter as a scalar of the factor dtype (keeps Numba loops in float32)."""
-    return dtype.type(value)
+        return rmse(self.predict_ratings(ratings), ratings.values.astype(np.float64))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mfrec.data.ratings import Ratings
+from mfrec.errors import InvalidParameterError
 from mfrec.kernels.bayes import gibbs_half_step
-from mfrec.models.base import FactorModel
-from mfrec.recommend import FoldIn
+from mfrec.models.base import FactorModel, Trainer
+from mfrec.models.params import Integral, Interval, Real
+from mfrec.models.recommend import FoldIn
 from mfrec.models.registry import register_model
 
 
@@ -43,6 +47,18 @@ class PosteriorDraws:
 
     _precision_arrays: tuple[str, ...] = ()
     sample_noise_precision_: np.ndarray
+
+    _parameter_constraints = {
+        "factors": [Interval(Integral, 1, None)],
+        "iterations": [Interval(Integral, 1, None)],
+        "burn_in": [Interval(Integral, 0, None)],
+        "noise_precision": [None, Interval(Real, 0, None, closed="neither")],
+    }
+
+    def _check_param_relations(self) -> None:
+        if self.burn_in >= int(self.iterations):
+            raise InvalidParameterError(f"burn_in ({self.burn_in}) must be smaller than iterations "
+                                        f"({self.iterations}): no draw would be kept")
 
     def _validate_loaded(self) -> None:
         """After load (mfrec.persist): at least one stored draw, positive precisions."""
@@ -83,8 +99,6 @@ class BayesianMF(PosteriorDraws, FactorModel):
 
     epochs_param = "iterations"
     _precision_arrays = ("sample_bias_precision_",)
-    _extra_arrays = ("sample_item_bias_", "sample_prior_mean_", "sample_prior_precision_",
-                     "sample_bias_precision_", "sample_noise_precision_")
     _array_specs = {**FactorModel._array_specs,  # the kept draws side by side: factors * draws columns
                     "user_factors_": ("factor", ("users", "factors*draws")),
                     "item_factors_": ("factor", ("items", "factors*draws")),
@@ -106,83 +120,8 @@ class BayesianMF(PosteriorDraws, FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def validate_params(self) -> None:
-        super().validate_params()  # burn_in, noise_precision and the rest: the shared checks
-        if self.burn_in >= int(self.iterations):
-            raise ValueError(f"burn_in ({self.burn_in}) must be smaller than iterations ({self.iterations}): "
-                             "no draw would be kept")
-        if int(self.factors) < 1:
-            raise ValueError(f"factors must be >= 1, got {self.factors}")
-
-    # ------------------------------------------------------------------ sampling
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self._P = np.zeros((train.n_users, k), dtype=np.float64)
-        self._Q = self._init_factors(rng, train.n_items, k, np.dtype(np.float64))
-        self._bu = np.zeros(train.n_users)
-        self._bi = np.zeros(train.n_items)
-        self._alpha = 2.0 if self.noise_precision is None else float(self.noise_precision)
-        self._users_rated = train.user_counts > 0
-        self._items_rated = train.item_counts > 0
-        self._draws: list[tuple] = []
-        self._sweep = 0
-        # the fit loop's view of the current draw (it zeroes rows without ratings, validates)
-        self.user_factors_, self.item_factors_ = self._P, self._Q
-        self.user_bias_, self.item_bias_ = self._bu, self._bi
-
-    def _side_prior(self, X: np.ndarray, b: np.ndarray, rated: np.ndarray, rng: np.random.Generator):
-        mean, precision = sample_normal_wishart(X[rated], rng)
-        n = int(rated.sum())
-        bias_precision = rng.gamma(1.0 + 0.5 * n, 1.0 / (1.0 + 0.5 * float(b[rated] @ b[rated])))
-        return mean, precision, bias_precision
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        k = int(self.factors)
-        mu = float(self.global_mean_)
-        bu, bi = train.by_user, train.by_item
-        if epoch == 0:  # the users' first draw: no user factors yet to learn a prior from
-            u_mean, u_prec, u_bprec = np.zeros(k), np.eye(k), 1.0
-        else:
-            u_mean, u_prec, u_bprec = self._side_prior(self._P, self._bu, self._users_rated, rng)
-        gibbs_half_step(bu.indptr, bu.indices, bu.data, self._Q, self._bi, mu, self._alpha, u_bprec, u_mean, u_prec,
-                        rng.standard_normal((train.n_users, k + 1)), self._P, self._bu)
-        i_mean, i_prec, i_bprec = self._side_prior(self._Q, self._bi, self._items_rated, rng)
-        sse = gibbs_half_step(bi.indptr, bi.indices, bi.data, self._P, self._bu, mu, self._alpha, i_bprec, i_mean,
-                              i_prec, rng.standard_normal((train.n_items, k + 1)), self._Q, self._bi)
-        if self.noise_precision is None:
-            self._alpha = rng.gamma(1.0 + 0.5 * len(train), 1.0 / (1.0 + 0.5 * sse))
-        if epoch >= int(self.burn_in):
-            self._draws.append((self._P.copy(), self._Q.copy(), self._bu.copy(), self._bi.copy(),
-                                u_mean, u_prec, u_bprec, self._alpha))
-        self.user_factors_, self.item_factors_ = self._P, self._Q
-        self.user_bias_, self.item_bias_ = self._bu, self._bi
-        return sse
-
-    def _penalty(self) -> float:
-        """No penalty term: ``loss`` in ``history_`` is the current draw's training MSE."""
-        return 0.0
-
-    def _finalize(self, train: Ratings) -> None:
-        """The posterior-mean predictor from the kept draws (the current draw while burning in)."""
-        dt = np.dtype(self.dtype)
-        draws = self._draws or [(self._P, self._Q, self._bu, self._bi, None, None, None, self._alpha)]
-        scale = 1.0 / np.sqrt(len(draws))
-        self.user_factors_ = (np.hstack([d[0] for d in draws]) * scale).astype(dt)
-        self.item_factors_ = (np.hstack([d[1] for d in draws]) * scale).astype(dt)
-        self.user_bias_ = np.mean([d[2] for d in draws], axis=0).astype(dt)
-        self.item_bias_ = np.mean([d[3] for d in draws], axis=0).astype(dt)
-        if self._draws:
-            self.sample_item_bias_ = np.stack([d[3] for d in draws]).astype(dt)
-            self.sample_prior_mean_ = np.stack([d[4] for d in draws])
-            self.sample_prior_precision_ = np.stack([d[5] for d in draws])
-            self.sample_bias_precision_ = np.array([d[6] for d in draws])
-            self.sample_noise_precision_ = np.array([d[7] for d in draws])
-
-    def fit(self, train, validation=None, *, callback=None) -> "BayesianMF":
-        super().fit(train, validation, callback=callback)
-        for name in ("_P", "_Q", "_bu", "_bi", "_draws"):  # the draws now live in the public arrays
-            self.__dict__.pop(name, None)
-        return self
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_GibbsTrainer":
+        return _GibbsTrainer(self, train, rng, dtype)
 
     # ------------------------------------------------------------------ new users
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
@@ -215,3 +154,65 @@ class BayesianMF(PosteriorDraws, FactorModel):
         Xc = np.concatenate([np.zeros((S, len(chosen), 1)), Qc * np.sqrt(S)], axis=2)  # no bias: not a reason
         H = np.einsum("sri,sij->srj", Xc, np.linalg.solve(A, np.transpose(X, (0, 2, 1))))  # S x chosen x rated
         return np.mean(alpha[:, None, None] * H * fold.targets[:, None, :], axis=0)
+
+
+class _GibbsTrainer(Trainer):
+    """The current draw (float64) and the kept draws of one BPMF Gibbs run."""
+
+    def __init__(self, model: BayesianMF, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        super().__init__(model, train)
+        k = int(model.factors)
+        self.dtype = dtype
+        self.P = np.zeros((train.n_users, k), dtype=np.float64)
+        self.Q = self.init_factors(rng, train.n_items, k, np.dtype(np.float64))
+        self.bu = np.zeros(train.n_users)
+        self.bi = np.zeros(train.n_items)
+        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+        self.alpha = 2.0 if model.noise_precision is None else float(model.noise_precision)
+        self.users_rated = train.user_counts > 0
+        self.items_rated = train.item_counts > 0
+        self.draws: list[tuple] = []
+
+    def _side_prior(self, X: np.ndarray, b: np.ndarray, rated: np.ndarray, rng: np.random.Generator):
+        mean, precision = sample_normal_wishart(X[rated], rng)
+        n = int(rated.sum())
+        bias_precision = rng.gamma(1.0 + 0.5 * n, 1.0 / (1.0 + 0.5 * float(b[rated] @ b[rated])))
+        return mean, precision, bias_precision
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m, train = self.model, self.train
+        k = int(m.factors)
+        mu = self.mu
+        bu, bi = train.by_user, train.by_item
+        if epoch == 0:  # the users' first draw: no user factors yet to learn a prior from
+            u_mean, u_prec, u_bprec = np.zeros(k), np.eye(k), 1.0
+        else:
+            u_mean, u_prec, u_bprec = self._side_prior(self.P, self.bu, self.users_rated, rng)
+        gibbs_half_step(bu.indptr, bu.indices, bu.data, self.Q, self.bi, mu, self.alpha, u_bprec, u_mean, u_prec,
+                        rng.standard_normal((train.n_users, k + 1)), self.P, self.bu)
+        i_mean, i_prec, i_bprec = self._side_prior(self.Q, self.bi, self.items_rated, rng)
+        sse = gibbs_half_step(bi.indptr, bi.indices, bi.data, self.P, self.bu, mu, self.alpha, i_bprec, i_mean,
+                              i_prec, rng.standard_normal((train.n_items, k + 1)), self.Q, self.bi)
+        if m.noise_precision is None:
+            self.alpha = rng.gamma(1.0 + 0.5 * len(train), 1.0 / (1.0 + 0.5 * sse))
+        if epoch >= int(m.burn_in):
+            self.draws.append((self.P.copy(), self.Q.copy(), self.bu.copy(), self.bi.copy(),
+                               u_mean, u_prec, u_bprec, self.alpha))
+        return sse
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The posterior-mean predictor from the kept draws (the current draw while burning in:
+        the draw arrays then hold that one draw with its hyperparameters unknown, as 1s)."""
+        dt = self.dtype
+        k = int(self.model.factors)
+        draws = self.draws or [(self.P, self.Q, self.bu, self.bi, np.zeros(k), np.eye(k), 1.0, self.alpha)]
+        scale = 1.0 / np.sqrt(len(draws))
+        return {"user_factors_": (np.hstack([d[0] for d in draws]) * scale).astype(dt),
+                "item_factors_": (np.hstack([d[1] for d in draws]) * scale).astype(dt),
+                "user_bias_": np.mean([d[2] for d in draws], axis=0).astype(dt),
+                "item_bias_": np.mean([d[3] for d in draws], axis=0).astype(dt),
+                "sample_item_bias_": np.stack([d[3] for d in draws]).astype(dt),
+                "sample_prior_mean_": np.stack([d[4] for d in draws]),
+                "sample_prior_precision_": np.stack([d[5] for d in draws]),
+                "sample_bias_precision_": np.array([d[6] for d in draws], dtype=np.float64),
+                "sample_noise_precision_": np.array([d[7] for d in draws], dtype=np.float64)}

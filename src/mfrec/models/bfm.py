@@ -15,9 +15,10 @@ from mfrec.data.attributes import AttributeEncoder
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels import fm as K
-from mfrec.models.base import FactorModel
+from mfrec.models.base import FactorModel, Trainer
+from mfrec.models.params import Integral, Interval
 from mfrec.models.bayes import BayesianMF, PosteriorDraws
-from mfrec.recommend import FoldIn
+from mfrec.models.recommend import FoldIn
 from mfrec.models.registry import register_model
 
 
@@ -101,9 +102,7 @@ class BayesianFM(PosteriorDraws, FactorModel):
 
     epochs_param = "iterations"
     _precision_arrays = ("sample_prior_precision_",)
-    _int_params = {**FactorModel._int_params, "max_draws": 1}
-    _extra_arrays = ("sample_item_bias_", "sample_implicit_factors_", "sample_implicit_weights_", "sample_global_",
-                     "sample_prior_mean_", "sample_prior_precision_", "sample_noise_precision_")
+    _parameter_constraints = {"implicit": [bool], "max_draws": [Interval(Integral, 1, None)]}
     _array_specs = {**FactorModel._array_specs,
                     "user_factors_": ("factor", ("users", "factors*draws")),
                     "item_factors_": ("factor", ("items", "factors*draws")),
@@ -131,27 +130,16 @@ class BayesianFM(PosteriorDraws, FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def validate_params(self) -> None:
-        super().validate_params()
-        if self.burn_in >= int(self.iterations):
-            raise ValueError(f"burn_in ({self.burn_in}) must be smaller than iterations ({self.iterations}): "
-                             "no draw would be kept")
-        if int(self.factors) < 1:
-            raise ValueError(f"factors must be >= 1, got {self.factors}")
-
     # ------------------------------------------------------------------ fitting
     def fit(self, train: Any, validation: Any = None, *, user_attributes: pd.DataFrame | None = None,
             item_attributes: pd.DataFrame | None = None, callback: Any = None) -> "BayesianFM":
         """Sample the posterior on ``train`` (``validation``: RMSE per sweep in ``history_``).
         ``user_attributes`` / ``item_attributes``: DataFrames indexed by raw id (as `CMF`);
         rows of ids without training ratings are ignored."""
-        self._attributes = (user_attributes, item_attributes)
-        try:
-            super().fit(train, validation, callback=callback)
-        finally:
-            for name in ("_attributes", "_U", "_I", "_state", "_draws", "_sums", "_hyper", "_thin", "_group"):
-                self.__dict__.pop(name, None)
-        return self
+        return self._fit(train, validation, callback, (user_attributes, item_attributes))  # type: ignore[return-value]
+
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_FMTrainer":
+        return _FMTrainer(self, train, rng, dtype, side if side is not None else (None, None))
 
     def _attribute_block(self, table: Any, id_map: Any, rated: np.ndarray, what: str) -> sp.csr_matrix | None:
         if table is None:
@@ -167,191 +155,6 @@ class BayesianFM(PosteriorDraws, FactorModel):
         X[rows[keep]] = np.where(observed[keep], values[keep], 0.0)
         X[~rated] = 0.0
         return sp.csr_matrix(X)
-
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        n_u, n_i = train.n_users, train.n_items
-        users = train.user_indices.astype(np.int64)
-        items = train.item_indices.astype(np.int64)
-        self._y = train.values.astype(np.float64)
-        self._users, self._items = users, items
-        u_rated, i_rated = train.user_counts > 0, train.item_counts > 0
-        seen = train.seen.astype(np.float64).tocsr()
-        u_blocks = [sp.diags(u_rated.astype(np.float64), format="csr")]
-        i_blocks = [sp.diags(i_rated.astype(np.float64), format="csr")]
-        if self.implicit:
-            u_blocks.append(_scaled_rows(seen).tocsr())
-            i_blocks.append(_scaled_rows(seen.T.tocsr()).tocsr())
-        ua, ia = self._attributes if hasattr(self, "_attributes") else (None, None)
-        for blocks, table, id_map, rated, what in ((u_blocks, ua, train.user_map, u_rated, "user"),
-                                                    (i_blocks, ia, train.item_map, i_rated, "item")):
-            block = self._attribute_block(table, id_map, rated, what)
-            if block is not None and block.shape[1]:
-                blocks.append(block)
-        self._U = _Side(u_blocks, users, n_u)
-        self._I = _Side(i_blocks, items, n_i)
-        self._state = {}
-        st = self._state
-        for name, side in (("U", self._U), ("I", self._I)):
-            D = side.B.shape[1]
-            V = self._init_factors(rng, D, k, np.dtype(np.float64))
-            V[~side.used] = 0.0
-            st["V" + name], st["w" + name] = V, np.zeros(D)
-            st["q" + name], st["b" + name] = np.zeros((side.B.shape[0], k)), np.zeros(side.B.shape[0])
-        st["w0"] = float(train.global_mean)
-        st["alpha"] = 1.0 if self.noise_precision is None else float(self.noise_precision)
-        self._hyper = {name: (np.zeros(side.n_groups), np.ones(side.n_groups), np.zeros((side.n_groups, k)),
-                              np.ones((side.n_groups, k))) for name, side in (("U", self._U), ("I", self._I))}
-        self._e = np.empty(len(train))
-        self._refresh()
-        kept = int(self.iterations) - int(self.burn_in)
-        self._thin = max(1, math.ceil(kept / int(self.max_draws)))
-        self._draws: list[tuple] = []
-        self._group: list | None = None
-        self._sums = [0.0, np.zeros(n_u), np.zeros(n_i), 0]
-        self._publish_current()
-
-    def _refresh(self) -> float:
-        """Recompute both sides' ``q``/bias from the parameters and the residuals (no drift)."""
-        st = self._state
-        for name, side in (("U", self._U), ("I", self._I)):
-            K.side_state(side.indptr, side.indices, side.data, st["V" + name], st["w" + name], st["q" + name],
-                         st["b" + name])
-        return float(K.residuals(self._users, self._items, self._y, st["w0"], st["bU"], st["bI"], st["qU"],
-                                 st["qI"], self._e))
-
-    def _publish_current(self) -> None:
-        st = self._state
-        self.user_factors_, self.item_factors_ = st["qU"], st["qI"]
-        self.user_bias_, self.item_bias_ = st["bU"], st["bI"]
-
-    def _sample_hyper(self, rng: np.random.Generator) -> None:
-        """Normal-Gamma hyperposterior per group and dimension, as libFM / myFM (``mu0 = 0``,
-        ``gamma0 = alpha0 = beta0 = 1``): ``lam ~ Gamma((n + 2) / 2, rate (1 + mu^2 + sum (theta -
-        mu)^2) / 2)``, then ``mu ~ N(sum theta / (n + 1), 1 / ((n + 1) lam))``, over the group's
-        features that have data."""
-        st = self._state
-        for name, side in (("U", self._U), ("I", self._I)):
-            mu_w, lam_w, mu_v, lam_v = self._hyper[name]
-            for g in range(side.n_groups):
-                sel = side.used & (side.group == g)
-                n = int(sel.sum())
-                if n == 0:
-                    continue
-                for theta, mu, lam, vector in ((st["w" + name][sel][:, None], mu_w, lam_w, False),
-                                               (st["V" + name][sel], mu_v, lam_v, True)):
-                    m = mu[g]
-                    ss = ((theta - m) ** 2).sum(axis=0) + np.asarray(m) ** 2 + 1.0
-                    new_lam = rng.gamma(0.5 * (n + 2), 2.0 / ss)
-                    new_mu = theta.sum(axis=0) / (n + 1) + rng.standard_normal(theta.shape[1]) / np.sqrt(
-                        (n + 1) * new_lam)
-                    lam[g], mu[g] = (new_lam, new_mu) if vector else (new_lam[0], new_mu[0])
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        st = self._state
-        k = int(self.factors)
-        alpha = st["alpha"]
-        e = self._e
-        N = len(e)
-        self._sample_hyper(rng)
-        # global bias (flat prior)
-        new = st["w0"] + e.sum() / N + rng.standard_normal() / math.sqrt(alpha * N)
-        e -= new - st["w0"]
-        st["w0"] = new
-        sides = (("U", self._U), ("I", self._I))
-        for name, side in sides:  # linear weights
-            mu_w, lam_w, _, _ = self._hyper[name]
-            n_ent = len(side.counts)
-            E0 = np.empty(n_ent)
-            K.residual_sums(side.ent_indptr, side.pos, e, E0)
-            lin_old = side.B @ st["w" + name]
-            lin = lin_old.copy()
-            K.sample_side_linear(side.colptr, side.colrows, side.colvals, side.group, st["w" + name], mu_w, lam_w,
-                                 alpha, side.counts, E0, lin, rng.standard_normal(side.B.shape[1]))
-            K.update_residual_linear(side.ent_of, lin_old, lin, e)
-        U, I = self._U, self._I
-        _, _, mu_vU, lam_vU = self._hyper["U"]
-        _, _, mu_vI, lam_vI = self._hyper["I"]
-        K.factor_sweep(U.colptr, U.colrows, U.colvals, U.group, st["VU"], mu_vU, lam_vU, U.counts, U.ent_indptr, U.pos,
-                       self._users, I.colptr, I.colrows, I.colvals, I.group, st["VI"], mu_vI, lam_vI, I.counts,
-                       I.ent_indptr, I.pos, self._items, alpha, st["qU"], st["qI"], e,
-                       rng.standard_normal((k, U.B.shape[1])), rng.standard_normal((k, I.B.shape[1])))
-        sse = self._refresh()
-        if self.noise_precision is None:
-            st["alpha"] = rng.gamma(0.5 * (1.0 + N), 2.0 / (1.0 + sse))
-        if epoch >= int(self.burn_in):
-            self._keep(epoch)
-        self._publish_current()
-        return sse
-
-    def _keep(self, epoch: int) -> None:
-        """Add the current sweep to the running bias means and to its thinning group's running
-        sums; a full group (``_thin`` consecutive kept sweeps) becomes one stored draw, its mean."""
-        st = self._state
-        sums = self._sums
-        sums[0] += st["w0"]
-        sums[1] += st["bU"]
-        sums[2] += st["bI"]
-        sums[3] += 1
-        n_i = len(st["bI"])
-        if self.implicit:
-            s = slice(int(self._U.offsets[1]), int(self._U.offsets[2]))
-            Vn, wn = st["VU"][s], st["wU"][s]
-        else:
-            Vn, wn = np.zeros((n_i, int(self.factors))), np.zeros(n_i)
-        mu_w, lam_w, mu_v, lam_v = self._hyper["U"]
-        parts = (st["qU"], st["qI"], st["bI"], Vn, wn, st["w0"], np.concatenate([[mu_w[0]], mu_v[0]]),
-                 np.concatenate([[lam_w[0]], lam_v[0]]), st["alpha"])
-        if self._group is None:
-            self._group = [np.array(x, dtype=np.float64, copy=True) for x in parts] + [1]
-        else:
-            for acc, x in zip(self._group, parts):
-                acc += x
-            self._group[-1] += 1
-        if self._group[-1] == self._thin or epoch == int(self.iterations) - 1:
-            self._flush_group()
-
-    def _flush_group(self) -> None:
-        """Store the open thinning group's mean as one draw."""
-        if self._group is not None:
-            n = self._group[-1]
-            self._draws.append(tuple(x / n for x in self._group[:-1]))
-            self._group = None
-
-    def _penalty(self) -> float:
-        """No penalty term: ``loss`` in ``history_`` is the current draw's training MSE."""
-        return 0.0
-
-    def _finalize(self, train: Ratings) -> None:
-        """The posterior-mean predictor (the current draw while burning in)."""
-        dt = np.dtype(self.dtype)
-        st = self._state
-        if not self._draws and self._group is None:
-            self.user_factors_, self.item_factors_ = st["qU"].astype(dt), st["qI"].astype(dt)
-            self.user_bias_, self.item_bias_ = st["bU"].astype(dt), st["bI"].astype(dt)
-            self.global_mean_ = float(st["w0"])
-            return
-        draws = list(self._draws)
-        if self._group is not None:  # during a fit with validation, or one stopped early: the open group
-            draws.append(tuple(x / self._group[-1] for x in self._group[:-1]))
-        scale = 1.0 / np.sqrt(len(draws))
-        self.user_factors_ = (np.hstack([d[0] for d in draws]) * scale).astype(dt)
-        self.item_factors_ = (np.hstack([d[1] for d in draws]) * scale).astype(dt)
-        w0, bU, bI, count = self._sums
-        self.global_mean_ = float(w0 / count)
-        self.user_bias_ = (bU / count).astype(dt)
-        self.item_bias_ = (bI / count).astype(dt)
-        self.sample_item_bias_ = np.stack([d[2] for d in draws])
-        self.sample_implicit_factors_ = np.stack([d[3] for d in draws]).astype(dt)
-        self.sample_implicit_weights_ = np.stack([d[4] for d in draws])
-        self.sample_global_ = np.array([float(d[5]) for d in draws])
-        self.sample_prior_mean_ = np.stack([d[6] for d in draws])
-        self.sample_prior_precision_ = np.stack([d[7] for d in draws])
-        self.sample_noise_precision_ = np.array([float(d[8]) for d in draws], dtype=np.float64)
-
-    def _end_fit(self) -> None:
-        for name in ("_y", "_users", "_items", "_e"):
-            self.__dict__.pop(name, None)
 
     # ------------------------------------------------------------------ new users
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
@@ -384,3 +187,184 @@ class BayesianFM(PosteriorDraws, FactorModel):
 
     #: explanations: the part of each score due to the user-id ridge, per rated item (as BayesianMF)
     _contributions = BayesianMF._contributions
+
+
+class _FMTrainer(Trainer):
+    """The design blocks, current parameters, hyperparameters and the running draw sums of one
+    BayesianFM Gibbs run."""
+
+    def __init__(self, model: "BayesianFM", train: Ratings, rng: np.random.Generator, dtype: np.dtype,
+                 attributes: tuple) -> None:
+        super().__init__(model, train)
+        self.dtype = dtype
+        k = int(self.model.factors)
+        n_u, n_i = train.n_users, train.n_items
+        users = train.user_indices.astype(np.int64)
+        items = train.item_indices.astype(np.int64)
+        self._y = train.values.astype(np.float64)
+        self._users, self._items = users, items
+        u_rated, i_rated = train.user_counts > 0, train.item_counts > 0
+        seen = train.seen.astype(np.float64).tocsr()
+        u_blocks = [sp.diags(u_rated.astype(np.float64), format="csr")]
+        i_blocks = [sp.diags(i_rated.astype(np.float64), format="csr")]
+        if self.model.implicit:
+            u_blocks.append(_scaled_rows(seen).tocsr())
+            i_blocks.append(_scaled_rows(seen.T.tocsr()).tocsr())
+        ua, ia = attributes
+        for blocks, table, id_map, rated, what in ((u_blocks, ua, train.user_map, u_rated, "user"),
+                                                    (i_blocks, ia, train.item_map, i_rated, "item")):
+            block = self.model._attribute_block(table, id_map, rated, what)
+            if block is not None and block.shape[1]:
+                blocks.append(block)
+        self._U = _Side(u_blocks, users, n_u)
+        self._I = _Side(i_blocks, items, n_i)
+        self._state = {}
+        st = self._state
+        for name, side in (("U", self._U), ("I", self._I)):
+            D = side.B.shape[1]
+            V = self.init_factors(rng, D, k, np.dtype(np.float64))
+            V[~side.used] = 0.0
+            st["V" + name], st["w" + name] = V, np.zeros(D)
+            st["q" + name], st["b" + name] = np.zeros((side.B.shape[0], k)), np.zeros(side.B.shape[0])
+        st["w0"] = float(train.global_mean)
+        st["alpha"] = 1.0 if self.model.noise_precision is None else float(self.model.noise_precision)
+        self._hyper = {name: (np.zeros(side.n_groups), np.ones(side.n_groups), np.zeros((side.n_groups, k)),
+                              np.ones((side.n_groups, k))) for name, side in (("U", self._U), ("I", self._I))}
+        self._e = np.empty(len(train))
+        self._refresh()
+        kept = int(self.model.iterations) - int(self.model.burn_in)
+        self._thin = max(1, math.ceil(kept / int(self.model.max_draws)))
+        self._draws: list[tuple] = []
+        self._group: list | None = None
+        self._sums = [0.0, np.zeros(n_u), np.zeros(n_i), 0]
+
+    def _refresh(self) -> float:
+        """Recompute both sides' ``q``/bias from the parameters and the residuals (no drift)."""
+        st = self._state
+        for name, side in (("U", self._U), ("I", self._I)):
+            K.side_state(side.indptr, side.indices, side.data, st["V" + name], st["w" + name], st["q" + name],
+                         st["b" + name])
+        return float(K.residuals(self._users, self._items, self._y, st["w0"], st["bU"], st["bI"], st["qU"],
+                                 st["qI"], self._e))
+
+    def _sample_hyper(self, rng: np.random.Generator) -> None:
+        """Normal-Gamma hyperposterior per group and dimension, as libFM / myFM (``mu0 = 0``,
+        ``gamma0 = alpha0 = beta0 = 1``): ``lam ~ Gamma((n + 2) / 2, rate (1 + mu^2 + sum (theta -
+        mu)^2) / 2)``, then ``mu ~ N(sum theta / (n + 1), 1 / ((n + 1) lam))``, over the group's
+        features that have data."""
+        st = self._state
+        for name, side in (("U", self._U), ("I", self._I)):
+            mu_w, lam_w, mu_v, lam_v = self._hyper[name]
+            for g in range(side.n_groups):
+                sel = side.used & (side.group == g)
+                n = int(sel.sum())
+                if n == 0:
+                    continue
+                for theta, mu, lam, vector in ((st["w" + name][sel][:, None], mu_w, lam_w, False),
+                                               (st["V" + name][sel], mu_v, lam_v, True)):
+                    m = mu[g]
+                    ss = ((theta - m) ** 2).sum(axis=0) + np.asarray(m) ** 2 + 1.0
+                    new_lam = rng.gamma(0.5 * (n + 2), 2.0 / ss)
+                    new_mu = theta.sum(axis=0) / (n + 1) + rng.standard_normal(theta.shape[1]) / np.sqrt(
+                        (n + 1) * new_lam)
+                    lam[g], mu[g] = (new_lam, new_mu) if vector else (new_lam[0], new_mu[0])
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        st = self._state
+        k = int(self.model.factors)
+        alpha = st["alpha"]
+        e = self._e
+        N = len(e)
+        self._sample_hyper(rng)
+        # global bias (flat prior)
+        new = st["w0"] + e.sum() / N + rng.standard_normal() / math.sqrt(alpha * N)
+        e -= new - st["w0"]
+        st["w0"] = new
+        sides = (("U", self._U), ("I", self._I))
+        for name, side in sides:  # linear weights
+            mu_w, lam_w, _, _ = self._hyper[name]
+            n_ent = len(side.counts)
+            E0 = np.empty(n_ent)
+            K.residual_sums(side.ent_indptr, side.pos, e, E0)
+            lin_old = side.B @ st["w" + name]
+            lin = lin_old.copy()
+            K.sample_side_linear(side.colptr, side.colrows, side.colvals, side.group, st["w" + name], mu_w, lam_w,
+                                 alpha, side.counts, E0, lin, rng.standard_normal(side.B.shape[1]))
+            K.update_residual_linear(side.ent_of, lin_old, lin, e)
+        U, I = self._U, self._I
+        _, _, mu_vU, lam_vU = self._hyper["U"]
+        _, _, mu_vI, lam_vI = self._hyper["I"]
+        K.factor_sweep(U.colptr, U.colrows, U.colvals, U.group, st["VU"], mu_vU, lam_vU, U.counts, U.ent_indptr, U.pos,
+                       self._users, I.colptr, I.colrows, I.colvals, I.group, st["VI"], mu_vI, lam_vI, I.counts,
+                       I.ent_indptr, I.pos, self._items, alpha, st["qU"], st["qI"], e,
+                       rng.standard_normal((k, U.B.shape[1])), rng.standard_normal((k, I.B.shape[1])))
+        sse = self._refresh()
+        if self.model.noise_precision is None:
+            st["alpha"] = rng.gamma(0.5 * (1.0 + N), 2.0 / (1.0 + sse))
+        if epoch >= int(self.model.burn_in):
+            self._keep(epoch)
+        return sse
+
+    def _keep(self, epoch: int) -> None:
+        """Add the current sweep to the running bias means and to its thinning group's running
+        sums; a full group (``_thin`` consecutive kept sweeps) becomes one stored draw, its mean."""
+        st = self._state
+        sums = self._sums
+        sums[0] += st["w0"]
+        sums[1] += st["bU"]
+        sums[2] += st["bI"]
+        sums[3] += 1
+        n_i = len(st["bI"])
+        if self.model.implicit:
+            s = slice(int(self._U.offsets[1]), int(self._U.offsets[2]))
+            Vn, wn = st["VU"][s], st["wU"][s]
+        else:
+            Vn, wn = np.zeros((n_i, int(self.model.factors))), np.zeros(n_i)
+        mu_w, lam_w, mu_v, lam_v = self._hyper["U"]
+        parts = (st["qU"], st["qI"], st["bI"], Vn, wn, st["w0"], np.concatenate([[mu_w[0]], mu_v[0]]),
+                 np.concatenate([[lam_w[0]], lam_v[0]]), st["alpha"])
+        if self._group is None:
+            self._group = [np.array(x, dtype=np.float64, copy=True) for x in parts] + [1]
+        else:
+            for acc, x in zip(self._group, parts):
+                acc += x
+            self._group[-1] += 1
+        if self._group[-1] == self._thin or epoch == int(self.model.iterations) - 1:
+            self._flush_group()
+
+    def _flush_group(self) -> None:
+        """Store the open thinning group's mean as one draw."""
+        if self._group is not None:
+            n = self._group[-1]
+            self._draws.append(tuple(x / n for x in self._group[:-1]))
+            self._group = None
+
+    def arrays(self) -> dict[str, Any]:
+        """The posterior-mean predictor from the kept draws (and the open thinning group); while
+        burning in, the current sweep as the one draw."""
+        dt = np.dtype(self.dtype)
+        st = self._state
+        k = int(self.model.factors)
+        draws = list(self._draws)
+        if self._group is not None:  # during a fit with validation, or one stopped early: the open group
+            draws.append(tuple(x / self._group[-1] for x in self._group[:-1]))
+        if not draws:  # burning in: the current sweep, with the guest-side hyperparameters unset (neutral)
+            n_i = len(st["bI"])
+            draws = [(st["qU"], st["qI"], st["bI"], np.zeros((n_i, k)), np.zeros(n_i), st["w0"], np.zeros(k + 1),
+                      np.ones(k + 1), st["alpha"])]
+            w0, bU, bI, count = st["w0"], st["bU"], st["bI"], 1
+        else:
+            w0, bU, bI, count = self._sums
+        scale = 1.0 / np.sqrt(len(draws))
+        return {"user_factors_": (np.hstack([d[0] for d in draws]) * scale).astype(dt),
+                "item_factors_": (np.hstack([d[1] for d in draws]) * scale).astype(dt),
+                "global_mean_": float(w0 / count),
+                "user_bias_": (bU / count).astype(dt),
+                "item_bias_": (bI / count).astype(dt),
+                "sample_item_bias_": np.stack([d[2] for d in draws]),
+                "sample_implicit_factors_": np.stack([d[3] for d in draws]).astype(dt),
+                "sample_implicit_weights_": np.stack([d[4] for d in draws]),
+                "sample_global_": np.array([float(d[5]) for d in draws]),
+                "sample_prior_mean_": np.stack([d[6] for d in draws]),
+                "sample_prior_precision_": np.stack([d[7] for d in draws]),
+                "sample_noise_precision_": np.array([float(d[8]) for d in draws], dtype=np.float64)}

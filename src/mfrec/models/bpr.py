@@ -10,12 +10,15 @@ recommend, fold-in, save/load and `mfrec.evaluate` (ranking metrics) are the sha
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.bpr import bpr_epoch
-from mfrec.models.base import FactorModel, as_ratings, float_param
-from mfrec.recommend import FoldIn
+from mfrec.models.base import FactorModel, Trainer, float_param
+from mfrec.models.params import Integral, Interval, Real
+from mfrec.models.recommend import FoldIn
 from mfrec.threads import blas_threads
 from mfrec.models.registry import register_model
 
@@ -44,6 +47,12 @@ class BPR(FactorModel):
     epochs_param = "iterations"
     _has_bias = False
     kind = "ranking"
+    _parameter_constraints = {
+        "iterations": [Interval(Integral, 1, None)],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        # > 0: the L2 term bounds the factors (and makes the fold-in objective strictly concave)
+        "regularization": [Interval(Real, 0, None, closed="neither")],
+    }
 
     def __init__(
         self,
@@ -59,48 +68,8 @@ class BPR(FactorModel):
     ) -> None:
         self._store_params(locals())
 
-    def fit(self, train, validation=None, **kwargs):  # type: ignore[override]
-        if validation is not None:
-            raise ValueError("BPR scores preferences, not ratings: evaluate it with ranking metrics "
-                             "(mfrec.evaluate) instead of a validation RMSE")
-        train = as_ratings(train, "train")
-        self.validate_params()
-        if float(self.regularization) <= 0:
-            raise ValueError(f"BPR needs regularization > 0 (it bounds the factors), got {self.regularization!r}")
-        return super().fit(train, **kwargs)
-
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        bu = train.by_user
-        self._indptr = bu.indptr.astype(np.int64)
-        self._indices = bu.indices.astype(np.int64)
-        self._rows = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(self._indptr))
-        self._seed = int(rng.integers(0, 2**62))
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        dt = self.item_factors_.dtype
-        n = len(self._indices)
-        loss, correct, skipped = bpr_epoch(self._indptr, self._indices, self._rows, self.user_factors_,
-                                           self.item_factors_, self.item_bias_, float_param(self.learning_rate, dt),
-                                           float_param(self.regularization, dt),
-                                           np.uint64((self._seed + epoch * 0x9E3779B9) % 2**63), n, 32)
-        self._last_correct = correct / max(n - skipped, 1)
-        return float(loss)
-
-    def _penalty(self) -> float:
-        return 0.0  # the reported loss is the mean log loss of the epoch's triples
-
-    def _finalize(self, train: Ratings) -> None:
-        # items drawn only as negatives (no positive: untrained) rank like unknown items
-        self._zero_untrained_rows(train)
-
-    def _end_fit(self) -> None:
-        for name in ("_indptr", "_indices", "_rows"):
-            self.__dict__.pop(name, None)
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_BPRTrainer":
+        return _BPRTrainer(self, train, rng, dtype)
 
     # ---------------------------------------------------------------- fold-in
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
@@ -161,3 +130,38 @@ class BPR(FactorModel):
         """contrib[r, j] = q_r . part_j, the rated item j's share of ``x`` (the shares sum to ``x``
         at the optimum), so the contributions sum to the personal score ``x . q_r``."""
         return self.item_factors_[chosen].astype(np.float64) @ np.asarray(fold.solve).T
+
+
+class _BPRTrainer(Trainer):
+    """Factors, item biases and the positives (user-major CSR) of one BPR fit."""
+
+    def __init__(self, model: BPR, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        super().__init__(model, train)
+        k = int(model.factors)
+        self.P = self.init_factors(rng, train.n_users, k, dtype)
+        self.Q = self.init_factors(rng, train.n_items, k, dtype)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P,), items=(self.Q,))
+        bu = train.by_user
+        self.indptr = bu.indptr.astype(np.int64)
+        self.indices = bu.indices.astype(np.int64)
+        self.rows = np.repeat(np.arange(train.n_users, dtype=np.int64), np.diff(self.indptr))
+        self.seed = int(rng.integers(0, 2**62))
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m = self.model
+        dt = self.Q.dtype
+        n = len(self.indices)
+        loss, correct, skipped = bpr_epoch(self.indptr, self.indices, self.rows, self.P, self.Q, self.bi,
+                                           float_param(m.learning_rate, dt), float_param(m.regularization, dt),
+                                           np.uint64((self.seed + epoch * 0x9E3779B9) % 2**63), n, 32)
+        return float(loss)  # the reported loss is the mean log loss of the epoch's triples (no penalty)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}
+
+    def final(self) -> dict[str, np.ndarray]:
+        # items drawn only as negatives (no positive: untrained) rank like unknown items
+        self.zero_untrained(items=(self.Q, self.bi))
+        return super().final()

@@ -38,12 +38,14 @@ import pandas as pd
 import scipy.linalg as sla
 
 from mfrec.data.attributes import AttributeEncoder
-from mfrec.data.idmap import as_id_array, plain
+from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
-from mfrec.models.base import EpochCallback, FactorModel, as_ratings
-from mfrec.recommend import FoldIn, resolve_new_ratings
+from mfrec.data.ratings import as_ratings
+from mfrec.models.base import EpochCallback, FactorModel, Trainer, sq_norm, ridge_penalty
+from mfrec.models.params import Integral, Interval, Options, Real
+from mfrec.models.recommend import FoldIn, resolve_new_ratings
 from mfrec.models.registry import register_model
 
 #: how rows without ratings get their factors (and bias) from their attributes
@@ -105,11 +107,20 @@ class CMF(FactorModel):
     """
 
     epochs_param = "iterations"
-    _param_choices = {"solver": ("cholesky", "cg"), "user_cold_start": COLD_START, "item_cold_start": COLD_START}
-    _extra_arrays = ("user_attribute_factors_", "item_attribute_factors_", "user_attribute_means_",
-                     "item_attribute_means_", "user_attribute_rows_", "item_attribute_rows_",
-                     "user_attribute_encoder_", "item_attribute_encoder_",
-                     "user_cold_start_map_", "item_cold_start_map_")
+    _parameter_constraints = {
+        "iterations": [Interval(Integral, 1, None)],
+        "regularization": [Interval(Real, 0, None)],
+        "bias_regularization": [None, Interval(Real, 0, None)],
+        "user_attribute_weight": [Interval(Real, 0, None)],
+        "item_attribute_weight": [Interval(Real, 0, None)],
+        "attribute_regularization": [Interval(Real, 0, None, closed="neither")],
+        "attribute_bias": [bool],
+        "user_cold_start": [Options(*COLD_START)],
+        "item_cold_start": [Options(*COLD_START)],
+        "cold_start_regularization": [Interval(Real, 0, None)],
+        "solver": [Options("cholesky", "cg")],
+        "cg_steps": [Interval(Integral, 1, None)],
+    }
     _array_specs = {**FactorModel._array_specs,
                     "user_attribute_factors_": ("factor", ("user_features", "factors+attribute_bias")),
                     "item_attribute_factors_": ("factor", ("item_features", "factors+attribute_bias")),
@@ -146,17 +157,11 @@ class CMF(FactorModel):
         self._store_params(locals())
 
     # ------------------------------------------------------------------ parameters
-    def validate_params(self) -> None:
-        super().validate_params()  # the shared checks cover solver, cg_steps, the weights and flags
-        if not self.attribute_regularization > 0:
-            raise ValueError(f"attribute_regularization must be > 0, got {self.attribute_regularization}")
-
     def _lambdas(self) -> tuple[float, float]:
-        lam = float(self.regularization)
-        lam_b = lam if self.bias_regularization is None else float(self.bias_regularization)
-        return lam, lam_b
+        return float(self.regularization), float(self._param("bias_regularization"))
 
     def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        """As ALS: each row's ridge is penalized once."""
         return self._lambdas()
 
     # ------------------------------------------------------------------ fitting
@@ -186,59 +191,17 @@ class CMF(FactorModel):
             # extend() keeps every training id at its index, so the training indices stay valid
             train = Ratings(train.user_indices, train.item_indices, train.values, user_map, item_map,
                             train.timestamps, rating_scale=train.rating_scale)
-        self._attr = {"user": (U, Um, self._column_means(U, Um)), "item": (I, Im, self._column_means(I, Im))}
-        self.user_attribute_encoder_ = self._encoder_state(u_enc)
-        self.item_attribute_encoder_ = self._encoder_state(i_enc)
-        self._encoders = {"user": (self.user_attribute_encoder_, u_enc), "item": (self.item_attribute_encoder_, i_enc)}
-        self.user_attribute_means_ = self._attr["user"][2]
-        self.item_attribute_means_ = self._attr["item"][2]
-        #: rows with at least one observed attribute (they have factors even without ratings)
-        self.user_attribute_rows_ = Um.any(axis=1) if float(self.user_attribute_weight) > 0 else np.zeros(len(Um), bool)
-        self.item_attribute_rows_ = Im.any(axis=1) if float(self.item_attribute_weight) > 0 else np.zeros(len(Im), bool)
+        side = {"user": _AttributeSide(U, Um, u_enc, float(self.user_attribute_weight)),
+                "item": _AttributeSide(I, Im, i_enc, float(self.item_attribute_weight))}
+        self._fit(train, validation, callback, side)
+        self._encoders = {s: (getattr(self, f"{s}_attribute_encoder_"), side[s].encoder) for s in ("user", "item")}
         #: rows of the model without a training rating (their factors come from attributes only)
         self.n_without_ratings_ = {"users": int(np.sum(train.user_counts == 0)),
                                    "items": int(np.sum(train.item_counts == 0))}
-        try:
-            super().fit(train, validation, callback=callback)
-            self._fit_cold_start(train)
-        finally:
-            del self._attr
         return self
 
-    def _fit_cold_start(self, train: Ratings) -> None:
-        """``{side}_cold_start_map_``: the ridge regression of the trained rows' ``[bias, factors]``
-        on their encoded attributes (``{side}_cold_start="regression"``); the rows that have
-        attributes but no rating are given its prediction (so ``predict`` and ``fold_in`` agree).
-
-        The map ``W`` ((1 + p) x (1 + k), intercept first) minimizes
-        ``|[b, A] - [1, Z] W|^2 + cold_start_regularization |W[1:]|^2`` over the rows with ratings
-        and at least one observed attribute; ``Z`` are the encoded attributes minus their means
-        (0 where missing). Without ``attribute_bias`` the bias column is 0 (no bias from
-        attributes). An empty (0, 1 + k) map means "not available" (no attributes, weight 0 or
-        ``"collective"``).
-        """
-        k = self.user_factors_.shape[1]
-        for side, counts in (("user", train.user_counts), ("item", train.item_counts)):
-            V, M, means = self._attr[side]
-            weight = float(getattr(self, f"{side}_attribute_weight"))
-            W = np.zeros((0, k + 1))
-            rows = (counts > 0) & M.any(axis=1)
-            if getattr(self, f"{side}_cold_start") == "regression" and weight > 0 and V.shape[1] and rows.any():
-                factors, bias = getattr(self, f"{side}_factors_"), getattr(self, f"{side}_bias_")
-                Z = np.hstack([np.ones((int(rows.sum()), 1)), np.where(M[rows], V[rows] - means, 0.0)])
-                T = np.hstack([bias[rows, None], factors[rows]]).astype(np.float64)
-                if not self.attribute_bias:
-                    T[:, 0] = 0.0
-                G = Z.T @ Z
-                G[np.diag_indices_from(G)] += float(self.cold_start_regularization)
-                G[0, 0] -= float(self.cold_start_regularization)  # the intercept is not shrunk
-                W = sla.solve(G, Z.T @ T, assume_a="pos", check_finite=False)
-                cold = (counts == 0) & M.any(axis=1)
-                if cold.any():
-                    P = self._cold_start_rows(W, V[cold], M[cold], means)
-                    factors[cold] = P[:, 1:]
-                    bias[cold] = P[:, 0]
-            setattr(self, f"{side}_cold_start_map_", W.astype(self.user_factors_.dtype))
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_CMFTrainer":
+        return _CMFTrainer(self, train, rng, dtype, side)
 
     @staticmethod
     def _cold_start_rows(W: np.ndarray, V: np.ndarray, M: np.ndarray, means: np.ndarray) -> np.ndarray:
@@ -261,12 +224,7 @@ class CMF(FactorModel):
         if not isinstance(table, pd.DataFrame):
             raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, "
                             f"got {type(table).__name__}")
-        ids = as_id_array(table.index)
-        if id_map.ids.dtype.kind == "i" and ids.dtype == object:
-            # str ids for an int-id model ("12" -> 12), as IdMap.lookup reads them
-            num = pd.to_numeric(pd.Series(ids, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-            if np.isfinite(num).all() and (num == np.round(num)).all():
-                ids = num.astype(np.int64)
+        ids = id_map.conform(table.index)  # str ids of an int-id model ("12" -> 12), as lookup reads them
         if pd.isna(pd.Series(ids, dtype=object)).any():
             raise DataError(f"{what}_attributes has a missing {what} id in its index")
         if not pd.Index(ids).is_unique:
@@ -283,66 +241,6 @@ class CMF(FactorModel):
         V[rows] = values
         M[rows] = observed
         return union, encoder, V, M
-
-    @staticmethod
-    def _column_means(V: np.ndarray, M: np.ndarray) -> np.ndarray:
-        counts = M.sum(axis=0)
-        sums = np.where(M, V, 0.0).sum(axis=0)
-        return np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
-
-    @staticmethod
-    def _encoder_state(encoder: AttributeEncoder | None) -> np.ndarray:
-        """The encoder state as a 1-element unicode array (JSON) for save/load; '' for none."""
-        return np.array([encoder.to_json() if encoder is not None else ""])
-
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self.user_factors_ = np.zeros((train.n_users, k), dtype=dtype)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        off = 1 if self.attribute_bias else 0
-        self.user_attribute_factors_ = np.zeros((self._attr["user"][0].shape[1], k + off), dtype=dtype)
-        self.item_attribute_factors_ = np.zeros((self._attr["item"][0].shape[1], k + off), dtype=dtype)
-        self._attr_sse = 0.0
-        self.user_cold_start_map_ = np.zeros((0, k + 1), dtype=dtype)  # fitted after training
-        self.item_cold_start_map_ = np.zeros((0, k + 1), dtype=dtype)
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        lam, lam_b = self._lambdas()
-        lam_c = float(self.attribute_regularization)
-        use_cg = self.solver == "cg"
-        steps = int(self.cg_steps)
-        # as in ALS: CG from the start, twice the steps in the first user step (it starts from zero)
-        first_steps = steps * (2 if epoch == 0 else 1)
-        sse = np.zeros(2)
-        attr_sse = 0.0
-        bu, bi = train.by_user, train.by_item
-        U, Um, um = self._attr["user"]
-        I, Im, im = self._attr["item"]
-        wu, wi = float(self.user_attribute_weight), float(self.item_attribute_weight)
-        cmf_half_step(bu.indptr, bu.indices, bu.data, self.item_factors_, self.item_bias_, self.global_mean_,
-                      U, Um, um, self.user_attribute_factors_, wu, self.user_factors_, self.user_bias_,
-                      lam, lam_b, use_cg, first_steps, sse)
-        if wu > 0 and U.shape[1]:
-            attr_sse += attribute_factor_step(self.user_factors_, self.user_bias_, U, Um, um, wu, lam_c,
-                                              self.user_attribute_factors_)
-        cmf_half_step(bi.indptr, bi.indices, bi.data, self.user_factors_, self.user_bias_, self.global_mean_,
-                      I, Im, im, self.item_attribute_factors_, wi, self.item_factors_, self.item_bias_,
-                      lam, lam_b, use_cg, steps, sse)
-        if wi > 0 and I.shape[1]:
-            attr_sse += attribute_factor_step(self.item_factors_, self.item_bias_, I, Im, im, wi, lam_c,
-                                              self.item_attribute_factors_)
-        self._attr_sse = attr_sse
-        return float(sse[0])
-
-    def _penalty(self) -> float:
-        """Regularization plus the weighted attribute reconstruction error (so ``loss`` in
-        ``history_`` is the whole objective per rating)."""
-        lam_c = float(self.attribute_regularization)
-        return super()._penalty() + float(getattr(self, "_attr_sse", 0.0)) + lam_c * (
-            float(np.sum(self.user_attribute_factors_.astype(np.float64) ** 2))
-            + float(np.sum(self.item_attribute_factors_.astype(np.float64) ** 2)))
 
     def _trained(self) -> tuple[np.ndarray, np.ndarray]:
         """Rows with training ratings *or* observed attributes: both have fitted factors (the base
@@ -562,3 +460,119 @@ class CMF(FactorModel):
             uk = u[known]
             pred[known] += self.user_bias_[uk].astype(np.float64) + self.user_factors_[uk].astype(np.float64) @ q
         return self._with_unknown(self._clip(pred, clip), {"users": int((~known).sum()), "items": 0}, return_unknown)
+
+
+class _AttributeSide:
+    """One side's encoded attribute table for a fit: values, observed mask, column means, the
+    fitted encoder (None without a table) and the side's attribute weight."""
+
+    def __init__(self, V: np.ndarray, M: np.ndarray, encoder: AttributeEncoder | None, weight: float) -> None:
+        self.V, self.M, self.encoder, self.weight = V, M, encoder, weight
+        counts = M.sum(axis=0)
+        sums = np.where(M, V, 0.0).sum(axis=0)
+        self.means = np.where(counts > 0, sums / np.maximum(counts, 1), 0.0)
+        #: rows with at least one observed attribute (they have factors even without ratings)
+        self.rows = M.any(axis=1) if weight > 0 else np.zeros(len(M), bool)
+        self.state = np.array([encoder.to_json() if encoder is not None else ""])  # JSON, for model files
+
+
+class _CMFTrainer(Trainer):
+    """Factors, biases and attribute factors of one CMF fit, with the attribute blocks."""
+
+    def __init__(self, model: CMF, train: Ratings, rng: np.random.Generator, dtype: np.dtype,
+                 side: dict[str, _AttributeSide]) -> None:
+        super().__init__(model, train)
+        self.side = side
+        k = int(model.factors)
+        self.P = np.zeros((train.n_users, k), dtype=dtype)
+        self.Q = self.init_factors(rng, train.n_items, k, dtype)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+        off = 1 if model.attribute_bias else 0
+        self.C = np.zeros((side["user"].V.shape[1], k + off), dtype=dtype)
+        self.D = np.zeros((side["item"].V.shape[1], k + off), dtype=dtype)
+        self.attr_sse = 0.0
+        self.no_map = np.zeros((0, k + 1), dtype=dtype)  # the cold-start maps are fitted after training
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m = self.model
+        lam, lam_b = m._lambdas()
+        lam_c = float(m.attribute_regularization)
+        use_cg = m.solver == "cg"
+        steps = int(m.cg_steps)
+        # as in ALS: CG from the start, twice the steps in the first user step (it starts from zero)
+        first_steps = steps * (2 if epoch == 0 else 1)
+        sse = np.zeros(2)
+        attr_sse = 0.0
+        bu, bi = self.train.by_user, self.train.by_item
+        us, its = self.side["user"], self.side["item"]
+        cmf_half_step(bu.indptr, bu.indices, bu.data, self.Q, self.bi, self.mu, us.V, us.M, us.means, self.C,
+                      us.weight, self.P, self.bu, lam, lam_b, use_cg, first_steps, sse)
+        if us.weight > 0 and us.V.shape[1]:
+            attr_sse += attribute_factor_step(self.P, self.bu, us.V, us.M, us.means, us.weight, lam_c, self.C)
+        cmf_half_step(bi.indptr, bi.indices, bi.data, self.P, self.bu, self.mu, its.V, its.M, its.means, self.D,
+                      its.weight, self.Q, self.bi, lam, lam_b, use_cg, steps, sse)
+        if its.weight > 0 and its.V.shape[1]:
+            attr_sse += attribute_factor_step(self.Q, self.bi, its.V, its.M, its.means, its.weight, lam_c, self.D)
+        self.attr_sse = attr_sse
+        return float(sse[0])
+
+    def penalty(self) -> float:
+        """Regularization plus the weighted attribute reconstruction error (so ``loss`` in
+        ``history_`` is the whole objective per rating)."""
+        lam_c = float(self.model.attribute_regularization)
+        return (ridge_penalty(self.model, sq_norm(self.P), sq_norm(self.Q), sq_norm(self.bu), sq_norm(self.bi))
+                + self.attr_sse + lam_c * (sq_norm(self.C.astype(np.float64)) + sq_norm(self.D.astype(np.float64))))
+
+    def arrays(self, maps: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+        us, its = self.side["user"], self.side["item"]
+        user_map, item_map = maps if maps is not None else (self.no_map, self.no_map)
+        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi,
+                "user_attribute_factors_": self.C, "item_attribute_factors_": self.D,
+                "user_attribute_means_": us.means, "item_attribute_means_": its.means,
+                "user_attribute_rows_": us.rows, "item_attribute_rows_": its.rows,
+                "user_attribute_encoder_": us.state, "item_attribute_encoder_": its.state,
+                "user_cold_start_map_": user_map, "item_cold_start_map_": item_map}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"P": self.P, "Q": self.Q, "bu": self.bu, "bi": self.bi, "C": self.C, "D": self.D}
+
+    def final(self) -> dict[str, np.ndarray]:
+        maps = (self._cold_start("user", self.train.user_counts, self.P, self.bu),
+                self._cold_start("item", self.train.item_counts, self.Q, self.bi))
+        return {name: np.ascontiguousarray(a) for name, a in self.arrays(maps).items()}
+
+    def _cold_start(self, side: str, counts: np.ndarray, factors: np.ndarray, bias: np.ndarray) -> np.ndarray:
+        """``{side}_cold_start_map_``: the ridge regression of the trained rows' ``[bias, factors]``
+        on their encoded attributes (``{side}_cold_start="regression"``); the rows that have
+        attributes but no rating are given its prediction (so ``predict`` and ``fold_in`` agree).
+
+        The map ``W`` ((1 + p) x (1 + k), intercept first) minimizes
+        ``|[b, A] - [1, Z] W|^2 + cold_start_regularization |W[1:]|^2`` over the rows with ratings
+        and at least one observed attribute; ``Z`` are the encoded attributes minus their means
+        (0 where missing). Without ``attribute_bias`` the bias column is 0 (no bias from
+        attributes). An empty (0, 1 + k) map means "not available" (no attributes, weight 0 or
+        ``"collective"``).
+        """
+        m = self.model
+        a = self.side[side]
+        V, M, means = a.V, a.M, a.means
+        k = factors.shape[1]
+        W = np.zeros((0, k + 1))
+        rows = (counts > 0) & M.any(axis=1)
+        if getattr(m, f"{side}_cold_start") == "regression" and a.weight > 0 and V.shape[1] and rows.any():
+            Z = np.hstack([np.ones((int(rows.sum()), 1)), np.where(M[rows], V[rows] - means, 0.0)])
+            T = np.hstack([bias[rows, None], factors[rows]]).astype(np.float64)
+            if not m.attribute_bias:
+                T[:, 0] = 0.0
+            G = Z.T @ Z
+            G[np.diag_indices_from(G)] += float(m.cold_start_regularization)
+            G[0, 0] -= float(m.cold_start_regularization)  # the intercept is not shrunk
+            W = sla.solve(G, Z.T @ T, assume_a="pos", check_finite=False)
+            cold = (counts == 0) & M.any(axis=1)
+            if cold.any():
+                P = CMF._cold_start_rows(W, V[cold], M[cold], means)
+                factors[cold] = P[:, 1:]
+                bias[cold] = P[:, 0]
+        return W.astype(factors.dtype)

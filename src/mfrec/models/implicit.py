@@ -9,6 +9,8 @@ ranks by the predicted preference. It is the model mfrec recommends for recommen
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
 import scipy.linalg as sla
@@ -16,8 +18,9 @@ import scipy.linalg as sla
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import implicit_half_step
 from mfrec.errors import DataError
-from mfrec.models.base import FactorModel, as_ratings
-from mfrec.recommend import FoldIn
+from mfrec.models.base import FactorModel, Trainer
+from mfrec.models.params import Integral, Interval, Options, Real
+from mfrec.models.recommend import FoldIn
 from mfrec.models.registry import register_model
 
 
@@ -35,7 +38,14 @@ class ImplicitALS(FactorModel):
     epochs_param = "iterations"
     _has_bias = False
     kind = "ranking"
-    _param_choices = {"confidence": ("rating", "binary"), "solver": ("cholesky", "cg")}
+    _parameter_constraints = {
+        "iterations": [Interval(Integral, 1, None)],
+        "regularization": [Interval(Real, 0, None)],
+        "alpha": [Interval(Real, 0, None)],
+        "confidence": [Options("rating", "binary")],
+        "solver": [Options("cholesky", "cg")],
+        "cg_steps": [Interval(Integral, 1, None)],
+    }
 
     def __init__(
         self,
@@ -69,42 +79,11 @@ class ImplicitALS(FactorModel):
                             "Use confidence='binary', or shift the ratings")
         return 1.0 + float(self.alpha) * v
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self.user_factors_ = self._init_factors(rng, train.n_users, k, dtype)
-        self.item_factors_ = self._init_factors(rng, train.n_items, k, dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        bu, bi = train.by_user, train.by_item
-        self._conf_user = self._confidences(bu.data)
-        self._conf_item = self._confidences(bi.data)
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_ImplicitTrainer":
+        return _ImplicitTrainer(self, train, rng, dtype)
 
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        lam = float(self.regularization)
-        bu, bi = train.by_user, train.by_item
-        steps = int(self.cg_steps)
-
-        def half(csr, conf, other, out, want_loss):
-            G = other.astype(np.float64)
-            G = G.T @ G
-            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, self.solver == "cg", steps,
-                                      want_loss, numba.get_num_threads())
-
-        # the epoch's training error is the one after its item half-step: the user half skips it
-        half(bu, self._conf_user, self.item_factors_, self.user_factors_, False)
-        return half(bi, self._conf_item, self.user_factors_, self.item_factors_, True)
-
-    def _finalize(self, train: Ratings) -> None:
+    def _arrays_changed(self) -> None:
         self._gram_factor = None  # the fold-in cache depends on the item factors
-
-    def fit(self, train, validation=None, **kwargs):  # type: ignore[override]
-        if validation is not None:
-            raise ValueError("ImplicitALS predicts preferences, not ratings: evaluate it with ranking "
-                             "metrics (mfrec.evaluate) instead of a validation RMSE")
-        train = as_ratings(train, "train")
-        if self.confidence == "rating":  # before fit changes anything (a refit keeps the old model)
-            self._confidences(train.values, "the training data")
-        return super().fit(train, **kwargs)
 
     # ---------------------------------------------------------------- fold-in with a cached Gram
     def _gram(self):
@@ -138,3 +117,39 @@ class ImplicitALS(FactorModel):
         Ainv_Ut = Ginv_Ut - Ginv_Ut @ np.linalg.solve(small, U @ Ginv_Ut)  # A^-1 U^T
         Yc = self.item_factors_[chosen].astype(np.float64)
         return (Yc @ Ainv_Ut) * c[None, :]
+
+
+class _ImplicitTrainer(Trainer):
+    """Both sides' factors and the confidence weights of the training entries."""
+
+    def __init__(self, model: ImplicitALS, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        super().__init__(model, train)
+        bu, bi = train.by_user, train.by_item
+        # the confidences first: bad ratings are refused before anything is allocated or changed
+        self.conf_user = model._confidences(bu.data, "the training data")
+        self.conf_item = model._confidences(bi.data, "the training data")
+        k = int(model.factors)
+        self.P = self.init_factors(rng, train.n_users, k, dtype)
+        self.Q = self.init_factors(rng, train.n_items, k, dtype)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P,), items=(self.Q,))
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m = self.model
+        lam = float(m.regularization)
+        bu, bi = self.train.by_user, self.train.by_item
+        steps = int(m.cg_steps)
+
+        def half(csr, conf, other, out, want_loss):
+            G = other.astype(np.float64)
+            G = G.T @ G
+            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, m.solver == "cg", steps,
+                                      want_loss, numba.get_num_threads())
+
+        # the epoch's training error is the one after its item half-step: the user half skips it
+        half(bu, self.conf_user, self.Q, self.P, False)
+        return half(bi, self.conf_item, self.P, self.Q, True)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}

@@ -2,7 +2,11 @@
 
 Open to user code: decorate a `FactorModel` subclass with ``@register_model("my-model")`` and it
 can be saved, loaded (`mfrec.load_model`), tuned and trained from the CLI (``--model my-model``,
-once its module is imported; ``--model package.module:ClassName`` imports it). The built-in
+once its module is imported; ``--model package.module:ClassName`` imports it). A process that
+only loads a model file (``mfrec recommend model.mfrec``, the service) finds a user's class when
+its module is imported first, listed in the environment variable ``MFREC_MODELS``
+(comma-separated module names), or published by an installed package under the entry-point group
+``mfrec.models``; a model file itself never names code to import. The built-in
 models are listed here as ``module:class`` strings and imported on first lookup, so reading the
 names (``mfrec --help``) imports no model code, and this module imports nothing from `mfrec`.
 """
@@ -10,6 +14,7 @@ names (``mfrec --help``) imports no model code, and this module imports nothing 
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any, Callable, Iterator, Mapping, TypeVar
 
 T = TypeVar("T", bound=type)
@@ -68,14 +73,42 @@ def _class_name(target: str | type) -> str:
 
 
 def _same(target: str | type, cls: type) -> bool:
-    """Whether a registry entry names ``cls`` (a built-in string entry names its own class)."""
+    """Whether a registry entry names ``cls``: the same class, or one of the same module and
+    qualified name (a built-in string entry; a module reloaded or a notebook cell run again)."""
     if isinstance(target, type):
-        return target is cls
+        return target is cls or (target.__module__, target.__qualname__) == (cls.__module__, cls.__qualname__)
     return target == f"{cls.__module__}:{cls.__qualname__}"
 
 
 def _describe(target: str | type) -> str:
     return f"{target.__module__}.{target.__qualname__}" if isinstance(target, type) else target.replace(":", ".")
+
+
+_plugins_loaded = False
+
+
+def _load_plugins() -> None:
+    """Import the modules of ``MFREC_MODELS`` and the ``mfrec.models`` entry points (once): their
+    ``@register_model`` classes register themselves."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return
+    _plugins_loaded = True
+    for module in filter(None, (m.strip() for m in os.environ.get("MFREC_MODELS", "").split(","))):
+        importlib.import_module(module)
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="mfrec.models"):
+        ep.load()
+
+
+def _lookup(name: str) -> type | None:
+    if name in _entries:
+        return _resolve(_entries[name])
+    for target in _entries.values():
+        if _class_name(target) == name:
+            return _resolve(target)
+    return None
 
 
 def model_class(name: str) -> type:
@@ -84,11 +117,12 @@ def model_class(name: str) -> type:
     models otherwise."""
     if not isinstance(name, str):
         raise TypeError(f"a model name is a string, got {type(name).__name__}")
-    if name in _entries:
-        return _resolve(_entries[name])
-    for key, target in _entries.items():
-        if _class_name(target) == name:
-            return _resolve(target)
+    found = _lookup(name)
+    if found is None and ":" not in name:
+        _load_plugins()
+        found = _lookup(name)
+    if found is not None:
+        return found
     if ":" in name:
         try:
             cls = _resolve(name)
@@ -97,7 +131,8 @@ def model_class(name: str) -> type:
         if not isinstance(cls, type):
             raise KeyError(f"{name!r} is not a class")
         return cls
-    raise KeyError(f"unknown model {name!r}; known: {', '.join(names())} (or package.module:ClassName)")
+    raise KeyError(f"unknown model {name!r}; known: {', '.join(names())} (or package.module:ClassName; a model "
+                   "of your own is found once its module is imported, e.g. listed in MFREC_MODELS)")
 
 
 def names() -> list[str]:

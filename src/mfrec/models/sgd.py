@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-import numba
+from typing import Any
+
 import numpy as np
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, parallel_epoch
-from mfrec.models.base import FactorModel, float_param
+from mfrec.models.base import FactorModel, Trainer, sq_norm, float_param, ridge_penalty
+from mfrec.models.params import Integral, Interval, Real
 from mfrec.models.registry import register_model
 
 
@@ -40,77 +42,123 @@ def balanced_groups(counts: np.ndarray, n_groups: int, rng: np.random.Generator,
     return np.repeat(groups, chunk)[:n]
 
 
-class _SGDModel(FactorModel):
-    """Shared plumbing of the per-rating SGD models: stratified blocks and the epoch kernel.
+class _SGDTrainer(Trainer):
+    """Scratch state of one SGD fit: factor matrices in `padded_rows` storage (rows of whole
+    cache lines, see mfrec.kernels.sgd) that the kernels update, and the stratified blocks. The
+    published ``*_factors_`` are ``[:, :factors]`` views of it (contiguous copies at the end)."""
 
-    During a fit the factor matrices live in `padded_rows` storage (rows of whole cache lines,
-    see mfrec.kernels.sgd) that the kernels update; the public ``*_factors_`` attributes are
-    ``[:, :factors]`` views of it, and become plain contiguous arrays when the fit ends.
-    """
+    def __init__(self, model: "_SGDModel", train: Ratings, rng: np.random.Generator, dtype: np.dtype,
+                 factor_mean: float = 0.0) -> None:
+        super().__init__(model, train)
+        k = int(model.factors)
+        self.k = k
+        self.P = self.padded_factors(rng, train.n_users, k, dtype, factor_mean)
+        self.Q = self.padded_factors(rng, train.n_items, k, dtype, factor_mean)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+        self._setup_blocks(rng)
+        self.sq_norms: np.ndarray | None = None
 
-    def _trained_factors(self, name: str, rng: np.random.Generator, n: int, k: int, dtype: np.dtype,
-                         mean: float = 0.0, scale: float = 1.0) -> None:
-        """Initialize the factor matrix ``name`` (as `_init_factors`) in padded storage."""
+    def padded_factors(self, rng: np.random.Generator, n: int, k: int, dtype: np.dtype, mean: float = 0.0,
+                       scale: float = 1.0) -> np.ndarray:
+        """Random factors (as `Trainer.init_factors`) in padded storage."""
         full = padded_rows(n, k, dtype)
-        self._init_factors(rng, n, k, dtype, mean, out=full)
+        self.init_factors(rng, n, k, dtype, mean, out=full)
         if scale != 1.0:
             full[:, :k] *= dtype.type(scale)
-        self.__dict__.setdefault("_padded", {})[name] = full
-        setattr(self, name, full[:, :k])
+        return full
 
-    def _storage(self, name: str) -> np.ndarray:
-        """The array the kernels update for attribute ``name``: its padded storage during a fit."""
-        padded = self.__dict__.get("_padded", {})
-        return padded[name] if name in padded else getattr(self, name)
-
-    def _restore(self, state: dict[str, np.ndarray]) -> None:
-        for name, value in state.items():  # into the storage the kernels keep updating
-            getattr(self, name)[...] = value
-
-    def _end_fit(self) -> None:
-        self.__dict__.pop("_padded", None)
-        for name in ("user_factors_", "item_factors_") + self._extra_arrays:
-            setattr(self, name, np.ascontiguousarray(getattr(self, name)))
-
-    def _learning_rate(self, epoch: int) -> float:
-        return float(self.learning_rate) * float(getattr(self, "learning_rate_decay", 1.0)) ** epoch
-
-    def _setup_blocks(self, train: Ratings, rng: np.random.Generator) -> None:
+    def _setup_blocks(self, rng: np.random.Generator) -> None:
         """Split users and items into groups (`grid_groups`) and bucket the ratings by block."""
-        g = grid_groups(numba.get_num_threads(), train.n_users, train.n_items)
-        self._n_groups = g
-        ug = self._user_group = balanced_groups(train.user_counts, g, rng)
-        ig = self._item_group = balanced_groups(train.item_counts, g, rng)
-        user_ptr = train.by_user.indptr  # the users' boundaries in user_item_order
-        self._block_base, self._block_ptr, self._seg_ptr, self._block_seg = block_runs(
-            user_ptr, train.user_item_order, train.item_indices, ug, ig, g)
-        self._reverse_strata = True  # flipped before each epoch: the first runs forward
+        import numba
 
-    def _sgd_epoch(self, train: Ratings, rng: np.random.Generator, lr: float, lr_bias: float, reg: float,
-                   reg_bias: float, use_bias: bool, Z: np.ndarray | None = None, G: np.ndarray | None = None) -> float:
-        Q = self._storage("item_factors_")
+        train = self.train
+        self.threads = numba.get_num_threads()
+        g = grid_groups(self.threads, train.n_users, train.n_items)
+        self.n_groups = g
+        ug = self.user_group = balanced_groups(train.user_counts, g, rng)
+        ig = self.item_group = balanced_groups(train.item_counts, g, rng)
+        user_ptr = train.by_user.indptr  # the users' boundaries in user_item_order
+        self.block_base, self.block_ptr, self.seg_ptr, self.block_seg = block_runs(
+            user_ptr, train.user_item_order, train.item_indices, ug, ig, g)
+        self.reverse_strata = True  # flipped before each epoch: the first runs forward
+
+    def learning_rate(self, epoch: int) -> float:
+        m = self.model
+        return float(m.learning_rate) * float(m.learning_rate_decay) ** epoch
+
+    def sgd_epoch(self, rng: np.random.Generator, lr: float, lr_bias: float, reg: float, reg_bias: float,
+                  use_bias: bool, P: np.ndarray | None = None, Z: np.ndarray | None = None,
+                  G: np.ndarray | None = None) -> float:
+        train, Q = self.train, self.Q
         dt = Q.dtype
         use_implicit = Z is not None
         if Z is None:
             Z = G = np.zeros((1, Q.shape[1]), dtype=dt)
-        P = self._storage("explicit_user_factors_" if use_implicit else "user_factors_")
+        P = self.P if P is None else P
         seed = np.uint64(rng.integers(0, 2**63))
-        self._reverse_strata = not self._reverse_strata
-        self._sq_norms = np.empty(4)
-        return parallel_epoch(train.user_indices, train.item_indices, train.values, self._block_base, self._seg_ptr,
-                              self._block_seg, seed, self._n_groups, self._user_group, self._item_group, P, Q,
-                              self.user_bias_, self.item_bias_, Z, G,
-                              float_param(self.global_mean_, dt), float_param(lr, dt), float_param(lr_bias, dt),
-                              float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
-                              self._reverse_strata, self._sq_norms, numba.get_num_threads())
+        self.reverse_strata = not self.reverse_strata
+        self.sq_norms = np.empty(4)
+        return parallel_epoch(train.user_indices, train.item_indices, train.values, self.block_base, self.seg_ptr,
+                              self.block_seg, seed, self.n_groups, self.user_group, self.item_group, P, Q,
+                              self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
+                              float_param(lr_bias, dt), float_param(reg, dt), float_param(reg_bias, dt),
+                              use_bias, use_implicit, self.reverse_strata, self.sq_norms, self.threads)
 
-    def _penalty(self) -> float:
+    def penalty(self) -> float:
         """From the squared norms the epoch kernel leaves (each thread sums the rows in its
         cache; recomputing them here took ~2% of a small fit)."""
-        norms = self.__dict__.pop("_sq_norms", None)
+        norms, self.sq_norms = self.sq_norms, None
         if norms is None:  # minibatch FunkMF
-            return super()._penalty()
-        return self._penalty_of(*(float(x) for x in norms))
+            return ridge_penalty(self.model, sq_norm(self.P), sq_norm(self.Q), sq_norm(self.bu), sq_norm(self.bi))
+        return ridge_penalty(self.model, *(float(x) for x in norms))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        k = self.k
+        return {"user_factors_": self.P[:, :k], "item_factors_": self.Q[:, :k],
+                "user_bias_": self.bu, "item_bias_": self.bi}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {"P": self.P, "Q": self.Q, "bu": self.bu, "bi": self.bi}
+
+
+class _SGDModel(FactorModel):
+    """Shared declaration of the per-rating SGD models: their parameters and fold-in rule."""
+
+    _parameter_constraints = {
+        "epochs": [Interval(Integral, 1, None)],
+        "learning_rate": [Interval(Real, 0, None, closed="neither")],
+        "regularization": [Interval(Real, 0, None)],
+        "learning_rate_decay": [Interval(Real, 0, 1, closed="right")],
+    }
+
+    def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
+        """SGD objectives count the regularization per rating: lambda = reg * n (and the bias
+        regularization likewise; FunkMF has no bias)."""
+        return float(self.regularization) * n_ratings, float(self._param("bias_regularization")) * n_ratings
+
+
+class _FunkTrainer(_SGDTrainer):
+    def __init__(self, model: "FunkMF", train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        start = float(np.sqrt(max(train.global_mean, 0.0) / max(int(model.factors), 1)))
+        super().__init__(model, train, rng, dtype, start)
+        if int(model.batch_size) > 1:
+            self.grad_P = np.zeros_like(self.P)
+            self.grad_Q = np.zeros_like(self.Q)
+            self.touched_u = np.zeros(train.n_users, dtype=np.bool_)
+            self.touched_i = np.zeros(train.n_items, dtype=np.bool_)
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m, train = self.model, self.train
+        lr = self.learning_rate(epoch)
+        if int(m.batch_size) > 1:
+            dt = self.P.dtype
+            order = rng.permutation(len(train)).astype(np.int64)
+            return minibatch_epoch(train.user_indices, train.item_indices, train.values, order, int(m.batch_size),
+                                   self.P, self.Q, float_param(lr, dt), float_param(m.regularization, dt),
+                                   self.grad_P, self.grad_Q, self.touched_u, self.touched_i)
+        return self.sgd_epoch(rng, lr, 0.0, float(m.regularization), 0.0, use_bias=False)
 
 
 @register_model("funk-mf")
@@ -123,6 +171,7 @@ class FunkMF(_SGDModel):
     """
 
     _has_bias = False
+    _parameter_constraints = {"batch_size": [Interval(Integral, 1, None)]}
 
     def __init__(
         self,
@@ -141,30 +190,8 @@ class FunkMF(_SGDModel):
     ) -> None:
         self._store_params(locals())
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        start = float(np.sqrt(max(train.global_mean, 0.0) / max(k, 1)))
-        self._trained_factors("user_factors_", rng, train.n_users, k, dtype, start)
-        self._trained_factors("item_factors_", rng, train.n_items, k, dtype, start)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        self._setup_blocks(train, rng)
-        if int(self.batch_size) > 1:
-            self._grad_P = np.zeros_like(self._storage("user_factors_"))
-            self._grad_Q = np.zeros_like(self._storage("item_factors_"))
-            self._touched_u = np.zeros(train.n_users, dtype=np.bool_)
-            self._touched_i = np.zeros(train.n_items, dtype=np.bool_)
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        lr = self._learning_rate(epoch)
-        if int(self.batch_size) > 1:
-            dt = self.user_factors_.dtype
-            order = rng.permutation(len(train)).astype(np.int64)
-            return minibatch_epoch(train.user_indices, train.item_indices, train.values, order, int(self.batch_size),
-                                   self._storage("user_factors_"), self._storage("item_factors_"), float_param(lr, dt),
-                                   float_param(self.regularization, dt),
-                                   self._grad_P, self._grad_Q, self._touched_u, self._touched_i)
-        return self._sgd_epoch(train, rng, lr, 0.0, float(self.regularization), 0.0, use_bias=False)
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> _FunkTrainer:
+        return _FunkTrainer(self, train, rng, dtype)
 
 
 @register_model("biased-mf")
@@ -180,6 +207,11 @@ class BiasedMF(_SGDModel):
     Epochs run in parallel over ``threads`` on disjoint blocks (see mfrec.kernels.sgd); with
     ``threads=1`` a seed gives bit-identical results.
     """
+
+    _parameter_constraints = {
+        "bias_learning_rate": [None, Interval(Real, 0, None, closed="neither")],
+        "bias_regularization": [None, Interval(Real, 0, None)],
+    }
 
     def __init__(
         self,
@@ -199,21 +231,17 @@ class BiasedMF(_SGDModel):
     ) -> None:
         self._store_params(locals())
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        k = int(self.factors)
-        self._trained_factors("user_factors_", rng, train.n_users, k, dtype)
-        self._trained_factors("item_factors_", rng, train.n_items, k, dtype)
-        self.user_bias_ = np.zeros(train.n_users, dtype=dtype)
-        self.item_bias_ = np.zeros(train.n_items, dtype=dtype)
-        self._setup_blocks(train, rng)
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_BiasedTrainer":
+        return _BiasedTrainer(self, train, rng, dtype)
 
-    def _bias_rates(self, epoch: int) -> tuple[float, float]:
-        decay = float(self.learning_rate_decay) ** epoch
-        blr = self.learning_rate if self.bias_learning_rate is None else self.bias_learning_rate
-        breg = self.regularization if self.bias_regularization is None else self.bias_regularization
-        return float(blr) * decay, float(breg)
 
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        blr, breg = self._bias_rates(epoch)
-        return self._sgd_epoch(train, rng, self._learning_rate(epoch), blr, float(self.regularization), breg,
-                               use_bias=True)
+class _BiasedTrainer(_SGDTrainer):
+    def bias_rates(self, epoch: int) -> tuple[float, float]:
+        m = self.model
+        decay = float(m.learning_rate_decay) ** epoch
+        return float(m._param("bias_learning_rate")) * decay, float(m._param("bias_regularization"))
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        blr, breg = self.bias_rates(epoch)
+        return self.sgd_epoch(rng, self.learning_rate(epoch), blr, float(self.model.regularization), breg,
+                              use_bias=True)

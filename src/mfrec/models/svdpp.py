@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.sgd import implicit_sums, implicit_update
-from mfrec.models.base import _sq_norm, float_param
-from mfrec.models.sgd import BiasedMF
+from mfrec.models.base import sq_norm, float_param
+from mfrec.models.params import Interval, Real
 from mfrec.models.registry import register_model
+from mfrec.models.sgd import BiasedMF, _BiasedTrainer
 
 
 @register_model("svdpp")
@@ -23,7 +26,7 @@ class SVDpp(BiasedMF):
     ``explicit_user_factors_`` and ``implicit_factors_`` (the ``y_j``) are the trained parameters.
     """
 
-    _extra_arrays = ("explicit_user_factors_", "implicit_factors_")
+    _parameter_constraints = {"implicit_regularization": [None, Interval(Real, 0, None)]}
     _array_specs = {**BiasedMF._array_specs, "explicit_user_factors_": ("factor", ("users", "factors")),
                     "implicit_factors_": ("factor", ("items", "factors"))}
 
@@ -46,43 +49,8 @@ class SVDpp(BiasedMF):
     ) -> None:
         self._store_params(locals())
 
-    def _setup(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
-        super()._setup(train, rng, dtype)
-        self._padded["explicit_user_factors_"] = self._padded.pop("user_factors_")
-        self.explicit_user_factors_ = self.user_factors_
-        self._trained_factors("implicit_factors_", rng, train.n_items, int(self.factors), dtype, scale=0.1)
-        self.user_factors_ = self.explicit_user_factors_.copy()
-
-    def _epoch(self, epoch: int, train: Ratings, rng: np.random.Generator) -> float:
-        dt = self.item_factors_.dtype
-        blr, breg = self._bias_rates(epoch)
-        lr = self._learning_rate(epoch)
-        yreg = self.regularization if self.implicit_regularization is None else self.implicit_regularization
-        by_user, by_item = train.by_user, train.by_item
-        Y = self._storage("implicit_factors_")
-        Z = np.empty_like(self._storage("explicit_user_factors_"))
-        implicit_sums(by_user.indptr, by_user.indices, Y, Z)
-        G = np.zeros_like(Z)
-        sse = self._sgd_epoch(train, rng, lr, blr, float(self.regularization), breg, use_bias=True, Z=Z, G=G)
-        implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, Y, float_param(lr, dt),
-                        float_param(yreg, dt))
-        return sse
-
-    def _penalty(self) -> float:
-        """BiasedMF's terms on the explicit user factors, plus the implicit factors' term."""
-        yreg = self.regularization if self.implicit_regularization is None else self.implicit_regularization
-        return super()._penalty() + float(yreg) * _sq_norm(self._storage("implicit_factors_"))
-
-    def _finalize(self, train: Ratings) -> None:
-        csr = train.by_user
-        explicit = self._storage("explicit_user_factors_")
-        effective = np.empty_like(explicit)
-        implicit_sums(csr.indptr, csr.indices, self._storage("implicit_factors_"), effective)
-        effective += explicit
-        self.user_factors_ = effective[:, :self.explicit_user_factors_.shape[1]]
-
-    def _state_names(self) -> tuple[str, ...]:
-        return ("item_factors_", "user_bias_", "item_bias_") + self._extra_arrays
+    def _trainer(self, train: Ratings, rng: np.random.Generator, dtype: np.dtype, side: Any) -> "_SVDppTrainer":
+        return _SVDppTrainer(self, train, rng, dtype)
 
     def _fold_in_targets(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The implicit part of a new user is fixed by which items they rated."""
@@ -98,3 +66,42 @@ class SVDpp(BiasedMF):
         explicit = fold.factors.astype(np.float64) - self._implicit_part(fold.item_indices)
         self.explicit_user_factors_ = np.vstack([self.explicit_user_factors_,
                                                  explicit[None, :].astype(self.explicit_user_factors_.dtype)])
+
+
+class _SVDppTrainer(_BiasedTrainer):
+    """BiasedMF's trainer, whose user factors ``P`` are the explicit part, plus the implicit
+    factors ``Y`` (padded like the others)."""
+
+    def __init__(self, model: SVDpp, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
+        super().__init__(model, train, rng, dtype)
+        self.Y = self.padded_factors(rng, train.n_items, self.k, dtype, scale=0.1)
+        self.zero_untrained(items=(self.Y,))
+
+    def epoch(self, epoch: int, rng: np.random.Generator) -> float:
+        m, train = self.model, self.train
+        dt = self.Q.dtype
+        blr, breg = self.bias_rates(epoch)
+        lr = self.learning_rate(epoch)
+        by_user, by_item = train.by_user, train.by_item
+        Z = np.empty_like(self.P)
+        implicit_sums(by_user.indptr, by_user.indices, self.Y, Z)
+        G = np.zeros_like(Z)
+        sse = self.sgd_epoch(rng, lr, blr, float(m.regularization), breg, use_bias=True, Z=Z, G=G)
+        implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, self.Y, float_param(lr, dt),
+                        float_param(m._param("implicit_regularization"), dt))
+        return sse
+
+    def penalty(self) -> float:
+        """BiasedMF's terms on the explicit user factors, plus the implicit factors' term."""
+        return super().penalty() + float(self.model._param("implicit_regularization")) * sq_norm(self.Y)
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        k = self.k
+        effective = np.empty_like(self.P)
+        implicit_sums(self.train.by_user.indptr, self.train.by_user.indices, self.Y, effective)
+        effective += self.P
+        return {**super().arrays(), "user_factors_": effective[:, :k], "explicit_user_factors_": self.P[:, :k],
+                "implicit_factors_": self.Y[:, :k]}
+
+    def state(self) -> dict[str, np.ndarray]:
+        return {**super().state(), "Y": self.Y}

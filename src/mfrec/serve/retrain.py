@@ -176,7 +176,7 @@ def read_pointer(state_dir: str | Path) -> dict[str, Any] | None:
 
 def write_pointer(state_dir: str | Path, data: dict[str, Any]) -> None:
     """Replace the pointer atomically (write, fsync, rename, fsync the folder)."""
-    from mfrec.io import atomic_path
+    from mfrec._files import atomic_path
 
     path = Path(state_dir) / POINTER
     with atomic_path(path) as tmp:
@@ -212,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
 
-    from mfrec.io import atomic_path
+    from mfrec._files import atomic_path
 
     Path(args.state_dir).mkdir(parents=True, exist_ok=True)
     lock = open(Path(args.state_dir) / "retrain.lock", "w")

@@ -53,12 +53,12 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.models.als import ALS
-from mfrec.models.base import FactorModel
+from mfrec.models.base import FactorModel, ridge_penalty, sq_norm
 from mfrec.models.implicit import ImplicitALS
+from mfrec.models.state import ModelState
 
 _INT32_MAX = 2**31 - 1
 
@@ -259,40 +259,35 @@ def _to_model(cls: type, params: dict[str, Any], *, user_ids: np.ndarray, item_i
               global_mean: float, train_mean: float, n_train: int, rating_scale: tuple[float, float],
               seen_users: np.ndarray, seen_items: np.ndarray, train_sse: float, seconds: float,
               iterations: int) -> FactorModel:
-    """The ONE place that builds a fitted mfrec model from externally trained arrays, setting
-    every attribute exactly as ``FactorModel.fit`` does (a change to the base's fitted state
-    needs only this function changed)."""
-    model = cls(**params)
-    model.validate_params()
-    model.user_map_ = IdMap(user_ids)
-    model.item_map_ = IdMap(item_ids)
-    n_users, n_items = len(model.user_map_), len(model.item_map_)
-    model.rating_scale_ = (float(rating_scale[0]), float(rating_scale[1]))
-    model.global_mean_ = float(global_mean) if model._has_bias else 0.0
-    model.train_mean_ = float(train_mean)
-    model.n_train_ = int(n_train)
+    """The ONE place that builds a fitted mfrec model from externally trained arrays: through the
+    model contract's `ModelState` and ``cls.from_state`` (the path model files take), so the
+    class's declared arrays and checks apply."""
+    dtype = np.dtype(params.get("dtype", "float32"))
+    n_users, n_items = len(user_ids), len(item_ids)
     seen = sp.csr_matrix((np.ones(len(seen_users), dtype=np.float32),
                           (np.asarray(seen_users, dtype=np.int64), np.asarray(seen_items, dtype=np.int64))),
                          shape=(n_users, n_items))
     seen.sort_indices()
-    model.seen_ = seen
-    dtype = np.dtype(getattr(model, "dtype", "float32"))
-    model.user_factors_ = np.ascontiguousarray(user_factors, dtype=dtype)
-    model.item_factors_ = np.ascontiguousarray(item_factors, dtype=dtype)
-    model.user_bias_ = np.ascontiguousarray(user_bias, dtype=dtype)
-    model.item_bias_ = np.ascontiguousarray(item_bias, dtype=dtype)
+    arrays = {"user_factors_": np.ascontiguousarray(user_factors, dtype=dtype),
+              "item_factors_": np.ascontiguousarray(item_factors, dtype=dtype),
+              "user_bias_": np.ascontiguousarray(user_bias, dtype=dtype),
+              "item_bias_": np.ascontiguousarray(item_bias, dtype=dtype)}
     for name, n in (("user_factors_", n_users), ("item_factors_", n_items), ("user_bias_", n_users),
                     ("item_bias_", n_items)):
-        if len(getattr(model, name)) != n:
-            raise ValueError(f"{name} has {len(getattr(model, name))} rows for {n} ids")
-    model._finalize(None)  # derived caches (ImplicitALS: fold-in Gram); ALS has none
+        if len(arrays[name]) != n:
+            raise ValueError(f"{name} has {len(arrays[name])} rows for {n} ids")
+    probe = cls(**params)
+    probe.validate_params()
+    sq = [sq_norm(arrays[name]) for name in ("user_factors_", "item_factors_", "user_bias_", "item_bias_")]
     # Spark runs all iterations as one job: one history row, for the final iteration, whose
     # seconds are the whole ALS fit
-    model._set_history([{"epoch": int(iterations), "loss": (float(train_sse) + model._penalty()) / int(n_train),
-                         "train_rmse": float(np.sqrt(float(train_sse) / int(n_train))), "seconds": float(seconds)}])
-    model.best_epoch_ = int(iterations)
-    model.fitted_ = True
-    return model
+    history = [{"epoch": int(iterations), "loss": (float(train_sse) + ridge_penalty(probe, *sq)) / int(n_train),
+                "train_rmse": float(np.sqrt(float(train_sse) / int(n_train))), "seconds": float(seconds)}]
+    meta = {"rating_scale": [float(rating_scale[0]), float(rating_scale[1])],
+            "global_mean": float(global_mean), "train_mean": float(train_mean),
+            "n_train": int(n_train), "best_epoch": int(iterations), "history": history, "metrics": {}}
+    return cls.from_state(ModelState(params=dict(params), arrays=arrays, user_ids=np.asarray(user_ids),
+                                     item_ids=np.asarray(item_ids), seen=seen, meta=meta))
 
 
 def train_als(
@@ -489,7 +484,7 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
     from pyspark.sql import types as T
 
     from mfrec.persist import load_model
-    from mfrec.recommend import check_request
+    from mfrec.models.recommend import check_request
 
     if isinstance(model_or_path, (str, os.PathLike)):
         data = Path(model_or_path).read_bytes()

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from mfrec.recommend import top_n
+from mfrec.models.recommend import top_n
 
 
 def _reference(S: np.ndarray, n: int):
@@ -49,7 +49,7 @@ def test_batch_scoring_runs_on_one_blas_thread(monkeypatch):
     from threadpoolctl import threadpool_info
 
     import mfrec
-    import mfrec.recommend as recmod
+    import mfrec.models.recommend as recmod
 
     r = mfrec.synthetic(60, 40, 900, seed=1)
     model = mfrec.ImplicitALS(factors=4, iterations=2, seed=1, threads=2).fit(r)

@@ -1,4 +1,4 @@
-"""mfrec.io: atomic, durable writes; nothing left behind by a killed writer; modes kept."""
+"""mfrec._files: atomic, durable writes; nothing left behind by a killed writer; modes kept."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from mfrec import io as mio
+from mfrec import _files as mio
 
 SRC = str(Path(mio.__file__).resolve().parents[1])
 
@@ -132,7 +132,7 @@ def test_stale_temporaries_are_removed_live_ones_kept(tmp_path):
 _KILLED_WRITER = """
 import os, signal, sys
 sys.path.insert(0, {src!r})
-import mfrec.io as mio
+import mfrec._files as mio
 if {named}:
     mio._open_anonymous = lambda folder: None
 with mio.atomic_write({target!r}) as f:

@@ -395,12 +395,10 @@ class RecommenderMixin:
 
     # ------------------------------------------------------------------ new users
     def _fold_in_lambdas(self, n_ratings: int) -> tuple[float, float]:
-        """Ridge penalties (factors, bias) equivalent to the training objective for a user with
-        ``n_ratings`` ratings. SGD objectives count regularization per rating: lambda = reg * n."""
-        reg = float(getattr(self, "regularization", 0.0))
-        breg = getattr(self, "bias_regularization", None)
-        breg = reg if breg is None else float(breg)
-        return reg * n_ratings, breg * n_ratings
+        """Ridge penalties (factors, bias) of one new user with ``n_ratings`` ratings, equivalent to
+        the training objective. Each model family declares its own (SGD: ``reg * n``, ALS: ``reg``;
+        `FactorModel` refuses a class that declares neither this nor ``_fold_in_solve``)."""
+        raise NotImplementedError(f"{type(self).__name__} declares no fold-in rule")
 
     def _fold_in_targets(self, item_idx: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Ridge targets and the part of the user vector that is fixed (SVD++ implicit sum)."""

@@ -1,4 +1,4 @@
-"""Recommendation, fold-in, explanations, add_user and item similarity (mfrec.recommend).
+"""Recommendation, fold-in, explanations, add_user and item similarity (mfrec.models.recommend).
 
 Small synthetic data checked against numpy computed by hand; one real-data test (the seed
 notebook's two guests on ml-latest-small) with the issue's acceptance bounds.
@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 import mfrec
-import mfrec.recommend as recmod
+import mfrec.models.recommend as recmod
 from mfrec import ALS, Baseline, BiasedMF, FunkMF, ImplicitALS, SVDpp
 from mfrec.errors import DataError
 from mfrec.kernels.als import als_half_step
