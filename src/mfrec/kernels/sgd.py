@@ -8,10 +8,10 @@ each takes any block that is ready (the blocks before it in its row and in its c
 `claim_block`), so the epoch gives the sequential pass's result bit for bit for any thread count,
 a thread slowed by another process just takes fewer blocks, and the calling thread never waits
 for a helper that has not started (`parallel_epoch`). With one thread there is one block and
-the kernel is plain sequential SGD; with ``t > 1`` threads ``G = 2 t`` (`grid_groups`). Within
+the kernel is plain sequential SGD; with ``t > 1`` threads ``G = t`` (`grid_groups`). Within
 a block, each epoch visits the users in a fresh random order, each user's ratings in item order.
 Results are bit-identical for a seed and a thread count (``threads=1`` and ``threads=2`` differ:
-one grid has 1 block, the other 16).
+one grid has 1 block, the other 4).
 
 All factor arrays are float32 and updated in place; scalars are passed as float32 so the inner
 loops stay float32 and vectorize (fastmath). The models hand the kernels factor rows padded with
@@ -638,19 +638,18 @@ def minibatch_epoch(users, items, values, order, batch_size, P, Q, lr, reg, grad
     return sse
 
 
-GROUPS_PER_THREAD = 2
+GROUPS_PER_THREAD = 1
 
 
 def grid_groups(threads: int, n_users: int, n_items: int) -> int:
     """User (and item) groups per dimension of the block grid for an epoch on ``threads``.
 
     One thread: one block, plain sequential SGD. More: ``GROUPS_PER_THREAD`` groups per thread
-    (``2 t x 2 t`` blocks), so that a thread that finishes its block usually finds another ready
-    one (`claim_block`) and a thread slowed by another process takes fewer blocks. A finer grid
-    gives more slack but costs when the epoch runs on fewer threads than planned (each user's
-    ratings split into more, shorter runs): on one thread, 8 x 8 blocks took 1.5-2x the time of
-    1 or 2 x 2 on ml-100k u1 and synthetic 1M (busy machine, benchmarks/RESULTS.md 11.3).
-    Never more groups than users or items."""
+    (``t x t`` blocks, as the strata had). A finer grid gives the scheduler more ready blocks to
+    choose from but splits each user's ratings into more, shorter runs, which costs more than it
+    saves: on synthetic 1M ratings (k=64, busy machine) an epoch took 1.6x as long on 4 x 4 blocks
+    as on one block when it ran on one thread, and 1.3x as long on 4 x 4 as on 2 x 2 on two
+    threads (benchmarks/RESULTS.md 11.3). Never more groups than users or items."""
     if threads <= 1:
         return 1
     return max(1, min(GROUPS_PER_THREAD * int(threads), int(n_users), int(n_items)))
