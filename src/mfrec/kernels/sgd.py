@@ -43,7 +43,7 @@ _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-int
 
 
 @njit(parallel=True, cache=True)
-def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
+def _block_runs(user_ptr, order, items, user_group, item_group, n_groups):
     """The ratings bucketed into the ``n_groups x n_groups`` blocks of (user group, item group).
 
     ``order`` lists the rating positions sorted by user (``user_ptr``: each user's boundaries in
@@ -93,6 +93,23 @@ def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
             base[counts[u, g]] = t
             counts[u, g] += 1
     return base, block_ptr, seg_ptr, block_seg
+
+
+def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
+    """`_block_runs` (the ratings bucketed into the blocks) on the threads that `epoch_threads`
+    allows: a parallel loop whose second thread waits for a taken core stalls at its barrier,
+    which on a busy machine cost more than the whole bucketing."""
+    import numba
+
+    threads = numba.get_num_threads()
+    use = epoch_threads(threads)
+    if use == threads:
+        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
+    numba.set_num_threads(use)
+    try:
+        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
+    finally:
+        numba.set_num_threads(threads)
 
 
 @njit(cache=True)
