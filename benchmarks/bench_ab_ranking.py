@@ -69,7 +69,7 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     import mfrec
     import mfrec.models.implicit as impmod
-    import mfrec.recommend as recmod
+    import mfrec.models.recommend as recmod
 
     rows = []
     with tempfile.TemporaryDirectory() as d:

@@ -121,7 +121,7 @@ def lists_frame(ratings, users: np.ndarray, ids: np.ndarray):
 
 
 def score(recs, test) -> dict:
-    from mfrec.metrics import ranking_metrics
+    from mfrec.evaluation.metrics import ranking_metrics
 
     res = ranking_metrics(recs, test, ("precision@10", "ndcg@10", "recall@20"), relevance_threshold=0.0)
     return {k: round(float(res[k]), 4) for k in ("precision@10", "ndcg@10", "recall@20")}

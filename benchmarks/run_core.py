@@ -121,7 +121,7 @@ def score_peer_topn(row: dict, train_csv: Path, test_csv: Path) -> None:
     adds ``ranking`` to ``row`` in place."""
     import pandas as pd
 
-    from mfrec.metrics import ranking_metrics
+    from mfrec.evaluation.metrics import ranking_metrics
 
     ids = {"user": str, "item": str}
     train = pd.read_csv(train_csv, dtype=ids)

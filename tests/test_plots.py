@@ -127,3 +127,15 @@ def test_bias_vs_popularity_of_a_loaded_model_uses_counts(model, data, tmp_path,
     plots.bias_vs_popularity(loaded, tmp_path / "b.png")
     x = axes[-1].collections[0].get_offsets()[:, 0]
     np.testing.assert_array_equal(np.asarray(x), np.maximum(train.item_counts, 1))
+
+
+def test_error_by_activity_bars_are_the_bins_rmse(tmp_path, monkeypatch):
+    """Users all equally active (here: all unknown, 0 training ratings) made no bin and an empty
+    plot; they are one bin, whose bar is the overall RMSE."""
+    r = mfrec.synthetic(N_USERS, N_ITEMS, 1200, factors=3, seed=5)
+    kept, held = mfrec.split.holdout_users(r, fraction=0.2, seed=0)
+    m = mfrec.BiasedMF(factors=3, epochs=2, threads=1).fit(kept)
+    axes = _capture_axes(monkeypatch)
+    plots.error_by_activity(m, held, tmp_path / "e.png")
+    heights = [p.get_height() for p in axes[-1].patches]
+    assert heights == [pytest.approx(mfrec.evaluate(m, held, metrics="rmse")["rmse"])]

@@ -1,11 +1,12 @@
 """mfrec: matrix-factorization recommenders on fast Numba kernels, raw ids in and out."""
 
-from mfrec import metrics, split
+from mfrec import split
 from mfrec.data.attributes import AttributeEncoder
 from mfrec.data.datasets import AmbiguousTitleError, Dataset, TitleMatch, find_items, load_dataset, match_title, read_items
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.synthetic import synthetic
+from mfrec.evaluation import metrics
 from mfrec.errors import (DataError, DatasetNotFoundError, InvalidParameterError, ModelFileError, NotFittedError,
                           TrainingDivergedError)
 from mfrec.evaluate import cross_validate, evaluate

@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pandas as pd
 
 #: the two guests of the first seed notebook: the first ten titles (by id) of a genre, rated 5
@@ -105,6 +104,7 @@ def run_demo(dataset: str, out_dir: Path, console: Any, progress: Any, fit: Call
     from rich.table import Table
 
     from mfrec.data.datasets import load_dataset
+    from mfrec.evaluation import fit_and_score
     from mfrec.models import Baseline, BiasedMF, ImplicitALS
     from mfrec.split import random_split
 
@@ -116,17 +116,15 @@ def run_demo(dataset: str, out_dir: Path, console: Any, progress: Any, fit: Call
     notice = compile_notice()
     if notice:
         console.print(notice)
-    baseline = fit(Baseline(), train, test)
-    model = fit(BiasedMF(seed=0), train, test)
     table = Table(title="held-out 20% (random split, seed 0)")
     for col in ("model", "RMSE", "MAE"):
         table.add_column(col)
     results = {}
-    for est in (baseline, model):
-        pred = est.predict_ratings(test)
-        err = pred - test.values
-        results[type(est).__name__] = (float(np.sqrt(np.mean(err**2))), float(np.mean(np.abs(err))))
-        table.add_row(type(est).__name__, f"{results[type(est).__name__][0]:.4f}", f"{results[type(est).__name__][1]:.4f}")
+    model = BiasedMF(seed=0)
+    for est in (Baseline(), model):  # fitted with the test part as validation (the plotted curve)
+        scores = fit_and_score(est, train, test, metrics=("rmse", "mae"), validation=test, fit=fit).scores
+        results[type(est).__name__] = (scores["rmse"], scores["mae"])
+        table.add_row(type(est).__name__, f"{scores['rmse']:.4f}", f"{scores['mae']:.4f}")
     console.print(table)
 
     sample = test.to_dataframe().sample(8, random_state=0)

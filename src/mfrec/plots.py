@@ -98,14 +98,17 @@ def bias_vs_popularity(model: Any, path: str | Path) -> Path:
 def error_by_activity(model: Any, test: Any, path: str | Path, bins: int = 8) -> Path:
     """RMSE on ``test`` by the user's number of training ratings (quantile bins)."""
     plt = _plt()
+    from mfrec.evaluation.metrics import rating_error_by_group
+
     pred = model.predict(test.raw_users, test.raw_items)
-    err = (pred - test.values) ** 2
     uidx = model.user_map_.lookup(test.raw_users)
     counts = np.asarray(model.seen_.sum(axis=1)).ravel()
     activity = np.where(uidx >= 0, counts[np.maximum(uidx, 0)], 0)
     edges = np.unique(np.quantile(activity, np.linspace(0, 1, bins + 1)))
+    if len(edges) == 1:  # every user equally active: one bin
+        edges = np.repeat(edges, 2)
     which = np.clip(np.searchsorted(edges, activity, side="right") - 1, 0, len(edges) - 2)
-    rmse = [np.sqrt(err[which == b].mean()) if (which == b).any() else np.nan for b in range(len(edges) - 1)]
+    rmse = rating_error_by_group("rmse", pred, test.values, which, len(edges) - 1)  # NaN: an empty bin
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.bar(range(len(rmse)), rmse)
     ax.set_xticks(range(len(rmse)), [f"{int(edges[b])}-{int(edges[b + 1])}" for b in range(len(rmse))], rotation=45)

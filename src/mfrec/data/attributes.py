@@ -32,6 +32,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 import pandas as pd
 
+from mfrec.data.idmap import plain
 from mfrec.errors import DataError
 
 KINDS = ("numeric", "categorical", "multi")
@@ -54,10 +55,10 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def _plain(value: Any) -> Any:
-    """A JSON-friendly scalar: numpy scalars as Python scalars, other objects as str."""
-    if isinstance(value, np.generic):
-        value = value.item()
+def _json_scalar(value: Any) -> Any:
+    """A JSON-friendly scalar: numpy scalars as Python scalars (:func:`mfrec.data.idmap.plain`),
+    non-finite floats and other objects as str."""
+    value = plain(value)
     if isinstance(value, (bool, int, str)) or value is None:
         return value
     if isinstance(value, float):
@@ -125,7 +126,7 @@ class AttributeEncoder:
         for name in table.columns:
             s = table[name]
             kind = self.kinds.get(name) or self._detect_kind(s)
-            spec: dict[str, Any] = {"name": _plain(name), "kind": kind}
+            spec: dict[str, Any] = {"name": _json_scalar(name), "kind": kind}
             if kind == "numeric":
                 x = self._numeric(s, name)
                 obs = x[np.isfinite(x)]
@@ -140,7 +141,7 @@ class AttributeEncoder:
                     order = list(s.dtype.categories)
                 else:
                     order = _sorted_labels(counts.index)
-                spec["categories"] = [_plain(c) for c in order if counts.get(c, 0) >= self.min_count]
+                spec["categories"] = [_json_scalar(c) for c in order if counts.get(c, 0) >= self.min_count]
             else:  # multi
                 self._check_labels(s.to_numpy(dtype=object), name, multi=True)
                 counts: dict = {}
@@ -150,7 +151,7 @@ class AttributeEncoder:
                     for label in ([v] if not isinstance(v, _LIST_TYPES) else v):
                         if not _is_missing(label):
                             counts[label] = counts.get(label, 0) + 1
-                spec["labels"] = [_plain(c) for c in _sorted_labels(counts) if counts[c] >= self.min_count]
+                spec["labels"] = [_json_scalar(c) for c in _sorted_labels(counts) if counts[c] >= self.min_count]
             columns.append(spec)
         self.columns_ = columns
         self._build_lookups()

@@ -185,8 +185,7 @@ class IdMap:
         out = np.empty(len(raw), dtype=np.int64)
         numeric = self._ids.dtype.kind == "i"
         for n, key in enumerate(raw):
-            if isinstance(key, np.generic):
-                key = key.item()
+            key = plain(key)
             k = d.get(key, -1)
             if k < 0 and numeric and isinstance(key, str):
                 try:
@@ -232,4 +231,4 @@ class IdMap:
         return IdMap(merged)
 
     def to_list(self) -> list:
-        return [x.item() if hasattr(x, "item") else x for x in self._ids]
+        return [plain(x) for x in self._ids]

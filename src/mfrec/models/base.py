@@ -38,7 +38,7 @@ from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.random import uniform_fill
-from mfrec.metrics import rmse
+from mfrec.evaluation.metrics import rmse
 from mfrec.models.params import FloatDType, Integral, Interval, Real, check_params
 from mfrec.models.recommend import RecommenderMixin
 from mfrec.models.state import ModelState

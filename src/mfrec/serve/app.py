@@ -38,6 +38,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mfrec.data.idmap import plain
 from mfrec.errors import DataError, ModelFileError
 from mfrec.serve.retrain import load_training, read_pointer
 from mfrec.serve.store import RatingStore, StoreError, open_store
@@ -122,7 +123,7 @@ class ModelState:
         if top:
             ids = self.model.item_map_.to_raw(np.asarray(top))
             hi = float(self.model.rating_scale_[1])
-            self.model.recommend_new({_plain(i): hi for i in ids}, n=5, explain=1)
+            self.model.recommend_new({plain(i): hi for i in ids}, n=5, explain=1)
 
     # ids: text in URLs and in the store, the model's own type inside
     def item_index(self, raw: str) -> int:
@@ -132,7 +133,7 @@ class ModelState:
         return k
 
     def item_text(self, k: int) -> str:
-        return str(_plain(self.model.item_map_.ids[k]))
+        return str(plain(self.model.item_map_.ids[k]))
 
     def user_text(self, raw: str) -> str:
         """Canonical text of a user id: ``"007"`` is user 7 when the model's user ids are ints."""
@@ -148,7 +149,7 @@ class ModelState:
         if self.meta is None:
             self.meta = _item_meta(self.model)
         titles, genres, years = self.meta
-        return {"id": _plain(self.model.item_map_.ids[k]), "title": titles[k], "genres": genres[k], "year": years[k],
+        return {"id": plain(self.model.item_map_.ids[k]), "title": titles[k], "genres": genres[k], "year": years[k],
                 "ratings": int(self.counts[k])}
 
 
@@ -169,10 +170,6 @@ def _item_meta(model: Any) -> tuple[list, list, list]:
             y = pd.to_numeric(info["year"], errors="coerce").to_numpy(dtype=np.float64)
             years = [None if np.isnan(v) else int(v) for v in y]
     return titles, genres, years
-
-
-def _plain(x: Any) -> Any:
-    return x.item() if isinstance(x, np.generic) else x
 
 
 def varied_popular(model: Any, counts: np.ndarray, n: int) -> list[int]:
@@ -437,7 +434,7 @@ class Service:
             for e, k in zip(events, idx):  # one per stored (user, item) pair
                 if k < 0:
                     continue  # an item the current model does not have
-                raw = _plain(state.model.item_map_.ids[k])
+                raw = plain(state.model.item_map_.ids[k])
                 if e.deleted:
                     ratings.pop(raw, None)
                     source.pop(raw, None)
@@ -462,7 +459,7 @@ class Service:
             values = state.model.predict(np.full(len(cols), state.model.user_map_.ids[k]), raw)
         else:
             values = np.full(len(cols), float(state.model.rating_scale_[1]))
-        return list(zip([_plain(x) for x in raw], [float(v) for v in values]))
+        return list(zip([plain(x) for x in raw], [float(v) for v in values]))
 
     # -- retraining
     def start_retrain(self) -> dict[str, Any]:
@@ -629,7 +626,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         """Nearest items by cosine similarity of the item factors."""
         st = service.state
         k = st.item_index(item_id)
-        df = st.model.similar_items(_plain(st.model.item_map_.ids[k]), n=n)
+        df = st.model.similar_items(plain(st.model.item_map_.ids[k]), n=n)
         idx = st.model.item_map_.lookup(df["item"].to_numpy())
         return {"item": st.describe(k),
                 "similar": [dict(st.describe(int(j)), similarity=float(s)) for j, s in zip(idx, df["similarity"])]}
@@ -684,7 +681,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         _check_scale(st, item_id, body.rating)
         user = st.user_text(user_id)
         when = service.store.put(user, st.item_text(k), body.rating)
-        return {"user": user, "item": _plain(st.model.item_map_.ids[k]), "rating": body.rating, "time": when}
+        return {"user": user, "item": plain(st.model.item_map_.ids[k]), "rating": body.rating, "time": when}
 
     @app.delete("/users/{user_id}/ratings/{item_id}", tags=["ratings"], dependencies=[Depends(writer)])
     def delete_rating(user_id: UserId, item_id: ItemId) -> dict[str, Any]:
@@ -693,7 +690,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         st = service.state
         k = st.item_index(item_id)
         user = st.user_text(user_id)
-        raw = _plain(st.model.item_map_.ids[k])
+        raw = plain(st.model.item_map_.ids[k])
         ratings, _, _ = service.user_ratings(st, user)
         if raw not in ratings:
             raise ApiError(404, f"user {user!r} has no rating of item {item_id!r}")
@@ -722,7 +719,7 @@ def _version() -> str:
 
 
 def _model_user(st: ModelState, user: str) -> Any:
-    return _plain(st.model.user_map_.ids[int(st.model.user_map_.lookup([user])[0])])
+    return plain(st.model.user_map_.ids[int(st.model.user_map_.lookup([user])[0])])
 
 
 def _check_scale(st: ModelState, item: Any, value: float) -> None:
@@ -750,7 +747,7 @@ def _checked_ratings(st: ModelState, ratings: dict[str, float]) -> dict[Any, flo
     ids = st.model.item_map_.ids[idx]
     if len(np.unique(idx)) != len(idx):  # "1" and "01" both name item 1
         raise ApiError(422, "the ratings name the same item more than once")
-    return {_plain(i): float(v) for i, v in zip(ids, values)}
+    return {plain(i): float(v) for i, v in zip(ids, values)}
 
 
 def _recommend(st: ModelState, ratings: dict[Any, float], n: int, explain: int) -> dict[str, Any]:
@@ -770,8 +767,8 @@ def _frame(st: ModelState, df: pd.DataFrame) -> list[dict[str, Any]]:
         flat = [b for row in because for b in row]
         bidx = st.model.item_map_.lookup(flat) if flat else np.array([], dtype=np.int64)
         titles = st.meta[0] if st.meta else [None] * len(st.model.item_map_)
-        names = iter([titles[k] if k >= 0 and titles[k] else str(_plain(b)) for b, k in zip(flat, bidx)])
-        ids = iter([_plain(b) for b in flat])
+        names = iter([titles[k] if k >= 0 and titles[k] else str(plain(b)) for b, k in zip(flat, bidx)])
+        ids = iter([plain(b) for b in flat])
     out = []
     for r, (k, score) in enumerate(zip(idx, df["score"].to_numpy())):
         d = st.describe(int(k))

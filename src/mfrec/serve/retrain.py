@@ -102,13 +102,12 @@ def build(df: pd.DataFrame, scale: tuple[float, float], maps: tuple, source: str
                                   user_map=maps[0], item_map=maps[1], source=source)
 
 
-def _holdout_score(model: Any, test, train) -> tuple[str, float, bool]:
-    """(metric, value, higher_is_better) of ``model`` on the holdout."""
-    if model.kind == "rating":
-        return "rmse", float(model.score(test)), False
-    from mfrec.evaluate import evaluate
+def _holdout_score(model: Any, train, test) -> tuple[str, float, bool]:
+    """Fit ``model`` on ``train``, score it on the holdout ``test``: (metric, value, higher_is_better)."""
+    from mfrec.evaluation import fit_and_score
 
-    return "ndcg@10", float(evaluate(model, test, metrics=("ndcg@10",), train=train)["ndcg@10"]), True
+    metric = "rmse" if model.kind == "rating" else "ndcg@10"
+    return metric, float(fit_and_score(model, train, test, metrics=(metric,)).scores[metric]), metric != "rmse"
 
 
 def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str | Path, *,
@@ -136,10 +135,8 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
     mdf = merged.to_dataframe()[["user", "item", "rating"]]
     fit_new = build(mdf[~pd.MultiIndex.from_frame(mdf[["user", "item"]]).isin(hold)], scale, maps,
                     "training data + stored ratings")
-    reference = current.clone().fit(fit_base)
-    candidate = current.clone().fit(fit_new)
-    metric, ref_score, higher = _holdout_score(reference, test, fit_base)
-    _, cand_score, _ = _holdout_score(candidate, test, fit_new)
+    metric, ref_score, higher = _holdout_score(current.clone(), fit_base, test)
+    _, cand_score, _ = _holdout_score(current.clone(), fit_new, test)
     if higher:
         accepted = np.isfinite(cand_score) and cand_score >= ref_score * (1 - tolerance)
     else:

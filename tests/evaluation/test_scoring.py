@@ -1,4 +1,4 @@
-"""evaluate() and cross_validate() end to end on small synthetic data, plus one real-data check."""
+"""evaluate() end to end on small synthetic data, plus one real-data check (cross_validate: test_validation.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 import mfrec
-from mfrec.evaluate import cross_validate, evaluate, rank_test_users
+from mfrec.evaluation import cross_validate, evaluate, rank_test_users
 from mfrec.split import holdout_users, random_split
 from tests.conftest import dataset_dir
 
@@ -156,41 +156,6 @@ def test_bad_metric_names(data, bmf):
         evaluate(bmf, test, metrics=["rsme"])
     with pytest.raises(ValueError, match="cut-off"):
         evaluate(bmf, test, metrics=["ndcg"])
-
-
-def test_cross_validate_folds_partition_and_summaries(data):
-    ratings, _, _ = data
-    model = mfrec.BiasedMF(factors=4, epochs=5, threads=1)
-    cv = cross_validate(model, ratings, folds=3, metrics=["rmse", "mae", "ndcg@5"], seed=0)
-    folds = cv["folds"]
-    assert len(folds) == 3 and list(folds["fold"]) == [1, 2, 3]
-    assert folds["n_test"].sum() == len(ratings)
-    assert ((folds["n_train"] + folds["n_test"]) == len(ratings)).all()
-    for col in ("rmse", "mae", "ndcg@5", "fit_seconds", "test_seconds", "n_users_ranked"):
-        assert col in folds.columns
-    for name in ("rmse", "mae", "ndcg@5"):
-        assert cv["mean"][name] == pytest.approx(folds[name].mean())
-        assert cv["std"][name] == pytest.approx(np.std(folds[name].to_numpy(), ddof=0))
-    assert not hasattr(model, "fitted_")  # the model itself stays unfitted: folds use clones
-    again = cross_validate(model, ratings, folds=3, metrics=["rmse", "mae", "ndcg@5"], seed=0)
-    assert again["mean"] == cv["mean"]
-
-
-def test_cross_validate_in_processes_matches_sequential(data):
-    ratings, _, _ = data
-    model = mfrec.Baseline(threads=1)
-    seq = cross_validate(model, ratings, folds=2, metrics=["rmse", "precision@5"], seed=3)
-    par = cross_validate(model, ratings, folds=2, metrics=["rmse", "precision@5"], seed=3, n_jobs=2)
-    assert par["mean"] == pytest.approx(seq["mean"])
-    assert list(par["folds"]["n_test"]) == list(seq["folds"]["n_test"])
-
-
-def test_cross_validate_rejects_what_it_cannot_do(data):
-    ratings, _, _ = data
-    with pytest.raises(ValueError, match="early_stopping"):
-        cross_validate(mfrec.BiasedMF(early_stopping=2), ratings, folds=2)
-    with pytest.raises(TypeError, match="train"):
-        cross_validate(mfrec.BiasedMF(), ratings, folds=2, train=ratings)
 
 
 @pytest.mark.realdata

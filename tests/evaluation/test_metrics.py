@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from mfrec.data.ratings import Ratings
-from mfrec.metrics import (
+from mfrec.evaluation.metrics import (
     arp_at_k,
     coverage_at_k,
     hit_rate_at_k,
@@ -225,8 +225,34 @@ def test_bad_inputs_are_rejected():
 ])
 def test_rmse_and_mae_refuse_values_that_would_make_them_meaningless(pred, true, match):
     """NaN gave NaN, inf gave inf and 2-D inputs were flattened, silently."""
-    from mfrec.metrics import mae, rmse
+    from mfrec.evaluation.metrics import mae, rmse
 
     for f in (rmse, mae):
         with pytest.raises(ValueError, match=match):
             f(pred, true)
+
+
+# ----------------------------------------------------------------------------- one RMSE/MAE definition
+def test_rating_error_by_group_is_rmse_and_mae_per_group():
+    from mfrec.evaluation.metrics import mae, rating_error_by_group, rmse
+
+    pred, true = [1.0, 2.0, 4.0, 3.0], [1.0, 4.0, 1.0, 3.0]
+    groups = np.array([0, 0, 2, 2])  # group 1 has no ratings
+    got = rating_error_by_group("rmse", pred, true, groups)
+    assert got[0] == pytest.approx(math.sqrt(2.0)) and np.isnan(got[1]) and got[2] == pytest.approx(math.sqrt(4.5))
+    np.testing.assert_allclose(rating_error_by_group("mae", pred, true, groups, n_groups=4), [1.0, np.nan, 1.5, np.nan])
+    # one group is the plain metric
+    one = np.zeros(4, dtype=np.int64)
+    assert rating_error_by_group("RMSE", pred, true, one)[0] == rmse(pred, true)
+    assert rating_error_by_group("mae", pred, true, one)[0] == mae(pred, true)
+
+
+@pytest.mark.parametrize("metric,groups,n,match", [
+    ("ndcg@10", [0, 0], None, "ranking metric"), ("rmse", [0.0, 1.0], None, "groups must be integers"),
+    ("rmse", [0], None, "one per rating"), ("rmse", [0, -1], None, ">= 0"), ("rmse", [0, 3], 2, "outside n_groups"),
+])
+def test_rating_error_by_group_refuses_bad_groups(metric, groups, n, match):
+    from mfrec.evaluation.metrics import rating_error_by_group
+
+    with pytest.raises(ValueError, match=match):
+        rating_error_by_group(metric, [1.0, 2.0], [1.0, 1.0], np.asarray(groups), n)

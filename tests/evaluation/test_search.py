@@ -10,9 +10,9 @@ import pandas as pd
 import pytest
 
 import mfrec
-from mfrec.evaluate import evaluate
+from mfrec.evaluation import evaluate
 from mfrec.split import random_split
-from mfrec.tune import TuneResult, sample_space, tune
+from mfrec.evaluation import TuneResult, sample_space, tune
 
 FAST = {"threads": 1, "epochs": 8, "factors": 4}
 HAS_OPTUNA = importlib.util.find_spec("optuna") is not None
@@ -174,7 +174,7 @@ def test_values_a_trial_could_use_are_checked_before_any_trial(space, match):
     """A bad choice failed in whichever trial drew it (or never, silently, when none did); a float
     range on an integer parameter failed mid-search."""
     import mfrec
-    from mfrec.tune import tune
+    from mfrec.evaluation import tune
 
     r = mfrec.synthetic(30, 20, 200, seed=0)
     calls = []
@@ -185,6 +185,6 @@ def test_values_a_trial_could_use_are_checked_before_any_trial(space, match):
 
 def test_constraints_between_searched_parameters_are_left_to_the_trials():
     import mfrec
-    from mfrec.tune import check_search
+    from mfrec.evaluation import check_search
 
     check_search(mfrec.BayesianMF, {"iterations": [10, 50], "burn_in": [5]})  # burn_in default 20 > 10: not refused
