@@ -11,7 +11,7 @@ import scipy.sparse as sp
 
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
-from mfrec.data.readers import read_ratings_csv, read_ratings_parquet, write_ratings_parquet
+from mfrec.data.readers import write_ratings_parquet
 from mfrec.errors import DataError
 
 
@@ -36,7 +36,7 @@ def test_data_error_is_value_error() -> None:
 def test_missing_column_csv(tmp_path: Path) -> None:
     path = write(tmp_path, "user,item,score\n1,10,4\n")
     with raises_data_error("missing rating column 'rating'") as exc:
-        read_ratings_csv(path, rating="rating")
+        Ratings.read_csv(path, rating="rating")
     assert str(path) in str(exc.value) and "score" in str(exc.value)
 
 
@@ -51,14 +51,14 @@ def test_missing_column_parquet(tmp_path: Path) -> None:
     path = tmp_path / "r.parquet"
     pd.DataFrame({"user": [1], "item": [2], "score": [3.0]}).to_parquet(path)
     with raises_data_error("missing column") as exc:
-        read_ratings_parquet(path)
+        Ratings.read_parquet(path)
     assert exc.value.source == str(path) and "'rating'" in str(exc.value)
 
 
 def test_non_numeric_rating_names_line_and_column(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating,timestamp\n1,10,4.0,100\n1,11,abc,101\n2,10,3,102\n")
     with raises_data_error("'abc' is not a number") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     err = exc.value
     assert (err.source, err.line, err.column) == (str(path), 3, "rating")
     assert f"{path}, line 3, column 'rating'" in str(err)
@@ -74,7 +74,7 @@ def test_non_numeric_rating_in_arrays_names_row() -> None:
 def test_nan_and_inf_ratings(tmp_path: Path, value: str, what: str) -> None:
     path = write(tmp_path, f"user,item,rating\n1,10,4\n2,11,{value}\n")
     with raises_data_error(what) as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert (exc.value.line, exc.value.column) == (3, "rating")
 
 
@@ -87,22 +87,22 @@ def test_nan_rating_in_arrays() -> None:
 def test_out_of_scale_rating(tmp_path: Path) -> None:
     path = write(tmp_path, "user,item,rating\n1,10,4\n2,11,9\n3,12,0\n")
     with raises_data_error(r"rating 9 is outside the scale \[0.5, 5\] \(2 such rows") as exc:
-        read_ratings_csv(path, rating_scale=(0.5, 5.0))
+        Ratings.read_csv(path, rating_scale=(0.5, 5.0))
     assert exc.value.line == 3
-    assert len(read_ratings_csv(path)) == 3  # no scale, no check
+    assert len(Ratings.read_csv(path)) == 3  # no scale, no check
 
 
 def test_empty_file(tmp_path: Path) -> None:
     path = write(tmp_path, "")
     with raises_data_error("empty") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert exc.value.source == str(path)
 
 
 def test_header_only_file(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating\n")
     with raises_data_error("no data rows") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert exc.value.source == str(path)
 
 
@@ -115,13 +115,13 @@ def test_empty_dataframe_and_arrays() -> None:
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError):
-        read_ratings_csv(tmp_path / "nope.csv")
+        Ratings.read_csv(tmp_path / "nope.csv")
 
 
 def test_missing_user_id(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating\n1,10,4\n,11,3\n")
     with raises_data_error("missing user id") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert (exc.value.line, exc.value.column) == (3, "userId")
 
 
@@ -131,7 +131,7 @@ DUPS = "userId,movieId,rating,timestamp\n1,10,4,100\n2,11,3,101\n1,10,5,102\n1,1
 def test_duplicates_error_names_both_lines(tmp_path: Path) -> None:
     path = write(tmp_path, DUPS)
     with raises_data_error("duplicate") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     err = exc.value
     assert err.line == 4 and "line 2" in str(err) and "duplicates='last'" in str(err)
 
@@ -144,7 +144,7 @@ def test_duplicates_in_arrays_name_rows() -> None:
 
 def test_duplicates_last(tmp_path: Path) -> None:
     with pytest.warns(UserWarning, match="merged 1 duplicate"):
-        r = read_ratings_csv(write(tmp_path, DUPS), duplicates="last")
+        r = Ratings.read_csv(write(tmp_path, DUPS), duplicates="last")
     df = r.to_dataframe().sort_values(["user", "item"]).reset_index(drop=True)
     assert df[["user", "item"]].values.tolist() == [[1, 10], [1, 12], [2, 11]]
     assert df["rating"].tolist() == [5.0, 1.0, 3.0]
@@ -167,28 +167,28 @@ def test_bad_duplicate_policy() -> None:
 def test_too_many_fields(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating\n1,10,4\n2,11,3,7,8\n3,12,5\n")
     with raises_data_error("malformed row: 5 fields, expected 3") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert exc.value.source == str(path) and exc.value.line == 3
 
 
 def test_too_many_fields_double_colon(tmp_path: Path) -> None:
     path = write(tmp_path, "1::10::4::100\n2::11::3::101::9\n", "ratings.dat")
     with raises_data_error("5 fields, expected 4") as exc:
-        read_ratings_csv(path, sep="::")
+        Ratings.read_csv(path, sep="::")
     assert exc.value.source == str(path) and exc.value.line == 2
 
 
 def test_too_few_fields(tmp_path: Path) -> None:
     path = write(tmp_path, "userId,movieId,rating\n1,10,4\n2,11\n3,12,5\n")
     with raises_data_error("rating is missing") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert (exc.value.source, exc.value.line, exc.value.column) == (str(path), 3, "rating")
 
 
 def test_unknown_id_vs_given_map(tmp_path: Path) -> None:
     path = write(tmp_path, "user,item,rating\n1,10,4\n2,99,3\n")
     with raises_data_error("item id 99 is not in the given item map") as exc:
-        read_ratings_csv(path, item_map=IdMap([10, 11]))
+        Ratings.read_csv(path, item_map=IdMap([10, 11]))
     assert (exc.value.line, exc.value.column) == (3, "item")
     with raises_data_error("user id 'z' is not in the given user map"):
         Ratings.from_arrays(["a", "z"], [1, 2], [3, 4], user_map=IdMap(["a", "b"]))
@@ -207,8 +207,8 @@ def test_from_sparse_rejects_bad_input() -> None:
 
 # ---------------------------------------------------------------------------- good input
 def test_header_auto_detection(tmp_path: Path) -> None:
-    with_header = read_ratings_csv(write(tmp_path, "userId,movieId,rating,timestamp\n1,10,4.5,100\n2,10,3,101\n"))
-    without = read_ratings_csv(write(tmp_path, "1,10,4.5,100\n2,10,3,101\n", "b.csv"))
+    with_header = Ratings.read_csv(write(tmp_path, "userId,movieId,rating,timestamp\n1,10,4.5,100\n2,10,3,101\n"))
+    without = Ratings.read_csv(write(tmp_path, "1,10,4.5,100\n2,10,3,101\n", "b.csv"))
     for r in (with_header, without):
         assert len(r) == 2
         assert r.values.tolist() == [4.5, 3.0]
@@ -217,7 +217,7 @@ def test_header_auto_detection(tmp_path: Path) -> None:
 
 
 def test_header_columns_found_by_name_in_any_order(tmp_path: Path) -> None:
-    r = read_ratings_csv(write(tmp_path, "rating,movieId,userId\n4,10,1\n2,11,1\n"))
+    r = Ratings.read_csv(write(tmp_path, "rating,movieId,userId\n4,10,1\n2,11,1\n"))
     assert r.raw_users.tolist() == [1, 1]
     assert r.raw_items.tolist() == [10, 11]
     assert r.values.tolist() == [4.0, 2.0]
@@ -225,7 +225,7 @@ def test_header_columns_found_by_name_in_any_order(tmp_path: Path) -> None:
 
 def test_double_colon_separator(tmp_path: Path) -> None:
     path = write(tmp_path, "1::1193::5::978300760\n1::661::3::978302109\n2::1193::4::978298413\n", "ratings.dat")
-    r = read_ratings_csv(path, sep="::")
+    r = Ratings.read_csv(path, sep="::")
     assert len(r) == 3 and r.n_users == 2 and r.n_items == 2
     assert r.raw_items.tolist() == [1193, 661, 1193]
     assert r.values.tolist() == [5.0, 3.0, 4.0]
@@ -234,13 +234,13 @@ def test_double_colon_separator(tmp_path: Path) -> None:
 
 def test_tab_separator(tmp_path: Path) -> None:
     path = write(tmp_path, "196\t242\t3\t881250949\n186\t302\t3\t891717742\n", "u.data")
-    r = read_ratings_csv(path, sep="\t")
+    r = Ratings.read_csv(path, sep="\t")
     assert r.raw_users.tolist() == [196, 186] and r.timestamps is not None
-    assert read_ratings_csv(path, sep="\t", timestamp=False).timestamps is None
+    assert Ratings.read_csv(path, sep="\t", timestamp=False).timestamps is None
 
 
 def test_string_ids(tmp_path: Path) -> None:
-    r = read_ratings_csv(write(tmp_path, "user,item,rating\nalice,matrix,4\nbob,matrix,3.5\nalice,alien,2\n"))
+    r = Ratings.read_csv(write(tmp_path, "user,item,rating\nalice,matrix,4\nbob,matrix,3.5\nalice,alien,2\n"))
     assert r.user_map.to_list() == ["alice", "bob"]
     assert r.item_map.to_list() == ["alien", "matrix"]
     assert r.raw_users.tolist() == ["alice", "bob", "alice"]
@@ -269,7 +269,7 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
     df = pd.DataFrame({"user": [3, 1, 3], "item": ["x", "y", "y"], "rating": [1.0, 2.5, 5.0], "ts": [7, 8, 9]})
     path = tmp_path / "r.parquet"
     df.to_parquet(path)
-    r = read_ratings_parquet(path, timestamp="ts")
+    r = Ratings.read_parquet(path, timestamp="ts")
     assert r.raw_users.tolist() == [3, 1, 3]
     assert r.raw_items.tolist() == ["x", "y", "y"]
     assert r.values.tolist() == [1.0, 2.5, 5.0]
@@ -278,13 +278,13 @@ def test_parquet_round_trip(tmp_path: Path) -> None:
 
     out = tmp_path / "out.parquet"
     write_ratings_parquet(r, out)
-    back = read_ratings_parquet(out, timestamp="timestamp")
+    back = Ratings.read_parquet(out, timestamp="timestamp")
     pd.testing.assert_frame_equal(back.to_dataframe(), r.to_dataframe())
 
 
 def test_not_a_parquet_file(tmp_path: Path) -> None:
     with raises_data_error("not a Parquet file"):
-        read_ratings_parquet(write(tmp_path, "user,item,rating\n1,2,3\n"))
+        Ratings.read_parquet(write(tmp_path, "user,item,rating\n1,2,3\n"))
 
 
 @pytest.fixture

@@ -17,7 +17,6 @@ import scipy.sparse as sp
 
 from mfrec.data.datasets import load_dataset
 from mfrec.data.ratings import Ratings
-from mfrec.data.readers import read_ratings_csv, read_ratings_parquet
 from mfrec.data.splits import kfold, random_split, temporal_split, user_split
 from mfrec.errors import DataError
 from mfrec.models import MODEL_NAMES
@@ -41,7 +40,7 @@ def parquet(tmp_path: Path, table: pa.Table) -> Path:
 def test_headerless_first_row_with_bad_rating_is_an_error_not_a_header(tmp_path, first):
     path = write(tmp_path, f"{first}\n2,3,4\n3,4,5\n")
     with pytest.raises(DataError) as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert exc.value.line == 1 and exc.value.column == "2"
 
 
@@ -50,26 +49,26 @@ def test_real_headers_are_still_found(tmp_path, text):
     path = write(tmp_path, text)
     if "x" in text:
         with pytest.raises(DataError, match="'x' is not a number") as exc:
-            read_ratings_csv(path)
+            Ratings.read_csv(path)
         assert exc.value.line == 2
     else:
-        assert len(read_ratings_csv(path)) == 1
+        assert len(Ratings.read_csv(path)) == 1
 
 
 def test_columns_given_by_name_imply_a_header(tmp_path):
-    r = read_ratings_csv(write(tmp_path, "u,i,score\n1,2,3\n"), user="u", item="i", rating="score")
+    r = Ratings.read_csv(write(tmp_path, "u,i,score\n1,2,3\n"), user="u", item="i", rating="score")
     assert r.values.tolist() == [3.0]
 
 
 def test_duplicate_header_names_are_an_error(tmp_path):
     with pytest.raises(DataError, match="duplicate column name 'rating'") as exc:
-        read_ratings_csv(write(tmp_path, "rating,item,rating\n1,2,3\n"))
+        Ratings.read_csv(write(tmp_path, "rating,item,rating\n1,2,3\n"))
     assert exc.value.line == 1
 
 
 def test_one_column_in_two_roles_is_an_error(tmp_path):
     with pytest.raises(DataError, match="both the user and the rating"):
-        read_ratings_csv(write(tmp_path, "rating,item,other\n1,2,3\n"))
+        Ratings.read_csv(write(tmp_path, "rating,item,other\n1,2,3\n"))
 
 
 # ---------------------------------------------------------------------------- extra fields
@@ -84,17 +83,17 @@ def test_one_column_in_two_roles_is_an_error(tmp_path):
 )
 def test_extra_fields_are_an_error_naming_the_line(tmp_path, text, line):
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
-        read_ratings_csv(write(tmp_path, text))
+        Ratings.read_csv(write(tmp_path, text))
     assert exc.value.line == line
 
 
 def test_colon_inside_a_double_colon_field(tmp_path):
     path = write(tmp_path, "1::10::4::100\n1::2:x::3::4\n", "r.dat")
     with pytest.raises(DataError, match="a ':' inside a field") as exc:
-        read_ratings_csv(path, sep="::")
+        Ratings.read_csv(path, sep="::")
     assert exc.value.line == 2
     with pytest.raises(DataError, match="5 fields, expected 4"):
-        read_ratings_csv(write(tmp_path, "1::10::4::100\n2::11::3::101::9\n", "s.dat"), sep="::")
+        Ratings.read_csv(write(tmp_path, "1::10::4::100\n2::11::3::101::9\n", "s.dat"), sep="::")
 
 
 # ---------------------------------------------------------------------------- ratings overflow
@@ -104,7 +103,7 @@ BIG = [1e39, 1e300]
 @pytest.mark.parametrize("value", BIG)
 def test_float32_overflow_csv(tmp_path, value):
     with pytest.raises(DataError, match="too large") as exc:
-        read_ratings_csv(write(tmp_path, f"user,item,rating\n1,1,4\n1,2,{value!r}\n"))
+        Ratings.read_csv(write(tmp_path, f"user,item,rating\n1,1,4\n1,2,{value!r}\n"))
     assert (exc.value.line, exc.value.column) == (3, "rating")
 
 
@@ -115,7 +114,7 @@ def test_float32_overflow_dataframe_parquet_sparse(tmp_path, value):
         Ratings.from_dataframe(df)
     assert exc.value.row == 1
     with pytest.raises(DataError, match="too large"):
-        read_ratings_parquet(parquet(tmp_path, pa.Table.from_pandas(df)))
+        Ratings.read_parquet(parquet(tmp_path, pa.Table.from_pandas(df)))
     with pytest.raises(DataError, match=r"entry \(1, 0\).*too large"):
         Ratings.from_sparse(sp.csr_matrix(np.array([[4.0, 0.0], [value, 0.0]])))
     with pytest.raises(DataError, match=r"entry \(0, 1\).*finite"):
@@ -124,12 +123,12 @@ def test_float32_overflow_dataframe_parquet_sparse(tmp_path, value):
 
 # ---------------------------------------------------------------------------- ids
 def test_huge_integer_ids_stay_exact(tmp_path):
-    r = read_ratings_csv(write(tmp_path, "user,item,rating\n12345678901234567890,1,3\n1,1,4\n"))
+    r = Ratings.read_csv(write(tmp_path, "user,item,rating\n12345678901234567890,1,3\n1,1,4\n"))
     assert sorted(r.users.tolist()) == [1, 12345678901234567890]
     big = np.array([2**64 - 1, 2**63, 1], dtype=np.uint64)
     r = Ratings.from_arrays(big, [1, 1, 1], [1, 2, 3])
     assert sorted(r.raw_users.tolist()) == [1, 2**63, 2**64 - 1] and r.n_users == 3
-    r = read_ratings_parquet(parquet(tmp_path, pa.table({"user": pa.array(big), "item": [1, 1, 1], "rating": [1.0, 2, 3]})))
+    r = Ratings.read_parquet(parquet(tmp_path, pa.table({"user": pa.array(big), "item": [1, 1, 1], "rating": [1.0, 2, 3]})))
     assert sorted(r.raw_users.tolist()) == [1, 2**63, 2**64 - 1]
     r = Ratings.from_arrays([12345678901234567890, -1], [1, 1], [1, 2])  # numpy would make these floats
     assert sorted(r.raw_users.tolist()) == [-1, 12345678901234567890]
@@ -144,12 +143,12 @@ def test_float_ids_beyond_int64_are_not_merged():
 
 
 def test_text_ids_keep_leading_zeros(tmp_path):
-    r = read_ratings_csv(write(tmp_path, "user,item,rating\n007,1,3\n7,1,4\n"))
+    r = Ratings.read_csv(write(tmp_path, "user,item,rating\n007,1,3\n7,1,4\n"))
     assert r.n_users == 2 and sorted(r.users.tolist()) == ["007", "7"]
     assert r.items.tolist() == [1] and r.items.dtype == np.int64  # the item column is plain integers
-    r = read_ratings_csv(write(tmp_path, "1,1.0,3\n2,1,4\n", "b.csv"))
+    r = Ratings.read_csv(write(tmp_path, "1,1.0,3\n2,1,4\n", "b.csv"))
     assert sorted(r.items.tolist()) == ["1", "1.0"]
-    r = read_ratings_csv(write(tmp_path, "-5, 12,3\n 6,12 ,4\n", "c.csv"))
+    r = Ratings.read_csv(write(tmp_path, "-5, 12,3\n 6,12 ,4\n", "c.csv"))
     assert r.users.tolist() == [-5, 6] and r.items.tolist() == [12]
 
 
@@ -163,7 +162,7 @@ def test_unhashable_ids_name_the_row(bad):
 # ---------------------------------------------------------------------------- timestamps
 def test_timestamp_overflow_is_an_error(tmp_path):
     with pytest.raises(DataError, match="does not fit") as exc:
-        read_ratings_csv(write(tmp_path, "user,item,rating,timestamp\n1,1,3,5\n1,2,4,99999999999999999999\n"))
+        Ratings.read_csv(write(tmp_path, "user,item,rating,timestamp\n1,1,3,5\n1,2,4,99999999999999999999\n"))
     assert (exc.value.line, exc.value.column) == (3, "timestamp")
     with pytest.raises(DataError, match="does not fit") as exc:
         Ratings.from_arrays([1, 2], [1, 1], [1, 2], np.array([1, 2**64 - 1], dtype=np.uint64))
@@ -177,7 +176,7 @@ def test_parquet_timestamps_are_seconds(tmp_path, unit):
     seconds = np.array([1_600_000_000, 1_600_000_123])
     t = pa.array(seconds * {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}[unit]).cast(pa.timestamp(unit))
     table = pa.table({"user": [1, 2], "item": [1, 1], "rating": [1.0, 2.0], "ts": t})
-    assert read_ratings_parquet(parquet(tmp_path, table), timestamp="ts").timestamps.tolist() == seconds.tolist()
+    assert Ratings.read_parquet(parquet(tmp_path, table), timestamp="ts").timestamps.tolist() == seconds.tolist()
     assert Ratings.from_dataframe(table, timestamp="ts").timestamps.tolist() == seconds.tolist()
 
 
@@ -197,11 +196,11 @@ def test_pandas_datetimes_are_seconds():
 def test_lines_after_a_quoted_newline(tmp_path):
     text = 'user,item,rating\n1,"a\nb",3\n2,x,4\n3,y,5,6\n'
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
-        read_ratings_csv(write(tmp_path, text))
+        Ratings.read_csv(write(tmp_path, text))
     assert exc.value.line == 5
     text = 'user,item,rating\n1,"a\nb\nc",3\n2,x,4\n3,y,zz\n'
     with pytest.raises(DataError, match="'zz' is not a number") as exc:
-        read_ratings_csv(write(tmp_path, text, "b.csv"))
+        Ratings.read_csv(write(tmp_path, text, "b.csv"))
     assert exc.value.line == 6
 
 
@@ -211,9 +210,9 @@ def test_latin1_file_reports_the_true_offset_and_line(tmp_path):
     path = tmp_path / "latin.csv"
     path.write_bytes(raw)
     with pytest.raises(DataError, match=f"byte 0xe9 at byte offset {raw.index(bytes([0xE9]))}.*encoding='latin-1'") as exc:
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
     assert exc.value.line == 100_002
-    assert "caf\xe9" in read_ratings_csv(path, encoding="latin-1").items.tolist()
+    assert "caf\xe9" in Ratings.read_csv(path, encoding="latin-1").items.tolist()
 
 
 MOVIES = "movieId,title,genres\n1,Toy Story (1995),Animation\n2,\"Two\nlines (1995)\",Drama\n{bad},Heat (1995),Action\n"
@@ -252,7 +251,7 @@ def test_declared_scale_is_stored_and_kept_by_pieces(tmp_path):
     assert all(p.rating_scale == (1.0, 5.0) for p in pieces)
     assert Ratings.from_arrays([1], [1], [3]).rating_scale is None
     path = write(tmp_path, "user,item,rating\n1,1,4\n")
-    assert read_ratings_csv(path, rating_scale=(0.5, 5)).rating_scale == (0.5, 5.0)
+    assert Ratings.read_csv(path, rating_scale=(0.5, 5)).rating_scale == (0.5, 5.0)
     assert Ratings.from_sparse(sp.csr_matrix(np.array([[4.0]])), rating_scale=(1, 5)).rating_scale == (1.0, 5.0)
     with pytest.raises(ValueError, match="rating_scale"):
         Ratings.from_arrays([1], [1], [3], rating_scale=(5, 1))
@@ -287,32 +286,32 @@ def test_huge_ids_round_trip_through_parquet(tmp_path):
 
     r = Ratings.from_arrays([12345678901234567890, 1], [1, 1], [1, 2], [5, 6])
     write_ratings_parquet(r, tmp_path / "w.parquet")
-    back = read_ratings_parquet(tmp_path / "w.parquet", timestamp="timestamp")
+    back = Ratings.read_parquet(tmp_path / "w.parquet", timestamp="timestamp")
     pd.testing.assert_frame_equal(back.to_dataframe(), r.to_dataframe())
     with pytest.raises(DataError, match="neither int64 nor uint64"):
         write_ratings_parquet(Ratings.from_arrays([2**64, -1], [1, 1], [1, 2]), tmp_path / "x.parquet")
 
 
 def test_other_multicharacter_separators_are_literal(tmp_path):
-    r = read_ratings_csv(write(tmp_path, "1|;2|;3\n2|;2|;4\n", "r.txt"), sep="|;")
+    r = Ratings.read_csv(write(tmp_path, "1|;2|;3\n2|;2|;4\n", "r.txt"), sep="|;")
     assert r.raw_users.tolist() == [1, 2] and r.values.tolist() == [3.0, 4.0]
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
-        read_ratings_csv(write(tmp_path, "1|;2|;3\n2|;2|;4|;5\n", "s.txt"), sep="|;")
+        Ratings.read_csv(write(tmp_path, "1|;2|;3\n2|;2|;4|;5\n", "s.txt"), sep="|;")
     assert exc.value.line == 2
 
 
 def test_empty_trailing_field_is_harmless_but_a_value_there_is_not(tmp_path):
-    assert len(read_ratings_csv(write(tmp_path, "user,item,rating\n1,2,3,\n"))) == 1
+    assert len(Ratings.read_csv(write(tmp_path, "user,item,rating\n1,2,3,\n"))) == 1
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
-        read_ratings_csv(write(tmp_path, "user,item,rating\n1,2,3,\n2,2,4,NA\n", "b.csv"))
+        Ratings.read_csv(write(tmp_path, "user,item,rating\n1,2,3,\n2,2,4,NA\n", "b.csv"))
     assert exc.value.line == 3
 
 
 def test_quoted_separator_in_the_first_row(tmp_path):
-    r = read_ratings_csv(write(tmp_path, '1,"a,b",3\n2,c,4\n'))
+    r = Ratings.read_csv(write(tmp_path, '1,"a,b",3\n2,c,4\n'))
     assert r.timestamps is None and sorted(r.items.tolist()) == ["a,b", "c"]
     with pytest.raises(DataError, match="4 fields, expected 3") as exc:
-        read_ratings_csv(write(tmp_path, 'user,item,rating\n1,"a,b",3\n2,"c,d",4,5\n', "b.csv"))
+        Ratings.read_csv(write(tmp_path, 'user,item,rating\n1,"a,b",3\n2,"c,d",4,5\n', "b.csv"))
     assert exc.value.line == 3
 
 
@@ -329,20 +328,20 @@ def test_binary_and_compressed_files_are_refused_at_once(tmp_path, data, match):
     path = tmp_path / "r.csv"
     path.write_bytes(data)
     with pytest.raises(DataError, match=match):
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
 
 
 def test_a_field_beyond_the_csv_field_limit_is_a_data_error(tmp_path):
     path = write(tmp_path, "1,2,3\n" + "9" * 200_000 + ",2,3\n")
     with pytest.raises(DataError, match="line 2"):
-        read_ratings_csv(path)
+        Ratings.read_csv(path)
 
 
 @pytest.mark.parametrize("text,col", [("1,2,3\n2,3," + "9" * 400 + "\n", "rating"),
                                       ("1,2,3,5\n2,3,4," + "9" * 400 + "\n", "timestamp")])
 def test_integers_beyond_float64_are_reported_not_an_overflow_error(tmp_path, text, col):
     with pytest.raises(DataError, match="line 2"):
-        read_ratings_csv(write(tmp_path, text))
+        Ratings.read_csv(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("kw,match", [
@@ -352,31 +351,31 @@ def test_integers_beyond_float64_are_reported_not_an_overflow_error(tmp_path, te
 ])
 def test_bad_reader_arguments_name_the_argument(tmp_path, kw, match):
     with pytest.raises(ValueError, match=match):
-        read_ratings_csv(write(tmp_path, "1,2,3\n"), **kw)
+        Ratings.read_csv(write(tmp_path, "1,2,3\n"), **kw)
 
 
 def test_bad_path_types(tmp_path):
     with pytest.raises(TypeError, match="path must be a str"):
-        read_ratings_csv(5)
+        Ratings.read_csv(5)
     path = write(tmp_path, "1,2,3\n2,3,4\n")
-    assert len(read_ratings_csv(str(path).encode())) == 2
+    assert len(Ratings.read_csv(str(path).encode())) == 2
 
 
 @pytest.mark.parametrize("text,sep_hint", [("1;2;3\n2;3;4\n", "';'"), ("1\t2\t3\n", "'\\\\t'"), ("1::2::3\n", "'::'")])
 def test_too_few_columns_shows_the_line_and_suggests_the_separator(tmp_path, text, sep_hint):
     with pytest.raises(DataError, match=f"1 field.*pass sep={sep_hint}"):
-        read_ratings_csv(write(tmp_path, text))
+        Ratings.read_csv(write(tmp_path, text))
 
 
 @pytest.mark.parametrize("text", ["user,item,rating,\n1,2,3,\n2,3,4,\n", "1,2,3,\n2,3,4,\n"])
 def test_a_trailing_separator_is_not_an_empty_timestamp_column(tmp_path, text):
-    r = read_ratings_csv(write(tmp_path, text))
+    r = Ratings.read_csv(write(tmp_path, text))
     assert r.timestamps is None and r.values.tolist() == [3.0, 4.0]
 
 
 def test_a_real_fourth_column_with_gaps_is_still_an_error(tmp_path):
     with pytest.raises(DataError, match="timestamp missing"):
-        read_ratings_csv(write(tmp_path, "1,2,3,100\n2,3,4,\n"))
+        Ratings.read_csv(write(tmp_path, "1,2,3,100\n2,3,4,\n"))
 
 
 def test_complex_ratings_are_refused():
@@ -411,13 +410,13 @@ def test_parquet_round_trip_keeps_the_declared_scale(tmp_path):
 
     r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 4.0], rating_scale=(0.5, 5))
     write_ratings_parquet(r, tmp_path / "s.parquet")
-    back = read_ratings_parquet(tmp_path / "s.parquet")
+    back = Ratings.read_parquet(tmp_path / "s.parquet")
     assert back.rating_scale == (0.5, 5.0)
     with pytest.raises(DataError, match="outside the scale"):  # an explicit scale still wins and is checked
-        read_ratings_parquet(tmp_path / "s.parquet", rating_scale=(2, 5))
+        Ratings.read_parquet(tmp_path / "s.parquet", rating_scale=(2, 5))
     plain = Ratings.from_arrays([1, 2], [1, 2], [1.0, 4.0])
     write_ratings_parquet(plain, tmp_path / "p.parquet")
-    assert read_ratings_parquet(tmp_path / "p.parquet").rating_scale is None
+    assert Ratings.read_parquet(tmp_path / "p.parquet").rating_scale is None
 
 
 def test_score_takes_a_dataframe_and_refuses_empty_data():
@@ -438,4 +437,4 @@ def test_special_files_are_named_for_what_they_are(tmp_path):
     os.mkfifo(fifo)
     for path, kind in ((fifo, "FIFO"), (Path("/dev/zero"), "device"), (tmp_path, "directory")):
         with pytest.raises(DataError, match=f"not a regular file: this is a.*{kind}"):
-            read_ratings_csv(path)
+            Ratings.read_csv(path)

@@ -1,4 +1,4 @@
-"""BayesianMF: the Gibbs kernel's conditional posterior, the hyperparameter draws, fold-in and
+"""BayesianMF: the model contract; the Gibbs kernel's conditional posterior, the hyperparameter draws, fold-in and
 explanations against direct NumPy computations. Small data, no timing."""
 
 from __future__ import annotations
@@ -11,6 +11,12 @@ import mfrec
 from mfrec import BayesianMF
 from mfrec.kernels.bayes import gibbs_half_step
 from mfrec.models.bayes import sample_normal_wishart, sample_wishart
+from mfrec.testing import ModelContract
+
+
+class TestBayesianMF(ModelContract):
+    model = BayesianMF
+    small = {"factors": 3, "iterations": 6, "burn_in": 2}
 
 
 def test_wishart_draws_have_mean_dof_times_scale():

@@ -1,5 +1,6 @@
-"""CMF: planted cold start for users and items, ids present only in the attribute tables, fold-in
-with attributes and/or ratings, the training objective, determinism, save/load, and ml-100k u1."""
+"""CMF: the model contract (with attributes); planted cold start for users and items, ids present
+only in the attribute tables, fold-in with attributes and/or ratings, the training objective,
+determinism, save/load, and ml-100k u1."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import mfrec
 from mfrec import ALS, Baseline, Ratings
 from mfrec.errors import DataError
 from mfrec.models.cmf import CMF
+from mfrec.testing import ModelContract
 from tests.conftest import dataset_dir
 
 NOISE = 0.2
@@ -18,6 +20,18 @@ K = 4
 #: settings for the planted data (the defaults are tuned for MovieLens)
 PLANTED = dict(factors=K, regularization=1.0, attribute_regularization=0.1, user_attribute_weight=10.0,
                item_attribute_weight=10.0, attribute_bias=False, iterations=10, threads=1)
+
+
+class TestCMF(ModelContract):
+    """The contract with a user attribute table (an age per training user)."""
+
+    model = CMF
+    small = {"factors": 3, "iterations": 2, "regularization": 2.0}
+
+    def fit_kwargs(self, train: Ratings) -> dict:
+        users = train.users
+        ages = pd.DataFrame({"age": np.arange(len(users)) % 50 + 18}, index=pd.Index(users, name="user"))
+        return {"user_attributes": ages}
 
 
 def rmse(a, b) -> float:
@@ -403,3 +417,9 @@ def test_ml100k_cold_users_beat_the_item_bias_baseline():
         f"global mean {mean_rmse:.4f}: the attributes no longer help cold users by 0.01")
 
 
+
+
+@pytest.mark.parametrize("value", ["lu", "", None, 3, "CG"])
+def test_solver_choices_are_checked(value, tiny):
+    with pytest.raises(ValueError, match="solver must be one of"):
+        CMF(solver=value).fit(tiny)

@@ -426,17 +426,19 @@ class Ratings:
 
     @classmethod
     def read_csv(cls, path: Any, **kwargs: Any) -> "Ratings":
-        """Read a delimited text file; see :func:`mfrec.data.readers.read_ratings_csv`."""
-        from mfrec.data.readers import read_ratings_csv
+        """Read a delimited text file; the options are those of
+        :func:`mfrec.data.readers.parse_ratings_csv` (separator, header, columns, ...)."""
+        from mfrec.data.readers import parse_ratings_csv
 
-        return read_ratings_csv(path, **kwargs)
+        return cls.from_arrays(**parse_ratings_csv(path, **kwargs))
 
     @classmethod
     def read_parquet(cls, path: Any, **kwargs: Any) -> "Ratings":
-        """Read a Parquet file; see :func:`mfrec.data.readers.read_ratings_parquet`."""
-        from mfrec.data.readers import read_ratings_parquet
+        """Read a Parquet file (pyarrow); the options are those of
+        :func:`mfrec.data.readers.parse_ratings_parquet`."""
+        from mfrec.data.readers import parse_ratings_parquet
 
-        return read_ratings_parquet(path, **kwargs)
+        return cls.from_dataframe(**parse_ratings_parquet(path, **kwargs))
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:

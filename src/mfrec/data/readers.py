@@ -8,15 +8,17 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
 from mfrec._optional import require_parquet
 from mfrec.data.idmap import IdMap
-from mfrec.data.ratings import DuplicatePolicy, Ratings
 from mfrec.errors import DataError
+
+if TYPE_CHECKING:  # readers build the keyword arguments; mfrec.data.ratings builds the Ratings
+    from mfrec.data.ratings import DuplicatePolicy, Ratings
 
 ColumnRef = str | int | None
 
@@ -323,7 +325,7 @@ def _guess_header(records: list[list[str]], refs: tuple, n_cols: int) -> bool:
     return r < len(second) and _looks_numeric(second[r])
 
 
-def read_ratings_csv(
+def parse_ratings_csv(
     path: str | os.PathLike,
     *,
     sep: str = ",",
@@ -337,8 +339,9 @@ def read_ratings_csv(
     encoding: str = "utf-8",
     user_map: IdMap | None = None,
     item_map: IdMap | None = None,
-) -> Ratings:
-    """Read ratings from a delimited text file.
+) -> dict[str, Any]:
+    """Parse a delimited text file of ratings into the keyword arguments of
+    :meth:`Ratings.from_arrays` (what :meth:`Ratings.read_csv` does; this layer imports no Ratings).
 
     ``sep`` may be any separator (``","``, ``"\\t"``, ``"::"`` for ml-1m, ``"|"``).
     ``header=None`` guesses (see :func:`_guess_header`): the first line is a header when its
@@ -499,11 +502,11 @@ def read_ratings_csv(
     cols = [_text_ids(df[k]) if k in id_cols else df[k].to_numpy() for k in usecols]
 
     names_used = [names[p] for p in (u_pos, i_pos, r_pos)] + [names[t_pos] if t_pos is not None else "timestamp"]
-    return Ratings.from_arrays(
-        cols[0],
-        cols[1],
-        cols[2],
-        cols[3] if t_pos is not None else None,
+    return dict(
+        users=cols[0],
+        items=cols[1],
+        ratings=cols[2],
+        timestamps=cols[3] if t_pos is not None else None,
         user_map=user_map,
         item_map=item_map,
         duplicates=duplicates,
@@ -514,7 +517,7 @@ def read_ratings_csv(
     )
 
 
-def read_ratings_parquet(
+def parse_ratings_parquet(
     path: str | os.PathLike,
     *,
     user: str = "user",
@@ -525,8 +528,9 @@ def read_ratings_parquet(
     rating_scale: tuple[float, float] | None = None,
     user_map: IdMap | None = None,
     item_map: IdMap | None = None,
-) -> Ratings:
-    """Read ratings from a Parquet file (pyarrow), by column names. Without ``rating_scale`` the
+) -> dict[str, Any]:
+    """Parse a Parquet file (pyarrow), by column names, into the keyword arguments of
+    :meth:`Ratings.from_dataframe` (what :meth:`Ratings.read_parquet` does). Without ``rating_scale`` the
     scale stored by :func:`write_ratings_parquet` (if any) is declared."""
     _, pq = require_parquet()
 
@@ -544,8 +548,8 @@ def read_ratings_parquet(
     if rating_scale is None:
         rating_scale = _parquet_scale(path)
     df = pq.read_table(path, columns=wanted).to_pandas()
-    return Ratings.from_dataframe(
-        df, user, item, rating, timestamp,
+    return dict(
+        df=df, user=user, item=item, rating=rating, timestamp=timestamp,
         duplicates=duplicates, rating_scale=rating_scale, user_map=user_map, item_map=item_map,
         source=str(path),
     )
@@ -570,10 +574,10 @@ def _parquet_scale(path: Path) -> tuple[float, float] | None:
         raise DataError(f"bad {SCALE_KEY.decode()} in the Parquet metadata: {meta[SCALE_KEY][:40]!r}", source=str(path)) from None
 
 
-def write_ratings_parquet(ratings: Ratings, path: str | os.PathLike) -> None:
+def write_ratings_parquet(ratings: "Ratings", path: str | os.PathLike) -> None:
     """Write Ratings (raw ids) to Parquet, atomically (needs the ``parquet`` extra: pyarrow); a
     declared rating scale is kept in the schema metadata (``mfrec.rating_scale``) and restored by
-    :func:`read_ratings_parquet`."""
+    :meth:`Ratings.read_parquet`."""
     import json
 
     pa, pq = require_parquet()

@@ -15,10 +15,24 @@ None of them imports :mod:`mfrec.models` at import time (model classes are looke
 function runs), so ``mfrec.models`` importing ``mfrec.evaluation.metrics`` makes no cycle.
 """
 
-from mfrec.evaluation import metrics
-from mfrec.evaluation.scoring import check_evaluation, check_metrics, evaluate, rank_test_users
-from mfrec.evaluation.search import TuneResult, check_search, sample_space, tune
-from mfrec.evaluation.validation import FitScore, cross_validate, fit_and_score
+from typing import TYPE_CHECKING
+
+#: every public name -> the module it comes from (imported on first use, `mfrec._lazy`): the
+#: models import ``mfrec.evaluation.metrics``, and that must not import the rest of the package
+_LAZY: dict[str, str] = {
+    "metrics": "mfrec.evaluation",
+    "check_evaluation": "mfrec.evaluation.scoring",
+    "check_metrics": "mfrec.evaluation.scoring",
+    "evaluate": "mfrec.evaluation.scoring",
+    "rank_test_users": "mfrec.evaluation.scoring",
+    "TuneResult": "mfrec.evaluation.search",
+    "check_search": "mfrec.evaluation.search",
+    "sample_space": "mfrec.evaluation.search",
+    "tune": "mfrec.evaluation.search",
+    "FitScore": "mfrec.evaluation.validation",
+    "cross_validate": "mfrec.evaluation.validation",
+    "fit_and_score": "mfrec.evaluation.validation",
+}
 
 __all__ = [
     "FitScore",
@@ -34,3 +48,14 @@ __all__ = [
     "sample_space",
     "tune",
 ]
+
+if TYPE_CHECKING:
+    from mfrec.evaluation import metrics
+    from mfrec.evaluation.scoring import check_evaluation, check_metrics, evaluate, rank_test_users
+    from mfrec.evaluation.search import TuneResult, check_search, sample_space, tune
+    from mfrec.evaluation.validation import FitScore, cross_validate, fit_and_score
+else:
+    from mfrec._lazy import attach
+
+    __getattr__, __dir__ = attach(__name__, _LAZY)
+    del attach

@@ -1,0 +1,105 @@
+"""The `mfrec` command line: data, train, evaluate, tune, recommend, similar, plot, demo, serve.
+
+One module per command (``mfrec/cli/<command>.py``), the helpers they share in `_common`, and
+here the app and the one error handler (:class:`_GuardedGroup`): any expected error (bad data,
+damaged model file, bad argument, unusable path, unknown id) becomes one ``error: ...`` line on
+stderr and exit code 1, never a traceback. Outputs are checked before any training starts.
+``--json`` gives machine-readable output (strict JSON: undefined values are ``null``),
+``--quiet`` hides progress bars.
+
+Importing this package imports typer and rich only: each command imports numpy, pandas and the
+models inside its function, so ``mfrec --help`` and ``mfrec --version`` answer at once.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import typer
+from rich.text import Text
+from typer.core import TyperGroup
+
+from mfrec.cli._common import err_console
+from mfrec.errors import TrainingDivergedError
+
+#: what the shared handler turns into one line (DataError, ModelFileError, DatasetNotFoundError,
+#: NotFittedError, InvalidParameterError and the title errors are subclasses of these)
+EXPECTED_ERRORS = (ValueError, OSError, KeyError, TypeError, ImportError, RuntimeError, TrainingDivergedError,
+                   MemoryError)
+
+
+def _error_message(exc: BaseException) -> str:
+    """One line for an expected error: the message, the path for OS errors, the text of a KeyError."""
+    if isinstance(exc, KeyError):  # mfrec's say what is unknown; a bare key is named as missing
+        key = exc.args[0] if exc.args else None
+        msg = key if isinstance(key, str) and " " in key.strip() else f"missing or unknown key {key!r}"
+    elif isinstance(exc, OSError) and exc.strerror and str(exc).startswith("[Errno"):
+        msg = f"{exc.filename}: {exc.strerror}" if exc.filename is not None else exc.strerror
+    elif isinstance(exc, MemoryError):
+        msg = f"out of memory{': ' + str(exc) if str(exc) else ''}"
+    else:
+        msg = str(exc)
+    lines = [line.strip() for line in msg.splitlines() if line.strip()]
+    return lines[0].rstrip(":") if lines else type(exc).__name__
+
+
+def _fail(message: str, code: int = 1) -> None:
+    err_console.print(Text.assemble(("error:", "bold red"), " ", message), highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+class _GuardedGroup(TyperGroup):
+    """The root command group: runs every (sub)command inside the one shared error handler."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.Exit:
+            raise
+        except EXPECTED_ERRORS as exc:
+            _fail(_error_message(exc))
+
+
+app = typer.Typer(cls=_GuardedGroup, help="mfrec: fast matrix-factorization recommenders.", no_args_is_help=True,
+                  add_completion=False, pretty_exceptions_enable=False)
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from mfrec import __version__
+
+        print(f"mfrec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version: bool = typer.Option(False, "--version", callback=_show_version, is_eager=True,
+                                       help="Print the mfrec version and exit.")) -> None:
+    """mfrec: fast matrix-factorization recommenders."""
+
+
+# the commands, in the order --help lists them (each module is cheap to import)
+from mfrec.cli import data, demo, evaluate, plot, recommend, serve, similar, train, tune  # noqa: E402
+
+app.add_typer(data.app, name="data")
+app.command("train")(train.train)
+app.command("evaluate")(evaluate.evaluate)
+app.command("tune")(tune.tune)
+app.command("recommend", epilog=recommend.TITLE_RULE)(recommend.recommend)
+app.command("similar", epilog=similar.TITLE_RULE)(similar.similar)
+app.command("plot")(plot.plot)
+app.command("demo")(demo.demo)
+app.command("serve")(serve.serve)
+
+
+def main() -> None:
+    """The ``mfrec`` console script (and ``python -m mfrec``)."""
+    try:
+        app()
+    except KeyboardInterrupt:
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

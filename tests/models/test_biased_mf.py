@@ -1,0 +1,90 @@
+"""BiasedMF (SGD with biases): the model contract plus its own checks."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from mfrec import BiasedMF, Ratings, TrainingDivergedError
+from mfrec.testing import ModelContract, additive_ratings
+
+
+class TestBiasedMF(ModelContract):
+    model = BiasedMF
+    small = {"factors": 4, "epochs": 4}
+    recovery = dict(factors=8, epochs=50, learning_rate=0.03, regularization=0.01, learning_rate_decay=0.97,
+                    seed=0, threads=1)
+    overfit = dict(factors=30, epochs=60, learning_rate=0.05, regularization=0.0, bias_regularization=0.0,
+                   learning_rate_decay=1.0, threads=1)
+
+
+def test_float64_dtype(small):
+    train, test = small
+    m64 = BiasedMF(factors=4, epochs=4, dtype="float64", threads=1).fit(train)
+    m32 = BiasedMF(factors=4, epochs=4, dtype="float32", threads=1).fit(train)
+    assert m64.user_factors_.dtype == np.float64 and m64.item_factors_.dtype == np.float64
+    assert m32.user_factors_.dtype == np.float32
+    assert m64.score(test) == pytest.approx(m32.score(test), rel=5e-3)
+
+
+def test_clipping_is_doing_something():
+    """An additive fit extrapolates beyond the training scale on the held-out pairs."""
+    ratings, all_u, all_i = additive_ratings()
+    model = BiasedMF(factors=4, epochs=20).fit(ratings)
+    assert model.predict(all_u, all_i, clip=False).max() > 3.1
+
+
+def test_divergence_raises_a_clear_error():
+    rng = np.random.default_rng(0)
+    u = np.repeat(np.arange(30), 10)
+    i = np.tile(np.arange(10), 30)
+    r = Ratings.from_arrays(u, i, rng.integers(1, 6, 300))
+    with pytest.raises(TrainingDivergedError, match="diverged at epoch"):
+        BiasedMF(factors=3, learning_rate=5.0, learning_rate_decay=1.0, regularization=0.0).fit(r)
+
+
+def test_unknown_counts_are_per_call_and_per_thread(small):
+    """8 threads predicting with different numbers of unknown users: each sees its own counts,
+    both in the returned counts and in ``unknown_`` (per thread), never another thread's."""
+    train, _ = small
+    model = BiasedMF(factors=4, epochs=2, threads=1).fit(train)
+    known_u, known_i = train.raw_users[0], train.raw_items[0]
+    n_threads, rounds = 8, 200
+    barrier = threading.Barrier(n_threads)
+    wrong: list = []
+
+    def work(t: int) -> None:
+        users = [known_u] * 8
+        users[:t] = [10_000 + j for j in range(t)]  # thread t asks about t unknown users
+        barrier.wait()
+        try:
+            for _ in range(rounds):
+                model.predict(users, [known_i] * 8)
+                seen_after = model.unknown_["users"]  # the attribute, as read before issue 13
+                _, counts = model.predict(users, [known_i] * 8, return_unknown=True)
+                if counts["users"] != t or seen_after != t:
+                    wrong.append((t, counts["users"], seen_after))
+        except Exception as exc:  # an exception in a thread would otherwise not fail the test
+            wrong.append((t, repr(exc)))
+
+    threads = [threading.Thread(target=work, args=(t,)) for t in range(n_threads)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not wrong, f"{len(wrong)} of {n_threads * rounds} reads saw another call's counts, e.g. {wrong[:3]}"
+    with pytest.raises(AttributeError, match="unknown_"):  # a thread that never predicted has no counts
+        result: list = []
+        th = threading.Thread(target=lambda: result.append(_read_unknown(model)))
+        th.start()
+        th.join()
+        raise result[0]
+
+
+def _read_unknown(model):
+    try:
+        return model.unknown_
+    except AttributeError as exc:
+        return exc
