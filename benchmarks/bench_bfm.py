@@ -129,7 +129,7 @@ def costs(args) -> list[dict]:
         t0 = time.perf_counter()
         model.fit(ratings)
         seconds = time.perf_counter() - t0
-        mb = sum(a.nbytes for a in model._fitted_arrays().values()) / 2**20
+        mb = sum(a.nbytes for a in model.get_state().arrays.values()) / 2**20
         lat = latency(model, name, args.requests)
         rows.append({"part": "costs", "model": name, "fit_seconds": seconds, "fitted_arrays_mb": mb,
                      "recommend_new_median_ms": lat["median_ms"], "recommend_new_p99_ms": lat["p99_ms"]})

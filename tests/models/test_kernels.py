@@ -19,6 +19,7 @@ from mfrec.kernels.sgd import (
     implicit_sums,
     implicit_update,
     minibatch_epoch,
+    epoch_worker,
     sgd_strata_epoch,
     shuffle_user_runs,
 )
@@ -646,7 +647,7 @@ def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
 
 
 def test_sgd_kernels_compile_with_one_vector_per_iteration():
-    for kernel in (_sgd_block, sgd_strata_epoch):
+    for kernel in (_sgd_block, sgd_strata_epoch, epoch_worker):
         assert kernel._compile_for_args.__name__ == "compile_scoped"
 
 

@@ -1,12 +1,17 @@
-"""SGD kernels: stratified parallel per-rating SGD (BiasedMF, FunkMF, SVD++) and minibatch GD.
+"""SGD kernels: block-parallel per-rating SGD (BiasedMF, FunkMF, SVD++) and minibatch GD.
 
-Parallel SGD without lock contention: users and items are split into ``G`` groups (one per
-thread), ratings are bucketed into the ``G x G`` blocks of (user group, item group), and an epoch
-runs ``G`` strata; in stratum ``s`` thread ``t`` processes block ``(t, (t + s) mod G)``, so no two
-threads ever touch the same user or item row (the DSGD / FPSGD scheme). Within a block, each
-epoch visits the users in a fresh random order, each user's ratings in item order. With one
-thread there is one block and the kernel is plain sequential SGD; results are bit-identical for
-a seed.
+Parallel SGD without lock contention: users and items are split into ``G`` groups, ratings are
+bucketed into the ``G x G`` blocks of (user group, item group), and an epoch is the pass over
+``G`` strata; stratum ``s`` holds the blocks ``(t, (t + s) mod G)``, which touch disjoint user
+and item rows (the DSGD / FPSGD scheme). The threads do not walk the strata behind barriers:
+each takes any block that is ready (the blocks before it in its row and in its column are done,
+`claim_block`), so the epoch gives the sequential pass's result bit for bit for any thread count,
+a thread slowed by another process just takes fewer blocks, and the calling thread never waits
+for a helper that has not started (`parallel_epoch`). With one thread there is one block and
+the kernel is plain sequential SGD; with ``t > 1`` threads ``G = t`` (`grid_groups`). Within
+a block, each epoch visits the users in a fresh random order, each user's ratings in item order.
+Results are bit-identical for a seed and a thread count (``threads=1`` and ``threads=2`` differ:
+one grid has 1 block, the other 4).
 
 All factor arrays are float32 and updated in place; scalars are passed as float32 so the inner
 loops stay float32 and vectorize (fastmath). The models hand the kernels factor rows padded with
@@ -17,8 +22,16 @@ than unpadded 400-byte rows, of which three in four straddle cache lines.
 
 from __future__ import annotations
 
+import os
+import queue
+import threading
+from typing import Callable
+
 import numpy as np
-from numba import njit, prange
+from llvmlite import ir
+from numba import njit, prange, types
+from numba.core import cgutils
+from numba.extending import intrinsic
 
 from mfrec.kernels.compile import compile_with_llvm_options
 from mfrec.kernels.random import splitmix
@@ -29,8 +42,8 @@ from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-interleave=0"])
 
 
-@njit(cache=True)  # serial: once per fit, where parallel=True cost ~2 s of compile for little gain
-def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
+@njit(parallel=True, cache=True)
+def _block_runs(user_ptr, order, items, user_group, item_group, n_groups):
     """The ratings bucketed into the ``n_groups x n_groups`` blocks of (user group, item group).
 
     ``order`` lists the rating positions sorted by user (``user_ptr``: each user's boundaries in
@@ -80,6 +93,23 @@ def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
             base[counts[u, g]] = t
             counts[u, g] += 1
     return base, block_ptr, seg_ptr, block_seg
+
+
+def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
+    """`_block_runs` (the ratings bucketed into the blocks) on the threads that `epoch_threads`
+    allows: a parallel loop whose second thread waits for a taken core stalls at its barrier,
+    which on a busy machine cost more than the whole bucketing."""
+    import numba
+
+    threads = numba.get_num_threads()
+    use = epoch_threads(threads)
+    if use == threads:
+        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
+    numba.set_num_threads(use)
+    try:
+        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
+    finally:
+        numba.set_num_threads(threads)
 
 
 @njit(cache=True)
@@ -220,49 +250,306 @@ def _group_sq_norms(X, b, group, g):
     return x2, b2
 
 
-@njit(parallel=True, **_OPTS)
+# --------------------------------------------------------------------------- the block scheduler
+# Scheduler state of one epoch, one int64 array: the lock word, the count of finished blocks,
+# then per user group (row) the next step to run and a busy flag, per item group (column) the
+# next step to run.
+_LOCK = 0
+_DONE = 1
+_HEAD = 2
+
+
+@intrinsic
+def _compare_and_swap(typingctx, arr, idx, expected, new):
+    """``arr[idx]``'s old value, and ``arr[idx] = new`` if it was ``expected`` (one atomic
+    sequentially consistent compare-and-swap on an int64 array)."""
+    sig = types.int64(arr, idx, expected, new)
+
+    def codegen(context, builder, signature, args):
+        aty, ity, ety, nty = signature.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.cast(builder, args[1], ity, types.intp)])
+        old = builder.cmpxchg(ptr, context.cast(builder, args[2], ety, types.int64),
+                              context.cast(builder, args[3], nty, types.int64), "seq_cst", "seq_cst")
+        return builder.extract_value(old, 0)
+
+    return sig, codegen
+
+
+@intrinsic
+def _store_release(typingctx, arr, idx, value):
+    """``arr[idx] = value`` as an atomic store with release order (int64 array)."""
+    sig = types.void(arr, idx, value)
+
+    def codegen(context, builder, signature, args):
+        aty, ity, vty = signature.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.cast(builder, args[1], ity, types.intp)])
+        builder.store_atomic(context.cast(builder, args[2], vty, types.int64), ptr, "release", 8)
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+@intrinsic
+def _yield_cpu(typingctx):
+    """``sched_yield()``: give the core to another runnable thread (a waiting worker must not
+    spin on a core that the worker it waits for, or another process, could use)."""
+    sig = types.int32()
+
+    def codegen(context, builder, signature, args):
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.IntType(32), []), "sched_yield")
+        return builder.call(fn, [])
+
+    return sig, codegen
+
+
+@njit(cache=True)
+def _lock(board):
+    while _compare_and_swap(board, _LOCK, 0, 1) != 0:
+        _yield_cpu()
+
+
+@njit(cache=True)
+def _unlock(board):
+    _store_release(board, _LOCK, 0)
+
+
+@njit(cache=True)
+def new_board(n_groups):
+    """A fresh scheduler state for an epoch on ``n_groups x n_groups`` blocks."""
+    return np.zeros(_HEAD + 3 * n_groups, dtype=np.int64)
+
+
+@njit(cache=True)
+def claim_block(board, strata, n_groups, first):
+    """Claim a block that is ready: the user group (row) ``r`` whose next step ``j`` is not
+    running, and whose item group (column) ``c = (r + strata[j]) mod n_groups`` has finished
+    its steps before ``j``. Rows are tried from ``first`` on. Returns ``(r, j)``, ``(-1, 0)``
+    when no block is ready now, ``(-2, 0)`` when the epoch is over. Call with the lock held.
+
+    Step ``j`` of every row and of every column is the block of stratum ``strata[j]``: a block
+    runs only after the blocks before it in its row and in its column, the order of the
+    sequential pass over the strata. Blocks of different rows and columns touch disjoint
+    factor rows and biases, so any run that keeps these two orders gives that pass's result,
+    bit for bit, whichever thread takes which block and however many threads there are."""
+    g = n_groups
+    if board[_DONE] == g * g:
+        return -2, 0
+    row_step = _HEAD
+    row_busy = _HEAD + g
+    col_step = _HEAD + 2 * g
+    for o in range(g):
+        r = (first + o) % g
+        j = board[row_step + r]
+        if j < g and board[row_busy + r] == 0:
+            c = (r + strata[j]) % g
+            if board[col_step + c] == j:
+                board[row_busy + r] = 1
+                return r, j
+    return -1, 0
+
+
+@njit(cache=True)
+def finish_block(board, strata, n_groups, r, j):
+    """Mark block ``(r, step j)`` done (call with the lock held)."""
+    g = n_groups
+    c = (r + strata[j]) % g
+    board[_HEAD + r] = j + 1
+    board[_HEAD + g + r] = 0
+    board[_HEAD + 2 * g + c] = j + 1
+    board[_DONE] += 1
+
+
+@njit(**_OPTS)
+def epoch_worker(w, n_workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, n_groups,
+                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                 block_sse, sq):
+    """Worker ``w`` of an epoch on ``board`` (`new_board`): claim a ready block (`claim_block`),
+    run it, mark it done, until every block is done; while no block is ready it yields the core.
+
+    Writes each block's sum of squared errors to ``block_sse[block]`` and, after the last block
+    of a user group ``r`` / item group ``c``, the squared norms of its rows to ``sq[r, 0]``,
+    ``sq[r, 2]`` (``P``, ``bu``) / ``sq[c, 1]``, ``sq[c, 3]`` (``Q``, ``bi``), all before the
+    block is marked done: once ``board`` counts every block done, the epoch's results are
+    complete, whichever worker has returned yet. A worker that starts after that returns at
+    once, touching nothing."""
+    g = n_groups
+    first = (w * g) // n_workers
+    while True:
+        _lock(board)
+        r, j = claim_block(board, strata, g, first)
+        _unlock(board)
+        if r == -2:
+            break
+        if r == -1:
+            _yield_cpu()
+            continue
+        c = (r + strata[j]) % g
+        b = r * g + c
+        s0 = block_seg[b]
+        s1 = block_seg[b + 1]
+        acc = 0.0
+        if s1 > s0:
+            perm = _run_permutation(s0, s1, seed, b)
+            for q in range(s1 - s0):
+                s = perm[q]
+                acc += _sgd_block(users, items, values, base, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
+                                  mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+        block_sse[b] = acc
+        if j == g - 1:  # the last block of user group r and of item group c: their rows are final
+            sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
+            sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
+        _lock(board)
+        finish_block(board, strata, g, r, j)
+        _unlock(board)
+        first = r  # the row's next block is often the next ready one
+
+
+epoch_worker = compile_with_llvm_options(epoch_worker, *_ONE_VECTOR_PER_ITERATION)
+
+
+@njit(cache=True)
+def epoch_strata(n_groups, reverse):
+    """The order of the strata in an epoch: ``0..n_groups-1``, or reversed."""
+    strata = np.arange(n_groups)
+    if reverse:
+        strata = strata[::-1].copy()
+    return strata
+
+
+@njit(**_OPTS)
 def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                      bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
-    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``.
+    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on the
+    calling thread (`parallel_epoch` runs the same epoch on several threads, to the same bits).
 
     ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
     ``item_group`` (``0..n_groups-1`` per row); each block visits its users' runs in the random
-    order of `shuffle_user_runs` for ``seed``.
+    order of `shuffle_user_runs` for ``seed``; the blocks run in the order of the strata
+    ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), last to first with ``reverse``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
     ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
     and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
-    ``reverse`` runs the strata last to first: alternating it between epochs makes the first
-    stratum of an epoch the last of the previous one, so each thread keeps the item rows it
-    has in cache instead of fetching another thread's.
     Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
-    reported loss), each thread summing the rows it holds in cache, and returns the sum of
-    squared errors seen before each update (the running training error).
+    reported loss) and returns the sum of squared errors seen before each update (the running
+    training error).
     """
-    sse = np.zeros(n_groups, dtype=np.float64)
-    sq = np.zeros((n_groups, 4), dtype=np.float64)
-    for step in range(n_groups):
-        s = n_groups - 1 - step if reverse else step
-        for t in prange(n_groups):
-            b = t * n_groups + (t + s) % n_groups
-            s0 = block_seg[b]
-            s1 = block_seg[b + 1]
-            if s1 > s0:
-                perm = _run_permutation(s0, s1, seed, b)
-                acc = 0.0
-                for q in range(s1 - s0):
-                    r = perm[q]
-                    acc += _sgd_block(users, items, values, base, seg_ptr[r], seg_ptr[r + 1], P, Q, bu, bi, Z, G,
-                                      mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
-                sse[t] += acc
-            if step == n_groups - 1:  # this thread's user group and this item group are final
-                sq[t, 0], sq[t, 2] = _group_sq_norms(P, bu, user_group, t)
-                sq[t, 1], sq[t, 3] = _group_sq_norms(Q, bi, item_group, (t + s) % n_groups)
+    g = n_groups
+    board = new_board(g)
+    block_sse = np.zeros(g * g, dtype=np.float64)
+    sq = np.zeros((g, 4), dtype=np.float64)
+    epoch_worker(0, 1, board, epoch_strata(g, reverse), users, items, values, base, seg_ptr, block_seg, seed, g,
+                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                 block_sse, sq)
     for j in range(4):
         norms[j] = sq[:, j].sum()
-    return sse.sum()
+    return block_sse.sum()
 
 
 sgd_strata_epoch = compile_with_llvm_options(sgd_strata_epoch, *_ONE_VECTOR_PER_ITERATION)
+
+
+class _Helpers:
+    """Helper threads for `parallel_epoch`, started on first use and kept for the process.
+
+    Each waits on its own queue for an epoch to work on and runs `epoch_worker` (which releases
+    the GIL). The calling thread never waits for a helper to start or to return: it works on the
+    epoch itself and returns once every block is done, so a helper that the OS does not run in
+    time (the cores are taken) costs nothing but the blocks it holds."""
+
+    def __init__(self) -> None:
+        self._queues: list[queue.SimpleQueue] = []
+        self._guard = threading.Lock()
+
+    def submit(self, n: int, args_of: Callable[[int], tuple]) -> None:
+        """Give workers ``1..n`` the epoch (``args_of(w)``: `epoch_worker`'s arguments)."""
+        with self._guard:
+            while len(self._queues) < n:
+                q: queue.SimpleQueue = queue.SimpleQueue()
+                threading.Thread(target=self._serve, args=(q,), name=f"mfrec-sgd-{len(self._queues) + 1}",
+                                 daemon=True).start()
+                self._queues.append(q)
+            for w in range(1, n + 1):
+                self._queues[w - 1].put(args_of(w))
+
+    @staticmethod
+    def _serve(q: queue.SimpleQueue) -> None:
+        while True:
+            epoch_worker(*q.get())
+
+    def reset(self) -> None:
+        """Forget the threads (in a forked child, where they do not exist)."""
+        self._queues = []
+        self._guard = threading.Lock()
+
+
+_HELPERS = _Helpers()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_HELPERS.reset)
+
+
+def _runnable() -> int:
+    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown)."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            return int(fh.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _own_runnable() -> int:
+    """This process's threads running or ready to run now (at least 1: the caller)."""
+    own = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
+                own += fh.read().rsplit(b")", 1)[1].split()[0] == b"R"
+    except (OSError, IndexError):
+        pass
+    return max(own, 1)
+
+
+def epoch_threads(threads: int) -> int:
+    """Threads for the next epoch: ``threads``, but no more than the cores not taken by other
+    processes (and at least one). An extra thread on a taken core only slows the epoch down:
+    whenever the OS parks it while it holds a block, the others run out of ready blocks and wait
+    for it (the same rule as GNU OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the
+    load average). The result does not depend on the count."""
+    if threads <= 1:
+        return 1
+    cores = os.cpu_count() or 1
+    runnable = _runnable()
+    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
+        return threads
+    # other threads of this process (Numba's or BLAS's pools finishing a parallel loop) are no load
+    return max(1, min(threads, cores - (runnable - _own_runnable())))
+
+
+def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
+                   bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
+                   n_workers: int = 1) -> float:
+    """`sgd_strata_epoch` on up to ``n_workers`` threads (`epoch_threads`): the calling thread and
+    the helpers (`_Helpers`) each take any ready block (`claim_block`) instead of walking the strata
+    behind barriers, so a thread slowed by another process takes fewer blocks and the others go
+    on; with more groups than threads (`grid_groups`) there is nearly always a ready block. The
+    result is bit for bit that of `sgd_strata_epoch`, whatever ``n_workers`` and the timing."""
+    g = int(n_groups)
+    workers = min(epoch_threads(int(n_workers)), g)
+    if workers == 1:
+        return sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group,
+                                item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
+                                reverse, norms)
+    board = new_board(g)  # a fresh board per epoch: a late helper sees its own epoch finished
+    block_sse = np.zeros(g * g, dtype=np.float64)
+    sq = np.zeros((g, 4), dtype=np.float64)
+    strata = epoch_strata(g, reverse)
+    rest = (board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
+            bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, block_sse, sq)
+    _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)
+    epoch_worker(0, workers, *rest)  # returns when every block is done
+    norms[:] = sq.sum(axis=0)
+    return float(block_sse.sum())
 
 
 @njit(parallel=True, **_OPTS)
@@ -366,3 +653,20 @@ def minibatch_epoch(users, items, values, order, batch_size, P, Q, lr, reg, grad
                     gq[f] = 0.0
                 touched_i[i] = False
     return sse
+
+
+GROUPS_PER_THREAD = 1
+
+
+def grid_groups(threads: int, n_users: int, n_items: int) -> int:
+    """User (and item) groups per dimension of the block grid for an epoch on ``threads``.
+
+    One thread: one block, plain sequential SGD. More: ``GROUPS_PER_THREAD`` groups per thread
+    (``t x t`` blocks, as the strata had). A finer grid gives the scheduler more ready blocks to
+    choose from but splits each user's ratings into more, shorter runs, which costs more than it
+    saves: on synthetic 1M ratings (k=64, busy machine) an epoch took 1.6x as long on 4 x 4 blocks
+    as on one block when it ran on one thread, and 1.3x as long on 4 x 4 as on 2 x 2 on two
+    threads (benchmarks/RESULTS.md 11.3). Never more groups than users or items."""
+    if threads <= 1:
+        return 1
+    return max(1, min(GROUPS_PER_THREAD * int(threads), int(n_users), int(n_items)))

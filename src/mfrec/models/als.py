@@ -76,12 +76,7 @@ class ALS(FactorModel):
 class _ALSTrainer(Trainer):
     def __init__(self, model: ALS, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         super().__init__(model, train)
-        k = int(model.factors)
-        self.P = np.zeros((train.n_users, k), dtype=dtype)
-        self.Q = self.init_factors(rng, train.n_items, k, dtype)
-        self.bu = np.zeros(train.n_users, dtype=dtype)
-        self.bi = np.zeros(train.n_items, dtype=dtype)
-        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+        self.init_arrays(rng, dtype, random_users=False)
 
     def epoch(self, epoch: int, rng: np.random.Generator) -> float:
         m = self.model
@@ -97,6 +92,3 @@ class _ALSTrainer(Trainer):
 
     def penalty(self) -> float:
         return ridge_penalty(self.model, sq_norm(self.P), sq_norm(self.Q), sq_norm(self.bu), sq_norm(self.bi))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}

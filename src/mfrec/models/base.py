@@ -162,10 +162,23 @@ class Trainer:
         """The regularization term of the objective, for the reported ``loss`` (0: none)."""
         return 0.0
 
+    def init_arrays(self, rng: np.random.Generator, dtype: np.dtype, *, random_users: bool) -> None:
+        """The four shared arrays ``P``, ``Q``, ``bu``, ``bi``: random item factors, random user
+        factors (or zeros, for ALS-type trainers whose first half-step solves them), zero biases;
+        rows of users and items without a training rating zeroed."""
+        k, train = int(self.model.factors), self.train
+        self.P = self.init_factors(rng, train.n_users, k, dtype) if random_users \
+            else np.zeros((train.n_users, k), dtype=dtype)
+        self.Q = self.init_factors(rng, train.n_items, k, dtype)
+        self.bu = np.zeros(train.n_users, dtype=dtype)
+        self.bi = np.zeros(train.n_items, dtype=dtype)
+        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+
     def arrays(self) -> dict[str, np.ndarray]:
         """The model's declared fitted arrays from the current state (views are fine); may also
-        hold ``"global_mean_"`` when the trainer learns it."""
-        raise NotImplementedError(f"{type(self).__name__}.arrays")
+        hold ``"global_mean_"`` when the trainer learns it. Default: the four arrays of
+        `init_arrays`."""
+        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}
 
     def final(self) -> dict[str, Any]:
         """What the fitted model keeps: `arrays`, as contiguous arrays of their own."""

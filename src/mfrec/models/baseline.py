@@ -69,6 +69,3 @@ class _BaselineTrainer(Trainer):
     def penalty(self) -> float:
         m = self.model
         return float(m.user_regularization * self.bu @ self.bu + m.item_regularization * self.bi @ self.bi)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}

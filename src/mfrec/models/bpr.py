@@ -137,12 +137,7 @@ class _BPRTrainer(Trainer):
 
     def __init__(self, model: BPR, train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         super().__init__(model, train)
-        k = int(model.factors)
-        self.P = self.init_factors(rng, train.n_users, k, dtype)
-        self.Q = self.init_factors(rng, train.n_items, k, dtype)
-        self.bu = np.zeros(train.n_users, dtype=dtype)
-        self.bi = np.zeros(train.n_items, dtype=dtype)
-        self.zero_untrained(users=(self.P,), items=(self.Q,))
+        self.init_arrays(rng, dtype, random_users=True)
         bu = train.by_user
         self.indptr = bu.indptr.astype(np.int64)
         self.indices = bu.indices.astype(np.int64)
@@ -157,9 +152,6 @@ class _BPRTrainer(Trainer):
                                            float_param(m.learning_rate, dt), float_param(m.regularization, dt),
                                            np.uint64((self.seed + epoch * 0x9E3779B9) % 2**63), n, 32)
         return float(loss)  # the reported loss is the mean log loss of the epoch's triples (no penalty)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}
 
     def final(self) -> dict[str, np.ndarray]:
         # items drawn only as negatives (no positive: untrained) rank like unknown items

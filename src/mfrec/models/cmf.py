@@ -483,12 +483,8 @@ class _CMFTrainer(Trainer):
                  side: dict[str, _AttributeSide]) -> None:
         super().__init__(model, train)
         self.side = side
+        self.init_arrays(rng, dtype, random_users=False)
         k = int(model.factors)
-        self.P = np.zeros((train.n_users, k), dtype=dtype)
-        self.Q = self.init_factors(rng, train.n_items, k, dtype)
-        self.bu = np.zeros(train.n_users, dtype=dtype)
-        self.bi = np.zeros(train.n_items, dtype=dtype)
-        self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
         off = 1 if model.attribute_bias else 0
         self.C = np.zeros((side["user"].V.shape[1], k + off), dtype=dtype)
         self.D = np.zeros((side["item"].V.shape[1], k + off), dtype=dtype)

@@ -128,12 +128,7 @@ class _ImplicitTrainer(Trainer):
         # the confidences first: bad ratings are refused before anything is allocated or changed
         self.conf_user = model._confidences(bu.data, "the training data")
         self.conf_item = model._confidences(bi.data, "the training data")
-        k = int(model.factors)
-        self.P = self.init_factors(rng, train.n_users, k, dtype)
-        self.Q = self.init_factors(rng, train.n_items, k, dtype)
-        self.bu = np.zeros(train.n_users, dtype=dtype)
-        self.bi = np.zeros(train.n_items, dtype=dtype)
-        self.zero_untrained(users=(self.P,), items=(self.Q,))
+        self.init_arrays(rng, dtype, random_users=True)
 
     def epoch(self, epoch: int, rng: np.random.Generator) -> float:
         m = self.model
@@ -150,6 +145,3 @@ class _ImplicitTrainer(Trainer):
         # the epoch's training error is the one after its item half-step: the user half skips it
         half(bu, self.conf_user, self.Q, self.P, False)
         return half(bi, self.conf_item, self.P, self.Q, True)
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"user_factors_": self.P, "item_factors_": self.Q, "user_bias_": self.bu, "item_bias_": self.bi}

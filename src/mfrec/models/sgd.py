@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import block_runs, minibatch_epoch, sgd_strata_epoch
+from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, parallel_epoch
 from mfrec.models.base import FactorModel, Trainer, sq_norm, float_param, ridge_penalty
 from mfrec.models.params import Integral, Interval, Real
 from mfrec.models.registry import register_model
@@ -70,12 +70,12 @@ class _SGDTrainer(Trainer):
         return full
 
     def _setup_blocks(self, rng: np.random.Generator) -> None:
-        """Split users and items into one group per thread and bucket the ratings by block."""
+        """Split users and items into groups (`grid_groups`) and bucket the ratings by block."""
         import numba
 
         train = self.train
-        g = numba.get_num_threads()
-        g = max(1, min(g, train.n_users, train.n_items))
+        self.threads = numba.get_num_threads()
+        g = grid_groups(self.threads, train.n_users, train.n_items)
         self.n_groups = g
         ug = self.user_group = balanced_groups(train.user_counts, g, rng)
         ig = self.item_group = balanced_groups(train.item_counts, g, rng)
@@ -100,11 +100,11 @@ class _SGDTrainer(Trainer):
         seed = np.uint64(rng.integers(0, 2**63))
         self.reverse_strata = not self.reverse_strata
         self.sq_norms = np.empty(4)
-        return sgd_strata_epoch(train.user_indices, train.item_indices, train.values, self.block_base, self.seg_ptr,
-                                self.block_seg, seed, self.n_groups, self.user_group, self.item_group, P, Q,
-                                self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
-                                float_param(lr_bias, dt), float_param(reg, dt), float_param(reg_bias, dt),
-                                use_bias, use_implicit, self.reverse_strata, self.sq_norms)
+        return parallel_epoch(train.user_indices, train.item_indices, train.values, self.block_base, self.seg_ptr,
+                              self.block_seg, seed, self.n_groups, self.user_group, self.item_group, P, Q,
+                              self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
+                              float_param(lr_bias, dt), float_param(reg, dt), float_param(reg_bias, dt),
+                              use_bias, use_implicit, self.reverse_strata, self.sq_norms, self.threads)
 
     def penalty(self) -> float:
         """From the squared norms the epoch kernel leaves (each thread sums the rows in its

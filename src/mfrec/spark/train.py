@@ -56,7 +56,7 @@ import scipy.sparse as sp
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.models.als import ALS
-from mfrec.models.base import FactorModel, ridge_penalty, sq_norm
+from mfrec.models.base import FactorModel, check_is_fitted, ridge_penalty, sq_norm
 from mfrec.models.implicit import ImplicitALS
 from mfrec.models.state import ModelState
 
@@ -491,7 +491,7 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
         model = load_model(model_or_path)
     else:
         model = model_or_path
-        model._require_fitted()
+        check_is_fitted(model)
         with tempfile.TemporaryDirectory() as tmp:
             data = Path(model.save(Path(tmp) / "model.mfrec")).read_bytes()
     check_request(n, item_bias_weight)
