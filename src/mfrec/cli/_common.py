@@ -285,7 +285,13 @@ def build_model(name: str, params: dict[str, Any]) -> Any:
 
 
 def fit_with_progress(model: Any, train: Any, validation: Any, quiet: bool, label: str = "fit") -> Any:
-    """``model.fit(train, validation)`` with a progress bar over its epochs (or iterations)."""
+    """``model.fit(train, validation)`` with a progress bar over its epochs (or iterations); the
+    first fit of a model family on an empty kernel cache says, on stderr, that it is compiling
+    (unless ``quiet``)."""
+    if not quiet:
+        from mfrec.kernels.compile import show_compile_notices
+
+        show_compile_notices()
     n = int(getattr(model, model.epochs_param))
     with progress(quiet) as bar:
         task = bar.add_task(f"{label} {type(model).__name__}", total=n, info="")
