@@ -510,20 +510,30 @@ def _own_runnable() -> int:
     return max(own, 1)
 
 
+#: whether the last `epoch_threads` call saw the cores taken (a snapshot of the runnable count
+#: is noisy: a cap on one busy snapshot cost 20% of quiet 2-thread speed, benchmarks/RESULTS.md 11.3)
+_BUSY_BEFORE = [False]
+
+
 def epoch_threads(threads: int) -> int:
     """Threads for the next epoch: ``threads``, but no more than the cores not taken by other
-    processes (and at least one). An extra thread on a taken core only slows the epoch down:
-    whenever the OS parks it while it holds a block, the others run out of ready blocks and wait
-    for it (the same rule as GNU OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the
-    load average). The result does not depend on the count."""
+    processes (and at least one), once two calls in a row saw them taken. An extra thread on a
+    taken core only slows the epoch down: whenever the OS parks it while it holds a block, the
+    others run out of ready blocks and wait for it (the same rule as GNU OpenMP's
+    ``OMP_DYNAMIC``, on the runnable count instead of the load average). The result does not
+    depend on the count."""
     if threads <= 1:
         return 1
     cores = os.cpu_count() or 1
     runnable = _runnable()
     if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
+        _BUSY_BEFORE[0] = False
         return threads
     # other threads of this process (Numba's or BLAS's pools finishing a parallel loop) are no load
-    return max(1, min(threads, cores - (runnable - _own_runnable())))
+    free = max(1, min(threads, cores - (runnable - _own_runnable())))
+    sustained = _BUSY_BEFORE[0]
+    _BUSY_BEFORE[0] = free < threads
+    return free if sustained else threads
 
 
 def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
