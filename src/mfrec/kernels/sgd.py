@@ -546,7 +546,8 @@ def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_group
     result is bit for bit that of `sgd_strata_epoch`, whatever ``n_workers`` and the timing."""
     g = int(n_groups)
     workers = min(epoch_threads(int(n_workers)), g)
-    if workers == 1:
+    if g == 1:  # a one-thread fit: one block (a capped epoch of a g x g grid stays on the board below,
+        # so a fit compiles one epoch kernel, not a second one the first time an epoch is capped)
         return sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group,
                                 item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
                                 reverse, norms)
@@ -556,7 +557,8 @@ def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_group
     strata = epoch_strata(g, reverse)
     rest = (board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
             bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, block_sse, sq)
-    _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)
+    if workers > 1:
+        _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)
     epoch_worker(0, workers, *rest)  # returns when every block is done
     norms[:] = sq.sum(axis=0)
     return float(block_sse.sum())
