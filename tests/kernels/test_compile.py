@@ -20,16 +20,8 @@ SRC = Path(C.__file__).resolve().parents[2]  # the directory holding the mfrec p
 
 CHILD = r"""
 import json, logging, sys
-from numba.core import event
-compiled = []
-class Count(event.Listener):
-    def on_start(self, ev):
-        d = ev.data.get("dispatcher")
-        if getattr(getattr(d, "py_func", None), "__module__", "").startswith("mfrec."):
-            compiled.append(d.py_func.__name__)
-    def on_end(self, ev):
-        pass
-event.register("numba:compile", Count())
+from mfrec.kernels.compile import record_compiles
+compiled = record_compiles()
 notices = []
 class Keep(logging.Handler):
     def emit(self, record):

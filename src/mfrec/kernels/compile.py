@@ -151,15 +151,20 @@ def _fitting_model() -> str | None:
     return None
 
 
+def _mfrec_kernel(ev: Any) -> Any | None:
+    """The Python function of a ``numba:compile`` event when it is one of mfrec's kernels."""
+    py_func = getattr((ev.data or {}).get("dispatcher"), "py_func", None)
+    return py_func if (getattr(py_func, "__module__", "") or "").startswith("mfrec.") else None
+
+
 class _CompileNotice(event.Listener):
     """Logs the first-use line when Numba starts compiling (not loading) an mfrec kernel."""
 
     def on_start(self, ev: Any) -> None:
-        dispatcher = (ev.data or {}).get("dispatcher")
-        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
-        if not module.startswith("mfrec."):
+        py_func = _mfrec_kernel(ev)
+        if py_func is None:
             return
-        family = module.rsplit(".", 1)[-1]
+        family = py_func.__module__.rsplit(".", 1)[-1]
         model = _fitting_model()
         name = model or f"mfrec.kernels.{family}"
         if name in _announced:
@@ -171,6 +176,27 @@ class _CompileNotice(event.Listener):
 
     def on_end(self, ev: Any) -> None:
         pass
+
+
+class _CompileRecorder(event.Listener):
+    def __init__(self, names: list[str]) -> None:
+        self.names = names
+
+    def on_start(self, ev: Any) -> None:
+        py_func = _mfrec_kernel(ev)
+        if py_func is not None:
+            self.names.append(py_func.__name__)
+
+    def on_end(self, ev: Any) -> None:
+        pass
+
+
+def record_compiles() -> list[str]:
+    """From now on, append the name of every mfrec kernel specialization Numba compiles (not
+    loads from the cache) in this process to the returned list (benchmarks and tests count them)."""
+    names: list[str] = []
+    event.register("numba:compile", _CompileRecorder(names))
+    return names
 
 
 _notice: _CompileNotice | None = None
