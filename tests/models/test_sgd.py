@@ -11,6 +11,15 @@ import pytest
 
 from mfrec import BiasedMF, FunkMF, SVDpp
 
+#: ModelContract settings shared by the biased SGD models (BiasedMF and SVD++: the same trainer family)
+BIASED_SGD_CONTRACT: dict[str, Any] = dict(
+    small={"factors": 4, "epochs": 4},
+    recovery=dict(factors=8, epochs=50, learning_rate=0.03, regularization=0.01, learning_rate_decay=0.97, seed=0,
+                  threads=1),
+    overfit=dict(factors=30, epochs=60, learning_rate=0.05, regularization=0.0, bias_regularization=0.0,
+                 learning_rate_decay=1.0, threads=1),
+)
+
 SGD: dict[str, Callable[..., Any]] = {
     "FunkMF": lambda **kw: FunkMF(**{"factors": 4, "epochs": 4, **kw}),
     "FunkMF-minibatch": lambda **kw: FunkMF(**{"factors": 4, "epochs": 4, "batch_size": 16, "learning_rate": 0.005,

@@ -6,15 +6,14 @@ import numpy as np
 
 from mfrec import SVDpp
 from mfrec.testing import ModelContract
+from tests.models.test_sgd import BIASED_SGD_CONTRACT
 
 
 class TestSVDpp(ModelContract):
     model = SVDpp
-    small = {"factors": 4, "epochs": 4}
-    recovery = dict(factors=8, epochs=50, learning_rate=0.03, regularization=0.01, learning_rate_decay=0.97,
-                    seed=0, threads=1)
-    overfit = dict(factors=30, epochs=60, learning_rate=0.05, regularization=0.0, bias_regularization=0.0,
-                   learning_rate_decay=1.0, threads=1)
+    small = BIASED_SGD_CONTRACT["small"]
+    recovery = BIASED_SGD_CONTRACT["recovery"]
+    overfit = BIASED_SGD_CONTRACT["overfit"]
 
 
 def test_svdpp_effective_user_vectors(small):
