@@ -127,7 +127,7 @@ def _grid_problem(g: int, seed: int = 0, n_users: int = 40, n_items: int = 30, n
     base, _, seg, block_seg = sgd.block_runs(user_ptr, np.arange(n, dtype=np.int64), items, ug, ig, g)
     P = rng.normal(0, 0.1, (n_users, k)).astype(np.float32)
     Q = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
-    return users, items, values, base, seg, block_seg, ug, ig, P, Q
+    return (*sgd.block_order(base, seg, users, items, values), seg, block_seg, ug, ig, P, Q)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -135,7 +135,7 @@ def test_parallel_epoch_equals_the_single_thread_epoch_bit_for_bit(monkeypatch, 
     """Whatever the thread count, the epoch is the sequential pass over the strata."""
     monkeypatch.setattr(sgd, "epoch_threads", lambda threads: threads)  # the machine's load aside
     g = 6
-    users, items, values, base, seg, block_seg, ug, ig, P0, Q0 = _grid_problem(g)
+    run_user, items, values, seg, block_seg, ug, ig, P0, Q0 = _grid_problem(g)
     f = np.float32
     results = []
     for workers in (1, 2, 3, 6):
@@ -143,7 +143,7 @@ def test_parallel_epoch_equals_the_single_thread_epoch_bit_for_bit(monkeypatch, 
         bu, bi = np.zeros(P.shape[0], f), np.zeros(Q.shape[0], f)
         Z = G = np.zeros((1, P.shape[1]), f)
         norms = np.empty(4)
-        sse = parallel_epoch(users, items, values, base, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z,
+        sse = parallel_epoch(run_user, items, values, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z,
                              G, f(3.0), f(0.02), f(0.01), f(0.05), f(0.02), True, False, reverse, norms, workers)
         results.append((sse, P, Q, bu, bi, norms))
     ref = results[0]
@@ -151,7 +151,7 @@ def test_parallel_epoch_equals_the_single_thread_epoch_bit_for_bit(monkeypatch, 
     bu, bi = np.zeros(P.shape[0], f), np.zeros(Q.shape[0], f)
     Z = G = np.zeros((1, P.shape[1]), f)
     norms = np.empty(4)
-    sse = sgd_strata_epoch(users, items, values, base, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z, G,
+    sse = sgd_strata_epoch(run_user, items, values, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z, G,
                            f(3.0), f(0.02), f(0.01), f(0.05), f(0.02), True, False, reverse, norms)
     for got in results + [(sse, P, Q, bu, bi, norms)]:
         assert got[0] == ref[0]

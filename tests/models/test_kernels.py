@@ -14,7 +14,8 @@ import scipy.sparse as sp
 from mfrec.kernels.als import cg_solve, als_half_step, bias_als_step, ridge_solve
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.sgd import (
-    _sgd_block,
+    _sgd_run,
+    block_order,
     block_runs,
     implicit_sums,
     implicit_update,
@@ -103,12 +104,22 @@ def copy_params(params: dict) -> dict:
     return {k: v.copy() for k, v in params.items()}
 
 
+def sgd_runs(users, items, values, order, P, Q, bu, bi, Z, G, mu, lr, lr_b, reg, reg_b, use_bias, use_implicit):
+    """``_sgd_run`` over the ratings ``order`` lists, cut into runs of one user, on the ratings
+    copied into that order (as `block_order` lays them out for the epochs)."""
+    order = np.asarray(order, dtype=np.int64)
+    us, it, val = users[order], items[order], values[order]
+    cuts = np.flatnonzero(np.r_[True, us[1:] != us[:-1], True])
+    return sum(_sgd_run(us[lo], it, val, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_b, reg, reg_b, use_bias, use_implicit)
+               for lo, hi in zip(cuts[:-1], cuts[1:]))
+
+
 def run_block(users, items, values, order, p, use_bias, use_implicit, G=None, mu=MU, lr=LR):
     Z = p["Z"] if use_implicit else np.zeros((1, p["P"].shape[1]))
     if G is None:
         G = np.zeros_like(Z)
-    return _sgd_block(users, items, values, np.asarray(order, dtype=np.int64), 0, len(order), p["P"], p["Q"],
-                      p["bu"], p["bi"], Z, G, mu, lr, LR_B, REG, REG_B, use_bias, use_implicit)
+    return sgd_runs(users, items, values, order, p["P"], p["Q"], p["bu"], p["bi"], Z, G, mu, lr, LR_B, REG, REG_B,
+                    use_bias, use_implicit)
 
 
 # ------------------------------------------------------------------------------ per-rating SGD
@@ -171,7 +182,8 @@ def test_sgd_strata_epoch_single_group_single_rating_matches_block():
     order = np.array([5], dtype=np.int64)
     runs = np.array([0, 1], dtype=np.int64)
     one_group_u, one_group_i = np.zeros(N_USERS, dtype=np.int64), np.zeros(N_ITEMS, dtype=np.int64)
-    sse_a = sgd_strata_epoch(users, items, values, order, runs, runs, np.uint64(0), 1, one_group_u, one_group_i,
+    sse_a = sgd_strata_epoch(*block_order(order, runs, users, items, values), runs, runs, np.uint64(0), 1,
+                             one_group_u, one_group_i,
                              a["P"], a["Q"], a["bu"], a["bi"], Z, G, MU, LR, LR_B, REG, REG_B, True, False, False,
                              np.empty(4))
     sse_b = run_block(users, items, values, [5], b, True, False)
@@ -210,8 +222,8 @@ def test_sgd_float32_kernel_matches_float64_reference():
     f32 = {k: v.astype(np.float32) for k, v in params.items()}
     Z = G = np.zeros((1, K), dtype=np.float32)
     s = np.float32
-    sse = _sgd_block(users, items, values.astype(np.float32), order, 0, len(order), f32["P"], f32["Q"], f32["bu"],
-                     f32["bi"], Z, G, s(MU), s(LR), s(LR_B), s(REG), s(REG_B), True, False)
+    sse = sgd_runs(users, items, values.astype(np.float32), order, f32["P"], f32["Q"], f32["bu"], f32["bi"], Z, G,
+                   s(MU), s(LR), s(LR_B), s(REG), s(REG_B), True, False)
     assert f32["P"].dtype == np.float32
     assert sse == pytest.approx(sse_ref, rel=1e-4)
     for name in ("P", "Q", "bu", "bi"):
@@ -285,7 +297,8 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     G_ref = np.zeros((10, K))
     Z_got = got["Z"] if use_implicit else np.zeros((1, K))
     norms = np.empty(4)
-    sse = sgd_strata_epoch(users, items, values, base, seg, block_seg, np.uint64(77), g, ug, ig, got["P"], got["Q"],
+    sse = sgd_strata_epoch(*block_order(base, seg, users, items, values), seg, block_seg, np.uint64(77), g, ug, ig,
+                           got["P"], got["Q"],
                            got["bu"], got["bi"], Z_got, G_got if use_implicit else np.zeros((1, K)), MU, LR, LR_B, REG,
                            REG_B, True, use_implicit, False, norms)
     seq = [order[ptr[t * g + (t + s) % g]:ptr[t * g + (t + s) % g + 1]] for s in range(g) for t in range(g)]
@@ -428,8 +441,8 @@ def test_implicit_gradient_of_svdpp_data_loss():
     G = np.zeros((n_users, K))
     P, Q, bu, bi = (params[n].copy() for n in ("P", "Q", "bu", "bi"))
     order = np.arange(len(users), dtype=np.int64)
-    ptr = np.array([0, len(users)], dtype=np.int64)
-    sgd_strata_epoch(users, items, values, order, ptr, np.array([0, 1], dtype=np.int64), np.uint64(0), 1,
+    runs = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True]).astype(np.int64)
+    sgd_strata_epoch(*block_order(order, runs, users, items, values), runs, np.array([0, len(runs) - 1]), np.uint64(0), 1,
                      np.zeros(n_users, dtype=np.int64), np.zeros(Q.shape[0], dtype=np.int64), P, Q, bu, bi, Z, G, MU,
                      F64(0.0), F64(0.0), REG, REG_B, True, True, False, np.empty(4))
     np.testing.assert_array_equal(P, params["P"])  # lr = 0: nothing moved
@@ -647,7 +660,7 @@ def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
 
 
 def test_sgd_kernels_compile_with_one_vector_per_iteration():
-    for kernel in (_sgd_block, sgd_strata_epoch, epoch_worker):
+    for kernel in (_sgd_run, sgd_strata_epoch, epoch_worker):
         assert kernel._compile_for_args.__name__ == "compile_scoped"
 
 

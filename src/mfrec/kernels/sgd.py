@@ -112,6 +112,18 @@ def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
         numba.set_num_threads(threads)
 
 
+def block_order(base: np.ndarray, seg_ptr: np.ndarray, users: np.ndarray, items: np.ndarray,
+                values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The ratings copied into block order once per fit, for the epoch kernels: each run's user
+    (``users`` at the run's first position), and ``items`` and ``values`` in ``base`` order.
+
+    An epoch then streams each run's items and values from consecutive memory, as LibMF streams
+    its blocks' nodes, instead of gathering them through ``base`` from the rating arrays: at 10M
+    ratings the gathers miss the cache on nearly every rating (benchmarks/RESULTS.md 11.3)."""
+    return (np.ascontiguousarray(users[base[seg_ptr[:-1]]]), np.ascontiguousarray(items[base]),
+            np.ascontiguousarray(values[base]))
+
+
 @njit(cache=True)
 def _run_permutation(s0, s1, seed, block):
     """The runs ``s0..s1-1`` of ``block`` in this epoch's random order (splitmix64 keyed by the
@@ -151,87 +163,115 @@ def shuffle_user_runs(base, seg_ptr, block_seg, seed, out):
                 pos += 1
 
 
-@njit(**_OPTS)
-def _sgd_block(users, items, values, order, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias,
-               use_bias, use_implicit):
-    """Sequential SGD over ``order[lo:hi]``; returns the sum of squared errors before updates.
+@intrinsic
+def _prefetch_row(typingctx, arr, row):
+    """Ask the CPU to bring row ``row`` of the C-contiguous 2-D ``arr`` into cache (LLVM's
+    ``llvm.prefetch``, one per 64-byte line; a hint with no effect on results)."""
+    sig = types.void(arr, row)
 
-    A user's ratings are contiguous in ``order`` (a run); within a run, one pass over the factors
-    updates ``P[u]`` and ``Q[i]`` for this rating and already takes the dot product of the
-    updated ``P[u]`` with the next rating's item row, so each rating costs one loop over the
-    factors instead of two (about 25% faster at k=100, same arithmetic). The user's bias stays
-    in a register over the run. Rows are indexed as ``P[u, f]``: a row view ``P[u]`` would
-    count references to ``P`` on every rating.
+    def codegen(context, builder, signature, args):
+        aty, rty = signature.args
+        ary = context.make_array(aty)(context, builder, args[0])
+        zero = context.get_constant(types.intp, 0)
+        ptr = cgutils.get_item_pointer(context, builder, aty, ary, [context.cast(builder, args[1], rty, types.intp),
+                                                                    zero])
+        i8p = ir.IntType(8).as_pointer()
+        i32 = ir.IntType(32)
+        fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
+                                            "llvm.prefetch.p0i8")
+        base = builder.bitcast(ptr, i8p)
+        row_bytes = builder.mul(cgutils.unpack_tuple(builder, ary.strides, 2)[0], context.get_constant(types.intp, 1))
+        # lines of the row: strides[0] bytes from the row start, 64 at a time (write intent, keep)
+        n_lines = builder.udiv(builder.add(row_bytes, context.get_constant(types.intp, 63)),
+                               context.get_constant(types.intp, 64))
+        with cgutils.for_range(builder, n_lines) as loop:
+            off = builder.mul(loop.index, context.get_constant(types.intp, 64))
+            builder.call(fn, [builder.gep(base, [off]), i32(1), i32(3), i32(1)])
+        return context.get_dummy_value()
+
+    return sig, codegen
+
+
+#: ratings ahead of the current one whose item row `_sgd_run` prefetches
+PREFETCH_AHEAD = 4
+
+
+@njit(**_OPTS)
+def _sgd_run(u, items, values, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit):
+    """Sequential SGD over user ``u``'s ratings ``items[lo:hi]``, ``values[lo:hi]`` (one run,
+    stored contiguously: `block_order`); returns the sum of squared errors before updates.
+
+    One pass over the factors updates ``P[u]`` and ``Q[i]`` for this rating and already takes
+    the dot product of the updated ``P[u]`` with the next rating's item row, so each rating
+    costs one loop over the factors instead of two (about 25% faster at k=100, same
+    arithmetic). The user's bias stays in a register over the run. Rows are indexed as
+    ``P[u, f]``: a row view ``P[u]`` would count references to ``P`` on every rating.
     """
     k = P.shape[1]
     keep = np.float32(1.0) - lr * reg  # p + lr (e q - reg p) = keep p + (lr e) q
     acc = 0.0
-    start = lo
-    while start < hi:
-        u = users[order[start]]
-        end = start + 1
-        while end < hi and users[order[end]] == u:
-            end += 1
-        i0 = items[order[start]]
-        b_u = bu[u]
-        dot = np.float32(0.0)
-        if use_implicit:
-            for f in range(k):
-                dot += (P[u, f] + Z[u, f]) * Q[i0, f]
-        else:
-            for f in range(k):
-                dot += P[u, f] * Q[i0, f]
-        for t in range(start, end):
-            idx = order[t]
-            i = items[idx]
-            err = values[idx] - (mu + b_u + bi[i] + dot)
-            acc += err * err
-            if use_bias:
-                b_u += lr_bias * (err - reg_bias * b_u)
-                bi[i] += lr_bias * (err - reg_bias * bi[i])
-            step = lr * err
-            if t + 1 < end:  # update, and the next rating's dot product in the same pass
-                n = items[order[t + 1]]
-                dot = np.float32(0.0)
-                if use_implicit:
-                    for f in range(k):
-                        pf = P[u, f]
-                        qf = Q[i, f]
-                        zf = Z[u, f]
-                        G[u, f] += err * qf
-                        pn = keep * pf + step * qf
-                        Q[i, f] = keep * qf + step * (pf + zf)
-                        P[u, f] = pn
-                        dot += (pn + zf) * Q[n, f]
-                else:
-                    for f in range(k):
-                        pf = P[u, f]
-                        qf = Q[i, f]
-                        pn = keep * pf + step * qf
-                        Q[i, f] = keep * qf + step * pf
-                        P[u, f] = pn
-                        dot += pn * Q[n, f]
-            elif use_implicit:  # the run's last rating: the update alone (no next row to read;
-                for f in range(k):  # reading Q[i] again would alias the row being written)
+    if hi <= lo:
+        return acc
+    b_u = bu[u]
+    i0 = items[lo]
+    dot = np.float32(0.0)
+    if use_implicit:
+        for f in range(k):
+            dot += (P[u, f] + Z[u, f]) * Q[i0, f]
+    else:
+        for f in range(k):
+            dot += P[u, f] * Q[i0, f]
+    for t in range(lo, hi):
+        i = items[t]
+        if t + PREFETCH_AHEAD < hi:
+            _prefetch_row(Q, items[t + PREFETCH_AHEAD])
+        err = values[t] - (mu + b_u + bi[i] + dot)
+        acc += err * err
+        if use_bias:
+            b_u += lr_bias * (err - reg_bias * b_u)
+            bi[i] += lr_bias * (err - reg_bias * bi[i])
+        step = lr * err
+        if t + 1 < hi:  # update, and the next rating's dot product in the same pass
+            n = items[t + 1]
+            dot = np.float32(0.0)
+            if use_implicit:
+                for f in range(k):
                     pf = P[u, f]
                     qf = Q[i, f]
                     zf = Z[u, f]
                     G[u, f] += err * qf
-                    P[u, f] = keep * pf + step * qf
+                    pn = keep * pf + step * qf
                     Q[i, f] = keep * qf + step * (pf + zf)
+                    P[u, f] = pn
+                    dot += (pn + zf) * Q[n, f]
             else:
                 for f in range(k):
                     pf = P[u, f]
                     qf = Q[i, f]
-                    P[u, f] = keep * pf + step * qf
+                    pn = keep * pf + step * qf
                     Q[i, f] = keep * qf + step * pf
-        if use_bias:
-            bu[u] = b_u
-        start = end
+                    P[u, f] = pn
+                    dot += pn * Q[n, f]
+        elif use_implicit:  # the run's last rating: the update alone (no next row to read;
+            for f in range(k):  # reading Q[i] again would alias the row being written)
+                pf = P[u, f]
+                qf = Q[i, f]
+                zf = Z[u, f]
+                G[u, f] += err * qf
+                P[u, f] = keep * pf + step * qf
+                Q[i, f] = keep * qf + step * (pf + zf)
+        else:
+            for f in range(k):
+                pf = P[u, f]
+                qf = Q[i, f]
+                P[u, f] = keep * pf + step * qf
+                Q[i, f] = keep * qf + step * pf
+    if use_bias:
+        bu[u] = b_u
     return acc
 
 
-_sgd_block = compile_with_llvm_options(_sgd_block, *_ONE_VECTOR_PER_ITERATION)
+_sgd_run = compile_with_llvm_options(_sgd_run, *_ONE_VECTOR_PER_ITERATION)
 
 
 @njit(**_OPTS)
@@ -362,7 +402,7 @@ def finish_block(board, strata, n_groups, r, j):
 
 
 @njit(**_OPTS)
-def epoch_worker(w, n_workers, board, strata, users, items, values, base, seg_ptr, block_seg, seed, n_groups,
+def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, block_seg, seed, n_groups,
                  user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
                  block_sse, sq):
     """Worker ``w`` of an epoch on ``board`` (`new_board`): claim a ready block (`claim_block`),
@@ -394,8 +434,8 @@ def epoch_worker(w, n_workers, board, strata, users, items, values, base, seg_pt
             perm = _run_permutation(s0, s1, seed, b)
             for q in range(s1 - s0):
                 s = perm[q]
-                acc += _sgd_block(users, items, values, base, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
-                                  mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+                acc += _sgd_run(run_user[s], items, values, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
+                                mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
         block_sse[b] = acc
         if j == g - 1:  # the last block of user group r and of item group c: their rows are final
             sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
@@ -419,13 +459,14 @@ def epoch_strata(n_groups, reverse):
 
 
 @njit(**_OPTS)
-def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
+def sgd_strata_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                      bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on the
     calling thread (`parallel_epoch` runs the same epoch on several threads, to the same bits).
 
-    ``base``/``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
-    ``item_group`` (``0..n_groups-1`` per row); each block visits its users' runs in the random
+    ``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
+    ``item_group`` (``0..n_groups-1`` per row), ``run_user``/``items``/``values`` from
+    `block_order` (each run's user, the ratings' items and values in block order); each block visits its users' runs in the random
     order of `shuffle_user_runs` for ``seed``; the blocks run in the order of the strata
     ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), last to first with ``reverse``.
     ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
@@ -439,7 +480,7 @@ def sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_gro
     board = new_board(g)
     block_sse = np.zeros(g * g, dtype=np.float64)
     sq = np.zeros((g, 4), dtype=np.float64)
-    epoch_worker(0, 1, board, epoch_strata(g, reverse), users, items, values, base, seg_ptr, block_seg, seed, g,
+    epoch_worker(0, 1, board, epoch_strata(g, reverse), run_user, items, values, seg_ptr, block_seg, seed, g,
                  user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
                  block_sse, sq)
     for j in range(4):
@@ -536,7 +577,7 @@ def epoch_threads(threads: int) -> int:
     return free if sustained else threads
 
 
-def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
+def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                    bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
                    n_workers: int = 1) -> float:
     """`sgd_strata_epoch` on up to ``n_workers`` threads (`epoch_threads`): the calling thread and
@@ -548,14 +589,14 @@ def parallel_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_group
     workers = min(epoch_threads(int(n_workers)), g)
     if g == 1:  # a one-thread fit: one block (a capped epoch of a g x g grid stays on the board below,
         # so a fit compiles one epoch kernel, not a second one the first time an epoch is capped)
-        return sgd_strata_epoch(users, items, values, base, seg_ptr, block_seg, seed, n_groups, user_group,
+        return sgd_strata_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group,
                                 item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
                                 reverse, norms)
     board = new_board(g)  # a fresh board per epoch: a late helper sees its own epoch finished
     block_sse = np.zeros(g * g, dtype=np.float64)
     sq = np.zeros((g, 4), dtype=np.float64)
     strata = epoch_strata(g, reverse)
-    rest = (board, strata, users, items, values, base, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
+    rest = (board, strata, run_user, items, values, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
             bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, block_sse, sq)
     if workers > 1:
         _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)

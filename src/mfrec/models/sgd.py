@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import block_runs, grid_groups, minibatch_epoch, parallel_epoch
+from mfrec.kernels.sgd import block_order, block_runs, grid_groups, minibatch_epoch, parallel_epoch
 from mfrec.models.base import FactorModel, Trainer, sq_norm, float_param, ridge_penalty
 from mfrec.models.params import Integral, Interval, Real
 from mfrec.models.registry import register_model
@@ -80,8 +80,11 @@ class _SGDTrainer(Trainer):
         ug = self.user_group = balanced_groups(train.user_counts, g, rng)
         ig = self.item_group = balanced_groups(train.item_counts, g, rng)
         user_ptr = train.by_user.indptr  # the users' boundaries in user_item_order
-        self.block_base, self.block_ptr, self.seg_ptr, self.block_seg = block_runs(
+        base, self.block_ptr, self.seg_ptr, self.block_seg = block_runs(
             user_ptr, train.user_item_order, train.item_indices, ug, ig, g)
+        # the epochs stream the ratings in block order (`block_order`); the positions are not kept
+        self.run_user, self.block_items, self.block_values = block_order(
+            base, self.seg_ptr, train.user_indices, train.item_indices, train.values)
         self.reverse_strata = True  # flipped before each epoch: the first runs forward
 
     def learning_rate(self, epoch: int) -> float:
@@ -91,7 +94,7 @@ class _SGDTrainer(Trainer):
     def sgd_epoch(self, rng: np.random.Generator, lr: float, lr_bias: float, reg: float, reg_bias: float,
                   use_bias: bool, P: np.ndarray | None = None, Z: np.ndarray | None = None,
                   G: np.ndarray | None = None) -> float:
-        train, Q = self.train, self.Q
+        Q = self.Q
         dt = Q.dtype
         use_implicit = Z is not None
         if Z is None:
@@ -100,9 +103,8 @@ class _SGDTrainer(Trainer):
         seed = np.uint64(rng.integers(0, 2**63))
         self.reverse_strata = not self.reverse_strata
         self.sq_norms = np.empty(4)
-        return parallel_epoch(train.user_indices, train.item_indices, train.values, self.block_base, self.seg_ptr,
-                              self.block_seg, seed, self.n_groups, self.user_group, self.item_group, P, Q,
-                              self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
+        return parallel_epoch(self.run_user, self.block_items, self.block_values, self.seg_ptr, self.block_seg,
+                              seed, self.n_groups, self.user_group, self.item_group, P, Q, self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
                               float_param(lr_bias, dt), float_param(reg, dt), float_param(reg_bias, dt),
                               use_bias, use_implicit, self.reverse_strata, self.sq_norms, self.threads)
 
