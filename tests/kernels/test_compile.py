@@ -153,7 +153,7 @@ print(json.dumps({"first": first, "second": second}))
 """
 
 
-@pytest.mark.parametrize("name", ["ALS", "CMF", "ImplicitALS", "BayesianMF"])
+@pytest.mark.parametrize("name", ["ALS", "CMF", "ImplicitALS", "BayesianMF", "BiasedMF", "SVDpp"])
 def test_a_fit_compiles_one_specialization_per_kernel_and_only_its_solver(name, tmp_path):
     """Other input dtypes, id types, thread and factor counts compile nothing new; the prange
     index passed to a helper (uint64 in Numba's parallel body, int64 outside) does not make two
@@ -165,6 +165,31 @@ def test_a_fit_compiles_one_specialization_per_kernel_and_only_its_solver(name, 
     assert used and all(v == 1 for v in used.values()), used
     assert not any(k.endswith("[False]") for k in used)  # cg is the default: the exact variant stays uncompiled
     assert "mfrec.kernels.als._implicit_exact_row" not in used
+
+
+SAME_BITS = r"""
+import hashlib, json
+import numpy as np
+import mfrec
+train = mfrec.synthetic(300, 200, 6000, seed=3)
+out = {}
+for threads in (1, 2):
+    m = mfrec.SVDpp(factors=8, epochs=3, threads=threads, seed=4).fit(train)
+    out[threads] = hashlib.sha1(b"".join(np.ascontiguousarray(a).tobytes() for a in
+                               (m.user_factors_, m.item_factors_, m.implicit_factors_, m.user_bias_))).hexdigest()
+print(json.dumps(out))
+"""
+
+
+def test_a_cold_compiled_and_a_cache_loaded_kernel_give_the_same_bits(tmp_path):
+    """One seed, one model: the process that compiles the kernels and the next one, which loads
+    them from the cache, fit bit-identical models (SVD++'s ``prange`` implicit kernels did not:
+    Numba's cache-loaded parallel code rounded differently)."""
+    env = _env(tmp_path, SRC, NUMBA_CACHE_DIR=str(tmp_path / "numba"))
+    cold = _run(SAME_BITS, env)
+    warm = _run(SAME_BITS, env)
+    assert _files(tmp_path / "numba")
+    assert cold["1"] == warm["1"] and cold["2"] == warm["2"]
 
 
 def test_parallel_rows_runs_every_row_once_on_any_thread_count():

@@ -9,7 +9,7 @@ import pytest
 import mfrec
 from mfrec.kernels import sgd
 from mfrec.kernels.sgd import (claim_block, epoch_strata, epoch_threads, finish_block, grid_groups, new_board,
-                               parallel_epoch, sgd_strata_epoch)
+                               parallel_epoch)
 
 
 def _block(r: int, j: int, strata: np.ndarray, g: int) -> tuple[int, int]:
@@ -123,11 +123,9 @@ def _grid_problem(g: int, seed: int = 0, n_users: int = 40, n_items: int = 30, n
     values = rng.uniform(1, 5, n).astype(np.float32)
     ug = rng.integers(0, g, n_users).astype(np.int64)
     ig = rng.integers(0, g, n_items).astype(np.int64)
-    user_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=n_users))]).astype(np.int64)
-    base, _, seg, block_seg = sgd.block_runs(user_ptr, np.arange(n, dtype=np.int64), items, ug, ig, g)
     P = rng.normal(0, 0.1, (n_users, k)).astype(np.float32)
     Q = rng.normal(0, 0.1, (n_items, k)).astype(np.float32)
-    return (*sgd.block_order(base, seg, users, items, values), seg, block_seg, ug, ig, P, Q)
+    return (*sgd.block_layout(users, items, values, n_users, n_items, ug, ig, g), ug, ig, P, Q)
 
 
 @pytest.mark.parametrize("reverse", [False, True])
@@ -146,14 +144,8 @@ def test_parallel_epoch_equals_the_single_thread_epoch_bit_for_bit(monkeypatch, 
         sse = parallel_epoch(run_user, items, values, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z,
                              G, f(3.0), f(0.02), f(0.01), f(0.05), f(0.02), True, False, reverse, norms, workers)
         results.append((sse, P, Q, bu, bi, norms))
-    ref = results[0]
-    P, Q = P0.copy(), Q0.copy()
-    bu, bi = np.zeros(P.shape[0], f), np.zeros(Q.shape[0], f)
-    Z = G = np.zeros((1, P.shape[1]), f)
-    norms = np.empty(4)
-    sse = sgd_strata_epoch(run_user, items, values, seg, block_seg, np.uint64(9), g, ug, ig, P, Q, bu, bi, Z, G,
-                           f(3.0), f(0.02), f(0.01), f(0.05), f(0.02), True, False, reverse, norms)
-    for got in results + [(sse, P, Q, bu, bi, norms)]:
+    ref = results[0]  # one worker: the sequential pass over the strata (tests/models/test_kernels.py)
+    for got in results[1:]:
         assert got[0] == ref[0]
         for a, b in zip(got[1:], ref[1:]):
             np.testing.assert_array_equal(a, b)

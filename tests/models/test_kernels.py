@@ -15,13 +15,12 @@ from mfrec.kernels.als import cg_solve, als_half_step, bias_als_step, ridge_solv
 from mfrec.kernels.predict import pair_dots
 from mfrec.kernels.sgd import (
     _sgd_run,
-    block_order,
-    block_runs,
+    block_layout,
     implicit_sums,
     implicit_update,
     minibatch_epoch,
     epoch_worker,
-    sgd_strata_epoch,
+    parallel_epoch,
     shuffle_user_runs,
 )
 
@@ -175,14 +174,14 @@ def test_svdpp_step_is_negative_gradient_step_and_accumulates_implicit_gradient(
     np.testing.assert_array_equal(new["Z"], params["Z"])  # Z is read-only during the epoch
 
 
-def test_sgd_strata_epoch_single_group_single_rating_matches_block():
+def test_one_block_epoch_of_a_single_rating_matches_the_run_kernel():
     users, items, values, params = tiny_data(seed=3)
     a, b = copy_params(params), copy_params(params)
     Z = G = np.zeros((1, K))
     order = np.array([5], dtype=np.int64)
     runs = np.array([0, 1], dtype=np.int64)
     one_group_u, one_group_i = np.zeros(N_USERS, dtype=np.int64), np.zeros(N_ITEMS, dtype=np.int64)
-    sse_a = sgd_strata_epoch(*block_order(order, runs, users, items, values), runs, runs, np.uint64(0), 1,
+    sse_a = parallel_epoch(users[order], items[order], values[order], runs, runs, np.uint64(0), 1,
                              one_group_u, one_group_i,
                              a["P"], a["Q"], a["bu"], a["bi"], Z, G, MU, LR, LR_B, REG, REG_B, True, False, False,
                              np.empty(4))
@@ -235,34 +234,53 @@ def _groups(n: int, g: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, g, n).astype(np.int64)
 
 
-def _blocks(users, items, ug, ig, g):
-    """`block_runs` on the ratings in stable user order (as the models call it)."""
-    order = np.argsort(users, kind="stable")
-    user_ptr = np.concatenate([[0], np.cumsum(np.bincount(users, minlength=len(ug)))])
-    return block_runs(user_ptr, order, items, ug, ig, g)
+def _blocks(users, items, ug, ig, g, values=None):
+    """`block_layout` of the ratings, and the reference: ``base``, the rating positions in its
+    order (by block, then user, then item, ties in input order: NumPy stable sorts) and ``ptr``,
+    the block boundaries in it. Returns ``base, ptr, seg, block_seg, layout``."""
+    values = np.zeros(len(users), dtype=np.float32) if values is None else values
+    layout = block_layout(users, items, values, len(ug), len(ig), ug, ig, g)
+    order = np.lexsort((items, users))
+    keys = ug[users[order]] * g + ig[items[order]]
+    base = order[np.argsort(keys, kind="stable")]
+    ptr = np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=g * g))])
+    return base, ptr, layout[3], layout[4], layout
 
 
 @pytest.mark.parametrize("g", [1, 2, 3])
-def test_block_runs_bucket_ratings_by_block_and_mark_user_runs(g):
-    users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
-    ug, ig = _groups(9, g, 0), _groups(8, g, 1)
-    base, ptr, seg, block_seg = _blocks(users, items, ug, ig, g)
-    # the same as a stable sort of the user-ordered ratings by block
-    order = np.argsort(users, kind="stable")
-    keys = ug[users[order]] * g + ig[items[order]]
-    np.testing.assert_array_equal(base, order[np.argsort(keys, kind="stable")])
-    np.testing.assert_array_equal(ptr, np.concatenate([[0], np.cumsum(np.bincount(keys, minlength=g * g))]))
+@pytest.mark.parametrize("n_users,n_items,n", [(9, 8, 40), (4, 200, 600)])  # short runs, and runs > 32
+def test_block_layout_orders_ratings_by_block_user_item_and_marks_user_runs(g, n_users, n_items, n):
+    users, items, _, _ = tiny_data(seed=4, n_users=n_users, n_items=n_items, n=n)
+    values = np.random.default_rng(5).uniform(1, 5, n).astype(np.float32)
+    ug, ig = _groups(n_users, g, 0), _groups(n_items, g, 1)
+    base, ptr, seg, block_seg, (run_user, b_items, b_values, _, _) = _blocks(users, items, ug, ig, g, values)
+    np.testing.assert_array_equal(b_items, items[base])
+    np.testing.assert_array_equal(b_values, values[base])
+    assert b_items.dtype == items.dtype and b_values.dtype == values.dtype
     # runs: maximal stretches of one user inside a block, in position order
     starts = [p for b in range(g * g) for p in range(ptr[b], ptr[b + 1])
               if p == ptr[b] or users[base[p]] != users[base[p - 1]]]
     np.testing.assert_array_equal(seg, starts + [len(users)])
+    np.testing.assert_array_equal(run_user, users[base[starts]])
     np.testing.assert_array_equal(block_seg, [np.searchsorted(starts, ptr[b]) for b in range(g * g)] + [len(starts)])
+
+
+def test_block_layout_keeps_duplicate_pairs_in_input_order():
+    users = np.array([1, 0, 1, 1, 0], dtype=np.int32)
+    items = np.array([2, 1, 2, 0, 1], dtype=np.int32)
+    values = np.array([5, 4, 3, 2, 1], dtype=np.float32)
+    one = np.zeros(2, dtype=np.int64)
+    run_user, b_items, b_values, seg, block_seg = block_layout(users, items, values, 2, 3, one, np.zeros(3, np.int64), 1)
+    np.testing.assert_array_equal(b_items, [1, 1, 0, 2, 2])
+    np.testing.assert_array_equal(b_values, [4, 1, 2, 5, 3])
+    np.testing.assert_array_equal(run_user, [0, 1])
+    np.testing.assert_array_equal(seg, [0, 2, 5])
 
 
 def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():
     users, items, _, _ = tiny_data(seed=4, n_users=9, n_items=8, n=40)
     g = 2
-    base, ptr, seg, block_seg = _blocks(users, items, _groups(9, g, 0), _groups(8, g, 1), g)
+    base, ptr, seg, block_seg, _ = _blocks(users, items, _groups(9, g, 0), _groups(8, g, 1), g)
     a, b, c = (np.empty_like(base) for _ in range(3))
     shuffle_user_runs(base, seg, block_seg, np.uint64(123), a)
     shuffle_user_runs(base, seg, block_seg, np.uint64(123), b)
@@ -282,14 +300,14 @@ def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():
 
 
 @pytest.mark.parametrize("use_implicit", [False, True])
-def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit):
+def test_epoch_equals_sequential_blocks_in_stratum_order(use_implicit):
     """Blocks of one stratum touch disjoint users and items, so the parallel epoch equals the
     sequential pass over blocks (t, (t + s) mod G) for s = 0..G-1, t = 0..G-1, each in the run order
     of shuffle_user_runs for the same seed."""
     users, items, values, params = tiny_data(seed=8, n_users=10, n_items=9, n=45)
     g = 3
     ug, ig = _groups(10, g, 2), _groups(9, g, 3)
-    base, ptr, seg, block_seg = _blocks(users, items, ug, ig, g)
+    base, ptr, seg, block_seg, (run_user, b_items, b_values, _, _) = _blocks(users, items, ug, ig, g, values)
     order = np.empty_like(base)
     shuffle_user_runs(base, seg, block_seg, np.uint64(77), order)
     got, ref = copy_params(params), copy_params(params)
@@ -297,8 +315,7 @@ def test_sgd_strata_epoch_equals_sequential_blocks_in_stratum_order(use_implicit
     G_ref = np.zeros((10, K))
     Z_got = got["Z"] if use_implicit else np.zeros((1, K))
     norms = np.empty(4)
-    sse = sgd_strata_epoch(*block_order(base, seg, users, items, values), seg, block_seg, np.uint64(77), g, ug, ig,
-                           got["P"], got["Q"],
+    sse = parallel_epoch(run_user, b_items, b_values, seg, block_seg, np.uint64(77), g, ug, ig, got["P"], got["Q"],
                            got["bu"], got["bi"], Z_got, G_got if use_implicit else np.zeros((1, K)), MU, LR, LR_B, REG,
                            REG_B, True, use_implicit, False, norms)
     seq = [order[ptr[t * g + (t + s) % g]:ptr[t * g + (t + s) % g + 1]] for s in range(g) for t in range(g)]
@@ -440,9 +457,8 @@ def test_implicit_gradient_of_svdpp_data_loss():
     implicit_sums(by_user.indptr, by_user.indices, Y, Z)
     G = np.zeros((n_users, K))
     P, Q, bu, bi = (params[n].copy() for n in ("P", "Q", "bu", "bi"))
-    order = np.arange(len(users), dtype=np.int64)
     runs = np.flatnonzero(np.r_[True, users[1:] != users[:-1], True]).astype(np.int64)
-    sgd_strata_epoch(*block_order(order, runs, users, items, values), runs, np.array([0, len(runs) - 1]), np.uint64(0), 1,
+    parallel_epoch(users[runs[:-1]], items, values, runs, np.array([0, len(runs) - 1]), np.uint64(0), 1,
                      np.zeros(n_users, dtype=np.int64), np.zeros(Q.shape[0], dtype=np.int64), P, Q, bu, bi, Z, G, MU,
                      F64(0.0), F64(0.0), REG, REG_B, True, True, False, np.empty(4))
     np.testing.assert_array_equal(P, params["P"])  # lr = 0: nothing moved
@@ -660,7 +676,7 @@ def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
 
 
 def test_sgd_kernels_compile_with_one_vector_per_iteration():
-    for kernel in (_sgd_run, sgd_strata_epoch, epoch_worker):
+    for kernel in (_sgd_run, epoch_worker):
         assert kernel._compile_for_args.__name__ == "compile_scoped"
 
 

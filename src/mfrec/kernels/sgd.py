@@ -29,12 +29,13 @@ from typing import Callable
 
 import numpy as np
 from llvmlite import ir
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
 from mfrec.kernels.compile import compile_with_llvm_options
 from mfrec.kernels.random import splitmix
+from mfrec.threads import parallel_rows
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 # one vector per loop iteration over a factor row (see mfrec.kernels.compile): set for the SGD
@@ -42,86 +43,99 @@ from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-interleave=0"])
 
 
-@njit(parallel=True, cache=True)
-def _block_runs(user_ptr, order, items, user_group, item_group, n_groups):
-    """The ratings bucketed into the ``n_groups x n_groups`` blocks of (user group, item group).
+@njit(**_OPTS)
+def block_layout(users, items, values, n_users, n_items, user_group, item_group, n_groups):
+    """The ratings laid out for the epochs by serial counting sorts (O(n), stable).
 
-    ``order`` lists the rating positions sorted by user (``user_ptr``: each user's boundaries in
-    it); within a user, the order is kept. Returns ``base`` (the positions sorted by block
-    ``user_group[u] * n_groups + item_group[i]``, then as in ``order``), ``block_ptr`` (block
-    boundaries in ``base``), ``seg_ptr`` (starts of the runs of one user inside a block, plus the
-    end) and ``block_seg`` (each block's first run, plus the end). Per-user counts and the scatter
-    run in parallel over users; the offsets come from one pass over users x groups.
-    """
-    n_users = user_ptr.shape[0] - 1
-    n = order.shape[0]
-    g_n = n_groups
-    counts = np.zeros((n_users, g_n), dtype=np.int64)
-    for u in prange(n_users):
-        for p in range(user_ptr[u], user_ptr[u + 1]):
-            counts[u, item_group[items[order[p]]]] += 1
-    n_blocks = g_n * g_n
+    The ratings are ordered by block ``user_group[u] * n_groups + item_group[i]`` of the
+    ``n_groups x n_groups`` grid, within a block by user, within a user by item (ties in input
+    order): each user's ratings in a block form one run. Returns ``run_user`` (each run's user),
+    ``block_items`` and ``block_values`` (the ratings' items and values in that order, so an epoch
+    streams each run from consecutive memory, as LibMF streams its blocks' nodes, instead of
+    gathering them through an index: at 10M ratings the gathers missed the cache on nearly every
+    rating, benchmarks/RESULTS.md 11.3), ``seg_ptr`` (the runs' starts, plus the end) and
+    ``block_seg`` (each block's first run, plus the end).
+
+    Three stable counting sorts (by item, by user, by block) that carry the users, items and
+    values themselves, so no pass gathers through a position index. One serial kernel: a
+    ``parallel=True`` bucketing compiled ~1.5 s longer on a cold cache than it saved per fit."""
+    n = users.shape[0]
+    g = n_groups
+    # 1. by item (stable): an item-major copy of the users and values
+    iptr = np.zeros(n_items + 1, dtype=np.int64)
+    for t in range(n):
+        iptr[items[t] + 1] += 1
+    for i in range(n_items):
+        iptr[i + 1] += iptr[i]
+    fill = iptr[:-1].copy()
+    us = np.empty(n, dtype=users.dtype)
+    vs = np.empty(n, dtype=values.dtype)
+    for t in range(n):
+        i = items[t]
+        p = fill[i]
+        us[p] = users[t]
+        vs[p] = values[t]
+        fill[i] = p + 1
+    # 2. by user (stable), walking the items in order: a user-major copy, items ascending per user
+    uptr = np.zeros(n_users + 1, dtype=np.int64)
+    for t in range(n):
+        uptr[users[t] + 1] += 1
+    for u in range(n_users):
+        uptr[u + 1] += uptr[u]
+    fill = uptr[:-1].copy()
+    it = np.empty(n, dtype=items.dtype)
+    va = np.empty(n, dtype=values.dtype)
+    for i in range(n_items):
+        for p in range(iptr[i], iptr[i + 1]):
+            u = us[p]
+            q = fill[u]
+            it[q] = i
+            va[q] = vs[p]
+            fill[u] = q + 1
+    # 3. by block (stable): each user's ratings of item group c form its run in block (group(u), c)
+    counts = np.zeros((n_users, g), dtype=np.int64)
+    for u in range(n_users):
+        for p in range(uptr[u], uptr[u + 1]):
+            counts[u, item_group[it[p]]] += 1
+    n_blocks = g * g
     block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
     block_seg = np.zeros(n_blocks + 1, dtype=np.int64)
     for u in range(n_users):
-        for g in range(g_n):
-            if counts[u, g] > 0:
-                b = user_group[u] * g_n + g
-                block_ptr[b + 1] += counts[u, g]
+        for c in range(g):
+            if counts[u, c] > 0:
+                b = user_group[u] * g + c
+                block_ptr[b + 1] += counts[u, c]
                 block_seg[b + 1] += 1
     for b in range(n_blocks):
         block_ptr[b + 1] += block_ptr[b]
         block_seg[b + 1] += block_seg[b]
-    fill = block_ptr[:-1].copy()
+    n_runs = block_seg[n_blocks]
+    seg_ptr = np.empty(n_runs + 1, dtype=np.int64)
+    run_user = np.empty(n_runs, dtype=users.dtype)
     seg_fill = block_seg[:-1].copy()
-    seg_ptr = np.empty(block_seg[n_blocks] + 1, dtype=np.int64)
-    for u in range(n_users):  # counts[u, g] becomes the next free slot of u's run in block (group(u), g)
-        for g in range(g_n):
-            c = counts[u, g]
-            if c > 0:
-                b = user_group[u] * g_n + g
-                seg_ptr[seg_fill[b]] = fill[b]
-                seg_fill[b] += 1
-                counts[u, g] = fill[b]
-                fill[b] += c
-    seg_ptr[block_seg[n_blocks]] = n
-    base = np.empty(n, dtype=np.int64)
-    for u in prange(n_users):
-        for p in range(user_ptr[u], user_ptr[u + 1]):
-            t = order[p]
-            g = item_group[items[t]]
-            base[counts[u, g]] = t
-            counts[u, g] += 1
-    return base, block_ptr, seg_ptr, block_seg
-
-
-def block_runs(user_ptr, order, items, user_group, item_group, n_groups):
-    """`_block_runs` (the ratings bucketed into the blocks) on the threads that `epoch_threads`
-    allows: a parallel loop whose second thread waits for a taken core stalls at its barrier,
-    which on a busy machine cost more than the whole bucketing."""
-    import numba
-
-    threads = numba.get_num_threads()
-    use = epoch_threads(threads)
-    if use == threads:
-        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
-    numba.set_num_threads(use)
-    try:
-        return _block_runs(user_ptr, order, items, user_group, item_group, n_groups)
-    finally:
-        numba.set_num_threads(threads)
-
-
-def block_order(base: np.ndarray, seg_ptr: np.ndarray, users: np.ndarray, items: np.ndarray,
-                values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The ratings copied into block order once per fit, for the epoch kernels: each run's user
-    (``users`` at the run's first position), and ``items`` and ``values`` in ``base`` order.
-
-    An epoch then streams each run's items and values from consecutive memory, as LibMF streams
-    its blocks' nodes, instead of gathering them through ``base`` from the rating arrays: at 10M
-    ratings the gathers miss the cache on nearly every rating (benchmarks/RESULTS.md 11.3)."""
-    return (np.ascontiguousarray(users[base[seg_ptr[:-1]]]), np.ascontiguousarray(items[base]),
-            np.ascontiguousarray(values[base]))
+    pos = block_ptr[:-1].copy()
+    for u in range(n_users):  # counts[u, c] becomes the next free slot of u's run in block (group(u), c)
+        for c in range(g):
+            m = counts[u, c]
+            if m > 0:
+                b = user_group[u] * g + c
+                r = seg_fill[b]
+                seg_ptr[r] = pos[b]
+                run_user[r] = u
+                seg_fill[b] = r + 1
+                counts[u, c] = pos[b]
+                pos[b] += m
+    seg_ptr[n_runs] = n
+    block_items = np.empty(n, dtype=items.dtype)
+    block_values = np.empty(n, dtype=values.dtype)
+    for u in range(n_users):
+        for p in range(uptr[u], uptr[u + 1]):
+            c = item_group[it[p]]
+            q = counts[u, c]
+            block_items[q] = it[p]
+            block_values[q] = va[p]
+            counts[u, c] = q + 1
+    return run_user, block_items, block_values, seg_ptr, block_seg
 
 
 @njit(cache=True)
@@ -141,9 +155,9 @@ def _run_permutation(s0, s1, seed, block):
 
 @njit(cache=True)
 def shuffle_user_runs(base, seg_ptr, block_seg, seed, out):
-    """The order in which `sgd_strata_epoch` visits the ratings for ``seed``, written to ``out``:
+    """The order in which `parallel_epoch` visits the ratings for ``seed``, written to ``out``:
     in each block, the users' runs in a random order; a run keeps its ratings in ``base`` order
-    (items ascending). Keeping a user's ratings together keeps the user's row in cache and lets
+    (``base``: the rating positions in `block_layout`'s order, items ascending in a run). Keeping a user's ratings together keeps the user's row in cache and lets
     the kernel fuse consecutive updates; ascending items make the item rows' access sequential.
     Measured on ml-100k u1 and ml-latest-small (3 seeds): the same RMSE (within 0.0005) as
     shuffling each run as well, and faster. (The epoch kernel walks the runs directly; this
@@ -199,7 +213,7 @@ PREFETCH_AHEAD = 4
 @njit(**_OPTS)
 def _sgd_run(u, items, values, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit):
     """Sequential SGD over user ``u``'s ratings ``items[lo:hi]``, ``values[lo:hi]`` (one run,
-    stored contiguously: `block_order`); returns the sum of squared errors before updates.
+    stored contiguously: `block_layout`); returns the sum of squared errors before updates.
 
     One pass over the factors updates ``P[u]`` and ``Q[i]`` for this rating and already takes
     the dot product of the updated ``P[u]`` with the next rating's item row, so each rating
@@ -355,10 +369,10 @@ def _unlock(board):
     _store_release(board, _LOCK, 0)
 
 
-@njit(cache=True)
-def new_board(n_groups):
-    """A fresh scheduler state for an epoch on ``n_groups x n_groups`` blocks."""
-    return np.zeros(_HEAD + 3 * n_groups, dtype=np.int64)
+def new_board(n_groups: int) -> np.ndarray:
+    """A fresh scheduler state for an epoch on ``n_groups x n_groups`` blocks (NumPy: each
+    epoch makes one, and a kernel for it would only add compile time)."""
+    return np.zeros(_HEAD + 3 * int(n_groups), dtype=np.int64)
 
 
 @njit(cache=True)
@@ -449,46 +463,10 @@ def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, 
 epoch_worker = compile_with_llvm_options(epoch_worker, *_ONE_VECTOR_PER_ITERATION)
 
 
-@njit(cache=True)
-def epoch_strata(n_groups, reverse):
+def epoch_strata(n_groups: int, reverse: bool) -> np.ndarray:
     """The order of the strata in an epoch: ``0..n_groups-1``, or reversed."""
-    strata = np.arange(n_groups)
-    if reverse:
-        strata = strata[::-1].copy()
-    return strata
-
-
-@njit(**_OPTS)
-def sgd_strata_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
-                     bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms):
-    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on the
-    calling thread (`parallel_epoch` runs the same epoch on several threads, to the same bits).
-
-    ``seg_ptr``/``block_seg`` come from `block_runs` for the groups ``user_group`` /
-    ``item_group`` (``0..n_groups-1`` per row), ``run_user``/``items``/``values`` from
-    `block_order` (each run's user, the ratings' items and values in block order); each block visits its users' runs in the random
-    order of `shuffle_user_runs` for ``seed``; the blocks run in the order of the strata
-    ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), last to first with ``reverse``.
-    ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``). With
-    ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the epoch,
-    and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
-    Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
-    reported loss) and returns the sum of squared errors seen before each update (the running
-    training error).
-    """
-    g = n_groups
-    board = new_board(g)
-    block_sse = np.zeros(g * g, dtype=np.float64)
-    sq = np.zeros((g, 4), dtype=np.float64)
-    epoch_worker(0, 1, board, epoch_strata(g, reverse), run_user, items, values, seg_ptr, block_seg, seed, g,
-                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
-                 block_sse, sq)
-    for j in range(4):
-        norms[j] = sq[:, j].sum()
-    return block_sse.sum()
-
-
-sgd_strata_epoch = compile_with_llvm_options(sgd_strata_epoch, *_ONE_VECTOR_PER_ITERATION)
+    strata = np.arange(int(n_groups), dtype=np.int64)
+    return np.ascontiguousarray(strata[::-1]) if reverse else strata
 
 
 class _Helpers:
@@ -580,18 +558,27 @@ def epoch_threads(threads: int) -> int:
 def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                    bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
                    n_workers: int = 1) -> float:
-    """`sgd_strata_epoch` on up to ``n_workers`` threads (`epoch_threads`): the calling thread and
-    the helpers (`_Helpers`) each take any ready block (`claim_block`) instead of walking the strata
-    behind barriers, so a thread slowed by another process takes fewer blocks and the others go
-    on; with more groups than threads (`grid_groups`) there is nearly always a ready block. The
-    result is bit for bit that of `sgd_strata_epoch`, whatever ``n_workers`` and the timing."""
+    """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on up to
+    ``n_workers`` threads (`epoch_threads`).
+
+    ``run_user``, ``items``, ``values``, ``seg_ptr`` and ``block_seg`` come from `block_layout`
+    for the groups ``user_group`` / ``item_group`` (``0..n_groups-1`` per row); each block visits
+    its users' runs in the random order of `shuffle_user_runs` for ``seed``; the blocks follow the
+    order of the strata ``s = 0..n_groups-1`` (blocks ``(t, (t + s) mod n_groups)``), last to first
+    with ``reverse``. ``use_bias=False`` leaves ``bu``/``bi`` at zero (FunkMF: pass ``mu = 0``).
+    With ``use_implicit`` (SVD++) ``Z[u]`` is the user's implicit vector, held fixed during the
+    epoch, and ``G[u]`` accumulates ``sum err * Q[i]``, the gradient of the implicit factors.
+    Writes the squared norms of ``P``, ``Q``, ``bu``, ``bi`` after the epoch to ``norms`` (for the
+    reported loss) and returns the sum of squared errors seen before each update (the running
+    training error).
+
+    The calling thread and the helpers (`_Helpers`) each take any ready block (`claim_block`)
+    instead of walking the strata behind barriers, so a thread slowed by another process takes
+    fewer blocks and the others go on. The result is bit for bit that of the sequential pass over
+    the strata, whatever ``n_workers`` and the timing; one-block (``threads=1``) and capped epochs
+    run the same `epoch_worker` on the calling thread, so a fit compiles one epoch kernel."""
     g = int(n_groups)
     workers = min(epoch_threads(int(n_workers)), g)
-    if g == 1:  # a one-thread fit: one block (a capped epoch of a g x g grid stays on the board below,
-        # so a fit compiles one epoch kernel, not a second one the first time an epoch is capped)
-        return sgd_strata_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group,
-                                item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
-                                reverse, norms)
     board = new_board(g)  # a fresh board per epoch: a late helper sees its own epoch finished
     block_sse = np.zeros(g * g, dtype=np.float64)
     sq = np.zeros((g, 4), dtype=np.float64)
@@ -605,53 +592,66 @@ def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, 
     return float(block_sse.sum())
 
 
-@njit(parallel=True, **_OPTS)
-def implicit_sums(indptr, indices, Y, out):
-    """``out[u] = |N(u)|^-1/2 sum_{j in N(u)} Y[j]`` for every user (SVD++ implicit part)."""
-    n = indptr.shape[0] - 1
+@njit(**_OPTS)
+def _implicit_sums_rows(lo, hi, indptr, indices, Y, out):
+    """Rows ``lo..hi-1`` of `implicit_sums` (serial; `mfrec.threads.parallel_rows` runs chunks on threads)."""
     k = Y.shape[1]
-    for u in prange(n):
-        row = out[u]
+    for u in range(lo, hi):
         for f in range(k):
-            row[f] = 0.0
+            out[u, f] = 0.0
         start = indptr[u]
         end = indptr[u + 1]
         if end == start:
             continue
         for p in range(start, end):
-            y = Y[indices[p]]
+            j = indices[p]
             for f in range(k):
-                row[f] += y[f]
+                out[u, f] += Y[j, f]
         norm = np.float32(1.0 / np.sqrt(end - start))
         for f in range(k):
-            row[f] *= norm
+            out[u, f] *= norm
 
 
-@njit(parallel=True, **_OPTS)
-def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y):
+def implicit_sums(indptr, indices, Y, out) -> None:
+    """``out[u] = |N(u)|^-1/2 sum_{j in N(u)} Y[j]`` for every user (SVD++ implicit part), on the
+    threads `kernel_threads` set (serial row kernels: a ``prange`` loop compiled 2-3x longer, and
+    its cold-compiled and cache-loaded code gave different bits, benchmarks/RESULTS.md 11.2)."""
+    parallel_rows(_implicit_sums_rows, indptr.shape[0] - 1, indptr, indices, Y, out)
+
+
+@njit(**_OPTS)
+def _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y, acc):
+    """Items ``lo..hi-1`` of `implicit_update` (serial); ``acc``: scratch of one factor row."""
+    k = Y.shape[1]
+    for j in range(lo, hi):
+        start = item_indptr[j]
+        end = item_indptr[j + 1]
+        if end == start:
+            continue
+        for f in range(k):
+            acc[f] = 0.0
+        for p in range(start, end):
+            u = item_users[p]
+            norm = np.float32(1.0 / np.sqrt(user_counts[u]))
+            for f in range(k):
+                acc[f] += norm * G[u, f]
+        step = lr / np.float32(np.sqrt(end - start))
+        for f in range(k):
+            Y[j, f] += step * (acc[f] - reg_y * Y[j, f])
+
+
+def _update_chunk(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y) -> None:
+    _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y,
+                          np.empty(Y.shape[1], dtype=Y.dtype))
+
+
+def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y) -> None:
     """Apply the epoch's implicit-factor gradients, in parallel over items (no write conflicts):
     ``Y[j] += lr / sqrt(n_j) * (sum_{u rated j} |N(u)|^-1/2 G[u] - reg_y Y[j])``.
 
     The summed gradient of a popular item is large; the ``1/sqrt(n_j)`` step keeps the delayed
     (once per epoch) update stable where a plain ``lr`` step diverges."""
-    n_items = item_indptr.shape[0] - 1
-    k = Y.shape[1]
-    for j in prange(n_items):
-        start = item_indptr[j]
-        end = item_indptr[j + 1]
-        if end == start:
-            continue
-        acc = np.zeros(k, dtype=Y.dtype)
-        for p in range(start, end):
-            u = item_users[p]
-            norm = np.float32(1.0 / np.sqrt(user_counts[u]))
-            gu = G[u]
-            for f in range(k):
-                acc[f] += norm * gu[f]
-        yj = Y[j]
-        step = lr / np.float32(np.sqrt(end - start))
-        for f in range(k):
-            yj[f] += step * (acc[f] - reg_y * yj[f])
+    parallel_rows(_update_chunk, item_indptr.shape[0] - 1, item_indptr, item_users, user_counts, G, Y, lr, reg_y)
 
 
 @njit(**_OPTS)

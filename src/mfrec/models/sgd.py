@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 
 from mfrec.data.ratings import Ratings
-from mfrec.kernels.sgd import block_order, block_runs, grid_groups, minibatch_epoch, parallel_epoch
+from mfrec.kernels.sgd import block_layout, grid_groups, minibatch_epoch, parallel_epoch
 from mfrec.models.base import FactorModel, Trainer, sq_norm, float_param, ridge_penalty
 from mfrec.models.params import Integral, Interval, Real
 from mfrec.models.registry import register_model
@@ -79,12 +79,8 @@ class _SGDTrainer(Trainer):
         self.n_groups = g
         ug = self.user_group = balanced_groups(train.user_counts, g, rng)
         ig = self.item_group = balanced_groups(train.item_counts, g, rng)
-        user_ptr = train.by_user.indptr  # the users' boundaries in user_item_order
-        base, self.block_ptr, self.seg_ptr, self.block_seg = block_runs(
-            user_ptr, train.user_item_order, train.item_indices, ug, ig, g)
-        # the epochs stream the ratings in block order (`block_order`); the positions are not kept
-        self.run_user, self.block_items, self.block_values = block_order(
-            base, self.seg_ptr, train.user_indices, train.item_indices, train.values)
+        self.run_user, self.block_items, self.block_values, self.seg_ptr, self.block_seg = block_layout(
+            train.user_indices, train.item_indices, train.values, train.n_users, train.n_items, ug, ig, g)
         self.reverse_strata = True  # flipped before each epoch: the first runs forward
 
     def learning_rate(self, epoch: int) -> float:
