@@ -44,6 +44,17 @@ _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-int
 
 
 @njit(**_OPTS)
+def _bucket_bounds(keys, n_keys):
+    """Where each key's entries start in a counting sort of ``keys`` (``0..n_keys-1``), plus the end."""
+    ptr = np.zeros(n_keys + 1, dtype=np.int64)
+    for t in range(keys.shape[0]):
+        ptr[keys[t] + 1] += 1
+    for k in range(n_keys):
+        ptr[k + 1] += ptr[k]
+    return ptr
+
+
+@njit(**_OPTS)
 def block_layout(users, items, values, n_users, n_items, user_group, item_group, n_groups):
     """The ratings laid out for the epochs by serial counting sorts (O(n), stable).
 
@@ -62,11 +73,7 @@ def block_layout(users, items, values, n_users, n_items, user_group, item_group,
     n = users.shape[0]
     g = n_groups
     # 1. by item (stable): an item-major copy of the users and values
-    iptr = np.zeros(n_items + 1, dtype=np.int64)
-    for t in range(n):
-        iptr[items[t] + 1] += 1
-    for i in range(n_items):
-        iptr[i + 1] += iptr[i]
+    iptr = _bucket_bounds(items, n_items)
     fill = iptr[:-1].copy()
     us = np.empty(n, dtype=users.dtype)
     vs = np.empty(n, dtype=values.dtype)
@@ -77,11 +84,7 @@ def block_layout(users, items, values, n_users, n_items, user_group, item_group,
         vs[p] = values[t]
         fill[i] = p + 1
     # 2. by user (stable), walking the items in order: a user-major copy, items ascending per user
-    uptr = np.zeros(n_users + 1, dtype=np.int64)
-    for t in range(n):
-        uptr[users[t] + 1] += 1
-    for u in range(n_users):
-        uptr[u + 1] += uptr[u]
+    uptr = _bucket_bounds(users, n_users)
     fill = uptr[:-1].copy()
     it = np.empty(n, dtype=items.dtype)
     va = np.empty(n, dtype=values.dtype)
