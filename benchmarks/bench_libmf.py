@@ -9,8 +9,12 @@
 
 LibMF is the `libmf` package (cjlin1/libmf's C++ source, compiled at install) in the peers'
 virtualenv (`--libmf-python`, default /work/benchenv/bin/python), e.g.
-``CFLAGS="-O3 -march=native -DUSESSE -DUSEOMP -fopenmp" LDFLAGS=-fopenmp pip install libmf``
-(its own Makefile's flags; the plain ``pip install`` builds the scalar code without OpenMP).
+``CFLAGS="-O3 -march=native -DUSESSE -DUSEOMP -fopenmp" LDFLAGS=-fopenmp pip install
+--no-build-isolation --no-binary libmf libmf`` (its own Makefile's flags; without
+``--no-build-isolation`` pip 26 builds in an isolated environment that drops the flags, and the
+result is the scalar code without OpenMP: check with ``nm -D .../libmf*.so | grep GOMP``). The
+scalar build is 2.4x slower and reaches a lower held-out RMSE (0.675 against 0.764 after 5
+epochs at k=64 here): a different code path, not the same algorithm vectorized.
 
 Each side is a persistent worker process (JSON commands on stdin, one JSON row per fit on
 stdout); the orchestrator runs the rounds interleaved (every round runs every side and
