@@ -60,11 +60,9 @@ def test_implicit_half_step_matches_reference_and_reports_its_error(threads, use
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     try:
         X = X0.copy()
-        sse = implicit_half_step(indptr, indices, conf, Y, Y.T @ Y, X, lam, use_cg, steps, True,
-                                 numba.get_num_threads())
+        sse = implicit_half_step(indptr, indices, conf, Y, Y.T @ Y, X, lam, use_cg, steps, True)
         X2 = X0.copy()
-        none = implicit_half_step(indptr, indices, conf, Y, Y.T @ Y, X2, lam, use_cg, steps, False,
-                                  numba.get_num_threads())
+        none = implicit_half_step(indptr, indices, conf, Y, Y.T @ Y, X2, lam, use_cg, steps, False)
     finally:
         numba.set_num_threads(previous)
     np.testing.assert_allclose(X, want, rtol=1e-6, atol=1e-9)
@@ -72,19 +70,3 @@ def test_implicit_half_step_matches_reference_and_reports_its_error(threads, use
     np.testing.assert_array_equal(X2, X)  # skipping the loss changes nothing else
     assert none == 0.0
     assert np.all(X[4] == 0.0)
-
-
-def test_scratch_sized_for_fewer_threads_than_run_stays_correct():
-    """n_threads smaller than the threads actually running: those threads use private scratch."""
-    rng = np.random.default_rng(1)
-    n_rows, n_cols, k = 40, 20, 4
-    dense = rng.random((n_rows, n_cols)) < 0.4
-    indptr = np.concatenate([[0], np.cumsum(dense.sum(axis=1))]).astype(np.int64)
-    indices = np.nonzero(dense)[1].astype(np.int32)
-    conf = np.full(len(indices), 3.0)
-    Y = rng.normal(0, 0.3, (n_cols, k))
-    X0 = rng.normal(0, 0.3, (n_rows, k))
-    want, _ = _reference(indptr, indices, conf, Y, X0, 1.0, 3)
-    X = X0.copy()
-    implicit_half_step(indptr, indices, conf, Y, Y.T @ Y, X, 1.0, True, 3, True, 1)
-    np.testing.assert_allclose(X, want, rtol=1e-6, atol=1e-9)

@@ -11,9 +11,8 @@ Gram matrix. ALS-WR scales both lambdas by the row's count.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
 from mfrec.threads import parallel_rows
@@ -206,24 +205,28 @@ def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps, 
     O(k^2 + n_row k) per step, never forming the row's matrix. Works in place: ``x`` (updated),
     ``r``, ``d``, ``Ad`` (k) and ``xy``, ``dy`` (>= the row's count) are the caller's scratch.
     On return ``xy[p - start] = x . y_p`` for the solved ``x``, tracked through the steps
-    (``x . y_p`` moves by ``alpha d . y_p``), so the row's training error needs no extra pass."""
+    (``x . y_p`` moves by ``alpha d . y_p``), so the row's training error needs no extra pass.
+    Arithmetic in ``Y``'s dtype (float32 for the models: pass ``YtY``, ``confidence`` and ``lam``
+    in it too), which vectorizes twice as wide as float64, as implicit's float32 CG."""
     k = Y.shape[1]
+    zero = Y.dtype.type(0)
+    one = Y.dtype.type(1)
     for f in range(k):  # r = b - A x, starting from -(Y^T Y + lam I) x
-        s = 0.0
+        s = zero
         for g in range(k):
             s += YtY[f, g] * x[g]
         r[f] = -s - lam * x[f]
     for p in range(start, end):
         y = Y[indices[p]]
         c = confidence[p]
-        s = 0.0
+        s = zero
         for f in range(k):
             s += y[f] * x[f]
         xy[p - start] = s
-        w = c - (c - 1.0) * s
+        w = c - (c - one) * s
         for f in range(k):
             r[f] += w * y[f]
-    rs = 0.0
+    rs = zero
     for f in range(k):
         d[f] = r[f]
         rs += r[f] * r[f]
@@ -231,24 +234,24 @@ def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps, 
         if rs < 1e-20:
             break
         for f in range(k):
-            s = 0.0
+            s = zero
             for g in range(k):
                 s += YtY[f, g] * d[g]
             Ad[f] = s + lam * d[f]
         for p in range(start, end):
             y = Y[indices[p]]
-            s = 0.0
+            s = zero
             for f in range(k):
                 s += y[f] * d[f]
             dy[p - start] = s
-            s *= confidence[p] - 1.0
+            s *= confidence[p] - one
             for f in range(k):
                 Ad[f] += s * y[f]
-        dAd = 0.0
+        dAd = zero
         for f in range(k):
             dAd += d[f] * Ad[f]
         alpha = rs / dAd
-        rs_new = 0.0
+        rs_new = zero
         for f in range(k):
             x[f] += alpha * d[f]
             r[f] -= alpha * Ad[f]
@@ -263,18 +266,18 @@ def _implicit_cg_row(indices, confidence, Y, YtY, lam, start, end, x, cg_steps, 
 
 
 def _make_implicit_half_step(use_cg: bool):
-    @njit(parallel=True, **_OPTS)
-    def implicit_half_step_kernel(indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps, want_loss, n_threads):
-        n_rows = indptr.shape[0] - 1
+    @njit(**_OPTS)
+    def implicit_half_step_kernel(lo, hi, indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps, want_loss, sse):
+        """Rows ``lo..hi-1`` (serial; `mfrec.threads.parallel_rows` runs chunks on threads), the
+        CG's vectors in scratch allocated once per chunk, not per row."""
         k = Y.shape[1]
-        n_threads = max(n_threads, 1)
         longest = 0
-        for row in range(n_rows):
-            longest = max(longest, indptr[row + 1] - indptr[row])
-        vec = np.empty((n_threads, 4, k))  # x, r, d, Ad of each thread
-        dots = np.empty((n_threads, 2, longest if use_cg else 0))  # x . y_p, d . y_p
-        sse = np.zeros(n_rows)
-        for row in prange(n_rows):
+        if use_cg:
+            for row in range(lo, hi):
+                longest = max(longest, indptr[row + 1] - indptr[row])
+        own = np.empty((4, k), dtype=Y.dtype)  # x, r, d, Ad
+        dot = np.empty((2, longest), dtype=Y.dtype)  # x . y_p, d . y_p
+        for row in range(lo, hi):
             start = indptr[row]
             end = indptr[row + 1]
             if end == start:
@@ -282,11 +285,6 @@ def _make_implicit_half_step(use_cg: bool):
                     X_out[row, f] = 0.0
                 continue
             if use_cg:
-                tid = numba.get_thread_id()
-                if tid < n_threads:
-                    own, dot = vec[tid], dots[tid]
-                else:  # more threads than the caller said: private scratch, still correct
-                    own, dot = np.empty((4, k)), np.empty((2, longest))
                 x = own[0]
                 for f in range(k):
                     x[f] = X_out[row, f]
@@ -303,11 +301,10 @@ def _make_implicit_half_step(use_cg: bool):
             else:
                 x = _implicit_exact_row(indices, confidence, Y, YtY, lam, start, end)
                 if want_loss:
-                    sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, np.int64(row))
+                    sse[row] = _store_preference_row(x, Y, indices, start, end, X_out, row)
                 else:
                     for f in range(k):
                         X_out[row, f] = x[f]
-        return sse.sum() if want_loss else 0.0
 
     return implicit_half_step_kernel
 
@@ -315,8 +312,7 @@ def _make_implicit_half_step(use_cg: bool):
 _IMPLICIT_HALF_STEP = specializations(_make_implicit_half_step)  # the exact solve compiles only when used
 
 
-def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps, want_loss=True,
-                       n_threads=1):
+def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, cg_steps, want_loss=True):
     """One half-step of implicit-feedback ALS (Hu, Koren & Volinsky 2008), every row in parallel:
 
         x_u = (Y^T Y + lam I + sum_j (c_uj - 1) y_j y_j^T)^-1  sum_j c_uj y_j
@@ -324,15 +320,19 @@ def implicit_half_step(indptr, indices, confidence, Y, YtY, X_out, lam, use_cg, 
     over the rows' observed columns ``j`` with confidences ``c_uj`` (preference 1); all other
     entries are preference 0 with confidence 1, covered by the shared ``YtY``. ``use_cg`` takes
     ``cg_steps`` conjugate-gradient steps warm-started at the current ``X_out`` instead of the
-    exact solve, in per-thread scratch (no allocation per row). Returns the summed squared error
-    of the observed preferences, sum_j (1 - x_u . y_j)^2 (from the CG's tracked dot products,
-    no extra pass); 0.0 with ``want_loss=False`` (the exact solver then skips its extra pass).
-    ``n_threads`` sizes the scratch: pass ``numba.get_num_threads()`` (a thread beyond it
-    allocates its own; the count is an argument because reading it inside a kernel would stop
-    Numba from caching the kernel).
+    exact solve, in scratch per chunk of rows (no allocation per row); the CG works in ``Y``'s
+    dtype (pass ``YtY``, ``confidence`` and ``lam`` in it). Returns the summed squared error of
+    the observed preferences, sum_j (1 - x_u . y_j)^2 (from the CG's tracked dot products, no
+    extra pass); 0.0 with ``want_loss=False`` (the exact solver then skips its extra pass). Rows
+    run as serial chunks on the threads `kernel_threads` set (`mfrec.threads.parallel_rows`): the
+    ``prange`` kernel it replaced gave different bits when compiled cold and when loaded from the
+    cache (tests/kernels/test_compile.py), and compiled slower.
     """
-    return _IMPLICIT_HALF_STEP[bool(use_cg)](indptr, indices, confidence, Y, YtY, X_out, lam, cg_steps,
-                                             bool(want_loss), int(n_threads))
+    n_rows = indptr.shape[0] - 1
+    sse = np.zeros(n_rows)
+    parallel_rows(_IMPLICIT_HALF_STEP[bool(use_cg)], n_rows, indptr, indices, confidence, Y, YtY, X_out, lam,
+                  int(cg_steps), bool(want_loss), sse)
+    return float(sse.sum()) if want_loss else 0.0
 
 
 als_half_step.variants = _ALS_HALF_STEP  # type: ignore[attr-defined]  # {use_cg: kernel}, e.g. to check the cache

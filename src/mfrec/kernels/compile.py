@@ -39,7 +39,14 @@ from numba.core.compiler_lock import global_compiler_lock
 
 log = logging.getLogger("mfrec.kernels")
 
-KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=True, nogil=True)
+FASTMATH = frozenset({"nnan", "ninf", "nsz", "reassoc", "contract", "afn"})
+"""LLVM's fast-math flags for the kernels: all of ``fastmath=True`` but ``arcp`` (reciprocal
+approximations). With ``arcp`` a kernel compiled in this process and the same kernel loaded from
+the cache by the next one gave different bits (ImplicitALS's CG, SVD++'s implicit update): Numba's
+JIT and the object code it caches lower approximate reciprocals differently. Without it the
+results of a seed do not depend on whether the process compiled (tests/kernels/test_compile.py)."""
+
+KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=set(FASTMATH), nogil=True)
 """The Numba options of mfrec's kernels (the one copy; modules import it as ``_OPTS``)."""
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec

@@ -5,8 +5,10 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from mfrec.kernels.compile import FASTMATH
 
-@njit(parallel=True, cache=True, fastmath=True, nogil=True)
+
+@njit(parallel=True, cache=True, fastmath=set(FASTMATH), nogil=True)
 def pair_dots(P, Q, users, items, out):
     """``out[t] = P[users[t]] . Q[items[t]]``; a negative index on either side gives 0."""
     k = P.shape[1]
@@ -22,7 +24,7 @@ def pair_dots(P, Q, users, items, out):
         out[t] = s
 
 
-@njit(cache=True, fastmath=True, nogil=True)
+@njit(cache=True, fastmath=set(FASTMATH), nogil=True)
 def score_items(Q, x, base, offset, out):
     """``out[i] = base[i] + offset + Q[i] . x`` for every item: one user's scores, serial and
     BLAS-free (a single request must not wake a BLAS thread pool)."""

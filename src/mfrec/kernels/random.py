@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from mfrec.kernels.compile import FASTMATH
+
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 
 
@@ -19,7 +21,7 @@ def splitmix(state):
     return state, z ^ (z >> np.uint64(31))
 
 
-@njit(cache=True, fastmath=True)  # serial: 10M values in ~2 ms, and every fit compiles it first
+@njit(cache=True, fastmath=set(FASTMATH))  # serial: 10M values in ~2 ms, and every fit compiles it first
 def uniform_fill(out, k, seed, mean, std):
     """Fill the first ``k`` columns of the 2-D float ``out`` with uniform values of the given mean
     and standard deviation (``mean + std * sqrt(12) * (U(0, 1) - 1/2)``), each a hash of (seed,

@@ -11,14 +11,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numba
 import numpy as np
 import scipy.linalg as sla
 
 from mfrec.data.ratings import Ratings
 from mfrec.kernels.als import implicit_half_step
 from mfrec.errors import DataError
-from mfrec.models.base import FactorModel, Trainer
+from mfrec.models.base import float_param, FactorModel, Trainer
 from mfrec.models.params import Integral, Interval, Options, Real
 from mfrec.models.recommend import FoldIn
 from mfrec.models.registry import register_model
@@ -128,6 +127,8 @@ class _ImplicitTrainer(Trainer):
         # the confidences first: bad ratings are refused before anything is allocated or changed
         self.conf_user = model._confidences(bu.data, "the training data")
         self.conf_item = model._confidences(bi.data, "the training data")
+        if model.solver == "cg":  # the CG works in the factors' dtype (mfrec.kernels.als._implicit_cg_row)
+            self.conf_user, self.conf_item = self.conf_user.astype(dtype), self.conf_item.astype(dtype)
         self.init_arrays(rng, dtype, random_users=True)
 
     def epoch(self, epoch: int, rng: np.random.Generator) -> float:
@@ -136,11 +137,14 @@ class _ImplicitTrainer(Trainer):
         bu, bi = self.train.by_user, self.train.by_item
         steps = int(m.cg_steps)
 
+        cg = m.solver == "cg"
+
         def half(csr, conf, other, out, want_loss):
             G = other.astype(np.float64)
-            G = G.T @ G
-            return implicit_half_step(csr.indptr, csr.indices, conf, other, G, out, lam, m.solver == "cg", steps,
-                                      want_loss, numba.get_num_threads())
+            G = G.T @ G  # summed in float64; the CG then works in the factors' dtype
+            reg = float_param(lam, other.dtype) if cg else lam
+            return implicit_half_step(csr.indptr, csr.indices, conf, other, G.astype(other.dtype) if cg else G, out,
+                                      reg, cg, steps, want_loss)
 
         # the epoch's training error is the one after its item half-step: the user half skips it
         half(bu, self.conf_user, self.Q, self.P, False)
