@@ -188,23 +188,40 @@ def residuals(users, items, y, w0, bias_u, bias_i, qU, qI, e):
 def _side_dimension(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, ent_indptr, ent_pos, ent_of,
                     other_of, q_self, q_other, e, noise):
     """Dimension ``f`` of every feature of one side given the other side: aggregates, the
-    sequential draws, then the residuals."""
+    sequential draws, then the residuals.
+
+    Columns are copied in and out by loops: ``np.ascontiguousarray(M[:, f])`` and ``M[:, f] = v``
+    compile NumPy's strided-copy and broadcasting implementations (with their error-message
+    string formatting), ~2 s of an empty-cache first fit for the same values."""
     n_ent = counts.shape[0]
-    qo = np.ascontiguousarray(q_other[:, f])
+    qo = np.empty(q_other.shape[0])
+    for b in range(q_other.shape[0]):
+        qo[b] = q_other[b, f]
+    mu = np.empty(mu_v.shape[0])
+    lam = np.empty(lam_v.shape[0])
+    for g in range(mu_v.shape[0]):
+        mu[g] = mu_v[g, f]
+        lam[g] = lam_v[g, f]
     S1 = np.empty(n_ent)
     S2 = np.empty(n_ent)
     E0 = np.empty(n_ent)
     E1 = np.empty(n_ent)
     side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
-    q_old = np.ascontiguousarray(q_self[:, f])
-    q = q_old.copy()
+    q_old = np.empty(n_ent)
+    q = np.empty(n_ent)
+    for a in range(n_ent):
+        q_old[a] = q_self[a, f]
+        q[a] = q_old[a]
     dsq = np.zeros(n_ent)
-    v = np.ascontiguousarray(V[:, f])
-    sample_side_factor(colptr, colrows, colvals, group, v, np.ascontiguousarray(mu_v[:, f]),
-                       np.ascontiguousarray(lam_v[:, f]), alpha, counts, S1, S2, E0, E1, q, dsq, noise)
-    V[:, f] = v
+    v = np.empty(V.shape[0])
+    for l in range(V.shape[0]):
+        v[l] = V[l, f]
+    sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, counts, S1, S2, E0, E1, q, dsq, noise)
+    for l in range(V.shape[0]):
+        V[l, f] = v[l]
     update_residual_factor(ent_of, other_of, qo, q_old, q, dsq, e)
-    q_self[:, f] = q
+    for a in range(n_ent):
+        q_self[a, f] = q[a]
 
 
 @njit(**_OPTS)
