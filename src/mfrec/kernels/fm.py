@@ -29,7 +29,7 @@ from mfrec.kernels.compile import KERNEL_OPTIONS
 _OPTS = dict(KERNEL_OPTIONS, fastmath=False)  # as written for BayesianFM: no fastmath
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def side_aggregates(ent_indptr, ent_pos, other_idx, q_other, e, S1, S2, E0, E1):
     """Per entity ``a`` (user or item) over its ratings ``n``: ``S1 = sum q_other[other(n)]``,
     ``S2 = sum q_other^2``, ``E0 = sum e_n``, ``E1 = sum e_n q_other``."""
@@ -51,7 +51,7 @@ def side_aggregates(ent_indptr, ent_pos, other_idx, q_other, e, S1, S2, E0, E1):
         E1[a] = e1
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, counts, S1, S2, E0, E1, q, dsq, noise):
     """Draw ``v[l]`` (dimension ``f`` of every feature of one side) in feature order.
 
@@ -89,7 +89,7 @@ def sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, count
         v[l] = new
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def update_residual_factor(ent_of, other_idx, q_other, q_old, q_new, dsq, e):
     """``e_n`` after one side's dimension ``f`` moved from ``q_old`` to ``q_new``."""
     for n in range(e.shape[0]):
@@ -171,17 +171,16 @@ def side_state(indptr, indices, data, V, w, q, bias):
 def residuals(users, items, y, w0, bias_u, bias_i, qU, qI, e):
     """``e = y - (w0 + bias_u + bias_i + qU . qI)``; returns the sum of squares."""
     k = qU.shape[1]
-    n = y.shape[0]
-    sse = np.zeros(n)
-    for r in range(n):
+    sse = 0.0  # summed in rating order, as an array's .sum() (which would compile NumPy's reduction too)
+    for r in range(y.shape[0]):
         u = users[r]
         i = items[r]
         s = w0 + bias_u[u] + bias_i[i]
         for f in range(k):
             s += qU[u, f] * qI[i, f]
         e[r] = y[r] - s
-        sse[r] = e[r] * e[r]
-    return sse.sum()
+        sse += e[r] * e[r]
+    return sse
 
 
 @njit(**_OPTS)
@@ -192,7 +191,10 @@ def _side_dimension(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, c
 
     Columns are copied in and out by loops: ``np.ascontiguousarray(M[:, f])`` and ``M[:, f] = v``
     compile NumPy's strided-copy and broadcasting implementations (with their error-message
-    string formatting), ~2 s of an empty-cache first fit for the same values."""
+    string formatting), ~2 s of an empty-cache first fit for the same values. Its three steps
+    (`side_aggregates`, `sample_side_factor`, `update_residual_factor`) are ``inline="always"``:
+    Numba links a called kernel's code into its caller and optimizes it again there, so as
+    separate functions they compiled twice (~0.3 s); each has this one call site."""
     n_ent = counts.shape[0]
     qo = np.empty(q_other.shape[0])
     for b in range(q_other.shape[0]):
