@@ -148,9 +148,12 @@ def side_state(indptr, indices, data, V, w, q, bias):
     """Per entity from its block row: ``q = sum_l B v_l`` and the side's bias ``sum_l B w_l +
     0.5 sum_f (q_f^2 - sum_l B^2 v_lf^2)`` (its linear terms and its within-block pairs)."""
     k = V.shape[1]
+    qa = np.empty(k)
+    sq = np.empty(k)
     for a in range(indptr.shape[0] - 1):
-        qa = np.zeros(k)
-        sq = np.zeros(k)
+        for f in range(k):
+            qa[f] = 0.0
+            sq[f] = 0.0
         lin = 0.0
         for p in range(indptr[a], indptr[a + 1]):
             l = indices[p]
@@ -211,10 +214,11 @@ def _side_dimension(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, c
     side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
     q_old = np.empty(n_ent)
     q = np.empty(n_ent)
+    dsq = np.empty(n_ent)
     for a in range(n_ent):
         q_old[a] = q_self[a, f]
         q[a] = q_old[a]
-    dsq = np.zeros(n_ent)
+        dsq[a] = 0.0
     v = np.empty(V.shape[0])
     for l in range(V.shape[0]):
         v[l] = V[l, f]
