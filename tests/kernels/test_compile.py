@@ -200,18 +200,17 @@ mfrec.BayesianFM(seed=2, threads=2, factors=7, iterations=5, burn_in=2, implicit
 print(json.dumps({"first": first, "second": compiled[len(first):], "numba_modules": numba_modules}))
 """
 
-# BayesianFM's kernel specializations on an empty cache (issue 18, section 4): 12 before the
-# first-call work (5.1 s cold), these 8 after it (~2.5 s). A new kernel, helper or twin makes this
-# test fail: add it here only if its compile time is worth it (bench_first_fit --models BayesianFM).
+# BayesianFM's kernel specializations on an empty cache (issue 18, section 4): 11 before the
+# first-call work, these 7 after it. A new kernel, helper or twin makes this test fail: add it
+# here only if its compile time is worth it (bench_first_fit --models BayesianFM).
 BFM_KERNELS = ["mfrec.kernels.random.uniform_fill", "mfrec.kernels.fm.side_state", "mfrec.kernels.fm.residuals",
                "mfrec.kernels.fm.residual_sums", "mfrec.kernels.fm.sample_side_linear",
-               "mfrec.kernels.fm.update_residual_linear", "mfrec.kernels.fm._side_dimension",
-               "mfrec.kernels.fm.factor_sweep"]
+               "mfrec.kernels.fm.update_residual_linear", "mfrec.kernels.fm.factor_sweep"]
 
 
 def test_bayesian_fm_cold_fit_compiles_its_pinned_kernels_once(tmp_path):
     """On an empty cache a BayesianFM fit compiles exactly `BFM_KERNELS`, each once (the factor
-    sweep's three steps are inlined into `_side_dimension`, no twin); no Numba string formatting
+    sweep's steps are inlined into `factor_sweep`, no twin); no Numba string formatting
     (pulled in by NumPy's broadcasting and strided-copy checks, ~2 s: ``M[:, f] = v``); and a
     second fit with other ids, dtypes, factors, fixed noise, no implicit block and attribute
     tables compiles nothing new."""

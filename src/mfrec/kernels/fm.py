@@ -187,49 +187,53 @@ def residuals(users, items, y, w0, bias_u, bias_i, qU, qI, e):
 
 
 @njit(**_OPTS)
-def _side_dimension(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, ent_indptr, ent_pos, ent_of,
-                    other_of, q_self, q_other, e, noise):
-    """Dimension ``f`` of every feature of one side given the other side: aggregates, the
-    sequential draws, then the residuals.
-
-    The ``q_f`` columns of both sides (gathered per rating) are copied into contiguous arrays by
-    loops, ``V`` and the priors are read in place (once per feature): ``np.ascontiguousarray(M[:,
-    f])`` and ``M[:, f] = v`` compiled NumPy's strided-copy and broadcasting implementations
-    (with their error-message string formatting), ~2 s of an empty-cache first fit, and every
-    copy loop compiles too (reading ``q`` in place instead was 6% slower warm). Its three steps
-    (`side_aggregates`, `sample_side_factor`, `update_residual_factor`) are ``inline="always"``:
-    Numba links a called kernel's code into its caller and optimizes it again there, so as
-    separate functions they compiled twice (~0.3 s); each has this one call site."""
-    n_ent = counts.shape[0]
-    qo = np.empty(q_other.shape[0])
-    for b in range(q_other.shape[0]):
-        qo[b] = q_other[b, f]
-    S1 = np.empty(n_ent)
-    S2 = np.empty(n_ent)
-    E0 = np.empty(n_ent)
-    E1 = np.empty(n_ent)
-    side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
-    q_old = np.empty(n_ent)
-    q = np.empty(n_ent)
-    dsq = np.empty(n_ent)
-    for a in range(n_ent):
-        q_old[a] = q_self[a, f]
-        q[a] = q_old[a]
-        dsq[a] = 0.0
-    sample_side_factor(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, S1, S2, E0, E1, q, dsq, noise)
-    update_residual_factor(ent_of, other_of, qo, q_old, q, dsq, e)
-    for a in range(n_ent):
-        q_self[a, f] = q[a]
-
-
-@njit(**_OPTS)
 def factor_sweep(u_colptr, u_colrows, u_colvals, u_group, VU, mu_vU, lam_vU, u_counts, u_indptr, u_pos, users,
                  i_colptr, i_colrows, i_colvals, i_group, VI, mu_vI, lam_vI, i_counts, i_indptr, i_pos, items,
                  alpha, qU, qI, e, noiseU, noiseI):
     """One sweep over the factors: for each dimension ``f``, the user side's features, then the
-    item side's (``noiseU``: k x user-side features standard normals, ``noiseI`` likewise)."""
+    item side's (``noiseU``: k x user-side features standard normals, ``noiseI`` likewise), each
+    given the other side: its aggregates, the sequential draws, then the residuals.
+
+    Compile cost on an empty cache (issue 18, section 4), the same values either way:
+    - The ``q_f`` columns of both sides (gathered per rating) are copied into contiguous arrays
+      by loops; ``V`` and the priors are read in place (once per feature).
+      ``np.ascontiguousarray(M[:, f])`` and ``M[:, f] = v`` compiled NumPy's strided-copy and
+      broadcasting implementations (with their error-message string formatting), ~2 s; reading
+      ``q`` in place instead was 6% slower warm.
+    - One body for both sides (the side's arrays picked per pass) and its three steps
+      ``inline="always"`` (one call site each): Numba links a called kernel's code into its
+      caller and optimizes it again there, so a per-side helper and separate steps compiled
+      their code twice (~0.4 s)."""
     for f in range(VU.shape[1]):
-        _side_dimension(f, u_colptr, u_colrows, u_colvals, u_group, VU, mu_vU, lam_vU, alpha, u_counts, u_indptr,
-                        u_pos, users, items, qU, qI, e, noiseU[f])
-        _side_dimension(f, i_colptr, i_colrows, i_colvals, i_group, VI, mu_vI, lam_vI, alpha, i_counts, i_indptr,
-                        i_pos, items, users, qI, qU, e, noiseI[f])
+        for side in range(2):
+            if side == 0:
+                colptr, colrows, colvals, group = u_colptr, u_colrows, u_colvals, u_group
+                V, mu_v, lam_v = VU, mu_vU, lam_vU
+                counts, ent_indptr, ent_pos, ent_of, other_of = u_counts, u_indptr, u_pos, users, items
+                q_self, q_other, noise = qU, qI, noiseU[f]
+            else:
+                colptr, colrows, colvals, group = i_colptr, i_colrows, i_colvals, i_group
+                V, mu_v, lam_v = VI, mu_vI, lam_vI
+                counts, ent_indptr, ent_pos, ent_of, other_of = i_counts, i_indptr, i_pos, items, users
+                q_self, q_other, noise = qI, qU, noiseI[f]
+            n_ent = counts.shape[0]
+            qo = np.empty(q_other.shape[0])
+            for b in range(q_other.shape[0]):
+                qo[b] = q_other[b, f]
+            S1 = np.empty(n_ent)
+            S2 = np.empty(n_ent)
+            E0 = np.empty(n_ent)
+            E1 = np.empty(n_ent)
+            side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
+            q_old = np.empty(n_ent)
+            q = np.empty(n_ent)
+            dsq = np.empty(n_ent)
+            for a in range(n_ent):
+                q_old[a] = q_self[a, f]
+                q[a] = q_old[a]
+                dsq[a] = 0.0
+            sample_side_factor(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, S1, S2, E0, E1, q,
+                               dsq, noise)
+            update_residual_factor(ent_of, other_of, qo, q_old, q, dsq, e)
+            for a in range(n_ent):
+                q_self[a, f] = q[a]
