@@ -29,7 +29,7 @@ from mfrec.kernels.compile import KERNEL_OPTIONS
 _OPTS = dict(KERNEL_OPTIONS, fastmath=False)  # as written for BayesianFM: no fastmath
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def side_aggregates(ent_indptr, ent_pos, other_idx, q_other, e, S1, S2, E0, E1):
     """Per entity ``a`` (user or item) over its ratings ``n``: ``S1 = sum q_other[other(n)]``,
     ``S2 = sum q_other^2``, ``E0 = sum e_n``, ``E1 = sum e_n q_other``."""
@@ -51,20 +51,20 @@ def side_aggregates(ent_indptr, ent_pos, other_idx, q_other, e, S1, S2, E0, E1):
         E1[a] = e1
 
 
-@njit(**_OPTS)
-def sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, counts, S1, S2, E0, E1, q, dsq, noise):
-    """Draw ``v[l]`` (dimension ``f`` of every feature of one side) in feature order.
+@njit(inline="always", **_OPTS)
+def sample_side_factor(f, colptr, colrows, colvals, group, V, mu, lam, alpha, counts, S1, S2, E0, E1, q, dsq, noise):
+    """Draw ``V[l, f]`` (dimension ``f`` of every feature of one side) in feature order.
 
-    ``mu``/``lam``: prior mean and precision of dimension ``f`` per group; ``q``: this side's
+    ``mu[g, f]``/``lam[g, f]``: prior mean and precision per group; ``q``: this side's
     ``q_f`` per entity, ``E0``/``E1`` the residual aggregates, both kept current in place;
     ``dsq`` accumulates ``sum_l B^2 (v_new^2 - v_old^2)`` per entity. Features without data
     are set to 0."""
     for l in range(colptr.shape[0] - 1):
         start, stop = colptr[l], colptr[l + 1]
         if start == stop:
-            v[l] = 0.0
+            V[l, f] = 0.0
             continue
-        vl = v[l]
+        vl = V[l, f]
         hh = 0.0
         he = 0.0
         for p in range(start, stop):
@@ -74,8 +74,8 @@ def sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, count
             hh += b * b * (counts[a] * c * c + 2.0 * c * S1[a] + S2[a])
             he += b * (c * E0[a] + E1[a])
         g = group[l]
-        prec = lam[g] + alpha * hh
-        mean = (alpha * (he + vl * hh) + lam[g] * mu[g]) / prec
+        prec = lam[g, f] + alpha * hh
+        mean = (alpha * (he + vl * hh) + lam[g, f] * mu[g, f]) / prec
         new = mean + noise[l] / np.sqrt(prec)
         d = new - vl
         for p in range(start, stop):
@@ -86,10 +86,10 @@ def sample_side_factor(colptr, colrows, colvals, group, v, mu, lam, alpha, count
             E1[a] -= d * b * (c * S1[a] + S2[a])
             q[a] += d * b
             dsq[a] += b * b * (new * new - vl * vl)
-        v[l] = new
+        V[l, f] = new
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def update_residual_factor(ent_of, other_idx, q_other, q_old, q_new, dsq, e):
     """``e_n`` after one side's dimension ``f`` moved from ``q_old`` to ``q_new``."""
     for n in range(e.shape[0]):
@@ -148,9 +148,12 @@ def side_state(indptr, indices, data, V, w, q, bias):
     """Per entity from its block row: ``q = sum_l B v_l`` and the side's bias ``sum_l B w_l +
     0.5 sum_f (q_f^2 - sum_l B^2 v_lf^2)`` (its linear terms and its within-block pairs)."""
     k = V.shape[1]
+    qa = np.empty(k)
+    sq = np.empty(k)
     for a in range(indptr.shape[0] - 1):
-        qa = np.zeros(k)
-        sq = np.zeros(k)
+        for f in range(k):
+            qa[f] = 0.0
+            sq[f] = 0.0
         lin = 0.0
         for p in range(indptr[a], indptr[a + 1]):
             l = indices[p]
@@ -171,40 +174,16 @@ def side_state(indptr, indices, data, V, w, q, bias):
 def residuals(users, items, y, w0, bias_u, bias_i, qU, qI, e):
     """``e = y - (w0 + bias_u + bias_i + qU . qI)``; returns the sum of squares."""
     k = qU.shape[1]
-    n = y.shape[0]
-    sse = np.zeros(n)
-    for r in range(n):
+    sse = 0.0  # summed in rating order, as an array's .sum() (which would compile NumPy's reduction too)
+    for r in range(y.shape[0]):
         u = users[r]
         i = items[r]
         s = w0 + bias_u[u] + bias_i[i]
         for f in range(k):
             s += qU[u, f] * qI[i, f]
         e[r] = y[r] - s
-        sse[r] = e[r] * e[r]
-    return sse.sum()
-
-
-@njit(**_OPTS)
-def _side_dimension(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, ent_indptr, ent_pos, ent_of,
-                    other_of, q_self, q_other, e, noise):
-    """Dimension ``f`` of every feature of one side given the other side: aggregates, the
-    sequential draws, then the residuals."""
-    n_ent = counts.shape[0]
-    qo = np.ascontiguousarray(q_other[:, f])
-    S1 = np.empty(n_ent)
-    S2 = np.empty(n_ent)
-    E0 = np.empty(n_ent)
-    E1 = np.empty(n_ent)
-    side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
-    q_old = np.ascontiguousarray(q_self[:, f])
-    q = q_old.copy()
-    dsq = np.zeros(n_ent)
-    v = np.ascontiguousarray(V[:, f])
-    sample_side_factor(colptr, colrows, colvals, group, v, np.ascontiguousarray(mu_v[:, f]),
-                       np.ascontiguousarray(lam_v[:, f]), alpha, counts, S1, S2, E0, E1, q, dsq, noise)
-    V[:, f] = v
-    update_residual_factor(ent_of, other_of, qo, q_old, q, dsq, e)
-    q_self[:, f] = q
+        sse += e[r] * e[r]
+    return sse
 
 
 @njit(**_OPTS)
@@ -212,9 +191,49 @@ def factor_sweep(u_colptr, u_colrows, u_colvals, u_group, VU, mu_vU, lam_vU, u_c
                  i_colptr, i_colrows, i_colvals, i_group, VI, mu_vI, lam_vI, i_counts, i_indptr, i_pos, items,
                  alpha, qU, qI, e, noiseU, noiseI):
     """One sweep over the factors: for each dimension ``f``, the user side's features, then the
-    item side's (``noiseU``: k x user-side features standard normals, ``noiseI`` likewise)."""
+    item side's (``noiseU``: k x user-side features standard normals, ``noiseI`` likewise), each
+    given the other side: its aggregates, the sequential draws, then the residuals.
+
+    Compile cost on an empty cache (issue 18, section 4), the same values either way:
+    - The ``q_f`` columns of both sides (gathered per rating) are copied into contiguous arrays
+      by loops; ``V`` and the priors are read in place (once per feature).
+      ``np.ascontiguousarray(M[:, f])`` and ``M[:, f] = v`` compiled NumPy's strided-copy and
+      broadcasting implementations (with their error-message string formatting), ~2 s; reading
+      ``q`` in place instead was 6% slower warm.
+    - One body for both sides (the side's arrays picked per pass) and its three steps
+      ``inline="always"`` (one call site each): Numba links a called kernel's code into its
+      caller and optimizes it again there, so a per-side helper and separate steps compiled
+      their code twice (~0.4 s)."""
     for f in range(VU.shape[1]):
-        _side_dimension(f, u_colptr, u_colrows, u_colvals, u_group, VU, mu_vU, lam_vU, alpha, u_counts, u_indptr,
-                        u_pos, users, items, qU, qI, e, noiseU[f])
-        _side_dimension(f, i_colptr, i_colrows, i_colvals, i_group, VI, mu_vI, lam_vI, alpha, i_counts, i_indptr,
-                        i_pos, items, users, qI, qU, e, noiseI[f])
+        for side in range(2):
+            if side == 0:
+                colptr, colrows, colvals, group = u_colptr, u_colrows, u_colvals, u_group
+                V, mu_v, lam_v = VU, mu_vU, lam_vU
+                counts, ent_indptr, ent_pos, ent_of, other_of = u_counts, u_indptr, u_pos, users, items
+                q_self, q_other, noise = qU, qI, noiseU[f]
+            else:
+                colptr, colrows, colvals, group = i_colptr, i_colrows, i_colvals, i_group
+                V, mu_v, lam_v = VI, mu_vI, lam_vI
+                counts, ent_indptr, ent_pos, ent_of, other_of = i_counts, i_indptr, i_pos, items, users
+                q_self, q_other, noise = qI, qU, noiseI[f]
+            n_ent = counts.shape[0]
+            qo = np.empty(q_other.shape[0])
+            for b in range(q_other.shape[0]):
+                qo[b] = q_other[b, f]
+            S1 = np.empty(n_ent)
+            S2 = np.empty(n_ent)
+            E0 = np.empty(n_ent)
+            E1 = np.empty(n_ent)
+            side_aggregates(ent_indptr, ent_pos, other_of, qo, e, S1, S2, E0, E1)
+            q_old = np.empty(n_ent)
+            q = np.empty(n_ent)
+            dsq = np.empty(n_ent)
+            for a in range(n_ent):
+                q_old[a] = q_self[a, f]
+                q[a] = q_old[a]
+                dsq[a] = 0.0
+            sample_side_factor(f, colptr, colrows, colvals, group, V, mu_v, lam_v, alpha, counts, S1, S2, E0, E1, q,
+                               dsq, noise)
+            update_residual_factor(ent_of, other_of, qo, q_old, q, dsq, e)
+            for a in range(n_ent):
+                q_self[a, f] = q[a]
