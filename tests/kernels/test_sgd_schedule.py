@@ -94,7 +94,8 @@ def test_grid_groups():
 
 
 def test_epoch_threads_leaves_taken_cores(monkeypatch):
-    monkeypatch.setattr(sgd.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(sgd, "_cores", lambda: 2)
+    monkeypatch.setattr(sgd, "_OWN_TTL", -1.0)  # read our own threads at every call
     monkeypatch.setattr(sgd, "_own_runnable", lambda: 1)
     monkeypatch.setattr(sgd, "_runnable", lambda: 1)  # only the caller
     assert epoch_threads(2) == 2
@@ -112,6 +113,18 @@ def test_epoch_threads_leaves_taken_cores(monkeypatch):
     assert epoch_threads(2) == 2
     monkeypatch.setattr(sgd, "_runnable", lambda: 0)  # cannot tell
     assert epoch_threads(2) == 2
+
+
+def test_own_thread_count_is_read_again_only_after_its_ttl(monkeypatch):
+    reads = []
+    monkeypatch.setattr(sgd, "_own_runnable", lambda: reads.append(1) or 1)
+    monkeypatch.setattr(sgd, "_OWN_SEEN", [-1.0, 1])
+    monkeypatch.setattr(sgd, "_OWN_TTL", 60.0)
+    assert [sgd._own_runnable_cached() for _ in range(5)] == [1] * 5
+    assert len(reads) == 1
+    monkeypatch.setattr(sgd, "_OWN_TTL", -1.0)
+    sgd._own_runnable_cached()
+    assert len(reads) == 2
 
 
 def _grid_problem(g: int, seed: int = 0, n_users: int = 40, n_items: int = 30, n: int = 600, k: int = 8):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import os
 import queue
 import threading
+import time
 from typing import Callable
 
 import numpy as np
@@ -520,6 +521,30 @@ def _runnable() -> int:
         return 0
 
 
+#: (when, value) of the last `_own_runnable` reading: reading every thread's stat file costs
+#: ~40 us, 2% of a 20-epoch u1 fit when every epoch asked (benchmarks/RESULTS.md 11.3)
+_OWN_SEEN = [-1.0, 1]
+_OWN_TTL = 0.05  # seconds a reading is reused
+
+
+_CORES: list[int] = []
+
+
+def _cores() -> int:
+    """The machine's CPU count, read once (``os.cpu_count`` costs ~10 us, every epoch asks)."""
+    if not _CORES:
+        _CORES.append(os.cpu_count() or 1)
+    return _CORES[0]
+
+
+def _own_runnable_cached() -> int:
+    """`_own_runnable`, read again at most every ``_OWN_TTL`` seconds."""
+    now = time.monotonic()
+    if now - _OWN_SEEN[0] > _OWN_TTL:
+        _OWN_SEEN[0], _OWN_SEEN[1] = now, _own_runnable()
+    return int(_OWN_SEEN[1])
+
+
 def _own_runnable() -> int:
     """This process's threads running or ready to run now (at least 1: the caller)."""
     own = 0
@@ -546,13 +571,13 @@ def epoch_threads(threads: int) -> int:
     depend on the count."""
     if threads <= 1:
         return 1
-    cores = os.cpu_count() or 1
+    cores = _cores()
     runnable = _runnable()
     if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
         _BUSY_BEFORE[0] = False
         return threads
     # other threads of this process (Numba's or BLAS's pools finishing a parallel loop) are no load
-    free = max(1, min(threads, cores - (runnable - _own_runnable())))
+    free = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
     sustained = _BUSY_BEFORE[0]
     _BUSY_BEFORE[0] = free < threads
     return free if sustained else threads
