@@ -452,6 +452,10 @@ def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, 
             perm = _run_permutation(s0, s1, seed, b)
             for q in range(s1 - s0):
                 s = perm[q]
+                if q + 1 < s1 - s0:  # the next run's user row and first item row, while this run works
+                    nxt = perm[q + 1]
+                    _prefetch_row(P, run_user[nxt])
+                    _prefetch_row(Q, items[seg_ptr[nxt]])
                 acc += _sgd_run(run_user[s], items, values, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
                                 mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
         block_sse[b] = acc

@@ -54,8 +54,10 @@ class _SGDTrainer(Trainer):
         self.k = k
         self.P = self.padded_factors(rng, train.n_users, k, dtype, factor_mean)
         self.Q = self.padded_factors(rng, train.n_items, k, dtype, factor_mean)
-        self.bu = np.zeros(train.n_users, dtype=dtype)
-        self.bi = np.zeros(train.n_items, dtype=dtype)
+        # biases on a 64-byte boundary too: groups are runs of 32 rows (`balanced_groups`), so each
+        # group's biases are whole cache lines and two threads never write the same line
+        self.bu = padded_rows(1, train.n_users, dtype)[0, :train.n_users]
+        self.bi = padded_rows(1, train.n_items, dtype)[0, :train.n_items]
         self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
         self._setup_blocks(rng)
         self.sq_norms: np.ndarray | None = None

@@ -11,7 +11,7 @@ from mfrec.kernels.sgd import implicit_sums, implicit_update
 from mfrec.models.base import sq_norm, float_param
 from mfrec.models.params import Interval, Real
 from mfrec.models.registry import register_model
-from mfrec.models.sgd import BiasedMF, _BiasedTrainer
+from mfrec.models.sgd import padded_rows, BiasedMF, _BiasedTrainer
 
 
 @register_model("svdpp")
@@ -83,9 +83,9 @@ class _SVDppTrainer(_BiasedTrainer):
         blr, breg = self.bias_rates(epoch)
         lr = self.learning_rate(epoch)
         by_user, by_item = train.by_user, train.by_item
-        Z = np.empty_like(self.P)
+        Z = padded_rows(*self.P.shape, dt)  # whole cache lines per row, as P (no line shared across groups)
         implicit_sums(by_user.indptr, by_user.indices, self.Y, Z)
-        G = np.zeros_like(Z)
+        G = padded_rows(*self.P.shape, dt)
         sse = self.sgd_epoch(rng, lr, blr, float(m.regularization), breg, use_bias=True, Z=Z, G=G)
         implicit_update(by_item.indptr, by_item.indices, train.user_counts, G, self.Y, float_param(lr, dt),
                         float_param(m._param("implicit_regularization"), dt))
