@@ -234,12 +234,19 @@ def _groups(n: int, g: int, seed: int) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, g, n).astype(np.int64)
 
 
+def _csr(users, items, values, n_users, n_items):
+    """``indptr, indices, data`` of the users x items CSR matrix (items ascending), as `Ratings.by_user`."""
+    m = sp.csr_matrix((values, (users, items)), shape=(n_users, n_items))
+    m.sort_indices()
+    return m.indptr, m.indices, m.data
+
+
 def _blocks(users, items, ug, ig, g, values=None):
-    """`block_layout` of the ratings, and the reference: ``base``, the rating positions in its
-    order (by block, then user, then item, ties in input order: NumPy stable sorts) and ``ptr``,
+    """`block_layout` of the ratings (distinct pairs), and the reference: ``base``, the rating
+    positions in its order (by block, then user, then item: NumPy sorts) and ``ptr``,
     the block boundaries in it. Returns ``base, ptr, seg, block_seg, layout``."""
     values = np.zeros(len(users), dtype=np.float32) if values is None else values
-    layout = block_layout(users, items, values, len(ug), len(ig), ug, ig, g)
+    layout = block_layout(*_csr(users, items, values, len(ug), len(ig)), ug, ig, g)
     order = np.lexsort((items, users))
     keys = ug[users[order]] * g + ig[items[order]]
     base = order[np.argsort(keys, kind="stable")]
@@ -256,25 +263,13 @@ def test_block_layout_orders_ratings_by_block_user_item_and_marks_user_runs(g, n
     base, ptr, seg, block_seg, (run_user, b_items, b_values, _, _) = _blocks(users, items, ug, ig, g, values)
     np.testing.assert_array_equal(b_items, items[base])
     np.testing.assert_array_equal(b_values, values[base])
-    assert b_items.dtype == items.dtype and b_values.dtype == values.dtype
+    assert b_items.dtype == np.int32 and b_values.dtype == values.dtype and run_user.dtype == np.int32
     # runs: maximal stretches of one user inside a block, in position order
     starts = [p for b in range(g * g) for p in range(ptr[b], ptr[b + 1])
               if p == ptr[b] or users[base[p]] != users[base[p - 1]]]
     np.testing.assert_array_equal(seg, starts + [len(users)])
     np.testing.assert_array_equal(run_user, users[base[starts]])
     np.testing.assert_array_equal(block_seg, [np.searchsorted(starts, ptr[b]) for b in range(g * g)] + [len(starts)])
-
-
-def test_block_layout_keeps_duplicate_pairs_in_input_order():
-    users = np.array([1, 0, 1, 1, 0], dtype=np.int32)
-    items = np.array([2, 1, 2, 0, 1], dtype=np.int32)
-    values = np.array([5, 4, 3, 2, 1], dtype=np.float32)
-    one = np.zeros(2, dtype=np.int64)
-    run_user, b_items, b_values, seg, block_seg = block_layout(users, items, values, 2, 3, one, np.zeros(3, np.int64), 1)
-    np.testing.assert_array_equal(b_items, [1, 1, 0, 2, 2])
-    np.testing.assert_array_equal(b_values, [4, 1, 2, 5, 3])
-    np.testing.assert_array_equal(run_user, [0, 1])
-    np.testing.assert_array_equal(seg, [0, 2, 5])
 
 
 def test_shuffle_user_runs_permutes_within_blocks_keeping_users_together():

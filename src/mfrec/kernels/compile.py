@@ -51,11 +51,11 @@ KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=set(FASTMATH), nogil=
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec
 
-# Cold first-fit seconds per model on 2 cores (medians at load 1-9, benchmarks/RESULTS.md section
-# 11.2): the notice's "~N s" (a model not listed: by the kernel module that compiles first).
-_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 8, "FunkMF": 9, "SVDpp": 12, "ALS": 6, "CMF": 8, "ImplicitALS": 4,
-                    "BPR": 3, "BayesianMF": 4, "BayesianFM": 8, "sgd": 9, "als": 6, "cmf": 8, "bpr": 3, "bayes": 4,
-                    "fm": 8, "topn": 1, "predict": 1}
+# Cold first-fit seconds per model on a quiet 2-core machine, rounded up (benchmarks/RESULTS.md
+# section 11.2, 2026-12-02): the notice's "~N s" (a model not listed: by the kernel module that compiles first).
+_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 4, "FunkMF": 4, "SVDpp": 4, "ALS": 3, "CMF": 4, "ImplicitALS": 2,
+                    "BPR": 3, "BayesianMF": 3, "BayesianFM": 3, "sgd": 4, "als": 3, "cmf": 4, "bpr": 3, "bayes": 3,
+                    "fm": 3, "topn": 1, "predict": 1}
 
 
 def user_cache_dir() -> Path:

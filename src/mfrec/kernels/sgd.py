@@ -45,62 +45,29 @@ _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-int
 
 
 @njit(**_OPTS)
-def _bucket_bounds(keys, n_keys):
-    """Where each key's entries start in a counting sort of ``keys`` (``0..n_keys-1``), plus the end."""
-    ptr = np.zeros(n_keys + 1, dtype=np.int64)
-    for t in range(keys.shape[0]):
-        ptr[keys[t] + 1] += 1
-    for k in range(n_keys):
-        ptr[k + 1] += ptr[k]
-    return ptr
-
-
-@njit(**_OPTS)
-def block_layout(users, items, values, n_users, n_items, user_group, item_group, n_groups):
-    """The ratings laid out for the epochs by serial counting sorts (O(n), stable).
+def block_layout(indptr, indices, data, user_group, item_group, n_groups):
+    """The ratings laid out for the epochs, from the users x items CSR matrix (``indptr``,
+    ``indices`` = items ascending within a user, ``data`` = values: `Ratings.by_user`), by one
+    serial counting sort (O(n), stable).
 
     The ratings are ordered by block ``user_group[u] * n_groups + item_group[i]`` of the
-    ``n_groups x n_groups`` grid, within a block by user, within a user by item (ties in input
-    order): each user's ratings in a block form one run. Returns ``run_user`` (each run's user),
+    ``n_groups x n_groups`` grid, within a block by user, within a user by item: each user's
+    ratings in a block form one run. Returns ``run_user`` (each run's user, int32),
     ``block_items`` and ``block_values`` (the ratings' items and values in that order, so an epoch
     streams each run from consecutive memory, as LibMF streams its blocks' nodes, instead of
     gathering them through an index: at 10M ratings the gathers missed the cache on nearly every
     rating, benchmarks/RESULTS.md 11.3), ``seg_ptr`` (the runs' starts, plus the end) and
-    ``block_seg`` (each block's first run, plus the end).
-
-    Three stable counting sorts (by item, by user, by block) that carry the users, items and
-    values themselves, so no pass gathers through a position index. One serial kernel: a
-    ``parallel=True`` bucketing compiled ~1.5 s longer on a cold cache than it saved per fit."""
-    n = users.shape[0]
+    ``block_seg`` (each block's first run, plus the end). One serial kernel: a ``parallel=True``
+    bucketing compiled ~1.5 s longer on a cold cache than it saved per fit. The CSR matrix is
+    cached by the training data, so refits (tuning, cross-validation) only redo this pass."""
+    n_users = indptr.shape[0] - 1
+    n = indices.shape[0]
     g = n_groups
-    # 1. by item (stable): an item-major copy of the users and values
-    iptr = _bucket_bounds(items, n_items)
-    fill = iptr[:-1].copy()
-    us = np.empty(n, dtype=users.dtype)
-    vs = np.empty(n, dtype=values.dtype)
-    for t in range(n):
-        i = items[t]
-        p = fill[i]
-        us[p] = users[t]
-        vs[p] = values[t]
-        fill[i] = p + 1
-    # 2. by user (stable), walking the items in order: a user-major copy, items ascending per user
-    uptr = _bucket_bounds(users, n_users)
-    fill = uptr[:-1].copy()
-    it = np.empty(n, dtype=items.dtype)
-    va = np.empty(n, dtype=values.dtype)
-    for i in range(n_items):
-        for p in range(iptr[i], iptr[i + 1]):
-            u = us[p]
-            q = fill[u]
-            it[q] = i
-            va[q] = vs[p]
-            fill[u] = q + 1
-    # 3. by block (stable): each user's ratings of item group c form its run in block (group(u), c)
+    # each user's ratings of item group c form its run in block (group(u), c)
     counts = np.zeros((n_users, g), dtype=np.int64)
     for u in range(n_users):
-        for p in range(uptr[u], uptr[u + 1]):
-            counts[u, item_group[it[p]]] += 1
+        for p in range(indptr[u], indptr[u + 1]):
+            counts[u, item_group[indices[p]]] += 1
     n_blocks = g * g
     block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
     block_seg = np.zeros(n_blocks + 1, dtype=np.int64)
@@ -115,7 +82,7 @@ def block_layout(users, items, values, n_users, n_items, user_group, item_group,
         block_seg[b + 1] += block_seg[b]
     n_runs = block_seg[n_blocks]
     seg_ptr = np.empty(n_runs + 1, dtype=np.int64)
-    run_user = np.empty(n_runs, dtype=users.dtype)
+    run_user = np.empty(n_runs, dtype=np.int32)
     seg_fill = block_seg[:-1].copy()
     pos = block_ptr[:-1].copy()
     for u in range(n_users):  # counts[u, c] becomes the next free slot of u's run in block (group(u), c)
@@ -130,14 +97,14 @@ def block_layout(users, items, values, n_users, n_items, user_group, item_group,
                 counts[u, c] = pos[b]
                 pos[b] += m
     seg_ptr[n_runs] = n
-    block_items = np.empty(n, dtype=items.dtype)
-    block_values = np.empty(n, dtype=values.dtype)
+    block_items = np.empty(n, dtype=indices.dtype)
+    block_values = np.empty(n, dtype=data.dtype)
     for u in range(n_users):
-        for p in range(uptr[u], uptr[u + 1]):
-            c = item_group[it[p]]
+        for p in range(indptr[u], indptr[u + 1]):
+            c = item_group[indices[p]]
             q = counts[u, c]
-            block_items[q] = it[p]
-            block_values[q] = va[p]
+            block_items[q] = indices[p]
+            block_values[q] = data[p]
             counts[u, c] = q + 1
     return run_user, block_items, block_values, seg_ptr, block_seg
 
@@ -561,30 +528,39 @@ def _own_runnable() -> int:
     return max(own, 1)
 
 
-#: whether the last `epoch_threads` call saw the cores taken (a snapshot of the runnable count
-#: is noisy: a cap on one busy snapshot cost 20% of quiet 2-thread speed, benchmarks/RESULTS.md 11.3)
-_BUSY_BEFORE = [False]
+#: what the last `epoch_threads` call saw (the free cores, or None: room for all) and the count
+#: it returned. A snapshot of the runnable count is noisy both ways: capping on one busy snapshot
+#: cost 20% of quiet 2-thread speed, and lifting the cap on one quiet snapshot of a busy machine
+#: ran an epoch on a taken core now and then (benchmarks/RESULTS.md 11.3)
+_SEEN: list = [None, 0]
 
 
 def epoch_threads(threads: int) -> int:
     """Threads for the next epoch: ``threads``, but no more than the cores not taken by other
-    processes (and at least one), once two calls in a row saw them taken. An extra thread on a
-    taken core only slows the epoch down: whenever the OS parks it while it holds a block, the
-    others run out of ready blocks and wait for it (the same rule as GNU OpenMP's
-    ``OMP_DYNAMIC``, on the runnable count instead of the load average). The result does not
-    depend on the count."""
+    processes (and at least one). The count changes only when two calls in a row agree: it is
+    capped once two snapshots saw the cores taken, and lifted once two saw room for all. An
+    extra thread on a taken core only slows the epoch down: whenever the OS parks it while it
+    holds a block, the others run out of ready blocks and wait for it (the same rule as GNU
+    OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the load average). The result
+    does not depend on the count."""
     if threads <= 1:
         return 1
     cores = _cores()
     runnable = _runnable()
     if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
-        _BUSY_BEFORE[0] = False
-        return threads
-    # other threads of this process (Numba's or BLAS's pools finishing a parallel loop) are no load
-    free = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
-    sustained = _BUSY_BEFORE[0]
-    _BUSY_BEFORE[0] = free < threads
-    return free if sustained else threads
+        free = None
+    else:  # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
+        free = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
+        if free >= threads:
+            free = None
+    before, last = _SEEN
+    _SEEN[0] = free
+    if free is None:
+        use = threads if before is None or last in (0, threads) else min(last, threads)
+    else:
+        use = free if before is not None else (min(last, threads) if last else threads)
+    _SEEN[1] = use
+    return use
 
 
 def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,

@@ -81,8 +81,9 @@ class _SGDTrainer(Trainer):
         self.n_groups = g
         ug = self.user_group = balanced_groups(train.user_counts, g, rng)
         ig = self.item_group = balanced_groups(train.item_counts, g, rng)
+        by_user = train.by_user  # cached by the data: a refit redoes only the block pass
         self.run_user, self.block_items, self.block_values, self.seg_ptr, self.block_seg = block_layout(
-            train.user_indices, train.item_indices, train.values, train.n_users, train.n_items, ug, ig, g)
+            by_user.indptr, by_user.indices, by_user.data, ug, ig, g)
         self.reverse_strata = True  # flipped before each epoch: the first runs forward
 
     def learning_rate(self, epoch: int) -> float:
