@@ -6,7 +6,7 @@ import numbers
 import os
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numba
 import numpy as np
@@ -100,3 +100,19 @@ def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_pe
     futures = [pool.submit(kernel, int(lo), int(hi), *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
     for f in futures:
         f.result()
+
+
+def run_in_threads(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int) -> Iterator[Any]:
+    """``fn(task)`` for every task, up to ``threads`` at a time on a thread pool (tasks taken as
+    threads free up), results in task order; on the calling thread alone when ``threads <= 1``.
+    ``fn`` must release the GIL for the work to overlap (NumPy's BLAS products and ``nogil``
+    kernels do) and must not itself use `parallel_rows` (a pool thread waiting on the same pool
+    could deadlock)."""
+    tasks = list(tasks)
+    if threads <= 1 or len(tasks) < 2:
+        for t in tasks:
+            yield fn(t)
+        return
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mfrec-blocks") as pool:
+        yield from pool.map(fn, tasks)
+

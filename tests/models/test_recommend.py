@@ -206,9 +206,9 @@ def test_recommend_many_memory_is_bounded_by_block_size(bmf, monkeypatch):
     shapes = []
     real = recmod.top_n
 
-    def spy(scores, n):
+    def spy(scores, n, parallel=True):
         shapes.append(scores.shape)
-        return real(scores, n)
+        return real(scores, n, parallel)
 
     monkeypatch.setattr(recmod, "top_n", spy)
     bmf.recommend_many(None, n=4, block_size=3)

@@ -1,19 +1,20 @@
-"""Top-n selection kernel: the ``n`` best finite scores of every row, rows in parallel."""
+"""Top-n selection kernel: the ``n`` best finite scores of every row (serial over a row range;
+`mfrec.models.recommend.top_n` runs chunks of rows, or whole blocks of users, on threads)."""
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 
-@njit(parallel=True, cache=True, nogil=True)
-def rows_top_n(S, n, idx_out, val_out):
-    """Write the column indices and values of the ``n`` best finite scores of each row of ``S``
+@njit(cache=True, nogil=True)
+def rows_top_n(lo, hi, S, n, idx_out, val_out):
+    """Write the column indices and values of the ``n`` best finite scores of rows ``lo..hi-1`` of ``S``
     into ``idx_out`` / ``val_out`` (m x n), best first, ties by lower column; rows with fewer
     finite scores are padded with -1 / -inf. One pass per row with a sorted insertion buffer:
     O(width) for the usual row, where few scores beat the current n-th best."""
-    m, width = S.shape
-    for row in prange(m):
+    width = S.shape[1]
+    for row in range(lo, hi):
         cnt = 0
         for j in range(width):
             v = S[row, j]

@@ -25,7 +25,7 @@ from mfrec.data.idmap import plain
 from mfrec.errors import DataError
 from mfrec.kernels.predict import score_items
 from mfrec.kernels.topn import rows_top_n
-from mfrec.threads import kernel_threads
+from mfrec.threads import kernel_threads, parallel_rows, resolve_threads, run_in_threads
 
 #: upper bound on the scores matrix of one block in recommend_many (floats)
 BLOCK_ENTRIES = 1 << 22
@@ -176,12 +176,13 @@ def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **f
         raise ValueError(f"explain must be an integer >= 0 (how many rated items to list), got {explain!r}")
 
 
-def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+def top_n(scores: np.ndarray, n: int, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the n best finite scores of each row, best first, ties by
     lower column (rows with fewer finite scores are padded with -1 / -inf).
 
-    One parallel Numba pass over the rows (`rows_top_n`, on the current Numba thread count)
-    instead of argpartition + argsort + gathers: 2-3x faster for an all-user batch."""
+    One Numba pass over the rows (`rows_top_n`; chunks of rows on the current thread count, or
+    on the calling thread alone with ``parallel=False``) instead of argpartition + argsort +
+    gathers: 2-3x faster for an all-user batch."""
     scores = np.asarray(scores)
     m, width = scores.shape
     n_eff = min(n, width)
@@ -190,7 +191,10 @@ def top_n(scores: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     idx = np.empty((m, n_eff), dtype=np.int64)
     vals = np.empty((m, n_eff), dtype=scores.dtype)
     if n_eff and m:
-        rows_top_n(scores, n_eff, idx, vals)
+        if parallel:
+            parallel_rows(rows_top_n, m, scores, n_eff, idx, vals)
+        else:
+            rows_top_n(0, m, scores, n_eff, idx, vals)
     return idx, vals
 
 
@@ -267,7 +271,7 @@ class RecommenderMixin:
         return S if len(cand) == Q.shape[0] else S[:, cand]
 
     def _top_rows(self, S: np.ndarray, n: int, bias: np.ndarray, X: np.ndarray,
-                  cand: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                  cand: np.ndarray, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
         """`top_n` of every row of ``S`` (excluded items already at -inf).
 
         A user without information (zero bias and factors: no known rating) scores every item
@@ -277,16 +281,16 @@ class RecommenderMixin:
         same value ``predict`` gives an unknown user. Models with biases rank the zero user by
         ``mean + w * item_bias`` already."""
         if self._has_bias or len(S) == 0:
-            return top_n(S, n)
+            return top_n(S, n, parallel)
         zero = (np.asarray(bias) == 0) & ~np.any(np.asarray(X) != 0, axis=1)
         if not zero.any():
-            return top_n(S, n)
+            return top_n(S, n, parallel)
         allowed = np.isfinite(S[zero])
         key = S.copy()
         key[zero] = np.where(allowed, self._item_popularity()[cand][None, :], -np.inf)
         fallback = self.train_mean_ if self.kind == "rating" else 0.0
         S[zero] = np.where(allowed, np.float32(fallback), -np.inf)
-        idx, _ = top_n(key, n)
+        idx, _ = top_n(key, n, parallel)
         vals = np.take_along_axis(S, np.maximum(idx, 0), axis=1)
         vals[idx < 0] = -np.inf
         return idx, vals
@@ -342,8 +346,9 @@ class RecommenderMixin:
         col_of = np.full(len(self.item_map_), -1, dtype=np.int64)
         col_of[cand] = np.arange(len(cand))
         base = self._item_scores_base(item_bias_weight)
-        if block_size is None:
-            block_size = max(1, BLOCK_ENTRIES // max(len(cand), 1))
+        if block_size is None:  # bounded memory, and at least one block per thread
+            per_thread = -(-len(uidx) // resolve_threads(getattr(self, "threads", None)))
+            block_size = max(1, min(BLOCK_ENTRIES // max(len(cand), 1), per_thread))
         seen = self._seen_matrix() if exclude_seen else None
         out_u, out_i, out_s, out_r = [], [], [], []
         # a batch scores under ONE BLAS thread (the block product is small; BLAS threads that
@@ -368,27 +373,41 @@ class RecommenderMixin:
     def _recommend_blocks(self, uidx: np.ndarray, block_size: int, cand: np.ndarray, col_of: np.ndarray,
                           base: np.ndarray, seen: sp.csr_matrix | None, n: int,
                           callback: Callable[[int, int], None] | None, outs: tuple[list, ...]) -> None:
-        """Score, mask and select every block of users (the loop of `recommend_many`)."""
-        out_u, out_i, out_s, out_r = outs
-        for start in range(0, len(uidx), block_size):
-            ub = uidx[start:start + block_size]
-            bias, X = self.user_bias_[ub], self.user_factors_[ub]
-            S = self._score_rows(bias, X, cand, base)
-            if seen is not None:
-                block = seen[ub]
-                rows = np.repeat(np.arange(len(ub)), np.diff(block.indptr))
-                cols = col_of[block.indices]
-                ok = cols >= 0
-                S[rows[ok], cols[ok]] = -np.inf
-            idx, vals = self._top_rows(S, n, bias, X, cand)
-            valid = idx >= 0
-            rows = np.repeat(np.arange(len(ub)), valid.sum(axis=1))
-            out_u.append(ub[rows])
-            out_i.append(cand[idx[valid]])
-            out_s.append(vals[valid])
-            out_r.append(np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[valid])
+        """Score, mask and select every block of users (the loop of `recommend_many`).
+
+        With several blocks and threads, whole blocks run at once on the threads, each on the
+        calling thread's single BLAS thread and a serial top-n (at 25,000 items the score product
+        is ~90% of a batch and one BLAS thread's product is the limit; two BLAS threads per
+        product were slower, benchmarks/RESULTS.md 11.0); one block selects its rows in parallel.
+        A thread slowed by another process just takes fewer blocks. Results keep the user order."""
+        starts = range(0, len(uidx), block_size)
+        threads = min(len(starts), resolve_threads(getattr(self, "threads", None))) if len(starts) > 1 else 1
+
+        def one(start: int) -> tuple[np.ndarray, ...]:
+            return self._recommend_block(uidx[start:start + block_size], cand, col_of, base, seen, n, threads == 1)
+
+        for start, block in zip(starts, run_in_threads(one, starts, threads)):
+            for out, part in zip(outs, block):
+                out.append(part)
             if callback is not None:
                 callback(min(start + block_size, len(uidx)), len(uidx))
+
+    def _recommend_block(self, ub: np.ndarray, cand: np.ndarray, col_of: np.ndarray, base: np.ndarray,
+                         seen: sp.csr_matrix | None, n: int, parallel: bool) -> tuple[np.ndarray, ...]:
+        """One block of users: (users, items, scores, ranks) of their top-n."""
+        bias, X = self.user_bias_[ub], self.user_factors_[ub]
+        S = self._score_rows(bias, X, cand, base)
+        if seen is not None:
+            block = seen[ub]
+            rows = np.repeat(np.arange(len(ub)), np.diff(block.indptr))
+            cols = col_of[block.indices]
+            ok = cols >= 0
+            S[rows[ok], cols[ok]] = -np.inf
+        idx, vals = self._top_rows(S, n, bias, X, cand, parallel)
+        valid = idx >= 0
+        rows = np.repeat(np.arange(len(ub)), valid.sum(axis=1))
+        ranks = np.broadcast_to(np.arange(1, idx.shape[1] + 1), idx.shape)[valid]
+        return ub[rows], cand[idx[valid]], vals[valid], ranks
 
     def _seen_matrix(self) -> sp.csr_matrix:
         return self.seen_
