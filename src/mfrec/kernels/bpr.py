@@ -53,6 +53,9 @@ def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
     correct = 0
     skipped = 0
     base = np.uint64(seed) * np.uint64(0xD1B54A32D192ED03)
+    zero = P.dtype.type(0)
+    one = P.dtype.type(1)
+    keep = one - lr * reg  # x + lr (g - reg x) = keep x + lr g
     for s in prange(n_samples):
         state = _mix(base + np.uint64(s) * np.uint64(0x9E3779B97F4A7C15))
         p = np.int64(state % np.uint64(nnz))
@@ -75,14 +78,16 @@ def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
             x += P[u, f] * (Q[i, f] - Q[j, f])
         if x > 0:
             correct += 1
-        # z = sigmoid(-x) = d(log sigmoid(x))/dx; loss = log(1 + exp(-x)), computed stably
-        if x >= 0:
+        # z = sigmoid(-x) = d(log sigmoid(x))/dx; loss = log(1 + exp(-x)), computed stably, all in
+        # the factors' dtype (a float64 literal here made the update loop below convert every
+        # factor to float64 and back)
+        if x >= zero:
             e = np.exp(-x)
-            z = e / (1.0 + e)
+            z = e / (one + e)
             nll = np.log1p(e)
         else:
             e = np.exp(x)
-            z = 1.0 / (1.0 + e)
+            z = one / (one + e)
             nll = -x + np.log1p(e)
         loss += nll
         zl = z * lr
@@ -90,9 +95,9 @@ def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
             pu = P[u, f]
             qi = Q[i, f]
             qj = Q[j, f]
-            P[u, f] = pu + zl * (qi - qj) - lr * reg * pu
-            Q[i, f] = qi + zl * pu - lr * reg * qi
-            Q[j, f] = qj - zl * pu - lr * reg * qj
-        b[i] += zl - lr * reg * b[i]
-        b[j] += -zl - lr * reg * b[j]
+            P[u, f] = keep * pu + zl * (qi - qj)
+            Q[i, f] = keep * qi + zl * pu
+            Q[j, f] = keep * qj - zl * pu
+        b[i] = keep * b[i] + zl
+        b[j] = keep * b[j] - zl
     return loss, correct, skipped
