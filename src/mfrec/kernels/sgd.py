@@ -23,6 +23,7 @@ than unpadded 400-byte rows, of which three in four straddle cache lines.
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import threading
@@ -500,14 +501,10 @@ _OWN_SEEN = [-1.0, 1]
 _OWN_TTL = 0.05  # seconds a reading is reused
 
 
-_CORES: list[int] = []
-
-
+@functools.lru_cache(maxsize=None)
 def _cores() -> int:
     """The machine's CPU count, read once (``os.cpu_count`` costs ~10 us, every epoch asks)."""
-    if not _CORES:
-        _CORES.append(os.cpu_count() or 1)
-    return _CORES[0]
+    return os.cpu_count() or 1
 
 
 def _own_runnable_cached() -> int:
@@ -530,10 +527,10 @@ def _own_runnable() -> int:
     return max(own, 1)
 
 
-#: what the last `epoch_threads` call saw (the free cores, or None: room for all) and the count
-#: it returned. A snapshot of the runnable count is noisy both ways: capping on one busy snapshot
-#: cost 20% of quiet 2-thread speed, and lifting the cap on one quiet snapshot of a busy machine
-#: ran an epoch on a taken core now and then (benchmarks/RESULTS.md 11.3)
+#: what the last `epoch_threads` call saw (the thread count the snapshot allowed) and the count it
+#: returned (0: none yet). A snapshot of the runnable count is noisy both ways: capping on one busy
+#: snapshot cost 20% of quiet 2-thread speed, and lifting the cap on one quiet snapshot of a busy
+#: machine ran an epoch on a taken core now and then (benchmarks/RESULTS.md 11.3)
 _SEEN: list = [None, 0]
 
 
@@ -550,18 +547,12 @@ def epoch_threads(threads: int) -> int:
     cores = _cores()
     runnable = _runnable()
     if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
-        free = None
+        allowed = threads
     else:  # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
-        free = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
-        if free >= threads:
-            free = None
-    before, last = _SEEN
-    _SEEN[0] = free
-    if free is None:
-        use = threads if before is None or last in (0, threads) else min(last, threads)
-    else:
-        use = free if before is not None else (min(last, threads) if last else threads)
-    _SEEN[1] = use
+        allowed = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
+    seen_before, current = _SEEN
+    use = allowed if allowed == seen_before else min(current or threads, threads)
+    _SEEN[0], _SEEN[1] = allowed, use
     return use
 
 
@@ -624,15 +615,16 @@ def _implicit_sums_rows(lo, hi, indptr, indices, Y, out):
 
 def implicit_sums(indptr, indices, Y, out) -> None:
     """``out[u] = |N(u)|^-1/2 sum_{j in N(u)} Y[j]`` for every user (SVD++ implicit part), on the
-    threads `kernel_threads` set (serial row kernels: a ``prange`` loop compiled 2-3x longer, and
-    its cold-compiled and cache-loaded code gave different bits, benchmarks/RESULTS.md 11.2)."""
+    threads `kernel_threads` set (serial row kernels: a ``prange`` loop compiled 2-3x longer,
+    benchmarks/RESULTS.md 11.2)."""
     parallel_rows(_implicit_sums_rows, indptr.shape[0] - 1, indptr, indices, Y, out)
 
 
 @njit(**_OPTS)
-def _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y, acc):
-    """Items ``lo..hi-1`` of `implicit_update` (serial); ``acc``: scratch of one factor row."""
+def _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y):
+    """Items ``lo..hi-1`` of `implicit_update` (serial; `mfrec.threads.parallel_rows` runs chunks on threads)."""
     k = Y.shape[1]
+    acc = np.empty(k, dtype=Y.dtype)  # one item's summed gradient, reused across the chunk
     for j in range(lo, hi):
         start = item_indptr[j]
         end = item_indptr[j + 1]
@@ -650,18 +642,14 @@ def _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr
             Y[j, f] += step * (acc[f] - reg_y * Y[j, f])
 
 
-def _update_chunk(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y) -> None:
-    _implicit_update_rows(lo, hi, item_indptr, item_users, user_counts, G, Y, lr, reg_y,
-                          np.empty(Y.shape[1], dtype=Y.dtype))
-
-
 def implicit_update(item_indptr, item_users, user_counts, G, Y, lr, reg_y) -> None:
     """Apply the epoch's implicit-factor gradients, in parallel over items (no write conflicts):
     ``Y[j] += lr / sqrt(n_j) * (sum_{u rated j} |N(u)|^-1/2 G[u] - reg_y Y[j])``.
 
     The summed gradient of a popular item is large; the ``1/sqrt(n_j)`` step keeps the delayed
     (once per epoch) update stable where a plain ``lr`` step diverges."""
-    parallel_rows(_update_chunk, item_indptr.shape[0] - 1, item_indptr, item_users, user_counts, G, Y, lr, reg_y)
+    parallel_rows(_implicit_update_rows, item_indptr.shape[0] - 1, item_indptr, item_users, user_counts, G, Y, lr,
+                  reg_y)
 
 
 @njit(**_OPTS)

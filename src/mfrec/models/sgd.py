@@ -103,9 +103,10 @@ class _SGDTrainer(Trainer):
         self.reverse_strata = not self.reverse_strata
         self.sq_norms = np.empty(4)
         return parallel_epoch(self.run_user, self.block_items, self.block_values, self.seg_ptr, self.block_seg,
-                              seed, self.n_groups, self.user_group, self.item_group, P, Q, self.bu, self.bi, Z, G, float_param(self.mu, dt), float_param(lr, dt),
-                              float_param(lr_bias, dt), float_param(reg, dt), float_param(reg_bias, dt),
-                              use_bias, use_implicit, self.reverse_strata, self.sq_norms, self.threads)
+                              seed, self.n_groups, self.user_group, self.item_group, P, Q, self.bu, self.bi, Z, G,
+                              float_param(self.mu, dt), float_param(lr, dt), float_param(lr_bias, dt),
+                              float_param(reg, dt), float_param(reg_bias, dt), use_bias, use_implicit,
+                              self.reverse_strata, self.sq_norms, self.threads)
 
     def penalty(self) -> float:
         """From the squared norms the epoch kernel leaves (each thread sums the rows in its
