@@ -10,7 +10,8 @@ a thread slowed by another process just takes fewer blocks, and the calling thre
 for a helper that has not started (`parallel_epoch`). With one thread there is one block and
 the kernel is plain sequential SGD; with ``t > 1`` threads ``G = t`` (`grid_groups`). Within
 a block, each epoch visits the users in a fresh random order, each user's ratings in item order,
-read from arrays laid out once per fit in block order (`block_layout`).
+read from arrays laid out once per fit in block order (`block_layout`); the runs' random order
+would begin each run with cache misses, so the kernel prefetches the run `RUNS_AHEAD` ahead.
 Results are bit-identical for a seed and a thread count (``threads=1`` and ``threads=2`` differ:
 one grid has 1 block, the other 4).
 
