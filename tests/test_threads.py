@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import mfrec
-from mfrec.threads import run_in_threads
+from mfrec import threads as th
+from mfrec.threads import free_threads, kernel_threads, run_in_threads
 
 
 @pytest.mark.parametrize("threads", [1, 2, 3])
@@ -52,3 +53,70 @@ def test_blocked_batch_top_n_does_not_depend_on_threads_or_block_size(name):
         got = model.recommend_many(n=7, block_size=block)
         assert got.equals(ref), (threads, block)
     assert len(ref) == 400 * 7 and np.all(ref.groupby("user")["rank"].max() == 7)
+
+
+def test_free_threads_leaves_taken_cores(monkeypatch):
+    monkeypatch.setattr(th, "_cores", lambda: 2)
+    monkeypatch.setattr(th, "_OWN_TTL", -1.0)  # read our own threads at every call
+    monkeypatch.setattr(th, "_SEEN", [None, 0])
+    monkeypatch.setattr(th, "_own_runnable", lambda: 1)
+    monkeypatch.setattr(th, "_runnable", lambda: 1)  # only the caller
+    assert free_threads(2) == 2
+    monkeypatch.setattr(th, "_runnable", lambda: 2)  # one busy process beside it
+    assert free_threads(2) == 2  # one busy snapshot: not yet (snapshots are noisy)
+    assert free_threads(2) == 1  # seen twice in a row: capped
+    monkeypatch.setattr(th, "_runnable", lambda: 9)
+    assert free_threads(2) == 1 and free_threads(1) == 1
+    monkeypatch.setattr(th, "_runnable", lambda: 1)
+    assert free_threads(2) == 1  # one quiet snapshot: still capped (snapshots are noisy both ways)
+    assert free_threads(2) == 2  # seen twice: all threads again
+    monkeypatch.setattr(th, "_runnable", lambda: 2)
+    assert free_threads(2) == 2
+    monkeypatch.setattr(th, "_own_runnable", lambda: 2)  # our own pool finishing a loop is no load
+    monkeypatch.setattr(th, "_runnable", lambda: 2)
+    assert free_threads(2) == 2
+    monkeypatch.setattr(th, "_runnable", lambda: 0)  # cannot tell
+    assert free_threads(2) == 2
+
+
+def test_bpr_epoch_runs_on_the_free_threads_and_restores_the_count(monkeypatch):
+    import numba
+
+    from mfrec.kernels import bpr
+
+    if numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two Numba threads")
+    seen = []
+    monkeypatch.setattr(bpr, "free_threads", lambda threads: 1)
+    real = bpr._bpr_epoch
+
+    def spy(*args):
+        seen.append(numba.get_num_threads())
+        return real(*args)
+
+    monkeypatch.setattr(bpr, "_bpr_epoch", spy)
+    indptr = np.array([0, 2, 3], dtype=np.int64)
+    indices = np.array([0, 1, 2], dtype=np.int64)
+    rows = np.array([0, 0, 1], dtype=np.int64)
+    rng = np.random.default_rng(0)
+    P = rng.normal(0, 0.1, (2, 4)).astype(np.float32)
+    Q = rng.normal(0, 0.1, (4, 4)).astype(np.float32)
+    b = np.zeros(4, dtype=np.float32)
+    with kernel_threads(2):
+        loss, correct, skipped = bpr.bpr_epoch(indptr, indices, rows, P, Q, b, np.float32(0.1), np.float32(0.0),
+                                               np.uint64(3), 3, 8)
+        assert numba.get_num_threads() == 2
+    assert seen == [1]
+    assert np.isfinite(loss) and correct + skipped <= 3
+
+
+def test_own_thread_count_is_read_again_only_after_its_ttl(monkeypatch):
+    reads = []
+    monkeypatch.setattr(th, "_own_runnable", lambda: reads.append(1) or 1)
+    monkeypatch.setattr(th, "_OWN_SEEN", [-1.0, 1])
+    monkeypatch.setattr(th, "_OWN_TTL", 60.0)
+    assert [th._own_runnable_cached() for _ in range(5)] == [1] * 5
+    assert len(reads) == 1
+    monkeypatch.setattr(th, "_OWN_TTL", -1.0)
+    th._own_runnable_cached()
+    assert len(reads) == 2

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 import os
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any, Callable, Iterable, Iterator
@@ -78,7 +80,7 @@ if hasattr(os, "register_at_fork"):  # a forked child has the pools but not thei
     os.register_at_fork(after_in_child=_pools.clear)
 
 
-def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> None:
+def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> list[Any]:
     """Run the serial, GIL-releasing (``nogil=True``) Numba ``kernel(lo, hi, *args)`` over the rows
     ``0..n_rows-1`` on ``numba.get_num_threads()`` threads (set by `kernel_threads`).
 
@@ -87,19 +89,19 @@ def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_pe
     kernel's compile, benchmarks/RESULTS.md section 11.2). Rows go in ``chunks_per_thread``
     contiguous chunks per thread, taken as threads free up (a thread slowed by a busy core does
     less). The kernel must write each row's results to its own slots (no reductions across rows),
-    so the result does not depend on the thread count."""
+    so the result does not depend on the thread count (BPR's Hogwild epoch shares rows on purpose
+    and says so). Returns the chunks' return values, in row order (for sums a kernel returns per
+    chunk, such as a loss)."""
     n = numba.get_num_threads()
     if n <= 1 or n_rows < 2:
-        kernel(0, n_rows, *args)
-        return
+        return [kernel(0, n_rows, *args)]
     n_chunks = min(n_rows, n * chunks_per_thread)
     bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
     pool = _pools.get(n)
     if pool is None:
         pool = _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mfrec-rows")
     futures = [pool.submit(kernel, int(lo), int(hi), *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    for f in futures:
-        f.result()
+    return [f.result() for f in futures]
 
 
 def run_in_threads(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int) -> Iterator[Any]:
@@ -116,3 +118,72 @@ def run_in_threads(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int)
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="mfrec-blocks") as pool:
         yield from pool.map(fn, tasks)
 
+
+def _runnable() -> int:
+    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown)."""
+    try:
+        with open("/proc/loadavg", "rb") as fh:
+            return int(fh.read().split()[3].split(b"/")[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+#: (when, value) of the last `_own_runnable` reading: reading every thread's stat file costs
+#: ~40 us, 2% of a 20-epoch u1 fit when every epoch asked (benchmarks/RESULTS.md 11.3)
+_OWN_SEEN = [-1.0, 1]
+_OWN_TTL = 0.05  # seconds a reading is reused
+
+
+@functools.lru_cache(maxsize=None)
+def _cores() -> int:
+    """The machine's CPU count, read once (``os.cpu_count`` costs ~10 us, every epoch asks)."""
+    return os.cpu_count() or 1
+
+
+def _own_runnable_cached() -> int:
+    """`_own_runnable`, read again at most every ``_OWN_TTL`` seconds."""
+    now = time.monotonic()
+    if now - _OWN_SEEN[0] > _OWN_TTL:
+        _OWN_SEEN[0], _OWN_SEEN[1] = now, _own_runnable()
+    return int(_OWN_SEEN[1])
+
+
+def _own_runnable() -> int:
+    """This process's threads running or ready to run now (at least 1: the caller)."""
+    own = 0
+    try:
+        for tid in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
+                own += fh.read().rsplit(b")", 1)[1].split()[0] == b"R"
+    except (OSError, IndexError):
+        pass
+    return max(own, 1)
+
+
+#: what the last `free_threads` call saw (the thread count the snapshot allowed) and the count it
+#: returned (0: none yet). A snapshot of the runnable count is noisy both ways: capping on one busy
+#: snapshot cost 20% of quiet 2-thread speed, and lifting the cap on one quiet snapshot of a busy
+#: machine ran an epoch on a taken core now and then (benchmarks/RESULTS.md 11.3)
+_SEEN: list = [None, 0]
+
+
+def free_threads(threads: int) -> int:
+    """Threads for the next parallel step (an SGD or BPR epoch): ``threads``, but no more than the cores not taken by other
+    processes (and at least one). The count changes only when two calls in a row agree: it is
+    capped once two snapshots saw the cores taken, and lifted once two saw room for all. An
+    extra thread on a taken core only slows the epoch down: whenever the OS parks it while it
+    holds a block, the others run out of work and wait for it (the same rule as GNU
+    OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the load average). The result
+    does not depend on the count."""
+    if threads <= 1:
+        return 1
+    cores = _cores()
+    runnable = _runnable()
+    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
+        allowed = threads
+    else:  # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
+        allowed = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
+    seen_before, current = _SEEN
+    use = allowed if allowed == seen_before else min(current or threads, threads)
+    _SEEN[0], _SEEN[1] = allowed, use
+    return use

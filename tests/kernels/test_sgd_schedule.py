@@ -9,7 +9,7 @@ import scipy.sparse as sp
 
 import mfrec
 from mfrec.kernels import sgd
-from mfrec.kernels.sgd import (claim_block, epoch_strata, epoch_threads, finish_block, grid_groups, new_board,
+from mfrec.kernels.sgd import (claim_block, epoch_strata, finish_block, grid_groups, new_board,
                                parallel_epoch)
 
 
@@ -94,42 +94,6 @@ def test_grid_groups():
     assert grid_groups(8, 5, 1000) == 5  # never more groups than users or items
 
 
-def test_epoch_threads_leaves_taken_cores(monkeypatch):
-    monkeypatch.setattr(sgd, "_cores", lambda: 2)
-    monkeypatch.setattr(sgd, "_OWN_TTL", -1.0)  # read our own threads at every call
-    monkeypatch.setattr(sgd, "_SEEN", [None, 0])
-    monkeypatch.setattr(sgd, "_own_runnable", lambda: 1)
-    monkeypatch.setattr(sgd, "_runnable", lambda: 1)  # only the caller
-    assert epoch_threads(2) == 2
-    monkeypatch.setattr(sgd, "_runnable", lambda: 2)  # one busy process beside it
-    assert epoch_threads(2) == 2  # one busy snapshot: not yet (snapshots are noisy)
-    assert epoch_threads(2) == 1  # seen twice in a row: capped
-    monkeypatch.setattr(sgd, "_runnable", lambda: 9)
-    assert epoch_threads(2) == 1 and epoch_threads(1) == 1
-    monkeypatch.setattr(sgd, "_runnable", lambda: 1)
-    assert epoch_threads(2) == 1  # one quiet snapshot: still capped (snapshots are noisy both ways)
-    assert epoch_threads(2) == 2  # seen twice: all threads again
-    monkeypatch.setattr(sgd, "_runnable", lambda: 2)
-    assert epoch_threads(2) == 2
-    monkeypatch.setattr(sgd, "_own_runnable", lambda: 2)  # our own pool finishing a loop is no load
-    monkeypatch.setattr(sgd, "_runnable", lambda: 2)
-    assert epoch_threads(2) == 2
-    monkeypatch.setattr(sgd, "_runnable", lambda: 0)  # cannot tell
-    assert epoch_threads(2) == 2
-
-
-def test_own_thread_count_is_read_again_only_after_its_ttl(monkeypatch):
-    reads = []
-    monkeypatch.setattr(sgd, "_own_runnable", lambda: reads.append(1) or 1)
-    monkeypatch.setattr(sgd, "_OWN_SEEN", [-1.0, 1])
-    monkeypatch.setattr(sgd, "_OWN_TTL", 60.0)
-    assert [sgd._own_runnable_cached() for _ in range(5)] == [1] * 5
-    assert len(reads) == 1
-    monkeypatch.setattr(sgd, "_OWN_TTL", -1.0)
-    sgd._own_runnable_cached()
-    assert len(reads) == 2
-
-
 def _grid_problem(g: int, seed: int = 0, n_users: int = 40, n_items: int = 30, n: int = 600, k: int = 8):
     rng = np.random.default_rng(seed)
     pairs = rng.choice(n_users * n_items, n, replace=False)
@@ -149,7 +113,7 @@ def _grid_problem(g: int, seed: int = 0, n_users: int = 40, n_items: int = 30, n
 @pytest.mark.parametrize("reverse", [False, True])
 def test_parallel_epoch_equals_the_single_thread_epoch_bit_for_bit(monkeypatch, reverse):
     """Whatever the thread count, the epoch is the sequential pass over the strata."""
-    monkeypatch.setattr(sgd, "epoch_threads", lambda threads: threads)  # the machine's load aside
+    monkeypatch.setattr(sgd, "free_threads", lambda threads: threads)  # the machine's load aside
     g = 6
     run_user, items, values, seg, block_seg, ug, ig, P0, Q0 = _grid_problem(g)
     f = np.float32
@@ -178,7 +142,7 @@ def test_two_thread_fit_does_not_depend_on_the_load(monkeypatch):
     train = mfrec.synthetic(300, 200, 6000, seed=3)
     fits = []
     for workers in (1, 2):
-        monkeypatch.setattr(sgd, "epoch_threads", lambda threads, w=workers: min(threads, w))
+        monkeypatch.setattr(sgd, "free_threads", lambda threads, w=workers: min(threads, w))
         fits.append(mfrec.BiasedMF(factors=8, epochs=3, seed=4, threads=2).fit(train))
     np.testing.assert_array_equal(fits[0].user_factors_, fits[1].user_factors_)
     np.testing.assert_array_equal(fits[0].item_factors_, fits[1].item_factors_)

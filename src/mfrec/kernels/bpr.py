@@ -8,10 +8,12 @@ implicit and LightFM), so results agree only statistically.
 
 from __future__ import annotations
 
+import numba
 import numpy as np
 from numba import njit, prange
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
+from mfrec.threads import free_threads
 
 
 @njit(cache=True, inline="always")
@@ -39,7 +41,7 @@ def _has_item(indices, start, end, j):
 
 
 @njit(parallel=True, **_OPTS)
-def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
+def _bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
     """``n_samples`` SGD steps on ``-log sigmoid(x_u.(q_i - q_j) + b_i - b_j)`` + L2.
 
     ``rows[s]`` is the user of positive ``s`` (CSR ``indptr``/``indices`` by user, sorted
@@ -101,3 +103,20 @@ def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries):
         b[i] = keep * b[i] + zl
         b[j] = keep * b[j] - zl
     return loss, correct, skipped
+
+
+def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries) -> tuple[float, int, int]:
+    """One epoch (`_bpr_epoch`'s arguments and results) on the threads `kernel_threads` set, but no
+    more than the cores other processes leave free (`mfrec.threads.free_threads`): the ``prange``
+    loop waits at its end for its slowest thread, and a thread on a taken core is slow. (Serial
+    chunks on a thread pool, which SGD and ALS use, were ~25% slower here: 3.8-4.8 against
+    3.0-3.5 ms per ml-100k epoch on two threads, benchmarks/RESULTS.md 11.4.)"""
+    threads = numba.get_num_threads()
+    use = free_threads(threads)
+    if use == threads:
+        return _bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries)
+    numba.set_num_threads(use)
+    try:
+        return _bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries)
+    finally:
+        numba.set_num_threads(threads)

@@ -24,11 +24,9 @@ than unpadded 400-byte rows, of which three in four straddle cache lines.
 
 from __future__ import annotations
 
-import functools
 import os
 import queue
 import threading
-import time
 from typing import Callable
 
 import numpy as np
@@ -39,7 +37,7 @@ from numba.extending import intrinsic
 
 from mfrec.kernels.compile import compile_with_llvm_options
 from mfrec.kernels.random import splitmix
-from mfrec.threads import parallel_rows
+from mfrec.threads import free_threads, parallel_rows
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS
 # one vector per loop iteration over a factor row (see mfrec.kernels.compile): set for the SGD
@@ -532,81 +530,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_HELPERS.reset)
 
 
-def _runnable() -> int:
-    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown)."""
-    try:
-        with open("/proc/loadavg", "rb") as fh:
-            return int(fh.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return 0
-
-
-#: (when, value) of the last `_own_runnable` reading: reading every thread's stat file costs
-#: ~40 us, 2% of a 20-epoch u1 fit when every epoch asked (benchmarks/RESULTS.md 11.3)
-_OWN_SEEN = [-1.0, 1]
-_OWN_TTL = 0.05  # seconds a reading is reused
-
-
-@functools.lru_cache(maxsize=None)
-def _cores() -> int:
-    """The machine's CPU count, read once (``os.cpu_count`` costs ~10 us, every epoch asks)."""
-    return os.cpu_count() or 1
-
-
-def _own_runnable_cached() -> int:
-    """`_own_runnable`, read again at most every ``_OWN_TTL`` seconds."""
-    now = time.monotonic()
-    if now - _OWN_SEEN[0] > _OWN_TTL:
-        _OWN_SEEN[0], _OWN_SEEN[1] = now, _own_runnable()
-    return int(_OWN_SEEN[1])
-
-
-def _own_runnable() -> int:
-    """This process's threads running or ready to run now (at least 1: the caller)."""
-    own = 0
-    try:
-        for tid in os.listdir("/proc/self/task"):
-            with open(f"/proc/self/task/{tid}/stat", "rb") as fh:
-                own += fh.read().rsplit(b")", 1)[1].split()[0] == b"R"
-    except (OSError, IndexError):
-        pass
-    return max(own, 1)
-
-
-#: what the last `epoch_threads` call saw (the thread count the snapshot allowed) and the count it
-#: returned (0: none yet). A snapshot of the runnable count is noisy both ways: capping on one busy
-#: snapshot cost 20% of quiet 2-thread speed, and lifting the cap on one quiet snapshot of a busy
-#: machine ran an epoch on a taken core now and then (benchmarks/RESULTS.md 11.3)
-_SEEN: list = [None, 0]
-
-
-def epoch_threads(threads: int) -> int:
-    """Threads for the next epoch: ``threads``, but no more than the cores not taken by other
-    processes (and at least one). The count changes only when two calls in a row agree: it is
-    capped once two snapshots saw the cores taken, and lifted once two saw room for all. An
-    extra thread on a taken core only slows the epoch down: whenever the OS parks it while it
-    holds a block, the others run out of ready blocks and wait for it (the same rule as GNU
-    OpenMP's ``OMP_DYNAMIC``, on the runnable count instead of the load average). The result
-    does not depend on the count."""
-    if threads <= 1:
-        return 1
-    cores = _cores()
-    runnable = _runnable()
-    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
-        allowed = threads
-    else:  # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
-        allowed = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
-    seen_before, current = _SEEN
-    use = allowed if allowed == seen_before else min(current or threads, threads)
-    _SEEN[0], _SEEN[1] = allowed, use
-    return use
-
-
 def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, user_group, item_group, P, Q,
                    bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, reverse, norms,
                    n_workers: int = 1) -> float:
     """One stratified epoch of per-rating SGD on ``mu + bu + bi + (P[u] + Z[u]) . Q[i]``, on up to
-    ``n_workers`` threads (`epoch_threads`).
+    ``n_workers`` threads (`mfrec.threads.free_threads`).
 
     ``run_user``, ``items``, ``values``, ``seg_ptr`` and ``block_seg`` come from `block_layout`
     for the groups ``user_group`` / ``item_group`` (``0..n_groups-1`` per row); each block visits
@@ -625,7 +553,7 @@ def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, 
     the strata, whatever ``n_workers`` and the timing; one-block (``threads=1``) and capped epochs
     run the same `epoch_worker` on the calling thread, so a fit compiles one epoch kernel."""
     g = int(n_groups)
-    workers = min(epoch_threads(int(n_workers)), g)
+    workers = min(free_threads(int(n_workers)), g)
     board = new_board(g)  # a fresh board per epoch: a late helper sees its own epoch finished
     block_sse = np.zeros(g * g, dtype=np.float64)
     sq = np.zeros((g, 4), dtype=np.float64)
