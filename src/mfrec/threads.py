@@ -80,7 +80,7 @@ if hasattr(os, "register_at_fork"):  # a forked child has the pools but not thei
     os.register_at_fork(after_in_child=_pools.clear)
 
 
-def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> list[Any]:
+def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_per_thread: int = 4) -> None:
     """Run the serial, GIL-releasing (``nogil=True``) Numba ``kernel(lo, hi, *args)`` over the rows
     ``0..n_rows-1`` on ``numba.get_num_threads()`` threads (set by `kernel_threads`).
 
@@ -89,19 +89,19 @@ def parallel_rows(kernel: Callable[..., Any], n_rows: int, *args: Any, chunks_pe
     kernel's compile, benchmarks/RESULTS.md section 11.2). Rows go in ``chunks_per_thread``
     contiguous chunks per thread, taken as threads free up (a thread slowed by a busy core does
     less). The kernel must write each row's results to its own slots (no reductions across rows),
-    so the result does not depend on the thread count (BPR's Hogwild epoch shares rows on purpose
-    and says so). Returns the chunks' return values, in row order (for sums a kernel returns per
-    chunk, such as a loss)."""
+    so the result does not depend on the thread count."""
     n = numba.get_num_threads()
     if n <= 1 or n_rows < 2:
-        return [kernel(0, n_rows, *args)]
+        kernel(0, n_rows, *args)
+        return
     n_chunks = min(n_rows, n * chunks_per_thread)
     bounds = np.linspace(0, n_rows, n_chunks + 1).astype(np.int64)
     pool = _pools.get(n)
     if pool is None:
         pool = _pools[n] = ThreadPoolExecutor(max_workers=n, thread_name_prefix="mfrec-rows")
     futures = [pool.submit(kernel, int(lo), int(hi), *args) for lo, hi in zip(bounds[:-1], bounds[1:]) if hi > lo]
-    return [f.result() for f in futures]
+    for f in futures:
+        f.result()
 
 
 def run_in_threads(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int) -> Iterator[Any]:
