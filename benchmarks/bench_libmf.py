@@ -6,6 +6,8 @@
     ... --suite busy              # ml-100k u1 BiasedMF k=100, 20 epochs, threads 1/2, with and without
                                   # one busy-loop process beside the fit
     ... --baseline REV            # also run mfrec at git revision REV (e.g. the kernel before a change)
+    ... --suite busy --busy-data synthetic3m   # the busy suite on synthetic 3M ratings (60k users x
+                                  # 12k items, larger than the cache), BiasedMF k=64, 5 epochs
 
 LibMF is the `libmf` package (cjlin1/libmf's C++ source, compiled at install) in the peers'
 virtualenv (`--libmf-python`, default /work/benchenv/bin/python), e.g.
@@ -42,6 +44,9 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 SYNTH = dict(n_users=100_000, n_items=20_000, n_ratings=10_000_000, factors=10, seed=0)
+BUSY_SYNTH = dict(n_users=60_000, n_items=12_000, n_ratings=3_000_000, seed=0)
+#: the busy suite's data sets: (factors, epochs) of its BiasedMF fits
+BUSY_FITS = {"u1": (100, 20), "synthetic3m": (64, 5)}
 BUSY_SECONDS = 600.0  # upper bound on a busy loop's life (it is stopped after its fits)
 
 
@@ -60,6 +65,10 @@ def _mfrec_worker(data_dir: Path) -> None:
                 d = np.load(data_dir / "synthetic.npz")
                 ratings = mfrec.Ratings.from_arrays(d["users"], d["items"], d["values"], rating_scale=(1.0, 5.0))
                 test_mask = d["test"]
+                cache[name] = (ratings.subset(~test_mask), ratings.subset(test_mask))
+            elif name == "synthetic3m":
+                ratings = mfrec.synthetic(**BUSY_SYNTH)
+                test_mask = np.random.default_rng(0).random(len(ratings)) < 0.1
                 cache[name] = (ratings.subset(~test_mask), ratings.subset(test_mask))
             else:  # ml-100k u1
                 cache[name] = mfrec.load_dataset("ml-100k").official_split("u1")
@@ -184,6 +193,7 @@ def main(argv=None) -> None:
                                              '"lambda_p2": 0.1, "lambda_q2": 0.1, "eta": 0.1}',
                    help="LibMF options (JSON; default: LibMF's own command-line defaults)")
     p.add_argument("--ks", default="64,128")
+    p.add_argument("--busy-data", choices=sorted(BUSY_FITS), default="u1", help="busy suite: the data")
     p.add_argument("--out", default=str(HERE / "results" / "libmf.jsonl"))
     p.add_argument("--worker", choices=["mfrec", "libmf"], help=argparse.SUPPRESS)
     p.add_argument("--data-dir", help=argparse.SUPPRESS)
@@ -249,13 +259,15 @@ def main(argv=None) -> None:
                                     continue
                                 loop = _busy_loop() if busy else None
                                 try:
-                                    fits = [w.fit(data="u1", k=100, threads=threads, epochs=20)
+                                    k, epochs = BUSY_FITS[args.busy_data]
+                                    fits = [w.fit(data=args.busy_data, k=k, threads=threads, epochs=epochs)
                                             for _ in range(args.fits)]
                                 finally:
                                     if loop is not None:
                                         loop.kill()
                                         loop.wait()
-                                row = dict(suite="busy", side=name, busy_processes=int(busy), threads=threads,
+                                row = dict(suite="busy", side=name, data=args.busy_data, busy_processes=int(busy),
+                                           threads=threads,
                                            round=rnd, fit_seconds=[f["fit_seconds"] for f in fits],
                                            median_seconds=_median([f["fit_seconds"] for f in fits]),
                                            rmse=fits[-1]["rmse"])
@@ -286,7 +298,7 @@ def _summary(rows: list[dict]) -> None:
                 print(f"| {k} | {t} | {s} | {ups / 1e6:.1f}M | {ratio} | {hist_s} | {rs[-1]['rmse']:.4f} |")
     busy = [r for r in rows if r["suite"] == "busy"]
     if busy:
-        print("| side | busy processes | threads | fit s (median of all fits) | 2 / 1 threads | RMSE u1 |")
+        print("| side | busy processes | threads | fit s (median of all fits) | 2 / 1 threads | RMSE (held out) |")
         print("|---|---:|---:|---:|---:|---:|")
         for s in dict.fromkeys(r["side"] for r in busy):
             for b in (0, 1):
