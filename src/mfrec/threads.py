@@ -168,8 +168,8 @@ _SEEN: list = [None, 0]
 
 
 def free_threads(threads: int) -> int:
-    """Threads for the next parallel step (an SGD or BPR epoch): ``threads``, but no more than the cores not taken by other
-    processes (and at least one). The count changes only when two calls in a row agree: it is
+    """Threads for the next parallel step (an SGD or BPR epoch): ``threads``, but no more than the
+    cores not taken by other processes (and at least one). The count changes only when two calls in a row agree: it is
     capped once two snapshots saw the cores taken, and lifted once two saw room for all. An
     extra thread on a taken core only slows the epoch down: whenever the OS parks it while it
     holds a block, the others run out of work and wait for it (the same rule as GNU

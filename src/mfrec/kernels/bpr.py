@@ -112,10 +112,7 @@ def bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries) -
     chunks on a thread pool, which SGD and ALS use, were ~25% slower here: 3.8-4.8 against
     3.0-3.5 ms per ml-100k epoch on two threads, benchmarks/RESULTS.md 11.4.)"""
     threads = numba.get_num_threads()
-    use = free_threads(threads)
-    if use == threads:
-        return _bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries)
-    numba.set_num_threads(use)
+    numba.set_num_threads(free_threads(threads))
     try:
         return _bpr_epoch(indptr, indices, rows, P, Q, b, lr, reg, seed, n_samples, tries)
     finally:
