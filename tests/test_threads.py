@@ -51,7 +51,10 @@ def test_blocked_batch_top_n_does_not_depend_on_threads_or_block_size(name):
     for threads, block in ((2, None), (2, 13), (1, 13), (1, None)):
         model.threads = threads
         got = model.recommend_many(n=7, block_size=block)
-        assert got.equals(ref), (threads, block)
+        # the same lists; scores to float tolerance (BLAS picks kernels by block shape and thread
+        # count, so the last bits of a score may differ between code paths on some CPUs)
+        assert got[["user", "item", "rank"]].equals(ref[["user", "item", "rank"]]), (threads, block)
+        np.testing.assert_allclose(got["score"], ref["score"], rtol=1e-5, atol=1e-6, err_msg=str((threads, block)))
     assert len(ref) == 400 * 7 and np.all(ref.groupby("user")["rank"].max() == 7)
 
 

@@ -151,15 +151,18 @@ def shuffle_user_runs(base, seg_ptr, block_seg, seed, out):
 
 
 def _emit_prefetch(context, builder, ptr, nbytes, write):
-    """LLVM IR: one ``llvm.prefetch`` per 64-byte line of the ``nbytes`` bytes from ``ptr``
-    (locality 3, data cache; ``write``: write intent)."""
+    """LLVM IR: one ``llvm.prefetch`` per 64-byte line that the ``nbytes`` bytes from ``ptr`` touch
+    (locality 3, data cache; ``write``: write intent), counted from ``ptr``'s line: a span that
+    starts inside a line can end in one line more than ``ceil(nbytes / 64)``."""
     i8p = ir.IntType(8).as_pointer()
     i32 = ir.IntType(32)
     fn = cgutils.get_or_insert_function(builder.module, ir.FunctionType(ir.VoidType(), [i8p, i32, i32, i32]),
                                         "llvm.prefetch.p0i8")
     base = builder.bitcast(ptr, i8p)
     line = context.get_constant(types.intp, 64)
-    n_lines = builder.udiv(builder.add(nbytes, context.get_constant(types.intp, 63)), line)
+    offset = builder.and_(builder.ptrtoint(base, context.get_value_type(types.intp)), context.get_constant(types.intp, 63))
+    n_lines = builder.udiv(builder.add(builder.add(nbytes, offset), context.get_constant(types.intp, 63)), line)
+    base = builder.gep(base, [builder.neg(offset)])
     with cgutils.for_range(builder, n_lines) as loop:
         builder.call(fn, [builder.gep(base, [builder.mul(loop.index, line)]), i32(int(write)), i32(3), i32(1)])
 
@@ -430,6 +433,14 @@ def _prefetch_run(s, run_user, items, values, seg_ptr, P, Z, G, use_implicit):
         _prefetch_row(G, u)
 
 
+@njit(cache=True, inline="always")
+def _prefetch_index(s, run_user, seg_ptr):
+    """Prefetch run ``s``'s entries of ``seg_ptr`` and ``run_user``, which `_prefetch_run` reads
+    `RUNS_AHEAD` runs later: a demand load that misses there stalls the core."""
+    _prefetch_span(seg_ptr, s, s + 2)
+    _prefetch_span(run_user, s, s + 1)
+
+
 @njit(**_OPTS)
 def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, block_seg, seed, n_groups,
                  user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
@@ -463,13 +474,18 @@ def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, 
             perm = _run_permutation(s0, s1, seed, b)
             for q in range(min(RUNS_AHEAD, s1 - s0)):
                 _prefetch_run(perm[q], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
+            for q in range(min(2 * RUNS_AHEAD, s1 - s0)):
+                _prefetch_index(perm[q], run_user, seg_ptr)
             for q in range(s1 - s0):
                 s = perm[q]
+                if q + 2 * RUNS_AHEAD < s1 - s0:
+                    _prefetch_index(perm[q + 2 * RUNS_AHEAD], run_user, seg_ptr)
                 if q + RUNS_AHEAD < s1 - s0:
                     _prefetch_run(perm[q + RUNS_AHEAD], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
-                if q + 1 < s1 - s0:  # the next run's first item row, while this run works
+                if q + 1 < s1 - s0:  # the next run's first item rows, while this run works
                     nxt = perm[q + 1]
-                    _prefetch_row(Q, items[seg_ptr[nxt]])
+                    for t in range(seg_ptr[nxt], min(seg_ptr[nxt] + PREFETCH_AHEAD, seg_ptr[nxt + 1])):
+                        _prefetch_row(Q, items[t])
                 acc += _sgd_run(run_user[s], items, values, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
                                 mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
         block_sse[b] = acc
