@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from mfrec.kernels.als import cg_solve, chol_solve
+from mfrec.kernels.als import cg_solve, chol_solve, residual_sse
 
 from mfrec.kernels.compile import KERNEL_OPTIONS as _OPTS, specializations
 from mfrec.threads import parallel_rows
@@ -37,7 +37,7 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
     start = indptr[row]
     n = indptr[row + 1] - start
     k = Y.shape[1]
-    X = np.zeros((n + n_obs, k + 1))
+    X = np.empty((n + n_obs, k + 1), dtype=np.float64)  # every entry is written below
     t = np.empty(n + n_obs)
     for p in range(n):
         j = indices[start + p]
@@ -50,8 +50,7 @@ def _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_
     if n_obs > 0:
         for c in range(V.shape[1]):
             if M[row, c]:
-                if off == 1:
-                    X[q, 0] = sqrt_a * C[c, 0]
+                X[q, 0] = sqrt_a * C[c, 0] if off == 1 else 0.0
                 for f in range(k):
                     X[q, 1 + f] = sqrt_a * C[c, off + f]
                 t[q] = sqrt_a * (V[row, c] - means[c])
@@ -82,7 +81,9 @@ def _make_cmf_half_step(use_cg: bool):
                 continue
             X, t = _design(indptr, indices, data, row, Y, other_bias, mu, V, M, means, C, sqrt_a, np.int64(n_obs))
             bias_free = n > 0 or (n_obs > 0 and C.shape[1] > k)  # else the bias column is all zero
-            lam_vec = np.full(k + 1, lam)
+            lam_vec = np.empty(k + 1)
+            for f in range(k + 1):
+                lam_vec[f] = lam
             lam_vec[0] = lam_bias if bias_free else 1.0
             if use_cg:
                 w = np.empty(k + 1)
@@ -98,15 +99,8 @@ def _make_cmf_half_step(use_cg: bool):
             bias_out[row] = w[0]
             for f in range(k):
                 X_out[row, f] = w[1 + f]
-            resid = t - X @ w
-            acc = 0.0
-            for q in range(n):
-                acc += resid[q] * resid[q]
-            sse_r[row] = acc
-            acc = 0.0
-            for q in range(n, n + n_obs):
-                acc += resid[q] * resid[q]
-            sse_a[row] = acc
+            sse_r[row] = residual_sse(X, t, w, np.int64(0), n)
+            sse_a[row] = residual_sse(X, t, w, n, n + n_obs)
 
     return cmf_half_step_kernel
 

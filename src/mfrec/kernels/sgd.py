@@ -46,10 +46,23 @@ _ONE_VECTOR_PER_ITERATION = (["-force-vector-interleave=1"], ["-force-vector-int
 
 
 @njit(**_OPTS)
+def _run_pass(indptr, indices, data, item_group, n_groups, pos, items_out, values_out, scatter):
+    """One pass over the CSR ratings by ``(user, item group)`` pair ``u * n_groups + c``: counts
+    each pair's ratings into ``pos`` (zeros), or, with ``scatter``, writes each rating to
+    ``items_out`` / ``values_out`` at its pair's next position ``pos[pair]`` (the run starts)."""
+    for u in range(indptr.shape[0] - 1):
+        for p in range(indptr[u], indptr[u + 1]):
+            key = u * n_groups + item_group[indices[p]]
+            q = pos[key]
+            if scatter:
+                items_out[q] = indices[p]
+                values_out[q] = data[p]
+            pos[key] = q + 1
+
+
 def block_layout(indptr, indices, data, user_group, item_group, n_groups):
     """The ratings laid out for the epochs, from the users x items CSR matrix (``indptr``,
-    ``indices`` = items ascending within a user, ``data`` = values: `Ratings.by_user`), by one
-    serial counting sort (O(n), stable).
+    ``indices`` = items ascending within a user, ``data`` = values: `Ratings.by_user`).
 
     The ratings are ordered by block ``user_group[u] * n_groups + item_group[i]`` of the
     ``n_groups x n_groups`` grid, within a block by user, within a user by item: each user's
@@ -58,64 +71,46 @@ def block_layout(indptr, indices, data, user_group, item_group, n_groups):
     streams each run from consecutive memory, as LibMF streams its blocks' nodes, instead of
     gathering them through an index: at 10M ratings the gathers missed the cache on nearly every
     rating, benchmarks/RESULTS.md 11.3), ``seg_ptr`` (the runs' starts, plus the end) and
-    ``block_seg`` (each block's first run, plus the end). One serial kernel: a ``parallel=True``
-    bucketing compiled ~1.5 s longer on a cold cache than it saved per fit. The CSR matrix is
-    cached by the training data, so refits (tuning, cross-validation) only redo this pass."""
-    n_users = indptr.shape[0] - 1
+    ``block_seg`` (each block's first run, plus the end).
+
+    A counting sort, O(n): one small kernel (`_run_pass`) counts the ratings of each (user, item
+    group) pair, NumPy orders the pairs by block, and the kernel scatters the ratings to their
+    runs (a single kernel that allocated and did everything took ~1.7 s of a cold first fit to
+    compile). One block (``threads=1``) is the CSR matrix itself. The CSR matrix is cached by
+    the training data, so refits (tuning, cross-validation) only redo this pass."""
+    g = int(n_groups)
     n = indices.shape[0]
-    g = n_groups
-    # each user's ratings of item group c form its run in block (group(u), c)
-    counts = np.zeros((n_users, g), dtype=np.int64)
-    for u in range(n_users):
-        for p in range(indptr[u], indptr[u + 1]):
-            counts[u, item_group[indices[p]]] += 1
-    n_blocks = g * g
-    block_ptr = np.zeros(n_blocks + 1, dtype=np.int64)
-    block_seg = np.zeros(n_blocks + 1, dtype=np.int64)
-    for u in range(n_users):
-        for c in range(g):
-            if counts[u, c] > 0:
-                b = user_group[u] * g + c
-                block_ptr[b + 1] += counts[u, c]
-                block_seg[b + 1] += 1
-    for b in range(n_blocks):
-        block_ptr[b + 1] += block_ptr[b]
-        block_seg[b + 1] += block_seg[b]
-    n_runs = block_seg[n_blocks]
-    seg_ptr = np.empty(n_runs + 1, dtype=np.int64)
-    run_user = np.empty(n_runs, dtype=np.int32)
-    seg_fill = block_seg[:-1].copy()
-    pos = block_ptr[:-1].copy()
-    for u in range(n_users):  # counts[u, c] becomes the next free slot of u's run in block (group(u), c)
-        for c in range(g):
-            m = counts[u, c]
-            if m > 0:
-                b = user_group[u] * g + c
-                r = seg_fill[b]
-                seg_ptr[r] = pos[b]
-                run_user[r] = u
-                seg_fill[b] = r + 1
-                counts[u, c] = pos[b]
-                pos[b] += m
-    seg_ptr[n_runs] = n
-    block_items = np.empty(n, dtype=indices.dtype)
-    block_values = np.empty(n, dtype=data.dtype)
-    for u in range(n_users):
-        for p in range(indptr[u], indptr[u + 1]):
-            c = item_group[indices[p]]
-            q = counts[u, c]
-            block_items[q] = indices[p]
-            block_values[q] = data[p]
-            counts[u, c] = q + 1
-    return run_user, block_items, block_values, seg_ptr, block_seg
+    if g == 1:
+        users = np.flatnonzero(np.diff(indptr)).astype(np.int32)
+        seg_ptr = np.append(indptr[users], n).astype(np.int64)
+        return users, np.ascontiguousarray(indices), np.ascontiguousarray(data), seg_ptr, np.array([0, len(users)])
+    n_users = indptr.shape[0] - 1
+    item_group = np.ascontiguousarray(item_group, dtype=np.int64)
+    pos = np.zeros(n_users * g, dtype=np.int64)
+    items_out = np.empty_like(indices)
+    values_out = np.empty_like(data)
+    _run_pass(indptr, indices, data, item_group, g, pos, items_out, values_out, False)
+    pairs = np.flatnonzero(pos)  # the runs: (user, item group) pairs with ratings, by user
+    run_user, run_col = np.divmod(pairs, g)
+    run_block = np.asarray(user_group, dtype=np.int64)[run_user] * g + run_col
+    by_block = np.argsort(run_block, kind="stable")  # by block, then user
+    pairs = pairs[by_block]
+    seg_ptr = np.zeros(len(pairs) + 1, dtype=np.int64)
+    np.cumsum(pos[pairs], out=seg_ptr[1:])
+    block_seg = np.searchsorted(run_block[by_block], np.arange(g * g + 1), side="left").astype(np.int64)
+    pos[pairs] = seg_ptr[:-1]
+    _run_pass(indptr, indices, data, item_group, g, pos, items_out, values_out, True)
+    return run_user[by_block].astype(np.int32), items_out, values_out, seg_ptr, block_seg
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _run_permutation(s0, s1, seed, block):
     """The runs ``s0..s1-1`` of ``block`` in this epoch's random order (splitmix64 keyed by the
     epoch seed and the block: independent of the thread count)."""
     state = np.uint64(seed) ^ (np.uint64(block + 1) * np.uint64(0x9E3779B97F4A7C15))
-    perm = np.arange(s0, s1)
+    perm = np.empty(s1 - s0, dtype=np.int64)
+    for t in range(s1 - s0):
+        perm[t] = s0 + t
     for t in range(s1 - s0 - 1, 0, -1):
         state, x = splitmix(state)
         j = np.int64(x % np.uint64(t + 1))
@@ -216,7 +211,7 @@ PREFETCH_AHEAD = 4
 RUNS_AHEAD = 8
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def _sgd_run(u, items, values, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit):
     """Sequential SGD over user ``u``'s ratings ``items[lo:hi]``, ``values[lo:hi]`` (one run,
     stored contiguously: `block_layout`); returns the sum of squared errors before updates.
@@ -294,7 +289,7 @@ def _sgd_run(u, items, values, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg,
 _sgd_run = compile_with_llvm_options(_sgd_run, *_ONE_VECTOR_PER_ITERATION)
 
 
-@njit(**_OPTS)
+@njit(inline="always", **_OPTS)
 def _group_sq_norms(X, b, group, g):
     """Sums of squares of the rows of ``X`` and entries of ``b`` whose ``group`` is ``g``."""
     k = X.shape[1]
@@ -364,13 +359,13 @@ def _yield_cpu(typingctx):
     return sig, codegen
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _lock(board):
     while _compare_and_swap(board, _LOCK, 0, 1) != 0:
         _yield_cpu()
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def _unlock(board):
     _store_release(board, _LOCK, 0)
 
@@ -381,7 +376,7 @@ def new_board(n_groups: int) -> np.ndarray:
     return np.zeros(_HEAD + 3 * int(n_groups), dtype=np.int64)
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def claim_block(board, strata, n_groups, first):
     """Claim a block that is ready: the user group (row) ``r`` whose next step ``j`` is not
     running, and whose item group (column) ``c = (r + strata[j]) mod n_groups`` has finished
@@ -410,7 +405,7 @@ def claim_block(board, strata, n_groups, first):
     return -1, 0
 
 
-@njit(cache=True)
+@njit(cache=True, inline="always")
 def finish_block(board, strata, n_groups, r, j):
     """Mark block ``(r, step j)`` done (call with the lock held)."""
     g = n_groups
