@@ -164,7 +164,12 @@ def test_a_fit_compiles_one_specialization_per_kernel_and_only_its_solver(name, 
     assert res["second"] == res["first"], "the second fit compiled new specializations"
     used = {k: v for k, v in res["first"].items() if v}
     assert used and all(v == 1 for v in used.values()), used
-    assert not any(k.endswith("[False]") for k in used)  # cg is the default: the exact variant stays uncompiled
+    # cg is the default: the exact variant of a half step stays uncompiled
+    assert not any(k.endswith("_HALF_STEP[False]") for k in used), used
+    # the SGD epoch compiles the implicit-factor (SVD++) code only for SVD++
+    epoch = {k for k in used if "_EPOCH_WORKER" in k}
+    assert epoch == ({"mfrec.kernels.sgd._EPOCH_WORKER[True]"} if name == "SVDpp" else
+                     {"mfrec.kernels.sgd._EPOCH_WORKER[False]"} if name == "BiasedMF" else set()), used
     assert "mfrec.kernels.als._implicit_exact_row" not in used
 
 

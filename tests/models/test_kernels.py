@@ -19,7 +19,7 @@ from mfrec.kernels.sgd import (
     implicit_sums,
     implicit_update,
     minibatch_epoch,
-    epoch_worker,
+    _EPOCH_WORKER,
     parallel_epoch,
     shuffle_user_runs,
 )
@@ -671,7 +671,7 @@ def test_llvm_options_are_set_only_while_a_wrapped_kernel_compiles(monkeypatch):
 
 
 def test_sgd_kernels_compile_with_one_vector_per_iteration():
-    for kernel in (_sgd_run, epoch_worker):
+    for kernel in (_sgd_run, *_EPOCH_WORKER.values()):
         assert kernel._compile_for_args.__name__ == "compile_scoped"
 
 

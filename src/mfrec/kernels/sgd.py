@@ -35,7 +35,7 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
-from mfrec.kernels.compile import compile_with_llvm_options
+from mfrec.kernels.compile import compile_with_llvm_options, specializations
 from mfrec.kernels.random import splitmix
 from mfrec.threads import free_threads, parallel_rows
 
@@ -436,64 +436,70 @@ def _prefetch_index(s, run_user, seg_ptr):
     _prefetch_span(run_user, s, s + 1)
 
 
-@njit(**_OPTS)
-def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, block_seg, seed, n_groups,
-                 user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit,
-                 block_sse, sq):
-    """Worker ``w`` of an epoch on ``board`` (`new_board`): claim a ready block (`claim_block`),
-    run it, mark it done, until every block is done; while no block is ready it yields the core.
+def _make_epoch_worker(use_implicit: bool):
+    """`epoch_worker` for SVD++ (``use_implicit``) or the plain models: a compile-time choice, so
+    BiasedMF/FunkMF compile no implicit-factor code (`mfrec.kernels.compile.specializations`)."""
+    @njit(**_OPTS)
+    def epoch_worker(w, n_workers, board, strata, run_user, items, values, seg_ptr, block_seg, seed, n_groups,
+                     user_group, item_group, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, block_sse,
+                     sq):
+        """Worker ``w`` of an epoch on ``board`` (`new_board`): claim a ready block (`claim_block`),
+        run it, mark it done, until every block is done; while no block is ready it yields the core.
 
-    Writes each block's sum of squared errors to ``block_sse[block]`` and, after the last block
-    of a user group ``r`` / item group ``c``, the squared norms of its rows to ``sq[r, 0]``,
-    ``sq[r, 2]`` (``P``, ``bu``) / ``sq[c, 1]``, ``sq[c, 3]`` (``Q``, ``bi``), all before the
-    block is marked done: once ``board`` counts every block done, the epoch's results are
-    complete, whichever worker has returned yet. A worker that starts after that returns at
-    once, touching nothing."""
-    g = n_groups
-    first = (w * g) // n_workers
-    while True:
-        _lock(board)
-        r, j = claim_block(board, strata, g, first)
-        _unlock(board)
-        if r == -2:
-            break
-        if r == -1:
-            _yield_cpu()
-            continue
-        c = (r + strata[j]) % g
-        b = r * g + c
-        s0 = block_seg[b]
-        s1 = block_seg[b + 1]
-        acc = 0.0
-        if s1 > s0:
-            perm = _run_permutation(s0, s1, seed, b)
-            for q in range(min(RUNS_AHEAD, s1 - s0)):
-                _prefetch_run(perm[q], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
-            for q in range(min(2 * RUNS_AHEAD, s1 - s0)):
-                _prefetch_index(perm[q], run_user, seg_ptr)
-            for q in range(s1 - s0):
-                s = perm[q]
-                if q + 2 * RUNS_AHEAD < s1 - s0:
-                    _prefetch_index(perm[q + 2 * RUNS_AHEAD], run_user, seg_ptr)
-                if q + RUNS_AHEAD < s1 - s0:
-                    _prefetch_run(perm[q + RUNS_AHEAD], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
-                if q + 1 < s1 - s0:  # the next run's first item rows, while this run works
-                    nxt = perm[q + 1]
-                    for t in range(seg_ptr[nxt], min(seg_ptr[nxt] + PREFETCH_AHEAD, seg_ptr[nxt + 1])):
-                        _prefetch_row(Q, items[t])
-                acc += _sgd_run(run_user[s], items, values, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
-                                mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
-        block_sse[b] = acc
-        if j == g - 1:  # the last block of user group r and of item group c: their rows are final
-            sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
-            sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
-        _lock(board)
-        finish_block(board, strata, g, r, j)
-        _unlock(board)
-        first = r  # the row's next block is often the next ready one
+        Writes each block's sum of squared errors to ``block_sse[block]`` and, after the last block
+        of a user group ``r`` / item group ``c``, the squared norms of its rows to ``sq[r, 0]``,
+        ``sq[r, 2]`` (``P``, ``bu``) / ``sq[c, 1]``, ``sq[c, 3]`` (``Q``, ``bi``), all before the
+        block is marked done: once ``board`` counts every block done, the epoch's results are
+        complete, whichever worker has returned yet. A worker that starts after that returns at
+        once, touching nothing."""
+        g = n_groups
+        first = (w * g) // n_workers
+        while True:
+            _lock(board)
+            r, j = claim_block(board, strata, g, first)
+            _unlock(board)
+            if r == -2:
+                break
+            if r == -1:
+                _yield_cpu()
+                continue
+            c = (r + strata[j]) % g
+            b = r * g + c
+            s0 = block_seg[b]
+            s1 = block_seg[b + 1]
+            acc = 0.0
+            if s1 > s0:
+                perm = _run_permutation(s0, s1, seed, b)
+                for q in range(min(RUNS_AHEAD, s1 - s0)):
+                    _prefetch_run(perm[q], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
+                for q in range(min(2 * RUNS_AHEAD, s1 - s0)):
+                    _prefetch_index(perm[q], run_user, seg_ptr)
+                for q in range(s1 - s0):
+                    s = perm[q]
+                    if q + 2 * RUNS_AHEAD < s1 - s0:
+                        _prefetch_index(perm[q + 2 * RUNS_AHEAD], run_user, seg_ptr)
+                    if q + RUNS_AHEAD < s1 - s0:
+                        _prefetch_run(perm[q + RUNS_AHEAD], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
+                    if q + 1 < s1 - s0:  # the next run's first item rows, while this run works
+                        nxt = perm[q + 1]
+                        for t in range(seg_ptr[nxt], min(seg_ptr[nxt] + PREFETCH_AHEAD, seg_ptr[nxt + 1])):
+                            _prefetch_row(Q, items[t])
+                    acc += _sgd_run(run_user[s], items, values, seg_ptr[s], seg_ptr[s + 1], P, Q, bu, bi, Z, G,
+                                    mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
+            block_sse[b] = acc
+            if j == g - 1:  # the last block of user group r and of item group c: their rows are final
+                sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
+                sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
+            _lock(board)
+            finish_block(board, strata, g, r, j)
+            _unlock(board)
+            first = r  # the row's next block is often the next ready one
+
+    return compile_with_llvm_options(epoch_worker, *_ONE_VECTOR_PER_ITERATION)
 
 
-epoch_worker = compile_with_llvm_options(epoch_worker, *_ONE_VECTOR_PER_ITERATION)
+#: `epoch_worker` by ``use_implicit``
+_EPOCH_WORKER = specializations(_make_epoch_worker)
 
 
 def epoch_strata(n_groups: int, reverse: bool) -> np.ndarray:
@@ -514,8 +520,8 @@ class _Helpers:
         self._queues: list[queue.SimpleQueue] = []
         self._guard = threading.Lock()
 
-    def submit(self, n: int, args_of: Callable[[int], tuple]) -> None:
-        """Give workers ``1..n`` the epoch (``args_of(w)``: `epoch_worker`'s arguments)."""
+    def submit(self, n: int, kernel: Callable[..., None], args_of: Callable[[int], tuple]) -> None:
+        """Give workers ``1..n`` the epoch: run ``kernel(*args_of(w))`` (an `epoch_worker`)."""
         with self._guard:
             while len(self._queues) < n:
                 q: queue.SimpleQueue = queue.SimpleQueue()
@@ -523,12 +529,13 @@ class _Helpers:
                                  daemon=True).start()
                 self._queues.append(q)
             for w in range(1, n + 1):
-                self._queues[w - 1].put(args_of(w))
+                self._queues[w - 1].put((kernel, args_of(w)))
 
     @staticmethod
     def _serve(q: queue.SimpleQueue) -> None:
         while True:
-            epoch_worker(*q.get())
+            kernel, args = q.get()
+            kernel(*args)
 
     def reset(self) -> None:
         """Forget the threads (in a forked child, where they do not exist)."""
@@ -570,10 +577,11 @@ def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, 
     sq = np.zeros((g, 4), dtype=np.float64)
     strata = epoch_strata(g, reverse)
     rest = (board, strata, run_user, items, values, seg_ptr, block_seg, seed, g, user_group, item_group, P, Q,
-            bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit, block_sse, sq)
+            bu, bi, Z, G, mu, lr, lr_bias, reg, reg_bias, use_bias, block_sse, sq)
+    worker = _EPOCH_WORKER[bool(use_implicit)]
     if workers > 1:
-        _HELPERS.submit(workers - 1, lambda w: (w, workers) + rest)
-    epoch_worker(0, workers, *rest)  # returns when every block is done
+        _HELPERS.submit(workers - 1, worker, lambda w: (w, workers) + rest)
+    worker(0, workers, *rest)  # returns when every block is done
     norms[:] = sq.sum(axis=0)
     return float(block_sse.sum())
 
