@@ -269,6 +269,7 @@ def main(argv=None) -> None:
                                 row = dict(suite="busy", side=name, data=args.busy_data, busy_processes=int(busy),
                                            threads=threads,
                                            round=rnd, fit_seconds=[f["fit_seconds"] for f in fits],
+                                           epochs_seconds=[sum(f["epoch_seconds"]) for f in fits],
                                            median_seconds=_median([f["fit_seconds"] for f in fits]),
                                            rmse=fits[-1]["rmse"])
                                 record(row)

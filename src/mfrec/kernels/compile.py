@@ -51,11 +51,12 @@ KERNEL_OPTIONS: dict[str, Any] = dict(cache=True, fastmath=set(FASTMATH), nogil=
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]  # .../mfrec
 
-# Cold first-fit seconds per model on a quiet 2-core machine, rounded up (benchmarks/RESULTS.md
-# section 11.2, 2026-12-02): the notice's "~N s" (a model not listed: by the kernel module that compiles first).
-_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 4, "FunkMF": 4, "SVDpp": 4, "ALS": 3, "CMF": 4, "ImplicitALS": 2,
-                    "BPR": 3, "BayesianMF": 3, "BayesianFM": 3, "sgd": 4, "als": 3, "cmf": 4, "bpr": 3, "bayes": 3,
-                    "fm": 3, "topn": 1, "predict": 1}
+# Cold first-fit seconds per model on a quiet 2-core machine, rounded up, from the slower of the
+# machines measured (benchmarks/RESULTS.md section 11.6; 11.2's compiled ~2x faster): the
+# notice's "~N s" (a model not listed: by the kernel module that compiles first).
+_COMPILE_SECONDS = {"Baseline": 1, "BiasedMF": 5, "FunkMF": 5, "SVDpp": 7, "ALS": 5, "CMF": 6, "ImplicitALS": 4,
+                    "BPR": 5, "BayesianMF": 5, "BayesianFM": 5, "sgd": 5, "als": 5, "cmf": 6, "bpr": 5, "bayes": 5,
+                    "fm": 5, "topn": 1, "predict": 1}
 
 
 def user_cache_dir() -> Path:
