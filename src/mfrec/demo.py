@@ -51,15 +51,16 @@ def kernels_cached() -> bool | None:
 
 
 def compile_notice() -> str | None:
-    """The line to print before the first fit when Numba will compile (None when cached). ~6 s:
-    the quiet cold first fits of Baseline, BiasedMF and ImplicitALS plus the first top-n
-    (benchmarks/RESULTS.md 11.2)."""
+    """The line to print before the first fit when Numba will compile (None when cached). ~6 s on
+    the machine of benchmarks/RESULTS.md 11.2, ~10 s on the slower one of 11.6: the cold first fits
+    of Baseline, BiasedMF and ImplicitALS plus the first top-n (a cold `mfrec demo` took 20.4 s
+    there against 9.9 s warm)."""
     cached = kernels_cached()
     if cached:
         return None
     if cached is None:
-        return "compiling kernels if needed (first run only, up to ~6 s)..."
-    return "compiling kernels (first run only, ~6 s; cached afterwards)..."
+        return "compiling kernels if needed (first run only, up to ~10 s)..."
+    return "compiling kernels (first run only, ~6-10 s; cached afterwards)..."
 
 
 def guest_rated_titles(items: pd.DataFrame) -> dict[str, list[str]]:
