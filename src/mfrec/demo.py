@@ -44,7 +44,7 @@ def kernels_cached() -> bool | None:
     from mfrec.kernels import als, predict, sgd
 
     try:
-        kernels = (als.bias_als_step, sgd._EPOCH_WORKER[False], als.implicit_half_step.variants[True], predict.score_items)
+        kernels = (als.bias_als_step, sgd.parallel_epoch.variants[False], als.implicit_half_step.variants[True], predict.score_items)
         return all(os.path.exists(k._cache._cache_file._index_path) for k in kernels)
     except AttributeError:
         return None

@@ -79,8 +79,8 @@ def ridge_solve(X, t, lam, lam_bias, use_bias):
 @njit(**_OPTS)
 def _normal_times(X, v, lam_vec, out):
     """``out = X^T (X v) + lam_vec * v`` in one pass over the rows of ``X`` (loops, not ``@``:
-    Numba's BLAS matrix-vector wrappers took ~1.3 s of a cold first fit to compile, and for a
-    row's few dozen ratings a fused loop is as fast)."""
+    Numba's BLAS matrix-vector wrappers took ~1.8 s of a cold ALS first fit to compile, and the
+    fused loop made ALS/CMF fits faster, not slower: benchmarks/RESULTS.md 11.6)."""
     n, d = X.shape
     for f in range(d):
         out[f] = lam_vec[f] * v[f]

@@ -83,7 +83,7 @@ def block_layout(indptr, indices, data, user_group, item_group, n_groups):
     if g == 1:
         users = np.flatnonzero(np.diff(indptr)).astype(np.int32)
         seg_ptr = np.append(indptr[users], n).astype(np.int64)
-        return users, np.ascontiguousarray(indices), np.ascontiguousarray(data), seg_ptr, np.array([0, len(users)])
+        return users, np.ascontiguousarray(indices), np.ascontiguousarray(data), seg_ptr, np.array([0, len(users)], dtype=np.int64)
     n_users = indptr.shape[0] - 1
     item_group = np.ascontiguousarray(item_group, dtype=np.int64)
     pos = np.zeros(n_users * g, dtype=np.int64)
@@ -584,6 +584,9 @@ def parallel_epoch(run_user, items, values, seg_ptr, block_seg, seed, n_groups, 
     worker(0, workers, *rest)  # returns when every block is done
     norms[:] = sq.sum(axis=0)
     return float(block_sse.sum())
+
+
+parallel_epoch.variants = _EPOCH_WORKER  # type: ignore[attr-defined]  # {use_implicit: kernel}, as als_half_step's
 
 
 @njit(**_OPTS)
