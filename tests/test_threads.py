@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 
 import numpy as np
@@ -123,3 +124,13 @@ def test_own_thread_count_is_read_again_only_after_its_ttl(monkeypatch):
     monkeypatch.setattr(th, "_OWN_TTL", -1.0)
     th._own_runnable_cached()
     assert len(reads) == 2
+
+
+def test_runnable_reads_the_load_again_after_its_descriptor_is_closed():
+    """`_runnable` keeps /proc/loadavg open; a descriptor closed under it is opened again."""
+    if not os.path.exists("/proc/loadavg"):
+        pytest.skip("no /proc/loadavg")
+    assert th._runnable() >= 1  # this thread runs
+    os.close(th._LOADAVG[0])
+    assert th._runnable() >= 1
+    assert th._runnable() >= 1

@@ -119,19 +119,32 @@ def run_in_threads(fn: Callable[[Any], Any], tasks: Iterable[Any], threads: int)
         yield from pool.map(fn, tasks)
 
 
+_LOADAVG: list = [None]  # the open descriptor of /proc/loadavg (None: not yet)
+
+
 def _runnable() -> int:
-    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown)."""
-    try:
-        with open("/proc/loadavg", "rb") as fh:
-            return int(fh.read().split()[3].split(b"/")[0])
-    except (OSError, ValueError, IndexError):
-        return 0
+    """Threads running or ready to run on the machine now (Linux /proc/loadavg; 0 if unknown).
+
+    Read through a descriptor kept open: ``os.pread`` at offset 0 makes the kernel regenerate
+    the file, ~2 us a read against ~14 us for open-read-close (~47 us per `free_threads` call on
+    a busy machine, where every SGD epoch asks: ~1.6% of a 20-epoch u1 fit, RESULTS.md 11.7)."""
+    for _ in range(2):  # a descriptor closed under us (a child that closed its files): open again
+        try:
+            if _LOADAVG[0] is None:
+                _LOADAVG[0] = os.open("/proc/loadavg", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+            return int(os.pread(_LOADAVG[0], 128, 0).split()[3].split(b"/")[0])
+        except OSError:
+            _LOADAVG[0] = None
+        except (ValueError, IndexError):
+            return 0
+    return 0
 
 
 #: (when, value) of the last `_own_runnable` reading: reading every thread's stat file costs
-#: ~40 us, 2% of a 20-epoch u1 fit when every epoch asked (benchmarks/RESULTS.md 11.3)
+#: ~100 us in a fitting process (5 threads) and more on a busy machine, 2% of a 20-epoch u1 fit
+#: when every epoch asked (benchmarks/RESULTS.md 11.3, 11.7)
 _OWN_SEEN = [-1.0, 1]
-_OWN_TTL = 0.05  # seconds a reading is reused
+_OWN_TTL = 0.2  # seconds a reading is reused
 
 
 @functools.lru_cache(maxsize=None)
