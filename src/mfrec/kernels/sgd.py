@@ -246,41 +246,28 @@ def _sgd_run(u, items, values, lo, hi, P, Q, bu, bi, Z, G, mu, lr, lr_bias, reg,
             b_u += lr_bias * (err - reg_bias * b_u)
             bi[i] += lr_bias * (err - reg_bias * bi[i])
         step = lr * err
-        if t + 1 < hi:  # update, and the next rating's dot product in the same pass
-            n = items[t + 1]
-            dot = np.float32(0.0)
-            if use_implicit:
-                for f in range(k):
-                    pf = P[u, f]
-                    qf = Q[i, f]
-                    zf = Z[u, f]
-                    G[u, f] += err * qf
-                    pn = keep * pf + step * qf
-                    Q[i, f] = keep * qf + step * (pf + zf)
-                    P[u, f] = pn
-                    dot += (pn + zf) * Q[n, f]
-            else:
-                for f in range(k):
-                    pf = P[u, f]
-                    qf = Q[i, f]
-                    pn = keep * pf + step * qf
-                    Q[i, f] = keep * qf + step * pf
-                    P[u, f] = pn
-                    dot += pn * Q[n, f]
-        elif use_implicit:  # the run's last rating: the update alone (no next row to read;
-            for f in range(k):  # reading Q[i] again would alias the row being written)
+        # update, and the next rating's dot product in the same pass; the run's last rating reads
+        # the run's first item row instead, a product it does not use (one loop to compile, not two)
+        n = items[t + 1] if t + 1 < hi else i0
+        dot = np.float32(0.0)
+        if use_implicit:
+            for f in range(k):
                 pf = P[u, f]
                 qf = Q[i, f]
                 zf = Z[u, f]
                 G[u, f] += err * qf
-                P[u, f] = keep * pf + step * qf
+                pn = keep * pf + step * qf
                 Q[i, f] = keep * qf + step * (pf + zf)
+                P[u, f] = pn
+                dot += (pn + zf) * Q[n, f]
         else:
             for f in range(k):
                 pf = P[u, f]
                 qf = Q[i, f]
-                P[u, f] = keep * pf + step * qf
+                pn = keep * pf + step * qf
                 Q[i, f] = keep * qf + step * pf
+                P[u, f] = pn
+                dot += pn * Q[n, f]
     if use_bias:
         bu[u] = b_u
     return acc
