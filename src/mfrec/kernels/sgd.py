@@ -457,16 +457,14 @@ def _make_epoch_worker(use_implicit: bool):
             acc = 0.0
             if s1 > s0:
                 perm = _run_permutation(s0, s1, seed, b)
-                for q in range(min(RUNS_AHEAD, s1 - s0)):
-                    _prefetch_run(perm[q], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
-                for q in range(min(2 * RUNS_AHEAD, s1 - s0)):
-                    _prefetch_index(perm[q], run_user, seg_ptr)
-                for q in range(s1 - s0):
-                    s = perm[q]
+                for q in range(-2 * RUNS_AHEAD, s1 - s0):  # from q < 0 on: the prefetches ahead alone
                     if q + 2 * RUNS_AHEAD < s1 - s0:
                         _prefetch_index(perm[q + 2 * RUNS_AHEAD], run_user, seg_ptr)
-                    if q + RUNS_AHEAD < s1 - s0:
+                    if 0 <= q + RUNS_AHEAD < s1 - s0:
                         _prefetch_run(perm[q + RUNS_AHEAD], run_user, items, values, seg_ptr, P, Z, G, use_implicit)
+                    if q < 0:
+                        continue
+                    s = perm[q]
                     if q + 1 < s1 - s0:  # the next run's first item rows, while this run works
                         nxt = perm[q + 1]
                         for t in range(seg_ptr[nxt], min(seg_ptr[nxt] + PREFETCH_AHEAD, seg_ptr[nxt + 1])):
