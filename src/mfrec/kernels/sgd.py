@@ -473,8 +473,12 @@ def _make_epoch_worker(use_implicit: bool):
                                     mu, lr, lr_bias, reg, reg_bias, use_bias, use_implicit)
             block_sse[b] = acc
             if j == g - 1:  # the last block of user group r and of item group c: their rows are final
-                sq[r, 0], sq[r, 2] = _group_sq_norms(P, bu, user_group, r)
-                sq[c, 1], sq[c, 3] = _group_sq_norms(Q, bi, item_group, c)
+                for side in range(2):  # P, bu of user group r, then Q, bi of item group c (one copy of the loop)
+                    grp = r if side == 0 else c
+                    x2, b2 = _group_sq_norms(P if side == 0 else Q, bu if side == 0 else bi,
+                                             user_group if side == 0 else item_group, grp)
+                    sq[grp, side] = x2
+                    sq[grp, side + 2] = b2
             _lock(board)
             finish_block(board, strata, g, r, j)
             _unlock(board)
