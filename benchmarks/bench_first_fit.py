@@ -11,7 +11,9 @@ medians of the fit seconds (cold / warm), of the first ``recommend_many``, of ``
 and how many mfrec kernel specializations Numba compiled (cold) and compiled again (warm: should
 be 0); ``second_fit_s`` is a second fit in the warm process, the fit's own cost. Every run is
 also appended to ``<out>.runs`` as it ends. Cold compile time is single-threaded CPU work and stretches with the machine's load; the
-1-minute load average is recorded beside each row.
+1-minute load average is recorded beside each row, and each child first times a fixed pure-Python
+loop (``calib_s``, ``cold_calib_all_s``): a virtual machine whose host is busy runs everything
+slower without any load or steal time showing inside it, and this shows it run by run.
 
     PYTHONPATH=src python benchmarks/bench_first_fit.py [--models BiasedMF,ALS] [--repeats 3]
         [--before /work/main/src] [--after src] [--out benchmarks/results/first_fit.jsonl]
@@ -41,6 +43,11 @@ def _most(counts) -> int | None:
 
 CHILD = r"""
 import json, sys, time
+tc = time.perf_counter()
+acc = 0
+for i in range(3_000_000):  # a fixed pure-Python workload: the machine's speed for this run
+    acc += i * i
+calib_s = time.perf_counter() - tc
 t0 = time.perf_counter()
 try:
     from mfrec.kernels.compile import record_compiles
@@ -61,7 +68,7 @@ t4 = time.perf_counter()
 t5 = time.perf_counter()
 getattr(mfrec, name)(seed=1, threads=2).fit(r)  # a second fit: what the fit costs without any load or compile
 t6 = time.perf_counter()
-print(json.dumps({"second_fit_s": t6 - t5, "import_s": t1 - t0, "fit_s": t3 - t2, "recommend_many_s": t4 - t3, "compiled_fit": n_fit,
+print(json.dumps({"calib_s": calib_s, "second_fit_s": t6 - t5, "import_s": t1 - t0, "fit_s": t3 - t2, "recommend_many_s": t4 - t3, "compiled_fit": n_fit,
                   "compiled_all": None if compiled is None else len(compiled)}))
 """
 
@@ -92,7 +99,8 @@ def summary(runs: list[tuple[dict, dict]]) -> dict:
     return {"cold_fit_s": _median(cold, "fit_s"), "warm_fit_s": _median(warm, "fit_s"), "second_fit_s": _median(warm, "second_fit_s"),
             "cold_recommend_s": _median(cold, "recommend_many_s"), "warm_recommend_s": _median(warm, "recommend_many_s"),
             "import_s": _median(warm, "import_s"), "cold_fit_all_s": [round(c["fit_s"], 2) for c in cold],
-            "compiled_cold": _most(c["compiled_all"] for c in cold), "compiled_warm": _most(w["compiled_all"] for w in warm)}
+            "compiled_cold": _most(c["compiled_all"] for c in cold), "compiled_warm": _most(w["compiled_all"] for w in warm),
+            "cold_calib_all_s": [round(c["calib_s"], 3) for c in cold]}
 
 
 def main(argv: list[str] | None = None) -> None:
