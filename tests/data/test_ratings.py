@@ -349,6 +349,29 @@ def test_idmap_lookup() -> None:
         IdMap([1, 1])
 
 
+@pytest.mark.parametrize("size", [1, 200])  # the small-query dict path and the vectorized path
+def test_idmap_reads_text_as_an_int_by_one_strict_rule(size: int) -> None:
+    """ASCII decimal digits (leading zeros allowed) name an int id; nothing else does: no spaces,
+    signs, exponents, decimal points, non-ASCII digits, bools, or values beyond int64."""
+    m = IdMap([1, 7, 10, 2**62])
+    named = {"1": 0, "007": 1, "-0": -1, str(2**62): 3, "0" + str(2**62): 3, 1.0: 0, np.int64(7): 1}
+    not_named = ["+1", " 1", "1 ", "1e0", "1.0", "1.0000000000000001", "1_0", "\u0661", "\uff11", "0x1",
+                 "9999999999999999999", "", True, np.True_, 1.5]
+    for q, want in list(named.items()) + [(q, -1) for q in not_named]:
+        got = m.lookup([q] * size)
+        assert got.tolist() == [want] * size, (q, got[:3])
+    assert IdMap([0]).lookup(["-0", "00"]).tolist() == [0, 0]
+    assert m.conform(["007", "10"]).tolist() == [7, 10]
+
+
+def test_mixed_id_lists_keep_their_types() -> None:
+    from mfrec.data.idmap import as_id_array
+
+    arr = as_id_array([1, "a"])  # numpy alone would make the int 1 the text "1"
+    assert arr.dtype == object and arr.tolist() == [1, "a"] and isinstance(arr[0], int)
+    assert as_id_array(["a", "b"]).tolist() == ["a", "b"]
+
+
 def test_idmap_factorize_sorts() -> None:
     m, codes = IdMap.factorize(np.array([5, 3, 5, 9]))
     assert m.to_list() == [3, 5, 9] and codes.tolist() == [1, 0, 1, 2]

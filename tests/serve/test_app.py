@@ -326,3 +326,99 @@ def test_unexpected_errors_are_json_too(client, monkeypatch):
     monkeypatch.setattr(client.app.state.service, "store_stats", broken)
     assert_json_error(client.get("/metrics"), 500, "internal server error")
     assert_json_error(client.get("/recommendations"), 405)  # wrong method
+
+
+# ----------------------------------------------------------------------------- hostile input (2026-12-03)
+def test_item_ids_read_by_one_strict_rule_whatever_the_request_size(client, model):
+    """'1e0', '+1', ' 1', Arabic-Indic and fullwidth digits are not item 1, in a small request,
+    a large one, and in a URL path; leading zeros are (decimal notation of the int)."""
+    ids = [int(i) for i in model.item_map_.ids[:80]]
+    item = ids[1]
+    for alias in (f"{item}e0", f"+{item}", f" {item}", f"{item}.0", str(item).translate(str.maketrans("0123456789", "٠١٢٣٤٥٦٧٨٩")),
+                  str(item).translate(str.maketrans("0123456789", "０１２３４５６７８９"))):
+        assert_json_error(client.post("/recommendations", json={"ratings": {alias: 4}}), 422, "unknown item")
+        many = {str(i): 3 for i in ids[2:72]} | {alias: 4}  # over the lookup's small-request size
+        assert_json_error(client.post("/recommendations", json={"ratings": many}), 422, "unknown item")
+        assert client.get(f"/items/{alias}").status_code in (404, 422)
+    assert client.get(f"/items/00{item}").json()["id"] == item
+    assert client.post("/recommendations", json={"ratings": {f"0{item}": 4}}).status_code == 200
+
+
+def test_store_failure_is_503_not_500(client, monkeypatch):
+    from mfrec.serve.store import StoreError
+
+    store = client.app.state.service.store
+
+    def broken(*a, **k):
+        raise StoreError(f"{store.url}: database is locked")
+
+    monkeypatch.setattr(store, "put", broken)
+    assert_json_error(client.put("/users/alice/ratings/1", json={"rating": 4}, headers=AUTH), 503,
+                      "ratings store unavailable", "locked")
+
+
+def test_locked_sqlite_store_answers_503_quickly(app_factory, tmp_path):
+    import sqlite3
+    import time
+
+    with TestClient(app_factory(), raise_server_exceptions=False) as c:
+        store = c.app.state.service.store
+        store.timeout = 0.3
+        store.close()  # new connections take the short timeout
+        other = sqlite3.connect(store.path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            t0 = time.perf_counter()
+            assert_json_error(c.put("/users/alice/ratings/1", json={"rating": 4}, headers=AUTH), 503, "locked")
+            assert time.perf_counter() - t0 < 5
+        finally:
+            other.execute("ROLLBACK")
+            other.close()
+        assert c.put("/users/alice/ratings/1", json={"rating": 4}, headers=AUTH).status_code == 200
+
+
+def test_out_of_scale_rating_is_reported_as_sent(client):
+    body = assert_json_error(client.post("/recommendations", json={"ratings": {"1": 5.0000001}}), 422, "5.0000001")
+    assert "outside" in body["error"]
+
+
+def test_an_empty_api_key_header_does_not_hide_a_bearer_key(client):
+    res = client.put("/users/alice/ratings/1", json={"rating": 4}, headers={"X-API-Key": "", "Authorization": f"Bearer {KEY}"})
+    assert res.status_code == 200, res.text
+
+
+def test_stored_ratings_of_unknown_items_are_listed_not_hidden(app_factory, tmp_path, caplog):
+    from mfrec.serve.store import open_store
+
+    with open_store(f"sqlite:///{tmp_path / 'ratings.db'}") as st:  # a store kept for another catalogue
+        st.put("uX", "<img src=x>", 4.0)
+        st.put("uX", "1", 3.0)
+    with caplog.at_level("WARNING", logger="mfrec.serve"), TestClient(app_factory()) as c:
+        got = c.get("/users/uX/ratings").json()
+        assert got["unknown_items"] == ["<img src=x>"] and [g["item"] for g in got["ratings"]] == [1]
+        assert c.get("/users/uX/recommendations").json()["unknown_items"] == ["<img src=x>"]
+    assert any("1 item(s) this model does not have" in rec.getMessage() for rec in caplog.records)
+
+
+def test_guest_fold_in_runs_off_the_event_loop(client, monkeypatch):
+    """A 500-rating fold-in costs up to ~0.5 s: on the event loop it would stall every request."""
+    import threading
+    import time
+
+    from mfrec.serve import app as app_module
+
+    original = app_module._recommend
+
+    def slow(*a, **k):
+        time.sleep(1.5)  # blocks whatever thread runs it, as a long fold-in does
+        return original(*a, **k)
+
+    monkeypatch.setattr(app_module, "_recommend", slow)
+    guest = threading.Thread(target=client.post, args=("/recommendations",), kwargs={"json": {"ratings": {"1": 4}}})
+    guest.start()
+    time.sleep(0.3)
+    t0 = time.perf_counter()
+    assert client.get("/health").status_code == 200
+    waited = time.perf_counter() - t0
+    guest.join()
+    assert waited < 1.0, f"/health waited {waited:.2f} s behind a guest fold-in"

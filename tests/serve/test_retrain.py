@@ -12,6 +12,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 from fastapi.testclient import TestClient
 
 import mfrec
@@ -27,13 +28,13 @@ def test_merge_overlays_the_store_on_the_training_data():
     train = mfrec.Ratings.from_dataframe(pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10], "rating": [4.0, 3.0, 2.0]}))
     stored = pd.DataFrame({"user": ["1", "3"], "item": ["10", "11"], "rating": [1.0, 5.0], "time": [0.0, 0.0]})
     deletions = pd.DataFrame({"user": ["2"], "item": ["10"]}, dtype=object)
-    merged, _, _ = merge_ratings(train, stored, deletions, (1.0, 5.0))
+    merged, _, _, _ = merge_ratings(train, stored, deletions, (1.0, 5.0))
     got = merged.to_dataframe().sort_values(["user", "item"])
     assert got[["user", "item"]].values.tolist() == [[1, 10], [1, 11], [3, 11]]  # int ids stay ints
     assert got["rating"].tolist() == [1.0, 3.0, 5.0]  # stored replaces training; deletion removes
     # a non-numeric user id turns every user id into text (one model file needs one id type)
     stored2 = pd.DataFrame({"user": ["alice"], "item": ["10"], "rating": [2.0], "time": [0.0]})
-    merged2, _, _ = merge_ratings(train, stored2, deletions.iloc[:0], (1.0, 5.0))
+    merged2, _, _, _ = merge_ratings(train, stored2, deletions.iloc[:0], (1.0, 5.0))
     assert sorted(merged2.to_dataframe()["user"].unique()) == ["1", "2", "alice"]
 
 
@@ -187,3 +188,108 @@ def test_reference_and_candidate_differ_only_by_the_data(synth_files, tmp_path):
         st.put(str(df["user"].iloc[0]), str(df["item"].iloc[0]), float(df["rating"].iloc[0]))
     out = retrain(model_path, str(train_csv), db, tmp_path / "state")
     assert out["candidate"] == out["reference"] and out["status"] == "accepted"
+
+
+def test_merge_keeps_one_user_id_rule_and_tolerates_any_stored_text():
+    """A stored user id beyond int64 (or any text) must not stop retraining; users then become
+    text, and the training users keep their canonical text ("7"), the one the service uses."""
+    train = mfrec.Ratings.from_dataframe(pd.DataFrame({"user": [7, 7, 2], "item": [10, 11, 10], "rating": [4.0, 3.0, 2.0]}))
+    stored = pd.DataFrame({"user": ["9999999999999999999", "7"], "item": ["10", "10"], "rating": [1.0, 5.0],
+                           "time": [0.0, 0.0]})
+    deletions = pd.DataFrame({"user": ["9999999999999999999"], "item": ["11"]}, dtype=object)
+    merged, _, _, ignored = merge_ratings(train, stored, deletions, (1.0, 5.0))
+    got = merged.to_dataframe().sort_values(["user", "item"])
+    assert got[["user", "item", "rating"]].values.tolist() == [
+        ["2", 10, 2.0], ["7", 10, 5.0], ["7", 11, 3.0], ["9999999999999999999", 10, 1.0]]
+    assert ignored == {"events": 0, "examples": []}
+
+
+def test_merge_leaves_out_stored_items_of_another_catalogue_and_counts_them():
+    train = mfrec.Ratings.from_dataframe(pd.DataFrame({"user": [1, 2], "item": [10, 11], "rating": [4.0, 3.0]}))
+    stored = pd.DataFrame({"user": ["1", "1", "1"], "item": ["11", "<img src=x>", "99"], "rating": [5.0, 4.0, 3.0],
+                           "time": [0.0] * 3})
+    merged, _, _, ignored = merge_ratings(train, stored, pd.DataFrame({"user": [], "item": []}, dtype=object), (1.0, 5.0))
+    assert sorted(map(tuple, merged.to_dataframe()[["user", "item"]].values.tolist())) == [(1, 10), (1, 11), (2, 11)]
+    assert ignored["events"] == 2 and ("1", "<img src=x>") in ignored["examples"]
+
+
+def test_training_data_of_another_model_is_refused(synth_files, tmp_path):
+    """Serving a model with training data it was not trained on would show one catalogue's
+    ratings under another's titles and let a retrain swap the catalogue: refused at start."""
+    from mfrec.serve.retrain import check_training
+
+    model_path, train_csv, r = synth_files
+    model = mfrec.load_model(model_path)
+    check_training(model, r, "train.csv")  # its own data passes
+    df = r.to_dataframe()
+    other = tmp_path / "other.csv"
+    items = np.sort(df["item"].unique())  # the same ids naming other items (as ml-100k's and ml-latest-small's do)
+    df.assign(item=df["item"].map(dict(zip(items, np.roll(items, 1))))).to_csv(other, index=False)
+    with pytest.raises(ValueError, match="does not match the model.*training ratings are not in it"):
+        create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, train_data=str(other), state_dir=tmp_path / "s")
+    fewer = tmp_path / "fewer.csv"
+    df[df["item"] != df["item"].iloc[0]].to_csv(fewer, index=False)
+    with pytest.raises(ValueError, match="items are not in it"):
+        create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, train_data=str(fewer), state_dir=tmp_path / "s")
+
+
+def test_user_ids_keep_their_meaning_after_a_retrain_makes_them_text(synth_files, tmp_path):
+    model_path, train_csv, r = synth_files
+    model = mfrec.load_model(model_path)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    user = int(model.user_map_.ids[3])
+    rng = np.random.default_rng(1)
+    with open_store(db) as st:  # honest ratings from a user with a text id: the retrained users become text
+        items = rng.choice(model.item_map_.ids, size=8, replace=False)
+        for i, p in zip(items, model.predict(np.full(8, user), items)):
+            st.put("new1", str(i), float(np.clip(np.round(p * 2) / 2, 1, 5)))
+    out = retrain(model_path, str(train_csv), db, tmp_path / "state")
+    assert out["status"] == "accepted", out
+    assert mfrec.load_model(out["path"]).user_map_.ids.dtype == object
+    app = create_app(model_path, db, KEY, train_data=str(train_csv), state_dir=tmp_path / "state", watch_interval=0)
+    with TestClient(app, raise_server_exceptions=False) as c:
+        assert c.get("/health").json()["model_version"] == 1
+        padded = f"00{user}"
+        assert c.get(f"/users/{padded}/recommendations").status_code == 200
+        item = int(model.item_map_.ids[0])
+        res = c.put(f"/users/{padded}/ratings/{item}", json={"rating": 2.0}, headers=AUTH)
+        assert res.status_code == 200 and res.json()["user"] == str(user)
+        mine = {g["item"]: g for g in c.get(f"/users/{user}/ratings").json()["ratings"]}
+        assert mine[item]["rating"] == 2.0 and mine[item]["source"] == "stored"
+        trained = set(r.to_dataframe().query("user == @user")["item"].tolist())
+        assert set(mine) == trained | {item}  # one user: training history and the new write together
+        assert_unknown = c.get(f"/users/{user}/recommendations").json()
+        assert assert_unknown["folded_in"] and assert_unknown["unknown_items"] == []
+
+
+def test_damaged_pointer_serves_the_base_model_and_the_next_retrain_repairs_it(synth_files, tmp_path, caplog):
+    from mfrec.serve.retrain import PointerError
+
+    model_path, train_csv, _ = synth_files
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "current.json").write_text('{"version": 3, "path": "/x"')
+    with pytest.raises(PointerError, match="current.json is damaged"):
+        read_pointer(state)
+    (state / "model-v3.mfrec").write_bytes(b"")  # an older version's file: never overwritten
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    with caplog.at_level("ERROR", logger="mfrec.serve"):
+        app = create_app(model_path, db, KEY, train_data=str(train_csv), state_dir=state, watch_interval=0)
+    assert any("current.json is damaged" in rec.getMessage() for rec in caplog.records)
+    assert app.state.service.state.version == 0
+    out = retrain(model_path, str(train_csv), db, state)
+    assert out["status"] == "accepted" and out["version"] == 4, out
+    assert read_pointer(state)["version"] == 4
+
+
+def test_watcher_logs_a_damaged_pointer_once(synth_files, tmp_path, caplog):
+    model_path, train_csv, _ = synth_files
+    state = tmp_path / "state"
+    app = create_app(model_path, f"sqlite:///{tmp_path / 'r.db'}", KEY, state_dir=state, watch_interval=0.05)
+    with caplog.at_level("ERROR", logger="mfrec.serve"), TestClient(app):
+        state.mkdir(exist_ok=True)
+        (state / "current.json").write_text("[1, 2")
+        time.sleep(0.6)  # about 12 intervals
+        assert app.state.service.state.version == 0
+    failures = [rec for rec in caplog.records if "model reload failed" in rec.getMessage()]
+    assert len(failures) == 1 and "current.json" in failures[0].getMessage()

@@ -123,3 +123,52 @@ def test_put_many_is_all_or_nothing(store_url):
             st.put_many([("c", "1", 4.0), ("c", "2", float("nan"))])
         assert st.stats() == {"events": 3, "ratings": 3, "users": 2}
         assert st.user_ratings("a") == {"1": 4.0, "2": 3.0}
+
+
+def test_sqlite_failures_are_store_errors_within_the_timeout(tmp_path):
+    """A locked or read-only database is a StoreError (the service's 503) after the busy timeout,
+    not a bare sqlite3 error after 30 s."""
+    import sqlite3
+    import time
+
+    from mfrec.serve.store import SQLiteStore, StoreError
+
+    path = tmp_path / "r.db"
+    store = SQLiteStore(path, timeout=0.3)
+    store.put("u", "1", 4.0)
+    other = sqlite3.connect(path, isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+    t0 = time.perf_counter()
+    with pytest.raises(StoreError, match="locked"):
+        store.put("u", "2", 3.0)
+    assert time.perf_counter() - t0 < 5
+    other.execute("ROLLBACK")
+    store.put("u", "2", 3.0)  # the store works again once the lock is gone
+    assert store.user_ratings("u") == {"1": 4.0, "2": 3.0}
+    other.close()
+    store.close()
+
+
+def test_damaged_sqlite_file_refused_at_open(tmp_path):
+    from mfrec.serve.store import StoreError, open_store
+
+    path = tmp_path / "r.db"
+    with open_store(f"sqlite:///{path}") as st:
+        st.put_many((f"u{k}", str(k % 50), 3.0) for k in range(3000))
+    for suffix in ("-wal", "-shm"):
+        (tmp_path / f"r.db{suffix}").unlink(missing_ok=True)
+    data = bytearray(path.read_bytes())
+    page = 4096
+    data[2 * page:4 * page] = b"\xff" * (2 * page)  # overwrite two pages in the middle
+    path.write_bytes(bytes(data))
+    with pytest.raises(StoreError, match="damaged|malformed|not a database"):
+        open_store(f"sqlite:///{path}")
+
+
+def test_distinct_items(store_url):
+    with open_store(store_url) as st:
+        st.put("a", "1", 4.0)
+        st.put("b", "1", 3.0)
+        st.put("b", "x", 3.0)
+        st.delete("b", "x")
+        assert sorted(st.items()) == ["1"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 import numpy as np
@@ -31,6 +32,9 @@ def as_id_array(values: Any) -> np.ndarray:
         arr[:] = list(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
+    if listlike and arr.dtype.kind in "US" and not all(isinstance(v, str) for v in values):
+        arr = np.empty(len(values), dtype=object)  # numpy would turn 1 and "a" into "1" and "a"
+        arr[:] = list(values)
     if arr.ndim != 1:
         if listlike:  # a list of lists/tuples: one object per id (reported as unhashable later)
             obj = np.empty(len(values), dtype=object)
@@ -77,11 +81,57 @@ def _unhashable(value: Any) -> TypeError:
                      "(ids must be hashable: int, str, ...)")
 
 
-def _integer_ids(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(which ids read as integers, their int64 values) for an object array of ids."""
-    num = pd.to_numeric(pd.Series(arr, dtype=object), errors="coerce").to_numpy(dtype=np.float64)
-    ok = np.isfinite(num) & (num == np.round(num))
-    return ok, np.where(ok, num, 0).astype(np.int64)
+#: how text names an integer id: ASCII decimal digits with an optional minus sign, nothing else
+#: (no spaces, "+", "_", exponents, decimal points or non-ASCII digits such as "١" or "１")
+INT_TEXT = re.compile(r"-?[0-9]{1,64}")
+
+
+def int_text(text: str) -> int | None:
+    """The integer a text id names (`INT_TEXT`, leading zeros allowed: ``"007"`` is 7), or None when
+    it names none or one outside int64. The one rule every lookup of text in an int-id map uses."""
+    if INT_TEXT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
+
+
+def integer_ids(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(which ids name integers, their int64 values) for an object array of ids: ints (not bools),
+    whole floats, and text by `int_text` (vectorized for text of up to 18 digits, the usual case)."""
+    ok = np.zeros(len(arr), dtype=bool)
+    num = np.zeros(len(arr), dtype=np.int64)
+    s = pd.Series(arr, dtype=object)
+    is_str = s.map(type).to_numpy() == str
+    short = np.zeros(len(arr), dtype=bool)
+    if is_str.any():
+        text = s[is_str]
+        match = text.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+        where = np.flatnonzero(is_str)[match]
+        if len(where):
+            num[where] = pd.to_numeric(text[match]).to_numpy(dtype=np.int64)
+            ok[where] = True
+            short[where] = True
+    for n in np.flatnonzero(~short):  # other types, and long digit strings: one Python step each
+        k = _as_int(arr[n])
+        if k is not None:
+            ok[n], num[n] = True, k
+        else:
+            hash(arr[n])  # an unhashable id is a TypeError (lookup names it)
+    return ok, num
+
+
+def _as_int(value: Any) -> int | None:
+    """The int64 an id names for an int-id map, or None (see `integer_ids`)."""
+    value = value.item() if isinstance(value, np.generic) else value
+    if isinstance(value, str):
+        return int_text(value)
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value if -_INT64_MAX - 1 <= value <= _INT64_MAX else None
+    if isinstance(value, float) and value.is_integer() and abs(value) < _TWO63:
+        return int(value)
+    return None
 
 
 def plain(value: Any) -> Any:
@@ -169,7 +219,7 @@ class IdMap:
             return np.empty(0, dtype=np.int64)
         if self._ids.dtype.kind == "i" and arr.dtype == object:
             # str ids asked of an int map: try to read them as ints ("12" -> 12)
-            ok, num = _integer_ids(arr)
+            ok, num = integer_ids(arr)
             out = np.full(len(arr), -1, dtype=np.int64)
             if ok.any():
                 out[ok] = self._index.get_indexer(num[ok])
@@ -186,14 +236,13 @@ class IdMap:
         numeric = self._ids.dtype.kind == "i"
         for n, key in enumerate(raw):
             key = plain(key)
-            k = d.get(key, -1)
-            if k < 0 and numeric and isinstance(key, str):
-                try:
-                    k = d.get(int(key), -1)
-                except ValueError:
-                    pass
-            if k < 0 and numeric and isinstance(key, float) and key.is_integer():
-                k = d.get(int(key), -1)
+            if numeric:
+                as_int = _as_int(key)
+                k = d.get(as_int, -1) if as_int is not None else d.get(key, -1)  # d.get: TypeError if unhashable
+                if as_int is None:
+                    k = -1
+            else:
+                k = d.get(key, -1)
             out[n] = k
         return out
 
@@ -202,7 +251,7 @@ class IdMap:
         given as strings that all read as integers ("12") become ints; anything else unchanged."""
         arr = as_id_array(raw)
         if self._ids.dtype.kind == "i" and arr.dtype == object and len(arr):
-            ok, num = _integer_ids(arr)
+            ok, num = integer_ids(arr)
             if ok.all():
                 return num
         return arr

@@ -18,7 +18,6 @@ import hmac
 import json
 import logging
 import os
-import re
 import secrets
 import subprocess
 import sys
@@ -38,9 +37,9 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from mfrec.data.idmap import plain
+from mfrec.data.idmap import int_text, plain
 from mfrec.errors import DataError, ModelFileError
-from mfrec.serve.retrain import load_training, read_pointer
+from mfrec.serve.retrain import PointerError, check_training, load_training, read_pointer
 from mfrec.serve.store import RatingStore, StoreError, open_store
 
 log = logging.getLogger("mfrec.serve")
@@ -103,12 +102,16 @@ class ModelState:
     info: pd.DataFrame | None = None  # the model's item table (detached from the model, see load)
 
     @classmethod
-    def load(cls, path: str | Path, version: int) -> "ModelState":
+    def load(cls, path: str | Path, version: int, user_int: bool | None = None) -> "ModelState":
+        """Load a model file; ``user_int``: whether the service's user ids are integers (the base
+        model's or training data's rule, kept across versions; default: this model's id type)."""
         from mfrec.persist import load_model
 
         model = load_model(path)
         counts = np.bincount(model.seen_.indices, minlength=len(model.item_map_)).astype(np.int64)
-        state = cls(model, int(version), str(path), counts, model.user_map_.ids.dtype.kind in "iu")
+        if user_int is None:
+            user_int = model.user_map_.ids.dtype.kind in "iu"
+        state = cls(model, int(version), str(path), counts, bool(user_int))
         state.meta = _item_meta(model)
         state.popular = varied_popular(model, counts, MAX_N)
         # The service adds titles and genres itself from `meta`; with the table attached the
@@ -136,9 +139,13 @@ class ModelState:
         return str(plain(self.model.item_map_.ids[k]))
 
     def user_text(self, raw: str) -> str:
-        """Canonical text of a user id: ``"007"`` is user 7 when the model's user ids are ints."""
-        if self.user_int and re.fullmatch(r"-?\d{1,18}", raw):
-            return str(int(raw))
+        """Canonical text of a user id: ``"007"`` is user 7 when the service's user ids are ints
+        (by `mfrec.data.idmap.int_text`, the rule of every id lookup; the same in every model
+        version, retrained ones included, whose user ids may have become text)."""
+        if self.user_int:
+            value = int_text(raw)
+            if value is not None:
+                return str(value)
         return raw
 
     def user_known(self, user: str) -> bool:
@@ -343,17 +350,29 @@ class Service:
         self.swaps = 0
         self._bad_version: int | None = None
         self.retrains: dict[str, int] = defaultdict(int)
-        pointer = read_pointer(self.state_dir)
+        self.history = TrainingHistory(load_training(train_data)) if train_data else None
+        # the user-id rule of every version: the training data's (retrained models may have text ids)
+        self.user_int = None if self.history is None else self.history.user_map.ids.dtype.kind in "iu"
+        try:
+            pointer = read_pointer(self.state_dir)
+        except PointerError as exc:  # like a damaged model file: say so, serve the base model
+            log.error("%s; serving %s", exc, self.model_path)
+            pointer = None
         self.state = None
         if pointer:  # the newest retrained model, unless its file is gone or damaged
             try:
-                self.state = ModelState.load(pointer["path"], pointer["version"])
-            except (ModelFileError, FileNotFoundError, KeyError, ValueError) as exc:
+                self.state = ModelState.load(pointer["path"], pointer["version"], self.user_int)
+            except (ModelFileError, OSError, KeyError, ValueError) as exc:
                 log.error("cannot load the retrained model %s (%s); serving %s", pointer.get("path"), exc, self.model_path)
         if self.state is None:
-            self.state = ModelState.load(self.model_path, 0)
+            self.state = ModelState.load(self.model_path, 0, self.user_int)
+        if self.history is not None:  # the training data must be the base model's own
+            from mfrec.persist import load_model
+
+            base = self.state.model if self.state.version == 0 else load_model(self.model_path)
+            check_training(base, self.history.ratings, repr(str(train_data)))
         self.store: RatingStore = open_store(db_url)
-        self.history = TrainingHistory(load_training(train_data)) if train_data else None
+        self._warn_unknown_stored_items()
         self._stats_cache: tuple[float, dict] = (0.0, {})
         self._job_lock = threading.Lock()
         self.job: dict[str, Any] | None = None
@@ -376,12 +395,28 @@ class Service:
             proc.terminate()
         self.store.close()
 
+    def _warn_unknown_stored_items(self) -> None:
+        """Log stored ratings of items the model does not have (a store kept for another catalogue:
+        the users' responses list them as ``unknown_items``, retrains leave them out)."""
+        items = self.store.items()
+        unknown = [i for i, k in zip(items, self.state.model.item_map_.lookup(items)) if k < 0] if items else []
+        if unknown:
+            log.warning("the ratings store %s has ratings of %d item(s) this model does not have (e.g. %s): "
+                        "they are not used", self.store.url, len(unknown), ", ".join(map(repr, unknown[:3])))
+
     def _watch(self) -> None:
+        last = None
         while not self._stop.wait(self.watch_interval):
             try:
                 self.reload_if_newer()
-            except Exception:  # a bad pointer or file must not kill the watcher; the old model stays
-                log.exception("model reload failed")
+                last = None
+            except Exception as exc:  # a bad pointer or file must not kill the watcher; the old model stays
+                message = f"{type(exc).__name__}: {exc}"
+                if message != last:  # once per distinct failure, not every interval
+                    expected = isinstance(exc, (PointerError, ModelFileError, OSError))
+                    log.error("model reload failed, serving version %d: %s", self.state.version, message,
+                              exc_info=None if expected else exc)
+                    last = message
 
     def reload_if_newer(self) -> bool:
         """Swap in the model the pointer names when it is newer than the current one."""
@@ -389,7 +424,7 @@ class Service:
         if not pointer or int(pointer["version"]) <= self.state.version or pointer["version"] == self._bad_version:
             return False
         try:
-            new = ModelState.load(pointer["path"], pointer["version"])  # load + warm up, off the request path
+            new = ModelState.load(pointer["path"], pointer["version"], self.user_int)  # load + warm up, off the request path
         except Exception:
             self._bad_version = pointer["version"]  # do not retry a broken file every interval
             raise
@@ -403,7 +438,7 @@ class Service:
     def require_key(self, x_api_key: str | None, authorization: str | None) -> None:
         if self.api_key is None:
             raise ApiError(403, "writes are disabled: the service was started without an API key")
-        given = x_api_key
+        given = x_api_key.strip() if x_api_key and x_api_key.strip() else None  # an empty header is none
         if given is None and authorization and authorization.lower().startswith("bearer "):
             given = authorization[7:].strip()
         if not given:
@@ -419,28 +454,32 @@ class Service:
         return self._stats_cache[1]
 
     # -- users
-    def user_ratings(self, state: ModelState, user: str) -> tuple[dict[Any, float], dict[Any, str], bool]:
+    def user_ratings(self, state: ModelState, user: str) -> tuple[dict[Any, float], dict[Any, str], bool, list[str]]:
         """A user's whole history for fold-in: training ratings overlaid by stored events (a stored
         rating replaces the training one, a stored deletion removes it). Returns ({model item id:
-        rating}, {model item id: source}, whether the user has stored events)."""
+        rating}, {model item id: source}, whether the user has stored events, the stored items
+        the model does not have)."""
         events = self.store.user_events(user)
         ratings: dict[Any, float] = {}
         source: dict[Any, str] = {}
+        unknown: list[str] = []
         for raw, value in self._training_ratings(state, user):
             ratings[raw], source[raw] = value, "training"
         if events:
             items = [e.item for e in events]
             idx = state.model.item_map_.lookup(items)
             for e, k in zip(events, idx):  # one per stored (user, item) pair
-                if k < 0:
-                    continue  # an item the current model does not have
+                if k < 0:  # an item the current model does not have (a store of another catalogue)
+                    if not e.deleted:
+                        unknown.append(e.item)
+                    continue
                 raw = plain(state.model.item_map_.ids[k])
                 if e.deleted:
                     ratings.pop(raw, None)
                     source.pop(raw, None)
                 else:
                     ratings[raw], source[raw] = float(e.rating), "stored"
-        return ratings, source, bool(events)
+        return ratings, source, bool(events), unknown
 
     def _training_ratings(self, state: ModelState, user: str) -> list[tuple[Any, float]]:
         """The user's training ratings: from the training data when the service has it, else the
@@ -633,7 +672,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
 
     # ------------------------------------------------------------------ recommendations
     @app.post("/recommendations", tags=["recommendations"])
-    async def guest(req: GuestRequest) -> dict[str, Any]:
+    def guest(req: GuestRequest) -> dict[str, Any]:  # sync: a 500-rating fold-in must not hold the event loop
         """Recommendations for a guest from a few ratings (folded in for this request, nothing
         stored). Unknown items and ratings outside the model's scale are refused, naming them."""
         st = service.state
@@ -646,7 +685,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         a fold-in of their whole history (training ratings plus every stored rating and deletion)."""
         st = service.state
         user = st.user_text(user_id)
-        ratings, _, stored = service.user_ratings(st, user)
+        ratings, _, stored, unknown = service.user_ratings(st, user)
         if not stored and st.user_known(user) and not explain:
             df = st.model.recommend(_model_user(st, user), n=n)
             out = _frame(st, df)
@@ -654,7 +693,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         if not stored and not st.user_known(user):
             raise ApiError(404, f"unknown user {user!r}: no training ratings and nothing stored")
         res = _recommend(st, ratings, n, explain)
-        return dict(res, user=user, folded_in=True)
+        return dict(res, user=user, folded_in=True, unknown_items=unknown)
 
     # ------------------------------------------------------------------ ratings
     @app.get("/users/{user_id}/ratings", tags=["ratings"])
@@ -662,7 +701,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         """The user's current ratings: stored ones and (with --train-data) training ones."""
         st = service.state
         user = st.user_text(user_id)
-        ratings, source, stored = service.user_ratings(st, user)
+        ratings, source, stored, unknown = service.user_ratings(st, user)
         if not ratings and not stored and not st.user_known(user):
             raise ApiError(404, f"unknown user {user!r}")
         idx = st.model.item_map_.lookup(list(ratings.keys())) if ratings else np.array([], dtype=np.int64)
@@ -670,7 +709,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         for (raw, value), k in zip(ratings.items(), idx):
             d = st.describe(int(k))
             rows.append({"item": raw, "rating": value, "source": source[raw], "title": d["title"], "genres": d["genres"]})
-        return {"user": user, "ratings": rows}
+        return {"user": user, "ratings": rows, "unknown_items": unknown}
 
     @app.put("/users/{user_id}/ratings/{item_id}", tags=["ratings"], dependencies=[Depends(writer)])
     def put_rating(user_id: UserId, item_id: ItemId, body: RatingBody) -> dict[str, Any]:
@@ -691,7 +730,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
         k = st.item_index(item_id)
         user = st.user_text(user_id)
         raw = plain(st.model.item_map_.ids[k])
-        ratings, _, _ = service.user_ratings(st, user)
+        ratings, _, _, _ = service.user_ratings(st, user)
         if raw not in ratings:
             raise ApiError(404, f"user {user!r} has no rating of item {item_id!r}")
         service.store.delete(user, st.item_text(k), force=True)
@@ -725,7 +764,7 @@ def _model_user(st: ModelState, user: str) -> Any:
 def _check_scale(st: ModelState, item: Any, value: float) -> None:
     lo, hi = st.model.rating_scale_
     if not (lo <= value <= hi):
-        raise ApiError(422, f"rating {value:g} for item {item!r} is outside the model's scale [{lo:g}, {hi:g}]",
+        raise ApiError(422, f"rating {float(value)!r} for item {item!r} is outside the model's scale [{lo:g}, {hi:g}]",
                        item=item)
 
 

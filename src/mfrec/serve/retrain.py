@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -54,33 +55,49 @@ def load_training(spec: str):
     return Ratings.read_csv(path, sep=sep)
 
 
-def _as_kind(values: np.ndarray, kind: str) -> np.ndarray:
-    """Text ids as int64 when ``kind`` is "i", else as str objects."""
-    if kind == "i":
-        return values.astype(np.int64)
-    return values.astype(str).astype(object)
+def _typed_ids(texts: np.ndarray, as_int: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Stored id texts in the training data's id type: (ids, which of them are valid). As ints
+    (``as_int``), by the one rule lookups use (`mfrec.data.idmap.int_text`); else as str."""
+    from mfrec.data.idmap import integer_ids
 
-
-def _int_like(values: pd.Series) -> bool:
-    return bool(values.astype(str).str.fullmatch(r"-?\d+").all())
+    texts = np.asarray(texts, dtype=object)
+    if not as_int:
+        return texts.astype(str).astype(object), np.ones(len(texts), dtype=bool)
+    ok, num = integer_ids(texts)
+    return num, ok
 
 
 def merge_ratings(train, stored: pd.DataFrame, deletions: pd.DataFrame, scale: tuple[float, float]):
     """``train`` overlaid by the store (a Ratings set on the training scale): returns (merged
-    Ratings, train DataFrame with the same id types, the shared id maps). Users stay ints when
-    every id is."""
+    Ratings, train DataFrame with the same id types, the shared id maps, ignored), ``ignored``
+    the stored events left out: ``{"events": count, "examples": [(user, item), ...]}``.
+
+    Ids keep the training data's types: users stay ints when every stored user id names an int64
+    (else every user id becomes text, ``7`` as ``"7"``: the service canonicalizes ``"007"`` to
+    ``"7"`` either way, so a user keeps one id across versions). Stored events of items the
+    training data does not have are left out and counted: the service stores only items of its
+    model, so they come from a store kept for another catalogue."""
     from mfrec.data.idmap import IdMap
 
     tdf = train.to_dataframe()[["user", "item", "rating"]]
-    user_int = tdf["user"].dtype.kind in "iu" and _int_like(stored["user"]) and _int_like(deletions["user"])
-    item_int = tdf["item"].dtype.kind in "iu"
-    ukind, ikind = ("i" if user_int else "s"), ("i" if item_int else "s")
-    tdf = tdf.assign(user=_as_kind(tdf["user"].to_numpy(), ukind), item=_as_kind(tdf["item"].to_numpy(), ikind))
-    sdf = pd.DataFrame({"user": _as_kind(stored["user"].to_numpy(), ukind),
-                        "item": _as_kind(stored["item"].to_numpy(), ikind),
-                        "rating": stored["rating"].to_numpy(dtype=np.float64)})
-    ddf = pd.DataFrame({"user": _as_kind(deletions["user"].to_numpy(), ukind),
-                        "item": _as_kind(deletions["item"].to_numpy(), ikind)})
+    users = np.concatenate([stored["user"].to_numpy(dtype=object), deletions["user"].to_numpy(dtype=object)])
+    items = np.concatenate([stored["item"].to_numpy(dtype=object), deletions["item"].to_numpy(dtype=object)])
+    user_int = tdf["user"].dtype.kind in "iu"
+    if user_int:
+        user_ids, ok = _typed_ids(users, True)
+        user_int = bool(ok.all())
+    if not user_int:
+        user_ids, _ = _typed_ids(users, False)
+        tdf = tdf.assign(user=tdf["user"].astype(str).astype(object))
+    item_ids, item_ok = _typed_ids(items, tdf["item"].dtype.kind in "iu")
+    known = item_ok & (train.item_map.lookup(item_ids) >= 0) if len(items) else item_ok
+    n_stored = len(stored)
+    ignored = {"events": int((~known).sum()),
+               "examples": [(str(u), str(i)) for u, i in zip(users[~known][:5], items[~known][:5])]}
+    keep_s, keep_d = known[:n_stored], known[n_stored:]
+    sdf = pd.DataFrame({"user": user_ids[:n_stored][keep_s], "item": item_ids[:n_stored][keep_s],
+                        "rating": stored["rating"].to_numpy(dtype=np.float64)[keep_s]})
+    ddf = pd.DataFrame({"user": user_ids[n_stored:][keep_d], "item": item_ids[n_stored:][keep_d]})
     drop = pd.concat([sdf[["user", "item"]], ddf], ignore_index=True)
     key = pd.MultiIndex.from_frame(tdf[["user", "item"]])
     keep = ~key.isin(pd.MultiIndex.from_frame(drop)) if len(drop) else np.ones(len(tdf), bool)
@@ -90,7 +107,38 @@ def merge_ratings(train, stored: pd.DataFrame, deletions: pd.DataFrame, scale: t
     maps = (IdMap.factorize(pd.concat([tdf["user"], sdf["user"]], ignore_index=True).to_numpy())[0],
             IdMap.factorize(pd.concat([tdf["item"], sdf["item"]], ignore_index=True).to_numpy())[0])
     ratings = build(merged, scale, maps, "training data + stored ratings")
-    return ratings, tdf, maps
+    return ratings, tdf, maps, ignored
+
+
+def check_training(model: Any, train: Any, source: str) -> None:
+    """Refuse training data the model was not trained on: every user and item of the model must be
+    in it, and every (user, item) pair the model saw in training (``seen_``). A ValueError says
+    what differs (a model of ml-latest-small served with ml-100k would otherwise show one
+    catalogue's ratings under the other's titles, and a retrain would swap the catalogue)."""
+    def sample(ids: np.ndarray) -> str:
+        return ", ".join(repr(plain(x)) for x in ids[:3]) + (" ..." if len(ids) > 3 else "")
+
+    from mfrec.data.idmap import plain
+
+    what = (f"the training data {source} does not match the model (the model has {len(model.user_map_)} users, "
+            f"{len(model.item_map_)} items and {model.seen_.nnz} training ratings; the data {train.n_users} users, "
+            f"{train.n_items} items and {len(train)} ratings)")
+    u = train.user_map.lookup(model.user_map_.ids)
+    i = train.item_map.lookup(model.item_map_.ids)
+    if (u < 0).any():
+        raise ValueError(f"{what}: {int((u < 0).sum())} of the model's users are not in it: {sample(model.user_map_.ids[u < 0])}")
+    if (i < 0).any():
+        raise ValueError(f"{what}: {int((i < 0).sum())} of the model's items are not in it: {sample(model.item_map_.ids[i < 0])}")
+    seen = model.seen_.tocoo()
+    data = train.by_user.tocoo()
+    n_items = np.int64(max(train.n_items, 1))
+    wanted = u[seen.row].astype(np.int64) * n_items + i[seen.col]
+    have = data.row.astype(np.int64) * n_items + data.col
+    missing = ~np.isin(wanted, have)
+    if missing.any():
+        k = int(np.flatnonzero(missing)[0])
+        raise ValueError(f"{what}: {int(missing.sum())} of the model's training ratings are not in it, e.g. user "
+                         f"{plain(model.user_map_.ids[seen.row[k]])!r}, item {plain(model.item_map_.ids[seen.col[k]])!r}")
 
 
 def build(df: pd.DataFrame, scale: tuple[float, float], maps: tuple, source: str):
@@ -119,15 +167,20 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
 
     t0 = time.time()
     state_dir = Path(state_dir)
-    pointer = read_pointer(state_dir)
+    try:
+        pointer = read_pointer(state_dir)
+    except PointerError:  # the service serves the base model then; the new pointer repairs it
+        pointer = None
     current_path = Path(pointer["path"]) if pointer else Path(model_path)
-    version = int(pointer["version"]) if pointer else 0
+    version = max(int(pointer["version"]) if pointer else 0, latest_version(state_dir))
     current = load_model(current_path)
+    base = current if current_path == Path(model_path) else load_model(model_path)
     train = load_training(train_spec)
     with open_store(db_url) as store:
         stored, deletions = store.current(), store.deletions()
     scale = tuple(current.rating_scale_)
-    merged, tdf, maps = merge_ratings(train, stored, deletions, scale)
+    check_training(base, train, repr(str(train_spec)))
+    merged, tdf, maps, ignored = merge_ratings(train, stored, deletions, scale)
     base = build(tdf, scale, maps, "training data")
     _, test = random_split(base, test_size=holdout, seed=seed)
     hold = pd.MultiIndex.from_frame(test.to_dataframe()[["user", "item"]])
@@ -146,6 +199,7 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
         "reference": ref_score, "candidate": cand_score, "tolerance": tolerance,
         "holdout_ratings": len(test), "train_ratings": len(base), "stored_ratings": int(len(stored)),
         "merged_ratings": len(merged), "from_version": version,
+        "ignored_stored_events": ignored["events"], "ignored_examples": ignored["examples"],
     }
     if accepted:
         final = current.clone().fit(merged)
@@ -162,13 +216,36 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
     return outcome
 
 
+class PointerError(ValueError):
+    """The pointer file ``current.json`` exists but is damaged (the message names the file)."""
+
+
 def read_pointer(state_dir: str | Path) -> dict[str, Any] | None:
-    """The current-model pointer of a state folder, or None when there is none yet."""
+    """The current-model pointer of a state folder (``version`` >= 1, ``path``), or None when there
+    is none yet. A damaged pointer (not JSON, wrong fields) is a `PointerError` naming the file."""
     path = Path(state_dir) / POINTER
     try:
-        return json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
+    except OSError as exc:
+        raise PointerError(f"cannot read the model pointer {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise PointerError(f"the model pointer {path} is damaged (not JSON: {exc})") from None
+    version = data.get("version") if isinstance(data, dict) else None
+    target = data.get("path") if isinstance(data, dict) else None
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1 or not isinstance(target, str) \
+            or not target:
+        raise PointerError(f"the model pointer {path} is damaged (it needs a version >= 1 and a model path)")
+    return data
+
+
+def latest_version(state_dir: str | Path) -> int:
+    """The highest N of the ``model-vN.mfrec`` files in a state folder (0 when none): the next
+    retrain writes N + 1 even when the pointer is damaged, never over an existing file."""
+    numbers = [int(m.group(1)) for f in Path(state_dir).glob("model-v*.mfrec")
+               if (m := re.fullmatch(r"model-v([0-9]{1,9})\.mfrec", f.name))]
+    return max(numbers, default=0)
 
 
 def write_pointer(state_dir: str | Path, data: dict[str, Any]) -> None:

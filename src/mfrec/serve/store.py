@@ -42,7 +42,8 @@ import pandas as pd
 
 
 class StoreError(RuntimeError):
-    """The store cannot be opened or its schema is of an unknown (newer) version."""
+    """The store cannot be opened, its schema is of an unknown (newer) version, or the database
+    failed (locked past the timeout, read-only, damaged, connection lost): the service answers 503."""
 
 
 #: (version, statements): applied in order inside one transaction each; ``{ID}`` is the
@@ -201,6 +202,12 @@ class RatingStore(ABC):
             rows = cur.fetchall()
         return pd.DataFrame(rows, columns=["user", "item"], dtype=object)
 
+    def items(self) -> list[str]:
+        """The distinct items of the current stored ratings (text)."""
+        with self._transaction(write=False) as cur:
+            cur.execute("SELECT DISTINCT item_id FROM current_ratings")
+            return [str(r[0]) for r in cur.fetchall()]
+
     def stats(self) -> dict[str, int]:
         """Store size: ``events``, ``ratings`` (current pairs), ``users`` (with a current rating)."""
         with self._transaction(write=False) as cur:
@@ -222,7 +229,7 @@ class SQLiteStore(RatingStore):
 
     _id_type = "INTEGER PRIMARY KEY AUTOINCREMENT"
 
-    def __init__(self, path: str | Path, url: str | None = None, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, url: str | None = None, timeout: float = 5.0) -> None:
         self.path = str(path)
         self.url = url or f"sqlite:///{path}"
         self.timeout = timeout
@@ -236,6 +243,17 @@ class SQLiteStore(RatingStore):
             if not parent.is_dir():
                 raise StoreError(f"{self.url}: folder {parent} does not exist")
         self.migrate()
+        self._check_integrity()
+
+    def _check_integrity(self) -> None:
+        """``PRAGMA quick_check`` at open: a damaged file is refused at start-up, not found by the
+        first request that reads the damaged page (O(size of the file), ~1 s per 100 MB)."""
+        with self._transaction(write=False) as cur:
+            cur.execute("PRAGMA quick_check")
+            problems = [str(r[0]) for r in cur.fetchmany(5)]
+        if problems != ["ok"]:
+            raise StoreError(f"{self.url}: the ratings store is damaged ({'; '.join(problems)}); restore it "
+                             "from a backup (sqlite3 FILE '.recover' can salvage rows)")
 
     def _conn(self) -> sqlite3.Connection:
         conn = getattr(self._local, "conn", None)
@@ -243,12 +261,12 @@ class SQLiteStore(RatingStore):
             try:
                 conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
                 mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+                conn.execute("PRAGMA synchronous=FULL")
+                conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             except sqlite3.Error as exc:
                 raise StoreError(f"{self.url}: cannot open the ratings store ({exc})") from None
             if str(mode).lower() != "wal":
                 raise StoreError(f"{self.url}: could not switch to WAL journal mode (got {mode})")
-            conn.execute("PRAGMA synchronous=FULL")
-            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
             self._local.conn = conn
             with self._lock:
                 self._all.append(conn)
@@ -258,15 +276,23 @@ class SQLiteStore(RatingStore):
     def _transaction(self, write: bool) -> Iterator[sqlite3.Cursor]:
         conn = self._conn()
         cur = conn.cursor()
-        cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
         try:
-            yield cur
-        except BaseException:
+            cur.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+            try:
+                yield cur
+            except BaseException:
+                if conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+        except sqlite3.Error as exc:  # locked past the timeout, read-only, damaged, disk full
             if conn.in_transaction:
-                cur.execute("ROLLBACK")
-            raise
-        else:
-            cur.execute("COMMIT")
+                try:
+                    conn.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+            raise StoreError(f"{self.url}: {exc}") from exc
         finally:
             cur.close()
 
@@ -312,7 +338,7 @@ class PostgresStore(RatingStore):
         try:
             psycopg.connect(url, connect_timeout=10).close()  # fail fast with the server's own message
             if ConnectionPool is not None:
-                self._pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=True, timeout=30)
+                self._pool = ConnectionPool(url, min_size=1, max_size=max(1, pool_size), open=True, timeout=5)
                 self._pool.wait(timeout=30)
             else:
                 self._conn()
@@ -331,19 +357,26 @@ class PostgresStore(RatingStore):
 
     @contextmanager
     def _transaction(self, write: bool) -> Iterator[Any]:
-        if self._pool is not None:
-            with self._pool.connection() as conn:  # commits on success, rolls back on error
-                with conn.cursor() as cur:
-                    yield cur
-            return
-        conn = self._conn()
         try:
-            with conn.transaction():
-                with conn.cursor() as cur:
-                    yield cur
-        finally:
-            if conn.closed:
-                self._local.conn = None
+            if self._pool is not None:
+                with self._pool.connection() as conn:  # commits on success, rolls back on error
+                    with conn.cursor() as cur:
+                        yield cur
+                return
+            conn = self._conn()
+            try:
+                with conn.transaction():
+                    with conn.cursor() as cur:
+                        yield cur
+            finally:
+                if conn.closed:
+                    self._local.conn = None
+        except self._psycopg.Error as exc:  # server gone, connection lost, read-only, ...
+            raise StoreError(f"{self.url}: {str(exc).strip()}") from exc
+        except Exception as exc:
+            if type(exc).__name__ == "PoolTimeout":  # psycopg_pool: no connection in time
+                raise StoreError(f"{self.url}: no database connection available ({exc})") from exc
+            raise
 
     def _lock_migrations(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(727274001)")
