@@ -148,11 +148,30 @@ def test_saved_file_has_ordinary_permissions(tmp_path):
 
 
 def test_mixed_id_types_cannot_be_saved(tmp_path):
-    m = _fit("biased-mf", items=False)
-    m.add_user("guest", {0: 5.0})
-    with pytest.raises(ModelFileError, match="mix"):
+    import pandas as pd
+
+    df = pd.DataFrame({"user": pd.Series([1, 1, "a", "a"], dtype=object), "item": [0, 1, 0, 1],
+                       "rating": [5.0, 3.0, 4.0, 2.0]})
+    m = mfrec.Baseline().fit(df)
+    with pytest.raises(ModelFileError, match="mix types.*int64 ids or str ids"):
         m.save(tmp_path / "mixed.mfrec")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_add_user_keeps_the_model_savable_and_consistent(tmp_path):
+    """A new user's id must have the model's id type, and must not name an existing user the
+    way lookups read ids ("1" is user 1): refused at once, the model unchanged and savable."""
+    m = _fit("biased-mf", items=False)
+    n = len(m.user_map_)
+    first = int(m.user_map_.ids[0])
+    for bad, match in ((str(first), "already in the model"), ("guest", "integers"), (2.5, "integers"),
+                       ((1, 2), "integers"), (True, "integers"), (2**64, "integers")):
+        with pytest.raises(ValueError, match=match):
+            m.add_user(bad, {0: 5.0})
+        assert len(m.user_map_) == n and m.user_factors_.shape[0] == n
+    m.add_user(10**6, {0: 5.0})
+    m.save(tmp_path / "ok.mfrec")
+    assert 10**6 in mfrec.load_model(tmp_path / "ok.mfrec").user_map_
 
 
 def test_unfitted_model_cannot_be_saved(tmp_path):

@@ -110,8 +110,13 @@ def _ids_array(ids: np.ndarray, what: str) -> np.ndarray:
         return ids.astype(np.int64)
     if all(isinstance(x, str) for x in ids):
         return ids.astype(str)
-    raise ModelFileError(f"{what} ids mix types ({sorted({type(x).__name__ for x in ids})}); "
-                         "use all-int or all-str ids to save a model")
+    types = sorted({type(x).__name__ for x in ids})
+    if len(types) == 1:
+        detail = f"are {types[0]}" + (" beyond int64" if types[0] == "int" else "")
+    else:
+        detail = f"mix types ({types})"
+    raise ModelFileError(f"{what} ids {detail}: a model file keeps int64 ids or str ids; "
+                         "give all-int64 or all-str ids to save a model")
 
 
 def _npy_bytes(arr: np.ndarray) -> bytes:

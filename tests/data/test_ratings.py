@@ -375,3 +375,24 @@ def test_mixed_id_lists_keep_their_types() -> None:
 def test_idmap_factorize_sorts() -> None:
     m, codes = IdMap.factorize(np.array([5, 3, 5, 9]))
     assert m.to_list() == [3, 5, 9] and codes.tolist() == [1, 0, 1, 2]
+
+
+def test_from_sparse_refuses_duplicate_entries_instead_of_summing_them() -> None:
+    import scipy.sparse as sp
+
+    coo = sp.coo_matrix(([4.0, -4.0, 3.0], ([0, 0, 1], [1, 1, 0])), shape=(2, 2))
+    with pytest.raises(DataError, match=r"sparse matrix entry \(0, 1\).*duplicate"):
+        Ratings.from_sparse(coo)
+    merged = Ratings.from_sparse(coo, duplicates="last").to_dataframe().sort_values("user")
+    assert merged["rating"].tolist() == [-4.0, 3.0]  # the later entry, never the sum 0.0
+    csr = sp.csr_matrix((np.array([4.0, 3.0]), np.array([1, 1]), np.array([0, 2, 2])), shape=(2, 2))
+    with pytest.raises(DataError, match="duplicate"):
+        Ratings.from_sparse(csr)
+
+
+def test_ids_are_kept_exactly_as_given() -> None:
+    big = 2**53
+    r = Ratings.from_arrays([big + 1, big, 2.5], [1, 1, 1], [1, 2, 3])  # a float id beside ints
+    assert r.n_users == 3 and sorted(map(str, r.raw_users)) == sorted(map(str, [big + 1, big, 2.5]))
+    assert Ratings.from_arrays(["a\x00", "a", "b"], [1, 2, 3], [5, 1, 3]).n_users == 3  # numpy drops trailing NULs
+    assert Ratings.from_arrays([1, "1"], [1, 2], [1, 2]).n_users == 2

@@ -256,3 +256,36 @@ def test_rating_error_by_group_refuses_bad_groups(metric, groups, n, match):
 
     with pytest.raises(ValueError, match=match):
         rating_error_by_group(metric, [1.0, 2.0], [1.0, 1.0], np.asarray(groups), n)
+
+
+def test_ranking_metric_arguments_are_checked_not_coerced():
+    recs = pd.DataFrame({"user": [1, 1], "item": [10, 20], "rank": [1, 2]})
+    test = pd.DataFrame({"user": [1], "item": [10], "rating": [5.0]})
+    for k in (1.5, True, 0, -1):
+        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+            precision_at_k(recs, test, k=k)
+    for t in (float("nan"), "4", True):
+        with pytest.raises(ValueError, match="relevance_threshold must be a finite number"):
+            ndcg_at_k(recs, test, k=2, relevance_threshold=t)
+    from mfrec.errors import DataError
+
+    with pytest.raises(DataError, match="test rating at row 0 is nan"):
+        ndcg_at_k(recs, test.assign(rating=np.nan), k=2)
+    for size in (0, -5, 2.5, True):
+        with pytest.raises(ValueError, match="catalog_size must be an integer >= 1"):
+            coverage_at_k(recs, size, k=2)
+    with pytest.raises(ValueError, match="smaller than the 2 distinct items"):
+        coverage_at_k(recs, 1, k=2)
+
+
+def test_a_huge_k_allocates_no_more_than_the_longest_list():
+    """k = 10**12 used to allocate users x k; the values are those of the definitions."""
+    recs = pd.DataFrame({"user": [1, 1, 2], "item": [10, 20, 10], "rank": [1, 2, 1]})
+    test = pd.DataFrame({"user": [1, 1, 2], "item": [10, 30, 40], "rating": [5.0, 5.0, 5.0]})
+    k = 10**12
+    assert precision_at_k(recs, test, k=k) == pytest.approx(0.5 / k)
+    assert recall_at_k(recs, test, k=k) == pytest.approx(0.25)  # user 1: 1 of 2, user 2: 0 of 1
+    ideal1 = 1 + 1 / LOG3
+    assert ndcg_at_k(recs, test, k=k) == pytest.approx((1 / ideal1 + 0) / 2)
+    assert ndcg_at_k(recs, test, k=k) == pytest.approx(ndcg_at_k(recs, test, k=5))
+    assert map_at_k(recs, test, k=k) == pytest.approx(map_at_k(recs, test, k=5))

@@ -28,7 +28,7 @@ def test_budget_result_and_trial_table(ratings):
     res = tune(mfrec.BiasedMF, ratings, space, trials=5, fixed=FAST, seed=0)
     assert isinstance(res, TuneResult)
     assert len(res.trials) == 5
-    assert list(res.trials.columns) == ["trial", "learning_rate", "regularization", "score", "epochs",
+    assert list(res.trials.columns) == ["trial", "learning_rate", "regularization", "score", "epochs_run",
                                         "best_epoch", "seconds"]
     assert list(res.trials["trial"]) == [0, 1, 2, 3, 4]
     assert res.best_score == res.trials["score"].min()
@@ -40,7 +40,7 @@ def test_budget_result_and_trial_table(ratings):
     assert res.best_model.learning_rate == res.best_params["learning_rate"]
     _, val = random_split(ratings, test_size=0.2, seed=0)  # validation=None -> 0.2 carved with the seed
     assert evaluate(res.best_model, val)["rmse"] == pytest.approx(res.best_score)
-    assert (res.trials["epochs"] <= FAST["epochs"]).all() and (res.trials["seconds"] >= 0).all()
+    assert (res.trials["epochs_run"] <= FAST["epochs"]).all() and (res.trials["seconds"] >= 0).all()
 
 
 def test_same_seed_same_trials(ratings):
@@ -101,11 +101,11 @@ def test_early_stopping_and_validation_set(ratings):
                early_stopping=1)
     row = res.trials.iloc[0]
     assert res.best_model.early_stopping == 1
-    assert row["epochs"] < 40 and row["best_epoch"] <= row["epochs"]  # stopped early on validation RMSE
+    assert row["epochs_run"] < 40 and row["best_epoch"] <= row["epochs_run"]  # stopped early on validation RMSE
     assert res.best_score == pytest.approx(evaluate(res.best_model, val)["rmse"])
     off = tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=val, fixed=fixed,
                early_stopping=None)
-    assert off.trials.iloc[0]["epochs"] == 40 and off.best_model.early_stopping is None
+    assert off.trials.iloc[0]["epochs_run"] == 40 and off.best_model.early_stopping is None
 
 
 def test_ranking_metric_is_maximized_and_models_without_early_stopping(ratings):
@@ -188,3 +188,13 @@ def test_constraints_between_searched_parameters_are_left_to_the_trials():
     from mfrec.evaluation import check_search
 
     check_search(mfrec.BayesianMF, {"iterations": [10, 50], "burn_in": [5]})  # burn_in default 20 > 10: not refused
+
+
+def test_trials_keep_the_tuned_epochs_beside_the_epochs_run(ratings):
+    """Tuning ``epochs`` itself: the table's parameter column is what was tried, not what ran."""
+    train, val = random_split(ratings, test_size=0.2, seed=0)
+    res = tune(mfrec.BiasedMF, train, {"epochs": [2, 30], "factors": [4]}, validation=val, method="grid",
+                     seed=0, early_stopping=1)
+    assert sorted(res.trials["epochs"].tolist()) == [2, 30]
+    assert (res.trials["epochs_run"] <= res.trials["epochs"]).all()
+    assert res.best_params["epochs"] == res.trials.loc[res.trials["score"].idxmin(), "epochs"]

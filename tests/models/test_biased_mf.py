@@ -7,6 +7,7 @@ import threading
 import numpy as np
 import pytest
 
+import mfrec
 from mfrec import BiasedMF, Ratings, TrainingDivergedError
 from mfrec.testing import ModelContract, additive_ratings
 from tests.models.test_sgd import BIASED_SGD_CONTRACT
@@ -87,3 +88,13 @@ def _read_unknown(model):
         return model.unknown_
     except AttributeError as exc:
         return exc
+
+
+def test_finite_divergence_and_kernel_failures_are_training_diverged_errors():
+    """An error 1e4 times the rating range is divergence though finite; a ridge system that is
+    not positive definite or a division by zero in a kernel is named, not a numpy traceback."""
+    r = mfrec.synthetic(200, 80, 3000, seed=0)
+    with pytest.raises(TrainingDivergedError, match="over 10x the rating range"):
+        mfrec.FunkMF(batch_size=10**9, epochs=6, seed=0, threads=1).fit(r)
+    with pytest.raises(TrainingDivergedError, match="cannot train with these parameters.*LinAlgError"):
+        mfrec.ALS(factors=20, regularization=0.0, solver="cholesky", iterations=2, threads=1).fit(r)

@@ -423,3 +423,15 @@ def test_ml100k_cold_users_beat_the_item_bias_baseline():
 def test_solver_choices_are_checked(value, tiny):
     with pytest.raises(ValueError, match="solver must be one of"):
         CMF(solver=value).fit(tiny)
+
+
+def test_attribute_tables_that_name_no_training_row_are_said_so():
+    full = Ratings.from_arrays([1, 1, 2, 2, 3, 3], [10, 11, 10, 12, 11, 12], [4, 3, 5, 2, 3, 4])
+    renamed = pd.DataFrame({"g": ["a", "b", "a"]}, index=pd.Index(["u1", "u2", "u3"]))
+    with pytest.raises(DataError, match="indexed by 'u1'.*training user ids are integers"):
+        CMF(factors=2, iterations=2, threads=1).fit(full, user_attributes=renamed)
+    with pytest.raises(DataError, match="no rows"):
+        CMF(factors=2, iterations=2, threads=1).fit(full, user_attributes=renamed.iloc[:0])
+    others = pd.DataFrame({"g": ["a", "b"]}, index=pd.Index([7, 8]))
+    with pytest.warns(UserWarning, match="none of the 2 rows of user_attributes is a training user"):
+        CMF(factors=2, iterations=2, threads=1).fit(full, user_attributes=others)

@@ -489,11 +489,11 @@ def test_add_user_makes_the_user_known(cls, ratings):
     before = m.recommend(5, n=8)
     fresh = m.recommend_new(RATED, n=N_ITEMS)
     fold = m.fold_in(RATED)
-    m.add_user("new", RATED)
-    assert "new" in m.user_map_
+    m.add_user(777_777, RATED)
+    assert 777_777 in m.user_map_
     assert len(m.users_) == N_USERS + 1
     assert m.user_factors_.shape[0] == N_USERS + 1 and m.user_bias_.shape[0] == N_USERS + 1
-    recs = m.recommend("new", n=N_ITEMS)
+    recs = m.recommend(777_777, n=N_ITEMS)
     assert not set(recs["item"]) & set(RATED)
     # same list and scores as the fold-in
     assert list(recs["item"]) == list(fresh["item"])
@@ -505,20 +505,20 @@ def test_add_user_makes_the_user_known(cls, ratings):
                 + m.item_factors_[j].astype(np.float64) @ fold.factors.astype(np.float64))
     if m.kind == "rating":
         expected = np.clip(expected, *m.rating_scale_)
-    got = m.predict(["new"] * N_ITEMS, items)
+    got = m.predict([777_777] * N_ITEMS, items)
     assert m.unknown_ == {"users": 0, "items": 0}
     np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
     # other users are unchanged; recommend_many sees the new user
     after = m.recommend(5, n=8)
     assert list(after["item"]) == list(before["item"])
-    many = m.recommend_many(["new", 5], n=3)
-    assert list(many.loc[many["user"] == "new", "item"]) == list(recs["item"][:3])
+    many = m.recommend_many([777_777, 5], n=3)
+    assert list(many.loc[many["user"] == 777_777, "item"]) == list(recs["item"][:3])
     if isinstance(m, SVDpp):
         assert m.explicit_user_factors_.shape == m.user_factors_.shape
         np.testing.assert_allclose(m.user_factors_[-1] - m.explicit_user_factors_[-1],
                                    m._implicit_part(m.item_map_.lookup(list(RATED))), rtol=1e-4, atol=1e-6)
-    with pytest.raises(ValueError, match="new"):
-        m.add_user("new", {1: 3.0})
+    with pytest.raises(ValueError, match="already"):
+        m.add_user(777_777, {1: 3.0})
     with pytest.raises(ValueError, match="already"):
         m.add_user(0, {1: 3.0})
 
@@ -596,7 +596,7 @@ def test_new_ratings_outside_the_model_scale_are_data_errors(bmf, value):
     rated = {0: 4.0, 7: value}
     calls = [lambda: bmf.recommend_new(rated), lambda: bmf.fold_in(rated),
              lambda: bmf.fold_in(pd.Series(rated)), lambda: bmf.fold_in(pd.DataFrame({"item": [0, 7], "rating": [4.0, value]})),
-             lambda: bmf.clone().fit(bmf_ratings()).add_user("new", rated)]
+             lambda: bmf.clone().fit(bmf_ratings()).add_user(777_777, rated)]
     for call in calls:
         with pytest.raises(DataError, match=r"item 7 .*scale 1-5"):
             call()
@@ -720,11 +720,11 @@ def test_the_empty_user_of_a_model_without_biases_ranks_by_popularity(make, rati
     recs = m.recommend_new({}, n=3, items=cand)
     np.testing.assert_array_equal(pop[recs["item"]].to_numpy(), np.sort(pop[cand].to_numpy())[::-1][:3])
     # a user added without ratings is the same zero user, for recommend and recommend_many
-    m.add_user("nobody", {})
-    recs = m.recommend("nobody", n=8)
+    m.add_user(888_888, {})
+    recs = m.recommend(888_888, n=8)
     np.testing.assert_array_equal(pop[recs["item"]].to_numpy(), best[:8])
-    many = m.recommend_many([m.user_map_.ids[0], "nobody"], n=8)
-    np.testing.assert_array_equal(pop[many.loc[many["user"] == "nobody", "item"]].to_numpy(), best[:8])
+    many = m.recommend_many([m.user_map_.ids[0], 888_888], n=8)
+    np.testing.assert_array_equal(pop[many.loc[many["user"] == 888_888, "item"]].to_numpy(), best[:8])
     # an informed user still ranks by the model's own scores
     real = m.recommend(m.user_map_.ids[0], n=8)
     assert np.all(np.diff(real["score"].to_numpy()) <= 0)
@@ -835,3 +835,31 @@ def test_id_arguments_with_missing_ids_are_refused(_small_model, param):
         m.recommend(r.users[0], **{param: [1, None]})
     with pytest.raises(DataError, match="users= holds a missing id"):
         m.recommend_many(users=np.array([r.users[0], np.nan]))
+
+
+def test_new_ratings_must_be_real_numbers(bmf):
+    from decimal import Decimal
+    from fractions import Fraction
+
+    for value in (True, np.True_, "5", " 5 ", Decimal("5")):
+        with pytest.raises(DataError, match="not a real number"):
+            bmf.recommend_new({0: value}, n=3)
+    with pytest.raises(DataError, match="not a real number"):
+        bmf.recommend_new(pd.Series(["5"], index=[0]), n=3)
+    a = bmf.recommend_new({0: Fraction(9, 2)}, n=3)
+    b = bmf.recommend_new({0: 4.5}, n=3)
+    assert a["item"].tolist() == b["item"].tolist()
+
+
+def test_iterables_of_ids_are_their_ids_not_one_id(bmf):
+    users, items = [int(bmf.user_map_.ids[1])], [int(bmf.item_map_.ids[2])]
+    got = bmf.predict((u for u in users), iter(items))
+    np.testing.assert_allclose(got, bmf.predict(users, items))
+
+
+def test_item_bias_weight_must_keep_float32_scores_finite(bmf):
+    user = bmf.user_map_.ids[0]
+    for w in (1e300, -1e300, 2e6):
+        with pytest.raises(ValueError, match="item_bias_weight must be within"):
+            bmf.recommend(user, n=3, item_bias_weight=w)
+    assert len(bmf.recommend(user, n=3, item_bias_weight=1e6)) == 3

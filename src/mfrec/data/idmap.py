@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -24,6 +24,9 @@ def as_id_array(values: Any) -> np.ndarray:
     """
     if isinstance(values, (pd.Series, pd.Index)):
         values = values.to_numpy()
+    elif isinstance(values, (Iterator, range)) or (isinstance(values, Iterable) and not isinstance(
+            values, (str, bytes, np.ndarray, list, tuple, dict))):  # a generator, a set ...: its ids, not itself
+        values = list(values)
     listlike = isinstance(values, (list, tuple))
     try:
         arr = np.asarray(values)
@@ -32,9 +35,16 @@ def as_id_array(values: Any) -> np.ndarray:
         arr[:] = list(values)
     if arr.ndim == 0:
         arr = arr.reshape(1)
-    if listlike and arr.dtype.kind in "US" and not all(isinstance(v, str) for v in values):
-        arr = np.empty(len(values), dtype=object)  # numpy would turn 1 and "a" into "1" and "a"
+    if listlike and arr.ndim == 1 and (arr.dtype.kind in "US" or (
+            arr.dtype.kind == "f" and not all(isinstance(v, (float, np.floating)) for v in values))):
+        # numpy would turn 1 and "a" into "1" and "a", drop a text's trailing NULs ("a\x00" -> "a"),
+        # and make 2**53 + 1 beside 2.5 the float 2**53: keep every id as given (ints beside whole
+        # floats are ints, as whole floats alone are: see below)
+        arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)
+        whole = [_as_int(v) for v in values] if arr.dtype == object and not any(isinstance(v, str) for v in values) else None
+        if whole is not None and None not in whole:
+            return np.array(whole, dtype=np.int64)
     if arr.ndim != 1:
         if listlike:  # a list of lists/tuples: one object per id (reported as unhashable later)
             obj = np.empty(len(values), dtype=object)
@@ -180,10 +190,8 @@ class IdMap:
         return len(self._ids)
 
     def __contains__(self, raw: Any) -> bool:
-        try:
-            return raw in self._index
-        except TypeError:
-            raise _unhashable(raw) from None
+        """Whether `lookup` finds ``raw`` (``"7" in IdMap([7])``: text names ints by `int_text`)."""
+        return bool(self.lookup([raw])[0] >= 0)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, IdMap) and (

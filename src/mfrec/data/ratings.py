@@ -20,7 +20,9 @@ Locator = Callable[[int], dict]
 def _describe(fail, pos: int) -> str:
     """'line N' or 'row N' for a position, as the locator names it."""
     err = fail("", pos, None)
-    return f"line {err.line}" if err.line is not None else f"row {err.row}"
+    if err.line is not None:
+        return f"line {err.line}"
+    return f"row {err.row}" if err.row is not None else str(err.source)
 
 
 def _row_locator(offset: int = 0) -> Locator:
@@ -401,13 +403,15 @@ class Ratings:
         item_ids: Sequence[Any] | None = None,
         *,
         rating_scale: tuple[float, float] | None = None,
+        duplicates: str = "error",
     ) -> "Ratings":
-        """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included;
-        duplicate entries of a COO matrix are summed, as scipy does)."""
+        """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included).
+        Entries stored twice for one (user, item) (a COO matrix, or a CSR row naming a column twice)
+        are not summed, as scipy would: they follow ``duplicates`` like every constructor's
+        (default: a DataError naming the entry)."""
         if not sp.issparse(matrix):
             raise TypeError(f"expected a scipy.sparse matrix, got {type(matrix).__name__}")
-        coo = sp.coo_matrix(matrix)
-        coo.sum_duplicates()
+        coo = sp.coo_matrix(matrix)  # keeps duplicate entries (scipy sums them only when asked)
         n_users, n_items = coo.shape
         user_map = IdMap(np.arange(n_users) if user_ids is None else user_ids)
         item_map = IdMap(np.arange(n_items) if item_ids is None else item_ids)
@@ -420,7 +424,7 @@ class Ratings:
         row, col = coo.row, coo.col
         return cls.from_arrays(
             user_map.ids[row], item_map.ids[col], coo.data, user_map=user_map, item_map=item_map,
-            rating_scale=rating_scale, source="sparse matrix",
+            rating_scale=rating_scale, source="sparse matrix", duplicates=duplicates,
             locate=lambda k: {"source": f"sparse matrix entry ({int(row[k])}, {int(col[k])})", "column": None},
         )
 

@@ -39,14 +39,17 @@ metric is a few numpy reductions over it.
 
 from __future__ import annotations
 
+import numbers
+
 import re
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from mfrec.data.idmap import as_id_array
+from mfrec.data.idmap import as_id_array, plain
 from mfrec.data.ratings import Ratings
+from mfrec.errors import DataError
 
 __all__ = [
     "ACCURACY_METRICS",
@@ -284,17 +287,19 @@ class _Lists:
         keep = own & (rank <= K)
         ru, ri, rank, keys = ru[keep], ri[keep], rank[keep], keys[keep]
         self.K = K
-        self.hit = np.zeros((n_users, K), dtype=bool)
+        width = min(K, int(rank.max()) if len(rank) else 1)  # no columns past the longest list (k=10**12)
+        self.hit = np.zeros((n_users, width), dtype=bool)
         self.hit[ru, rank - 1] = np.isin(keys, rel_keys)
-        self.item_code = np.full((n_users, K), -1, dtype=np.int64)
+        self.item_code = np.full((n_users, width), -1, dtype=np.int64)
         self.item_code[ru, rank - 1] = ri
         self.present = self.item_code >= 0
 
 
-def _accuracy(base: str, hit: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
-    """One accuracy metric at cut-off ``k = hit.shape[1]`` for every user (NaN where n_rel = 0)."""
-    n_users, k = hit.shape
-    ranks = np.arange(1, k + 1, dtype=np.float64)
+def _accuracy(base: str, hit: np.ndarray, n_rel: np.ndarray, k: int) -> np.ndarray:
+    """One accuracy metric at cut-off ``k`` for every user (NaN where n_rel = 0); ``hit`` has the
+    first ``min(k, longest list)`` ranks (no list has a hit beyond)."""
+    n_users, width = hit.shape
+    ranks = np.arange(1, width + 1, dtype=np.float64)
     hits = hit.sum(axis=1).astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         if base == "precision":
@@ -306,7 +311,9 @@ def _accuracy(base: str, hit: np.ndarray, n_rel: np.ndarray) -> np.ndarray:
         elif base == "ndcg":
             disc = 1.0 / np.log2(ranks + 1.0)
             dcg = hit @ disc
-            ideal = np.concatenate([[0.0], np.cumsum(disc)])[np.minimum(n_rel, k)]
+            n_ideal = np.minimum(n_rel, k)
+            ideal_disc = 1.0 / np.log2(np.arange(2, int(n_ideal.max(initial=0)) + 2, dtype=np.float64))
+            ideal = np.concatenate([[0.0], np.cumsum(ideal_disc)])[n_ideal]
             v = dcg / ideal
         elif base == "map":
             prec_at_r = np.cumsum(hit, axis=1) / ranks[None, :]
@@ -354,6 +361,17 @@ def _compute(
     if test is None and bases & set(ACCURACY_METRICS):
         raise ValueError(f"{sorted(bases & set(ACCURACY_METRICS))} need the test ratings (test=...)")
     test_df = None if test is None else _as_frame(test, "test", need_rating=True)
+    if isinstance(relevance_threshold, (bool, np.bool_)) or not isinstance(relevance_threshold, numbers.Real) \
+            or not np.isfinite(relevance_threshold):
+        raise ValueError(f"relevance_threshold must be a finite number, got {relevance_threshold!r}")
+    if catalog_size is not None and (isinstance(catalog_size, (bool, np.bool_)) or not isinstance(
+            catalog_size, numbers.Integral) or catalog_size < 1):
+        raise ValueError(f"catalog_size must be an integer >= 1, got {catalog_size!r}")
+    if test_df is not None:
+        t = pd.to_numeric(test_df["rating"], errors="coerce").to_numpy(dtype=np.float64)
+        if not np.isfinite(t).all():
+            r = int(np.flatnonzero(~np.isfinite(t))[0])
+            raise DataError(f"test rating at row {r} is {plain(test_df['rating'].iloc[r])!r}, not a finite number")
     K = max(k for _, _, k in parsed)
     lists = _Lists(recommendations, test_df, K, relevance_threshold)
 
@@ -380,10 +398,12 @@ def _compute(
             if size is None:
                 # the training catalogue plus anything recommended outside it
                 size = len(popularity) + int(np.sum(pop[np.unique(codes[codes >= 0])] == 0))
+            if n_distinct > size:
+                raise ValueError(f"catalog_size={size} is smaller than the {n_distinct} distinct items recommended")
             means[name] = float(n_distinct / size) if size > 0 else float("nan")
             continue
         if base in ACCURACY_METRICS:
-            v = _accuracy(base, lists.hit[:, :k], lists.n_relevant)
+            v = _accuracy(base, lists.hit[:, :k], lists.n_relevant, k)
         elif base == "novelty":
             v = _list_mean(info, lists.item_code[:, :k])
         else:  # arp
@@ -456,6 +476,8 @@ def ranking_metrics(
 
 
 def _one(base: str, recommendations: pd.DataFrame, test: Any, k: int, relevance_threshold: float, **kw: Any) -> float:
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 1:
+        raise ValueError(f"k must be an integer >= 1, got {k!r}")
     name = f"{base}@{int(k)}"
     return ranking_metrics(recommendations, test, [name], relevance_threshold=relevance_threshold, **kw)[name]
 
@@ -500,7 +522,7 @@ def coverage_at_k(recommendations: pd.DataFrame, catalog_size: int, k: int = 10,
                   test: Ratings | pd.DataFrame | None = None) -> float:
     """Distinct items in the top k of all lists (of the users of ``test`` when given) divided by
     ``catalog_size``."""
-    return _one("coverage", recommendations, test, k, 4.0, catalog_size=int(catalog_size))
+    return _one("coverage", recommendations, test, k, 4.0, catalog_size=catalog_size)
 
 
 def novelty_at_k(recommendations: pd.DataFrame, train: Ratings | pd.DataFrame, k: int = 10,

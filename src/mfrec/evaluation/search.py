@@ -45,10 +45,11 @@ class TuneResult:
     """Outcome of :func:`tune`.
 
     ``trials``: one row per trial, ``trial`` (0-based), the sampled parameters, ``score``,
-    ``epochs`` (epochs or iterations actually run), ``best_epoch`` and ``seconds`` (fit + score).
+    ``epochs_run`` (epochs or iterations actually run; not ``epochs``, which names the parameter
+    of BiasedMF and its kin), ``best_epoch`` and ``seconds`` (fit + score).
     ``best_model`` is the best trial's model, fitted on the training part (not refitted on all
     the data). A failed trial (training diverged, or a non-finite score) has ``score`` NaN (and
-    ``epochs`` NaN when training diverged; a warning names it) and is never the best.
+    ``epochs_run`` NaN when training diverged; a warning names it) and is never the best.
     """
 
     best_params: dict[str, Any]
@@ -297,7 +298,7 @@ def tune(
             model, score, epochs, best_epoch, seconds = None, float("nan"), None, None, time.perf_counter() - t0
         if not np.isfinite(score):
             score = float("nan")
-        rows.append({"trial": len(rows), **params, "score": score, "epochs": epochs, "best_epoch": best_epoch,
+        rows.append({"trial": len(rows), **params, "score": score, "epochs_run": epochs, "best_epoch": best_epoch,
                      "seconds": seconds})
         if np.isfinite(score) and (best[1] is None or better(score, best[0])):
             best = (score, dict(params), model)

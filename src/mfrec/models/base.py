@@ -332,50 +332,78 @@ class FactorModel(RecommenderMixin, Estimator):
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         n_epochs = int(getattr(self, self.epochs_param))
-        with kernel_threads(getattr(self, "threads", None)):
-            trainer = self._trainer(train, rng, dtype, side)  # may refuse the data: the model is unchanged
-            self._start_fit(train, trainer)
-            val_idx = None
-            if validation is not None:
-                val_idx = (self.user_map_.lookup(validation.raw_users) if validation.user_map is not train.user_map
-                           else validation.user_indices.astype(np.int64),
-                           self.item_map_.lookup(validation.raw_items) if validation.item_map is not train.item_map
-                           else validation.item_indices.astype(np.int64),
-                           validation.values.astype(np.float64))
-            records: list[dict] = []
-            best: tuple[float, Any, int] = (np.inf, None, -1)
-            since_best = 0
-            for epoch in range(n_epochs):
-                t0 = time.perf_counter()
-                sse = trainer.epoch(epoch, rng)
-                seconds = time.perf_counter() - t0
-                if not np.isfinite(sse):
-                    raise TrainingDivergedError(
-                        f"{type(self).__name__} diverged at epoch {epoch + 1} (training error is {sse}); "
-                        "lower the learning rate or raise the regularization")
-                rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
-                       "train_rmse": float(np.sqrt(sse / len(train))), "seconds": seconds}
-                if val_idx is not None:
-                    self._publish(trainer.arrays())
-                    rec["validation_rmse"] = rmse(self._predict_indices(val_idx[0], val_idx[1]), val_idx[2])
-                records.append(rec)
-                if callback is not None:
-                    callback(rec)
-                if val_idx is not None and patience is not None:
-                    if rec["validation_rmse"] < best[0] - 1e-6:
-                        best = (rec["validation_rmse"], trainer.snapshot(), epoch + 1)
-                        since_best = 0
-                    else:
-                        since_best += 1
-                        if since_best >= patience:
-                            break
-            if best[1] is not None:
-                trainer.restore(best[1])
-            self._publish(trainer.final())
+        try:
+            with kernel_threads(getattr(self, "threads", None)):
+                records, best = self._epochs(train, validation, callback, side, rng, dtype, n_epochs, patience)
+        except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, OverflowError) as exc:
+            # a ridge system that is not positive definite, a division by zero, an overflow: the
+            # parameters are too extreme for the data (regularization 0 with the exact solver, a
+            # huge confidence weight or precision); say so instead of a traceback from a kernel
+            raise TrainingDivergedError(
+                f"{type(self).__name__} cannot train with these parameters ({type(exc).__name__}: {exc}); "
+                f"{self._diverged_hint}") from exc
         self._set_history(records)
         self.best_epoch_ = best[2] if best[1] is not None else len(records)
         self.fitted_ = True
         return self
+
+    #: what the divergence error advises
+    _diverged_hint = ("a learning rate or weight too large, or a regularization too small or too large for the "
+                      "data: try values nearer the defaults")
+
+    def _epochs(self, train: Ratings, validation: Ratings | None, callback: EpochCallback | None, side: Any,
+                rng: np.random.Generator, dtype: np.dtype, n_epochs: int,
+                patience: int | None) -> tuple[list[dict], tuple[float, Any, int]]:
+        """The epochs of `_fit` (inside its thread setting): the per-epoch records and the best
+        (validation RMSE, snapshot, epoch) for early stopping."""
+        # an error of a rating model far outside the rating scale is divergence, though still finite
+        # (minibatch steps that overshoot grow the error 1e4-fold in three epochs before any NaN)
+        limit = np.inf
+        if self.kind == "rating":
+            lo, hi = train.rating_scale or (float(train.values.min()), float(train.values.max()))
+            limit = 10.0 * max(float(hi - lo), 1.0)
+        trainer = self._trainer(train, rng, dtype, side)  # may refuse the data: the model is unchanged
+        self._start_fit(train, trainer)
+        val_idx = None
+        if validation is not None:
+            val_idx = (self.user_map_.lookup(validation.raw_users) if validation.user_map is not train.user_map
+                       else validation.user_indices.astype(np.int64),
+                       self.item_map_.lookup(validation.raw_items) if validation.item_map is not train.item_map
+                       else validation.item_indices.astype(np.int64),
+                       validation.values.astype(np.float64))
+        records: list[dict] = []
+        best: tuple[float, Any, int] = (np.inf, None, -1)
+        since_best = 0
+        for epoch in range(n_epochs):
+            t0 = time.perf_counter()
+            sse = trainer.epoch(epoch, rng)
+            seconds = time.perf_counter() - t0
+            train_rmse = float(np.sqrt(sse / len(train))) if np.isfinite(sse) and sse >= 0 else np.nan
+            if not np.isfinite(sse) or train_rmse > limit:
+                raise TrainingDivergedError(
+                    f"{type(self).__name__} diverged at epoch {epoch + 1} (training "
+                    f"{'error is ' + str(sse) if not np.isfinite(sse) else f'RMSE {train_rmse:.4g}, over 10x the rating range'}); "
+                    f"{self._diverged_hint}")
+            rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
+                   "train_rmse": train_rmse, "seconds": seconds}
+            if val_idx is not None:
+                self._publish(trainer.arrays())
+                rec["validation_rmse"] = rmse(self._predict_indices(val_idx[0], val_idx[1]), val_idx[2])
+            records.append(rec)
+            if callback is not None:
+                callback(rec)
+            if val_idx is not None and patience is not None:
+                if rec["validation_rmse"] < best[0] - 1e-6:
+                    best = (rec["validation_rmse"], trainer.snapshot(), epoch + 1)
+                    since_best = 0
+                else:
+                    since_best += 1
+                    if since_best >= patience:
+                        break
+        if best[1] is not None:
+            trainer.restore(best[1])
+        self._publish(trainer.final())
+        return records, best
 
     def _start_fit(self, train: Ratings, trainer: Trainer) -> None:
         """The fitted attributes that come from the training data itself."""

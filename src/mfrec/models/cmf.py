@@ -230,6 +230,18 @@ class CMF(FactorModel):
         if not pd.Index(ids).is_unique:
             dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
             raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
+        if len(table) == 0:
+            raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
+        kinds = id_map.ids.dtype.kind
+        odd = [x for x in np.asarray(ids, dtype=object)[:1000] if (kinds == "i") != (
+            isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)))]
+        if odd and (kinds == "i" or all(isinstance(x, str) for x in id_map.ids[:1000])):
+            raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "
+                            f"training {what} ids are {'integers' if kinds == 'i' else 'text'}: index it by {what} id")
+        known = id_map.lookup(ids) >= 0
+        if not known.any():
+            warnings.warn(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
+                          f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start", stacklevel=4)
         encoder = AttributeEncoder() if encoder is None else encoder
         if encoder.columns_ is None:
             encoder.fit(table)

@@ -66,7 +66,7 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
         items[:] = list(ratings.keys())
         values = np.empty(len(ratings), dtype=object)  # one object per rating, even a list
         values[:] = list(ratings.values())
-        if all(isinstance(v, (float, int, np.floating, np.integer)) for v in values):
+        if all(isinstance(v, (float, int, np.floating, np.integer)) and not isinstance(v, bool) for v in values):
             vals = values.astype(np.float64)  # the common case: plain real numbers
             values = None
     else:
@@ -79,13 +79,16 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
         raise DataError(f"missing {what} id in the new ratings ({int(missing.sum())} in all): None/NaN is not an id")
     if values is not None:
         values = np.asarray(values)
-        if values.dtype.kind == "c" or values.dtype == object:
-            odd = [k for k, v in enumerate(values.tolist()) if isinstance(v, (bool, complex)) or not (
-                isinstance(v, (numbers.Real, str)) or v is None)] if values.dtype == object else [0]
+        if values.dtype.kind in "cbUS" or values.dtype == object:  # a rating is a real number: not a
+            # bool (True would be 1.0), not text ("5" would be read one way here and another elsewhere)
+            odd = [k for k, v in enumerate(values.tolist()) if isinstance(v, (bool, np.bool_)) or not (
+                isinstance(v, numbers.Real) or v is None)] if values.dtype == object else [0]
             if odd:
                 k = odd[0]
                 raise DataError(f"rating for {what} {plain(items[k])!r} is {plain(values[k])!r} "
                                 f"({type(values[k]).__name__}), not a real number")
+            if values.dtype == object:  # real numbers of any kind (Fraction ...), None as missing
+                vals = np.array([np.nan if v is None else float(v) for v in values.tolist()], dtype=np.float64)
     if not isinstance(ratings, Mapping) and len(pd.unique(pd.Series(items, dtype=object))) != len(items):
         raise DataError(f"new ratings rate the same {what} more than once")
     if vals is None:
@@ -172,6 +175,8 @@ def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **f
     if isinstance(item_bias_weight, bool) or not isinstance(item_bias_weight, numbers.Real) \
             or not np.isfinite(item_bias_weight):
         raise ValueError(f"item_bias_weight must be a finite number, got {item_bias_weight!r}")
+    if abs(float(item_bias_weight)) > 1e6:  # scores are float32: 1e300 x a bias overflows them all to one value
+        raise ValueError(f"item_bias_weight must be within [-1e6, 1e6] (scores are float32), got {item_bias_weight!r}")
     if isinstance(explain, bool) or not isinstance(explain, numbers.Integral) or explain < 0:
         raise ValueError(f"explain must be an integer >= 0 (how many rated items to list), got {explain!r}")
 
@@ -521,8 +526,9 @@ class RecommenderMixin:
         self._require_fitted()
         if user_id is None or pd.isna(user_id) is True:
             raise ValueError(f"user_id is missing ({user_id!r}); a new user needs an id")
-        if user_id in self.user_map_:  # TypeError naming an unhashable id
+        if self.user_map_.lookup([user_id])[0] >= 0:  # by the rule of every lookup: "1" is user 1
             raise ValueError(f"user {user_id!r} is already in the model")
+        _check_new_id_type(self.user_map_, user_id, "user")
         fold = self.fold_in(ratings)
         self.user_map_ = self.user_map_.extend([user_id])
         self.user_factors_ = np.vstack([self.user_factors_, fold.factors[None, :].astype(self.user_factors_.dtype)])
@@ -555,3 +561,17 @@ class RecommenderMixin:
         valid = idx[0] >= 0
         df = pd.DataFrame({"item": self.item_map_.to_raw(idx[0][valid]), "similarity": vals[0][valid].astype(np.float64)})
         return self._with_info(df)
+
+
+def _check_new_id_type(id_map: Any, raw: Any, what: str) -> None:
+    """A new id must have the model's id type (int64 or str), or the model could not be saved
+    (a model file keeps one id type) and lookups would read it as another id."""
+    value = raw.item() if isinstance(raw, np.generic) else raw
+    ids = id_map.ids
+    if ids.dtype.kind == "i":
+        if isinstance(value, bool) or not isinstance(value, int) or not -2**63 <= value < 2**63:
+            raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
+                             f"integers (int64): give an int")
+    elif len(ids) and isinstance(ids[0], str) and not isinstance(value, str):
+        raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
+                         f"text: give a str")
