@@ -98,3 +98,9 @@ def test_finite_divergence_and_kernel_failures_are_training_diverged_errors():
         mfrec.FunkMF(batch_size=10**9, epochs=6, seed=0, threads=1).fit(r)
     with pytest.raises(TrainingDivergedError, match="cannot train with these parameters.*LinAlgError"):
         mfrec.ALS(factors=20, regularization=0.0, solver="cholesky", iterations=2, threads=1).fit(r)
+
+
+def test_factor_matrices_larger_than_the_machine_are_refused_before_allocating():
+    r = mfrec.synthetic(50, 30, 400, seed=0)
+    with pytest.raises(MemoryError, match=r"factors=1000000000\) needs at least .* GiB"):
+        mfrec.FunkMF(factors=10**9, epochs=1, threads=1).fit(r)

@@ -24,6 +24,8 @@ and nothing else. `get_state` / `from_state` turn a fitted model into plain data
 
 from __future__ import annotations
 
+import os
+
 import inspect
 import threading
 import time
@@ -362,6 +364,7 @@ class FactorModel(RecommenderMixin, Estimator):
         if self.kind == "rating":
             lo, hi = train.rating_scale or (float(train.values.min()), float(train.values.max()))
             limit = 10.0 * max(float(hi - lo), 1.0)
+        _check_memory(type(self).__name__, train, int(getattr(self, "factors", 0) or 0), dtype)
         trainer = self._trainer(train, rng, dtype, side)  # may refuse the data: the model is unchanged
         self._start_fit(train, trainer)
         val_idx = None
@@ -623,3 +626,16 @@ class FactorModel(RecommenderMixin, Estimator):
         if len(ratings) == 0:
             raise DataError("no ratings to score: the data is empty")
         return rmse(self.predict_ratings(ratings), ratings.values.astype(np.float64))
+
+
+def _check_memory(name: str, train: Ratings, factors: int, dtype: np.dtype) -> None:
+    """A MemoryError before allocating factor matrices larger than the machine's memory (else
+    ``factors=10**9`` gets the process killed by the operating system, with no message)."""
+    need = (train.n_users + train.n_items) * factors * dtype.itemsize
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not POSIX: no check
+        return
+    if need > total:
+        raise MemoryError(f"{name}(factors={factors}) needs at least {need / 2**30:.1f} GiB for its factor matrices "
+                          f"({train.n_users} users + {train.n_items} items); this machine has {total / 2**30:.1f} GiB")
