@@ -201,3 +201,31 @@ def test_model_help_lists_every_registered_model(command):
     listed = text.split("Registered:", 1)[1].split(";", 1)[0]
     assert [n.strip() for n in listed.split(",")] == list(BUILTIN)
     assert "package.module:ClassName" in text
+
+
+def test_out_never_overwrites_an_input_of_the_command(work, tmp_path):
+    """`--out` naming the ratings file (or the model, for recommend and plot) would destroy it."""
+    ratings = tmp_path / "r.csv"
+    ratings.write_bytes((work / "small.csv").read_bytes())
+    before = ratings.read_bytes()
+    assert_clean_error(run("train", "--ratings", ratings, "--epochs", "1", "--out", ratings), "input of this command")
+    assert ratings.read_bytes() == before
+    model = tmp_path / "m.mfrec"
+    model.write_bytes((work / "m.mfrec").read_bytes())
+    kept = model.read_bytes()
+    assert_clean_error(run("recommend", model, "--all-users", "--out", model), "input of this command")
+    assert model.read_bytes() == kept
+
+
+def test_out_format_follows_the_name_or_is_refused(work, tmp_path):
+    assert_clean_error(run("recommend", work / "m.mfrec", "--all-users", "--out", tmp_path / "r.json"),
+                       ".csv or .parquet or .pq")
+    assert_clean_error(run("plot", work / "m.mfrec", "--kind", "latent-space", "--out", tmp_path / "p.pdf"), ".png")
+    ok(run("recommend", work / "m.mfrec", "--all-users", "-n", "2", "--out", tmp_path / "R.CSV"))
+    assert (tmp_path / "R.CSV").read_text().startswith("user,")
+
+
+def test_an_option_given_twice_is_refused(work, tmp_path):
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "-p", "epochs=9", "--epochs", "2",
+                           "--out", tmp_path / "x.mfrec"), "epochs given twice")
+    assert not (tmp_path / "x.mfrec").exists()

@@ -422,3 +422,9 @@ def test_guest_fold_in_runs_off_the_event_loop(client, monkeypatch):
     waited = time.perf_counter() - t0
     guest.join()
     assert waited < 1.0, f"/health waited {waited:.2f} s behind a guest fold-in"
+
+
+def test_head_on_the_page_and_health(client):
+    for path in ("/", "/health"):
+        res = client.head(path)
+        assert res.status_code == 200 and res.content == b""

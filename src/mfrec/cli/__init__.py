@@ -93,8 +93,18 @@ app.command("demo")(demo.demo)
 app.command("serve")(serve.serve)
 
 
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None, line: Any = None) -> None:
+    """Warnings as one ``warning: ...`` line on stderr (not Python's source path and code line)."""
+    from mfrec.cli._common import note
+
+    note(f"warning: {message}")
+
+
 def main() -> None:
     """The ``mfrec`` console script (and ``python -m mfrec``)."""
+    import warnings
+
+    warnings.showwarning = _show_warning
     try:
         app()
     except KeyboardInterrupt:

@@ -94,10 +94,17 @@ def frame_table(df: "pd.DataFrame", title: str = "", columns: Optional[list[str]
 
 
 # ----------------------------------------------------------------------------- paths
-def check_output(path: Path, option: str = "--out", directory: bool = False, example: str = "model.mfrec") -> None:
+def check_output(path: Path, option: str = "--out", directory: bool = False, example: str = "model.mfrec",
+                 inputs: "tuple[Path | None, ...]" = (), suffixes: "tuple[str, ...]" = ()) -> None:
     """Fail now (before any training) when ``path`` cannot be written: it is a directory (or, with
-    ``directory``, a file), a parent is a file, or the nearest existing parent is not writable.
+    ``directory``, a file), a parent is a file, or the nearest existing parent is not writable;
+    it is one of the command's ``inputs`` (writing it would destroy them); or its suffix is not
+    one of ``suffixes`` (case-insensitive; the format follows the name, never a silent other).
     Missing parent folders are fine: they are created when the output is written."""
+    for given in inputs:
+        if given is not None and path.exists() and Path(given).exists() and os.path.samefile(path, given):
+            raise ValueError(f"{option} {path} is an input of this command ({given}): writing it would destroy "
+                             "it; give another file name")
     if directory:
         if path.exists() and not path.is_dir():
             raise ValueError(f"{option} {path} is a file, not a folder")
@@ -110,6 +117,9 @@ def check_output(path: Path, option: str = "--out", directory: bool = False, exa
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: no permission to write in {parent}")
+    if suffixes and path.suffix.lower() not in suffixes:
+        raise ValueError(f"{option} {path}: give a file name ending in {' or '.join(suffixes)} (the format follows "
+                         f"the name), e.g. {path.with_suffix(suffixes[0]).name}")
 
 
 def check_input(path: Path, option: str, what: str) -> None:
@@ -120,7 +130,11 @@ def check_input(path: Path, option: str, what: str) -> None:
 
 
 def is_parquet(path: Path) -> bool:
-    return path.suffix in (".parquet", ".pq")
+    return path.suffix.lower() in (".parquet", ".pq")
+
+
+#: the table files the commands write
+TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
 
 
 def write_table(df: "pd.DataFrame", out: Path) -> None:

@@ -29,7 +29,7 @@ def plot(
         raise ValueError(f"unknown plot kind {kind!r}; choose from {', '.join(KINDS)}")
     if kind == "error-by-activity" and test is None:
         raise ValueError("--kind error-by-activity needs --test FILE (held-out ratings)")
-    check_output(out, example=f"{kind}.png")
+    check_output(out, example=f"{kind}.png", inputs=(model_file, test), suffixes=(".png",))
     import mfrec
     from mfrec import plots
 

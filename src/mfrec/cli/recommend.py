@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from mfrec.cli._common import (TITLE_RULE, check_output, console, emit_json, frame_table, match_title, model_ids,
+from mfrec.cli._common import (TABLE_SUFFIXES, TITLE_RULE, check_output, console, emit_json, frame_table, match_title, model_ids,
                                parse_rates, progress, write_table)
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ def recommend(
     if all_users:
         if out is None:
             raise ValueError("--all-users needs --out FILE (.csv or .parquet)")
-        check_output(out, example="recs.csv")
+        check_output(out, example="recs.csv", inputs=(model_file,), suffixes=TABLE_SUFFIXES)
     elif out is not None:
         raise ValueError("--out goes with --all-users")
     est = mfrec.load_model(model_file)

@@ -52,7 +52,7 @@ def train(
       mfrec train --ratings my.csv --items movies.csv --out mine.mfrec
       mfrec train --ratings my.csv --model mypackage.models:MyModel --out my.mfrec
     """
-    check_output(out)
+    check_output(out, inputs=(ratings, items))
     if engine not in ("mfrec", "spark"):
         raise ValueError(f"--engine must be mfrec or spark, got {engine!r}")
     named = dict(factors=factors, epochs=epochs, iterations=iterations, learning_rate=learning_rate,
@@ -66,7 +66,12 @@ def train(
         return
     params: dict[str, Any] = {k: v for k, v in named.items() if v is not None}
     params.update(seed=seed, threads=threads)
-    params.update(parse_params(param))
+    extra = parse_params(param)
+    both = sorted(set(extra) & {k for k, v in named.items() if v is not None})
+    if both:  # which one wins would be a silent choice
+        raise ValueError(f"{', '.join(both)} given twice: as --{both[0].replace('_', '-')} and as -p {both[0]}=...; "
+                         "give it once")
+    params.update(extra)
     est = build_model(model, params)
     if validation and not 0 < validation < 1:
         raise ValueError(f"--validation must be a fraction in (0, 1), got {validation}")

@@ -64,7 +64,7 @@ def tune(
 
     cls = model_class(model)
     if out is not None:
-        check_output(out)
+        check_output(out, inputs=(ratings, items))
     space_obj = parse_space(space)
     check_search(cls, space_obj, trials, method)  # before reading data or drawing the progress bar
     data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)

@@ -605,10 +605,12 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
     def writer(x_api_key: ApiKeyHeader = None, authorization: ApiKeyHeader = None) -> None:
         service.require_key(x_api_key, authorization)
 
+    @app.head("/", include_in_schema=False)
     @app.get("/", include_in_schema=False)
     def index() -> FileResponse:
         return FileResponse(STATIC / "index.html", media_type="text/html")
 
+    @app.head("/health", include_in_schema=False)
     @app.get("/health", tags=["service"])
     def health() -> dict[str, Any]:
         """Liveness and what is being served."""
