@@ -25,7 +25,7 @@ ColumnRef = str | int | None
 USER_NAMES = ("user", "userid", "user_id", "userId", "UserId", "uid")
 ITEM_NAMES = ("item", "itemid", "item_id", "movieId", "ItemId", "movie_id", "movieid", "iid")
 RATING_NAMES = ("rating", "Rating", "score", "value")
-TIME_NAMES = ("timestamp", "Timestamp", "time", "ts")
+TIME_NAMES = ("timestamp", "Timestamp", "time", "ts", "date", "datetime", "unix_time")
 
 
 def _split_multichar(sep: str) -> tuple[str, int, str]:
@@ -236,9 +236,9 @@ def _canonical_chunk(text: np.ndarray) -> tuple[bool, np.ndarray | None]:
 
 def _text_ids(col: pd.Series) -> np.ndarray:
     """Ids read as text: int64 when every id is a canonical integer literal (``7``, ``-12``; no
-    ``+``, no leading zeros, no decimal point) that fits int64; exact Python ints when all are
-    canonical but some do not fit; otherwise every id of the column stays its text (so ``007`` and
-    ``7`` are two ids, and so are ``1`` and ``1.0``). Surrounding spaces are ignored. A column with
+    ``+``, no leading zeros, no decimal point) that fits int64; otherwise every id of the column
+    stays its text (so ``007`` and ``7`` are two ids, and so are ``1`` and ``1.0``; ids of 20
+    digits too, which int64 cannot hold and a model file could not save as ints). Surrounding spaces are ignored. A column with
     missing ids is left as it is for the validator to report. Vectorized with numpy on the ids'
     code points, a million rows at a time (no pyarrow needed)."""
     if len(col) == 0 or col.isna().any():
@@ -260,8 +260,8 @@ def _text_ids(col: pd.Series) -> np.ndarray:
     ints = [int(x) for x in pd.Series(raw).astype(str).str.strip()]  # rare: ids of 19+ digits
     try:
         return np.array(ints, dtype=np.int64)
-    except OverflowError:  # beyond int64: exact Python ints
-        return np.array(ints, dtype=object)
+    except OverflowError:  # beyond int64: the ids keep their text (a model file keeps int64 or str ids)
+        return col.astype(object).astype(str).str.strip().to_numpy(dtype=object)
 
 
 def _pick(names: list[str], ref: ColumnRef, candidates: tuple[str, ...], position: int | None, what: str, path: Path):
@@ -400,7 +400,10 @@ def parse_ratings_csv(
     elif timestamp is True:
         t_pos = _pick(names, None, TIME_NAMES if header else (), 3, "timestamp", path)
     else:
-        t_pos = _pick(names, timestamp, TIME_NAMES if header else (), 3 if timestamp is None and n_cols > 3 else None, "timestamp", path)
+        # with a header, a fourth column is a timestamp only when named like one ("price" 9.99 would
+        # become the timestamp 9); without one, the fourth column is (the MovieLens layouts)
+        t_pos = _pick(names, timestamp, TIME_NAMES if header else (),
+                      3 if timestamp is None and n_cols > 3 and not header else None, "timestamp", path)
         if timestamp is None and t_pos is not None and t_pos in (u_pos, i_pos, r_pos):
             t_pos = None
     roles = [("user", u_pos), ("item", i_pos), ("rating", r_pos), ("timestamp", t_pos)]
