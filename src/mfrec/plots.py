@@ -84,6 +84,9 @@ def latent_space(model: Any, path: str | Path, genres: tuple[str, ...] = ("Child
 
 def bias_vs_popularity(model: Any, path: str | Path) -> Path:
     """Item bias against the number of training ratings (log scale)."""
+    if not np.any(np.asarray(model.item_bias_) != 0):
+        raise ValueError(f"{type(model).__name__} has no item biases (all are 0): the bias-popularity plot needs "
+                         "a model with biases (biased-mf, svd++, als, cmf, baseline)")
     plt = _plt()
     counts = np.asarray(model.seen_.sum(axis=0)).ravel()
     fig, ax = plt.subplots(figsize=(6, 4))

@@ -14,11 +14,19 @@ def test_plot_learning_curve(work, tmp_path):
     assert len(data) > 1000 and data.startswith(PNG_MAGIC)
 
 
-@pytest.mark.parametrize("kind", ["latent-space", "bias-popularity"])
-def test_plot_other_kinds(titled, tmp_path, kind):
-    out = tmp_path / f"{kind}.png"
-    ok(run("plot", titled, "--kind", kind, "--out", out))
+def test_plot_latent_space(titled, tmp_path):
+    out = tmp_path / "latent-space.png"
+    ok(run("plot", titled, "--kind", "latent-space", "--out", out))
     assert out.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_plot_bias_popularity_needs_biases(work, titled, tmp_path):
+    out = tmp_path / "bias-popularity.png"
+    ok(run("plot", work / "m.mfrec", "--kind", "bias-popularity", "--out", out))  # BiasedMF
+    assert out.read_bytes().startswith(PNG_MAGIC)
+    assert_clean_error(run("plot", titled, "--kind", "bias-popularity", "--out", tmp_path / "b.png"),
+                       "ImplicitALS has no item biases")  # all zero: the plot would be a flat line
+    assert not (tmp_path / "b.png").exists()
 
 
 def test_plot_error_by_activity_needs_and_uses_test_file(work, tmp_path):

@@ -127,7 +127,7 @@ def test_bad_parameters_are_refused_before_data_is_read_or_training_starts(tmp_p
 def test_a_wrong_separator_suggests_the_right_one(tmp_path):
     semi = tmp_path / "semi.csv"
     semi.write_text("1;2;3\n2;3;4\n")
-    assert_clean_error(run("train", "--ratings", semi, "--out", tmp_path / "m.mfrec"), "semi.csv", "line 1", "sep=';'")
+    assert_clean_error(run("train", "--ratings", semi, "--out", tmp_path / "m.mfrec"), "semi.csv", "line 1", "--sep ';'")
 
 
 # ----------------------------------------------------------------------------- --model: the registry, user models
@@ -229,3 +229,23 @@ def test_an_option_given_twice_is_refused(work, tmp_path):
     assert_clean_error(run("train", "--ratings", work / "small.csv", "-p", "epochs=9", "--epochs", "2",
                            "--out", tmp_path / "x.mfrec"), "epochs given twice")
     assert not (tmp_path / "x.mfrec").exists()
+
+
+def test_reading_options_the_errors_point_to_exist(tmp_path):
+    """The errors' hints name command-line options (--duplicates, --encoding, --sep), which exist."""
+    dup = tmp_path / "dup.csv"
+    dup.write_text("user,item,rating\n1,2,3\n1,2,5\n2,3,4\n")
+    assert_clean_error(run("train", "--ratings", dup, "--model", "baseline", "--out", tmp_path / "a.mfrec"),
+                       "pass --duplicates last or mean")
+    ok(run("train", "--ratings", dup, "--model", "baseline", "--duplicates", "mean", "--out", tmp_path / "a.mfrec"))
+    assert mfrec.load_model(tmp_path / "a.mfrec").global_mean_ == pytest.approx((4 + 4) / 2)
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("user,item,rating\nJosé,2,3\nAnn,3,4\n".encode("latin-1"))
+    assert_clean_error(run("train", "--ratings", latin, "--model", "baseline", "--out", tmp_path / "b.mfrec"),
+                       "pass --encoding latin-1")
+    ok(run("train", "--ratings", latin, "--model", "baseline", "--encoding", "latin-1", "--out", tmp_path / "b.mfrec"))
+    assert "José" in mfrec.load_model(tmp_path / "b.mfrec").user_map_
+    semi = tmp_path / "semi.csv"
+    semi.write_text("user;item;rating\n1;2;3\n2;3;4\n")
+    assert_clean_error(run("train", "--ratings", semi, "--model", "baseline", "--out", tmp_path / "c.mfrec"),
+                       "pass --sep ';'")

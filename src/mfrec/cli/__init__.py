@@ -13,6 +13,7 @@ models inside its function, so ``mfrec --help`` and ``mfrec --version`` answer a
 
 from __future__ import annotations
 
+import re
 import sys
 from typing import Any
 
@@ -41,7 +42,20 @@ def _error_message(exc: BaseException) -> str:
     else:
         msg = str(exc)
     lines = [line.strip() for line in msg.splitlines() if line.strip()]
-    return lines[0].rstrip(":") if lines else type(exc).__name__
+    return _cli_hints(lines[0].rstrip(":")) if lines else type(exc).__name__
+
+
+#: the library's hints in Python keywords, as the command line spells them
+_HINTS = ((re.compile(r"pass sep=('[^']*')"), r"pass --sep \1"),
+          (re.compile(r"pass duplicates='last' or 'mean' to merge them"),
+           "pass --duplicates last or mean to merge them"),
+          (re.compile(r"pass encoding='([^']*)'"), r"pass --encoding \1"))
+
+
+def _cli_hints(message: str) -> str:
+    for pattern, replacement in _HINTS:
+        message = pattern.sub(replacement, message)
+    return message
 
 
 def _fail(message: str, code: int = 1) -> None:

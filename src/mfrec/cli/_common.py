@@ -157,6 +157,8 @@ RATINGS_FORMAT = "CSV/TSV/'::' text or Parquet"
 DatasetOpt = Annotated[Optional[str], typer.Option("--dataset", help="Dataset name (e.g. ml-latest-small, ml-100k).")]
 RatingsOpt = Annotated[Optional[Path], typer.Option("--ratings", help=f"Your own ratings file ({RATINGS_FORMAT}).")]
 SepOpt = Annotated[str, typer.Option("--sep", help="Separator of the ratings file(s) (e.g. '\\t', '::').")]
+DuplicatesOpt = Annotated[str, typer.Option("--duplicates", help="A (user, item) pair rated twice: error, last or mean.")]
+EncodingOpt = Annotated[str, typer.Option("--encoding", help="Text encoding of the ratings file(s) (e.g. latin-1).")]
 UserColOpt = Annotated[Optional[str], typer.Option("--user-col", help="User column name or 0-based position.")]
 ItemColOpt = Annotated[Optional[str], typer.Option("--item-col", help="Item column name or position.")]
 RatingColOpt = Annotated[Optional[str], typer.Option("--rating-col", help="Rating column name or position.")]
@@ -184,14 +186,19 @@ def separator(sep: str) -> str:
 
 
 def read_ratings_file(path: Path, sep: str = ",", user_col: Optional[str] = None, item_col: Optional[str] = None,
-                      rating_col: Optional[str] = None, option: str = "--ratings") -> Any:
+                      rating_col: Optional[str] = None, option: str = "--ratings", duplicates: str = "error",
+                      encoding: str = "utf-8") -> Any:
     """A ratings file by its format: Parquet (.parquet/.pq) by column name, else delimited text."""
     from mfrec import Ratings
 
     check_input(path, option, f"ratings file ({RATINGS_FORMAT})")
+    if duplicates not in ("error", "last", "mean"):
+        raise ValueError(f"--duplicates must be error, last or mean, not {duplicates!r}")
     if is_parquet(path):
-        return Ratings.read_parquet(path, user=user_col or "user", item=item_col or "item", rating=rating_col or "rating")
-    return Ratings.read_csv(path, sep=separator(sep), user=user_col, item=item_col, rating=rating_col)
+        return Ratings.read_parquet(path, user=user_col or "user", item=item_col or "item", rating=rating_col or "rating",
+                                    duplicates=duplicates)
+    return Ratings.read_csv(path, sep=separator(sep), user=user_col, item=item_col, rating=rating_col,
+                            duplicates=duplicates, encoding=encoding)
 
 
 def locate(name: str, download: bool, show_progress: bool) -> Path:
@@ -217,20 +224,21 @@ def load_dataset(name: str, quiet: bool = True, download: bool = True) -> Any:
 
 def load_data(dataset: Optional[str], ratings: Optional[Path], sep: str, user_col: Optional[str],
               item_col: Optional[str], rating_col: Optional[str], items: Optional[Path] = None,
-              quiet: bool = True) -> Data:
+              quiet: bool = True, duplicates: str = "error", encoding: str = "utf-8") -> Data:
     """The one loader behind --dataset / --ratings [--sep --user-col --item-col --rating-col --items]."""
     check_data_choice(dataset, ratings)
     if dataset is not None:
         if items is not None:
             raise ValueError("--items goes with --ratings (a dataset brings its own titles)")
         given = [name for name, v in (("--sep", sep != ","), ("--user-col", user_col), ("--item-col", item_col),
-                                      ("--rating-col", rating_col)) if v]
+                                      ("--rating-col", rating_col), ("--duplicates", duplicates != "error"),
+                                      ("--encoding", encoding != "utf-8")) if v]
         if given:
             raise ValueError(f"{', '.join(given)} go(es) with --ratings FILE, not --dataset")
         ds = load_dataset(dataset, quiet)
         return Data(ds.ratings, ds.items, dataset, ds)
     assert ratings is not None
-    data = read_ratings_file(ratings, sep, user_col, item_col, rating_col)
+    data = read_ratings_file(ratings, sep, user_col, item_col, rating_col, duplicates=duplicates, encoding=encoding)
     table = None
     if items is not None:
         import pandas as pd

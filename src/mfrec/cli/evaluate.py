@@ -9,7 +9,8 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
-from mfrec.cli._common import (DatasetOpt, ItemColOpt, RatingColOpt, RatingsOpt, SepOpt, UserColOpt, build_model,
+from mfrec.cli._common import (DatasetOpt, ItemColOpt, RatingColOpt, RatingsOpt, SepOpt,
+                               DuplicatesOpt, EncodingOpt, UserColOpt, build_model,
                                cell, console, emit_json, fit_with_progress, load_data, model_help, parse_params,
                                progress, read_ratings_file)
 
@@ -68,6 +69,8 @@ def evaluate(
     dataset: DatasetOpt = None,
     ratings: RatingsOpt = None,
     sep: SepOpt = ",",
+    duplicates: DuplicatesOpt = "error",
+    encoding: EncodingOpt = "utf-8",
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -102,7 +105,8 @@ def evaluate(
         if dataset is not None or ratings is not None:
             raise ValueError("give --model-file with --test, or --dataset/--ratings to train and split, not both")
         est = mfrec.load_model(model_file)
-        test_data = read_ratings_file(test, sep, user_col, item_col, rating_col, option="--test")
+        test_data = read_ratings_file(test, sep, user_col, item_col, rating_col, option="--test",
+                     duplicates=duplicates, encoding=encoding)
         result = mfrec.evaluate(est, test_data, metrics=names)
         result.update(model=type(est).__name__, params=est.get_params(), dataset=str(test), split="file",
                       fit_seconds=est.metrics_.get("fit_seconds") if hasattr(est, "metrics_") else None)
@@ -110,7 +114,8 @@ def evaluate(
         if dataset is None and ratings is None:
             raise ValueError("give --dataset NAME or --ratings FILE (to split and train), or --model-file MODEL --test FILE")
         est = build_model(model, dict(seed=seed, threads=threads, **parse_params(param)))
-        data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, quiet=quiet or as_json)
+        data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, quiet=quiet or as_json,
+                     duplicates=duplicates, encoding=encoding)
         if split == "kfold":
             result = cross_validate(est, data.ratings, names, seed, quiet or as_json)
         else:

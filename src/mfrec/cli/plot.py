@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mfrec.cli._common import SepOpt, check_output, console, read_ratings_file
+from mfrec.cli._common import SepOpt, DuplicatesOpt, EncodingOpt, check_output, console, read_ratings_file
 
 KINDS = ("learning-curve", "latent-space", "bias-popularity", "error-by-activity")
 
@@ -18,6 +18,8 @@ def plot(
     out: Path = typer.Option(..., "--out", "-o", help="PNG file to write."),
     test: Optional[Path] = typer.Option(None, help="Test ratings file (for error-by-activity)."),
     sep: SepOpt = ",",
+    duplicates: DuplicatesOpt = "error",
+    encoding: EncodingOpt = "utf-8",
 ) -> None:
     """Plots of a saved model (matplotlib, PNG).
 
@@ -37,7 +39,8 @@ def plot(
     out.parent.mkdir(parents=True, exist_ok=True)
     if kind == "error-by-activity":
         assert test is not None
-        plots.error_by_activity(est, read_ratings_file(test, sep, option="--test"), out)
+        plots.error_by_activity(est, read_ratings_file(test, sep, option="--test",
+                     duplicates=duplicates, encoding=encoding), out)
     else:
         makers = {"learning-curve": plots.learning_curve, "latent-space": plots.latent_space,
                   "bias-popularity": plots.bias_vs_popularity}

@@ -8,7 +8,8 @@ from typing import Any, Optional
 
 import typer
 
-from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt, UserColOpt,
+from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt,
+                               DuplicatesOpt, EncodingOpt, UserColOpt,
                                build_model, check_data_choice, check_output, console, emit_json, fit_with_progress,
                                load_data, load_dataset, model_help, parse_params, separator)
 
@@ -23,6 +24,8 @@ def train(
     dataset: DatasetOpt = None,
     ratings: RatingsOpt = None,
     sep: SepOpt = ",",
+    duplicates: DuplicatesOpt = "error",
+    encoding: EncodingOpt = "utf-8",
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -78,7 +81,8 @@ def train(
     if validation and est.kind != "rating":
         raise ValueError(f"--validation reports an RMSE, and {model} does not predict ratings; "
                          f"measure it with `mfrec evaluate --model {model} --metrics ndcg@10`")
-    data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
+    data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json,
+                     duplicates=duplicates, encoding=encoding)
     val = None
     train_data = data.ratings
     if validation:

@@ -9,7 +9,8 @@ from typing import Any, Optional
 
 import typer
 
-from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt, UserColOpt, cell,
+from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt,
+                               DuplicatesOpt, EncodingOpt, UserColOpt, cell,
                                check_output, console, emit_json, frame_table, load_data, model_class, model_help,
                                progress)
 
@@ -42,6 +43,8 @@ def tune(
     dataset: DatasetOpt = None,
     ratings: RatingsOpt = None,
     sep: SepOpt = ",",
+    duplicates: DuplicatesOpt = "error",
+    encoding: EncodingOpt = "utf-8",
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -67,7 +70,8 @@ def tune(
         check_output(out, inputs=(ratings, items))
     space_obj = parse_space(space)
     check_search(cls, space_obj, trials, method)  # before reading data or drawing the progress bar
-    data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json)
+    data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json,
+                     duplicates=duplicates, encoding=encoding)
     rating = cls.kind == "rating"
     with progress(quiet or as_json) as bar:
         task = bar.add_task(f"tune {cls.__name__}", total=trials, info="")

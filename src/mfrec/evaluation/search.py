@@ -102,6 +102,8 @@ def _parse_space(space: Mapping[str, Any]) -> list[_Dim]:
                     "use a list for a set of choices"
                 )
             low, high = bounds
+            if np.isnan(low) or np.isnan(high):  # else reported as "low nan is above high"
+                raise ValueError(f"space[{name!r}]: a bound is NaN ({low!r}, {high!r}); give numbers")
             if not low <= high:
                 raise ValueError(f"space[{name!r}]: low {low!r} is above high {high!r}")
             if log and not low > 0:
@@ -278,6 +280,9 @@ def tune(
     if validation is None:
         validation = 0.2
     if isinstance(validation, (float, int)) and not isinstance(validation, bool):
+        if not 0 < validation < 1:  # named as the caller knows it, not as random_split's test_size
+            raise ValueError(f"validation must be a fraction strictly between 0 and 1 (or validation data), "
+                             f"not {validation!r}")
         train, val = random_split(ratings, test_size=float(validation), seed=seed)
     else:
         train, val = ratings, as_ratings(validation, "validation")

@@ -386,7 +386,7 @@ class FactorModel(RecommenderMixin, Estimator):
                 raise TrainingDivergedError(
                     f"{type(self).__name__} diverged at epoch {epoch + 1} (training "
                     f"{'error is ' + str(sse) if not np.isfinite(sse) else f'RMSE {train_rmse:.4g}, over 10x the rating range'}); "
-                    f"{self._diverged_hint}")
+                    f"{self._diverged_hint}{_rating_range_note(train)}")
             rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
                    "train_rmse": train_rmse, "seconds": seconds}
             if val_idx is not None:
@@ -639,3 +639,13 @@ def _check_memory(name: str, train: Ratings, factors: int, dtype: np.dtype) -> N
     if need > total:
         raise MemoryError(f"{name}(factors={factors}) needs at least {need / 2**30:.1f} GiB for its factor matrices "
                           f"({train.n_users} users + {train.n_items} items); this machine has {total / 2**30:.1f} GiB")
+
+
+def _rating_range_note(train: Ratings) -> str:
+    """A divergence message's note on the ratings when they span more than a rating scale does
+    (a column of timestamps read as ratings, a value of 1e30)."""
+    values = train.values
+    lo, hi = float(values.min()), float(values.max())
+    if hi - lo <= 100:
+        return ""
+    return f". The training ratings range from {lo:g} to {hi:g}: is the rating column right, or a value wrong?"
