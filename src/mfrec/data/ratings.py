@@ -403,7 +403,7 @@ class Ratings:
         item_ids: Sequence[Any] | None = None,
         *,
         rating_scale: tuple[float, float] | None = None,
-        duplicates: str = "error",
+        duplicates: DuplicatePolicy = "error",
     ) -> "Ratings":
         """From a scipy.sparse users x items matrix: every stored entry is a rating (0 included).
         Entries stored twice for one (user, item) (a COO matrix, or a CSR row naming a column twice)
