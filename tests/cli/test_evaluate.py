@@ -87,3 +87,10 @@ def test_library_progress_callbacks(work):
     seen.clear()
     mfrec.cross_validate(mfrec.Baseline(), data, folds=3, callback=lambda d, t, row: seen.append((d, t, row["fold"])))
     assert seen == [(1, 3, 1), (2, 3, 2), (3, 3, 3)]
+
+
+def test_training_options_beside_a_model_file_are_refused(work, tmp_path):
+    """`--model-file M --test T --split u1 -p epochs=3` evaluated M as saved, ignoring the rest."""
+    for extra in (["--model", "als"], ["--split", "u1"], ["-p", "epochs=3"], ["--threads", "2"]):
+        assert_clean_error(run("evaluate", "--model-file", work / "m.mfrec", "--test", work / "small.csv", *extra),
+                           "not --model-file")

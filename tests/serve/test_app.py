@@ -400,8 +400,11 @@ def test_stored_ratings_of_unknown_items_are_listed_not_hidden(app_factory, tmp_
     assert any("1 item(s) this model does not have" in rec.getMessage() for rec in caplog.records)
 
 
-def test_guest_fold_in_runs_off_the_event_loop(client, monkeypatch):
-    """A 500-rating fold-in costs up to ~0.5 s: on the event loop it would stall every request."""
+@pytest.mark.parametrize("heavy", [{"ratings": {"1": 4}, "explain": 3},  # explanations
+                                   {"ratings": {str(i): 4 for i in range(60)}}])  # many ratings
+def test_guest_fold_in_runs_off_the_event_loop(client, monkeypatch, heavy):
+    """A 500-rating fold-in with explanations costs up to ~0.5 s: on the event loop it would stall
+    every request."""
     import threading
     import time
 
@@ -414,7 +417,7 @@ def test_guest_fold_in_runs_off_the_event_loop(client, monkeypatch):
         return original(*a, **k)
 
     monkeypatch.setattr(app_module, "_recommend", slow)
-    guest = threading.Thread(target=client.post, args=("/recommendations",), kwargs={"json": {"ratings": {"1": 4}}})
+    guest = threading.Thread(target=client.post, args=("/recommendations",), kwargs={"json": heavy})
     guest.start()
     time.sleep(0.3)
     t0 = time.perf_counter()
@@ -428,3 +431,12 @@ def test_head_on_the_page_and_health(client):
     for path in ("/", "/health"):
         res = client.head(path)
         assert res.status_code == 200 and res.content == b""
+
+
+def test_a_key_repeated_in_a_json_body_is_refused_not_resolved_silently(client):
+    body = b'{"ratings": {"1": 5, "1": 0.5}}'
+    assert_json_error(client.post("/recommendations", content=body, headers={"content-type": "application/json"}),
+                      400, "'1' appears twice")
+    assert_json_error(client.put("/users/alice/ratings/1", content=b'{"rating": 4, "rating": 5}',
+                                 headers={**AUTH, "content-type": "application/json"}), 400, "'rating' appears twice")
+    assert client.app.state.service.store.stats()["events"] == 0

@@ -104,6 +104,11 @@ def evaluate(
             raise ValueError("--model-file needs --test FILE")
         if dataset is not None or ratings is not None:
             raise ValueError("give --model-file with --test, or --dataset/--ratings to train and split, not both")
+        unused = [name for name, given in (("--model", model != "biased-mf"), ("--split", split != "random"),
+                                           ("--param", bool(param)), ("--seed", seed != 0),
+                                           ("--threads", threads is not None)) if given]
+        if unused:  # they shape a training run; a saved model is evaluated as it is
+            raise ValueError(f"{', '.join(unused)} go(es) with --dataset/--ratings (a training run), not --model-file")
         est = mfrec.load_model(model_file)
         test_data = read_ratings_file(test, sep, user_col, item_col, rating_col, option="--test",
                      duplicates=duplicates, encoding=encoding)
