@@ -54,3 +54,13 @@ def test_tune_shows_progress_per_trial(work):
                                                  ('{"factors": [5]}', ("--trials", "0"), "trials")])
 def test_tune_checks_the_search_before_reading_data(tmp_path, space, extra, fragment):
     assert_clean_error(run("tune", "--ratings", tmp_path / "missing.csv", "--space", space, *extra), fragment)
+
+
+def test_a_parameter_named_twice_is_refused():
+    from mfrec.cli._common import parse_params
+    from mfrec.cli.tune import parse_space
+
+    with pytest.raises(ValueError, match="'factors' appears twice"):
+        parse_space('{"factors": [1], "factors": [2]}')
+    with pytest.raises(ValueError, match="--param epochs given twice"):
+        parse_params(["epochs=2", "epochs=3"])

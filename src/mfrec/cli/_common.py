@@ -287,10 +287,13 @@ def parse_params(pairs: list[str]) -> dict[str, Any]:
         if "=" not in pair:
             raise ValueError(f"--param takes key=value, got {pair!r}")
         key, value = pair.split("=", 1)
+        key = key.strip().replace("-", "_")
+        if key in out:  # the last would win silently
+            raise ValueError(f"--param {key} given twice")
         try:
-            out[key.strip().replace("-", "_")] = json.loads(value)
+            out[key] = json.loads(value)
         except json.JSONDecodeError:
-            out[key.strip().replace("-", "_")] = value
+            out[key] = value
     return out
 
 

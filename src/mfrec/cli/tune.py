@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any, Optional
@@ -21,9 +20,11 @@ MODEL_HELP = model_help("Model to tune (default biased-mf; rating models are sco
 def parse_space(space: str) -> dict[str, Any]:
     """``--space`` JSON as a search space. JSON has no tuples: ["log", low, high] is a log-uniform
     range, ["uniform", low, high] a uniform one, any other list the values to choose from."""
+    from mfrec._jsonutil import loads_unique
+
     try:
-        space_obj = json.loads(space)
-    except json.JSONDecodeError as exc:
+        space_obj = loads_unique(space)
+    except ValueError as exc:  # JSONDecodeError, or a parameter named twice (the last would win silently)
         raise ValueError(f"--space is not valid JSON: {exc}") from None
     if not isinstance(space_obj, dict) or not space_obj:
         raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")

@@ -38,6 +38,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from mfrec._jsonutil import DuplicateKeyError, loads_unique
 from mfrec.data.idmap import int_text, plain
 from mfrec.errors import DataError, ModelFileError
 from mfrec.serve.retrain import PointerError, check_training, load_training, read_pointer
@@ -335,28 +336,15 @@ class LimitsAndMetrics:
             self.metrics.observe(scope["method"], route, status_box[0], time.perf_counter() - t0)
 
 
-class _DuplicateKey(Exception):
-    pass
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    seen: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in seen:
-            raise _DuplicateKey(key)
-        seen[key] = value
-    return seen
-
-
 def _duplicate_json_key(body: bytes) -> str | None:
     """The first key that appears twice in one object of a JSON body, or None (also for a body
     that is not JSON: the endpoint's parser reports that)."""
     if not body or b'"' not in body:
         return None
     try:
-        json.loads(body, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
-        return str(exc.args[0])
+        loads_unique(body)
+    except DuplicateKeyError as exc:
+        return exc.key
     except (ValueError, RecursionError):
         return None
     return None
