@@ -396,3 +396,12 @@ def test_ids_are_kept_exactly_as_given() -> None:
     assert r.n_users == 3 and sorted(map(str, r.raw_users)) == sorted(map(str, [big + 1, big, 2.5]))
     assert Ratings.from_arrays(["a\x00", "a", "b"], [1, 2, 3], [5, 1, 3]).n_users == 3  # numpy drops trailing NULs
     assert Ratings.from_arrays([1, "1"], [1, 2], [1, 2]).n_users == 2
+
+
+def test_bool_ids_beside_other_ids_are_refused_not_merged() -> None:
+    """True == 1 in Python: a user True beside a user 1 would silently become one user."""
+    with pytest.raises(DataError, match="ids mix bools"):
+        Ratings.from_arrays([1, True], [1, 2], [3, 4])
+    with pytest.raises(DataError, match="ids mix bools"):
+        Ratings.from_dataframe(pd.DataFrame({"user": pd.Series([0, False, "x"], dtype=object), "item": [1, 2, 3],
+                                             "rating": [1.0, 2.0, 3.0]}))

@@ -262,7 +262,7 @@ def test_ranking_metric_arguments_are_checked_not_coerced():
     recs = pd.DataFrame({"user": [1, 1], "item": [10, 20], "rank": [1, 2]})
     test = pd.DataFrame({"user": [1], "item": [10], "rating": [5.0]})
     for k in (1.5, True, 0, -1):
-        with pytest.raises(ValueError, match="k must be an integer >= 1"):
+        with pytest.raises(ValueError, match="k must be an integer from 1 to"):
             precision_at_k(recs, test, k=k)
     for t in (float("nan"), "4", True):
         with pytest.raises(ValueError, match="relevance_threshold must be a finite number"):
@@ -279,13 +279,27 @@ def test_ranking_metric_arguments_are_checked_not_coerced():
 
 
 def test_a_huge_k_allocates_no_more_than_the_longest_list():
-    """k = 10**12 used to allocate users x k; the values are those of the definitions."""
+    """k = 2**31 - 1 used to allocate users x k (16 GiB here); the values are the definitions'."""
     recs = pd.DataFrame({"user": [1, 1, 2], "item": [10, 20, 10], "rank": [1, 2, 1]})
     test = pd.DataFrame({"user": [1, 1, 2], "item": [10, 30, 40], "rating": [5.0, 5.0, 5.0]})
-    k = 10**12
+    k = 2**31 - 1
     assert precision_at_k(recs, test, k=k) == pytest.approx(0.5 / k)
     assert recall_at_k(recs, test, k=k) == pytest.approx(0.25)  # user 1: 1 of 2, user 2: 0 of 1
     ideal1 = 1 + 1 / LOG3
     assert ndcg_at_k(recs, test, k=k) == pytest.approx((1 / ideal1 + 0) / 2)
     assert ndcg_at_k(recs, test, k=k) == pytest.approx(ndcg_at_k(recs, test, k=5))
     assert map_at_k(recs, test, k=k) == pytest.approx(map_at_k(recs, test, k=5))
+
+
+def test_cut_offs_beyond_any_list_and_absurd_ranks_are_errors_not_crashes():
+    recs = pd.DataFrame({"user": [1, 1], "item": [10, 20], "rank": [1, 2]})
+    test = pd.DataFrame({"user": [1], "item": [10], "rating": [5.0]})
+    with pytest.raises(ValueError, match="k must be an integer from 1 to"):
+        ndcg_at_k(recs, test, k=2**70)
+    with pytest.raises(ValueError, match="cut-off k must be from 1 to"):
+        ranking_metrics(recs, test, ["ndcg@" + "9" * 40])
+    with pytest.raises(ValueError, match="far beyond the lists' lengths"):
+        ranking_metrics(recs.assign(rank=[1, 10**11]), test, ["ndcg@1000000000"])
+    for bad in ([True, False], ["1", "2"]):
+        with pytest.raises(ValueError, match="must be numbers"):
+            rmse(bad, [1, 0])

@@ -14,6 +14,9 @@ _INT64_MAX = np.iinfo(np.int64).max
 _TWO63 = 2.0**63
 
 
+_MIXED_BOOLS = "ids mix bools with other ids: True and 1 would be one id; use ints or text"
+
+
 def as_id_array(values: Any) -> np.ndarray:
     """Raw ids as a 1-D numpy array, without changing any id.
 
@@ -28,6 +31,9 @@ def as_id_array(values: Any) -> np.ndarray:
             values, (str, bytes, np.ndarray, list, tuple, dict))):  # a generator, a set ...: its ids, not itself
         values = list(values)
     listlike = isinstance(values, (list, tuple))
+    if listlike and any(isinstance(v, (bool, np.bool_)) for v in values) and \
+            not all(isinstance(v, (bool, np.bool_)) for v in values):
+        raise ValueError(_MIXED_BOOLS)
     try:
         arr = np.asarray(values)
     except (ValueError, OverflowError):  # ragged or huge nested input
@@ -69,6 +75,9 @@ def as_id_array(values: Any) -> np.ndarray:
         return arr
     if arr.dtype.kind in "UST":
         return arr.astype(object)
+    if arr.dtype == object and len(arr) and pd.api.types.infer_dtype(arr, skipna=False) in ("mixed-integer", "mixed") \
+            and any(isinstance(v, (bool, np.bool_)) for v in arr.tolist()):
+        raise ValueError(_MIXED_BOOLS)
     if arr.dtype == object and len(arr) and pd.api.types.infer_dtype(arr, skipna=False) == "integer":
         try:
             return arr.astype(np.int64)

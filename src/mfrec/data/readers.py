@@ -25,7 +25,7 @@ ColumnRef = str | int | None
 USER_NAMES = ("user", "userid", "user_id", "userId", "UserId", "uid")
 ITEM_NAMES = ("item", "itemid", "item_id", "movieId", "ItemId", "movie_id", "movieid", "iid")
 RATING_NAMES = ("rating", "Rating", "score", "value")
-TIME_NAMES = ("timestamp", "Timestamp", "time", "ts", "date", "datetime", "unix_time")
+TIME_NAMES = ("timestamp", "Timestamp", "time", "ts")
 
 
 def _split_multichar(sep: str) -> tuple[str, int, str]:

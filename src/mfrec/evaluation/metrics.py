@@ -51,6 +51,9 @@ from mfrec.data.idmap import as_id_array, plain
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 
+#: the largest cut-off k (no list is longer; larger values would not fit the arrays' integers)
+MAX_K = 2**31 - 1
+
 __all__ = [
     "ACCURACY_METRICS",
     "BEYOND_ACCURACY_METRICS",
@@ -91,10 +94,15 @@ def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
     which one is bad: a NaN would silently make the metric NaN)."""
     out = []
     for name, values in (("pred", pred), ("true", true)):
+        raw = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+        if raw.dtype.kind not in "iuf" and not (raw.dtype == object and pd.api.types.infer_dtype(
+                raw, skipna=False) in ("integer", "floating", "mixed-integer-float", "decimal")):
+            raise ValueError(f"{name} must be numbers, got {raw.dtype} values"
+                             f"{' (bools or text would be read as numbers)' if raw.dtype.kind in 'bOUS' else ''}")
         try:
-            a = np.asarray(values, dtype=np.float64)
+            a = np.asarray(raw, dtype=np.float64)
         except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numbers, got {np.asarray(values).dtype} values") from None
+            raise ValueError(f"{name} must be numbers, got {raw.dtype} values") from None
         if a.ndim != 1:
             raise ValueError(f"{name} must be 1-D, got shape {a.shape}")
         bad = ~np.isfinite(a)
@@ -169,8 +177,8 @@ def parse_metric(name: str) -> tuple[str, int | None]:
     m = _NAME.match(low)
     if m and m.group(1) in RANKING_METRICS:
         k = int(m.group(2))
-        if k < 1:
-            raise ValueError(f"metric {name!r}: the cut-off k must be >= 1")
+        if not 1 <= k <= MAX_K:
+            raise ValueError(f"metric {name!r}: the cut-off k must be from 1 to {MAX_K}")
         return m.group(1), k
     hint = ""
     if low in RANKING_METRICS:
@@ -284,6 +292,9 @@ class _Lists:
         slot = ru.astype(np.int64) * (int(rank.max()) + 1 if len(rank) else 1) + rank
         if pd.Series(slot[own]).duplicated().any():
             raise ValueError("recommendations give two items the same rank for the same user")
+        if len(rank) and int(rank.max()) > 10 * len(rank) + 1000:  # the dense users x ranks matrices
+            raise ValueError(f"rank {int(rank.max())} is far beyond the lists' lengths ({len(rank)} rows in all): "
+                             "ranks count 1, 2, ... within each user's list")
         keep = own & (rank <= K)
         ru, ri, rank, keys = ru[keep], ri[keep], rank[keep], keys[keep]
         self.K = K
@@ -476,8 +487,8 @@ def ranking_metrics(
 
 
 def _one(base: str, recommendations: pd.DataFrame, test: Any, k: int, relevance_threshold: float, **kw: Any) -> float:
-    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or k < 1:
-        raise ValueError(f"k must be an integer >= 1, got {k!r}")
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral) or not 1 <= k <= MAX_K:
+        raise ValueError(f"k must be an integer from 1 to {MAX_K}, got {k!r}")
     name = f"{base}@{int(k)}"
     return ranking_metrics(recommendations, test, [name], relevance_threshold=relevance_threshold, **kw)[name]
 

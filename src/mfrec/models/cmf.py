@@ -233,9 +233,11 @@ class CMF(FactorModel):
         if len(table) == 0:
             raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
         kinds = id_map.ids.dtype.kind
-        odd = [x for x in np.asarray(ids, dtype=object)[:1000] if (kinds == "i") != (
-            isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_)))]
-        if odd and (kinds == "i" or all(isinstance(x, str) for x in id_map.ids[:1000])):
+        types = pd.Series(np.asarray(ids, dtype=object)).map(type)  # every row (a vectorized type per id)
+        as_int = types.map(lambda t: issubclass(t, (int, np.integer)) and not issubclass(t, (bool, np.bool_)))
+        odd = np.asarray(ids, dtype=object)[(~as_int if kinds == "i" else as_int).to_numpy(dtype=bool)]
+        text_model = kinds != "i" and len(id_map.ids) > 0 and isinstance(id_map.ids[0], str)
+        if len(odd) and (kinds == "i" or text_model):
             raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "
                             f"training {what} ids are {'integers' if kinds == 'i' else 'text'}: index it by {what} id")
         known = id_map.lookup(ids) >= 0

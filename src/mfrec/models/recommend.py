@@ -10,6 +10,7 @@ folded-in user's recommendations by the rated items that contributed most.
 from __future__ import annotations
 
 import contextlib
+import math
 import numbers
 import warnings
 from collections import abc
@@ -172,8 +173,8 @@ def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **f
             raise ValueError(f"{name} must be True or False, got {value!r}")
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
-    if isinstance(item_bias_weight, bool) or not isinstance(item_bias_weight, numbers.Real) \
-            or not np.isfinite(item_bias_weight):
+    if isinstance(item_bias_weight, (bool, np.bool_)) or not isinstance(item_bias_weight, numbers.Real) \
+            or not math.isfinite(float(item_bias_weight)):
         raise ValueError(f"item_bias_weight must be a finite number, got {item_bias_weight!r}")
     if abs(float(item_bias_weight)) > 1e6:  # scores are float32: 1e300 x a bias overflows them all to one value
         raise ValueError(f"item_bias_weight must be within [-1e6, 1e6] (scores are float32), got {item_bias_weight!r}")
