@@ -249,3 +249,17 @@ def test_reading_options_the_errors_point_to_exist(tmp_path):
     semi.write_text("user;item;rating\n1;2;3\n2;3;4\n")
     assert_clean_error(run("train", "--ratings", semi, "--model", "baseline", "--out", tmp_path / "c.mfrec"),
                        "pass --sep ';'")
+
+
+def test_a_single_valued_option_repeated_is_refused(work, tmp_path):
+    """click keeps the last of `--ratings a --ratings b` silently: one file would be dropped."""
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--ratings", work / "small.csv",
+                           "--out", tmp_path / "x.mfrec"), "--ratings given twice")
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--epochs=2", "--epochs", "3",
+                           "--out", tmp_path / "x.mfrec"), "--epochs given twice")
+    assert_clean_error(run("recommend", work / "m.mfrec", "--user", "1", "--user", "2"), "--user given twice")
+    assert not (tmp_path / "x.mfrec").exists()
+
+
+def test_serve_reading_options_need_training_data(work):
+    assert_clean_error(run("serve", work / "m.mfrec", "--sep", ";"), "give --train-data")

@@ -7,6 +7,7 @@ from tests.serve.conftest import require
 require("fastapi", "the service")
 require("httpx", "the service tests")
 
+import json
 import threading
 import time
 
@@ -293,3 +294,37 @@ def test_watcher_logs_a_damaged_pointer_once(synth_files, tmp_path, caplog):
         assert app.state.service.state.version == 0
     failures = [rec for rec in caplog.records if "model reload failed" in rec.getMessage()]
     assert len(failures) == 1 and "current.json" in failures[0].getMessage()
+
+
+def test_training_file_read_with_the_options_it_needs(synth_files, tmp_path):
+    """A model trained on a ';'-separated file with a repeated pair can be served and retrained
+    when the service reads --train-data with the same options (sep, duplicates)."""
+    from mfrec.serve.retrain import load_training
+
+    _, train_csv, r = synth_files
+    df = r.to_dataframe()[["user", "item", "rating"]]
+    odd = tmp_path / "train-semicolon.csv"
+    pd.concat([df, df.iloc[:1]]).to_csv(odd, sep=";", index=False)  # the first pair twice, same rating
+    with pytest.raises(Exception, match="--sep|sep="):
+        load_training(str(odd))
+    got = load_training(str(odd), {"sep": ";", "duplicates": "last"})
+    assert len(got) == len(df)
+    model = mfrec.BiasedMF(factors=4, epochs=2, seed=0, threads=1).fit(got)
+    path = tmp_path / "m.mfrec"
+    model.save(path)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    app = create_app(path, db, KEY, train_data=str(odd), state_dir=tmp_path / "state", watch_interval=0,
+                     train_read={"sep": ";", "duplicates": "last"})
+    assert app.state.service.history is not None
+    out = retrain(path, str(odd), db, tmp_path / "state", train_read={"sep": ";", "duplicates": "last"})
+    assert out["status"] in ("accepted", "refused") and out["train_ratings"] == len(df)
+
+
+def test_a_pointer_to_a_file_that_is_no_model_does_not_block_retraining(synth_files, tmp_path):
+    model_path, train_csv, _ = synth_files
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "current.json").write_text(json.dumps({"version": 1, "path": str(train_csv)}))
+    out = retrain(model_path, str(train_csv), f"sqlite:///{tmp_path / 'r.db'}", state)
+    assert out["status"] == "accepted" and out["version"] == 2, out
+    assert read_pointer(state)["version"] == 2

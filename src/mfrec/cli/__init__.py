@@ -67,12 +67,39 @@ class _GuardedGroup(TyperGroup):
     """The root command group: runs every (sub)command inside the one shared error handler."""
 
     def invoke(self, ctx: Any) -> Any:
+        twice = _repeated_option(self, ctx)
+        if twice:  # click would keep the last value silently
+            _fail(f"{twice} given twice; give it once")
         try:
             return super().invoke(ctx)
         except typer.Exit:
             raise
         except EXPECTED_ERRORS as exc:
             _fail(_error_message(exc))
+
+
+def _repeated_option(group: Any, ctx: Any) -> str | None:
+    """The first single-valued option of the invoked command given more than once, or None."""
+    args = [*getattr(ctx, "_protected_args", getattr(ctx, "protected_args", [])), *ctx.args]
+    if not args:
+        return None
+    cmd = group.get_command(ctx, args[0])
+    if cmd is None or hasattr(cmd, "commands"):  # a group (mfrec data ...): its commands parse their own
+        return None
+    counts: dict[str, int] = {}
+    for param in cmd.params:  # duck-typed: typer's options need not be this click's Option class
+        if getattr(param, "param_type_name", "") != "option" or param.multiple or getattr(param, "count", False):
+            continue
+        names = [n for n in (*param.opts, *param.secondary_opts)]
+        n = 0
+        for token in args[1:]:
+            if token == "--":
+                break
+            if token in names or any(token.startswith(name + "=") for name in names if name.startswith("--")):
+                n += 1
+        if n > 1:
+            counts[param.opts[0]] = n
+    return next(iter(counts), None)
 
 
 app = typer.Typer(cls=_GuardedGroup, help="mfrec: fast matrix-factorization recommenders.", no_args_is_help=True,

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mfrec.cli._common import err_console
+from mfrec.cli._common import DuplicatesOpt, EncodingOpt, err_console, separator
 
 
 def serve(
@@ -19,6 +19,9 @@ def serve(
     api_key_file: Optional[Path] = typer.Option(None, help="File holding the API key for writes (else $MFREC_API_KEY)."),
     train_data: Optional[str] = typer.Option(None, help="Training data (dataset name or ratings file): retraining, users' history."),
     state_dir: Optional[Path] = typer.Option(None, help="Where retrained models go (default MODEL.serve/)."),
+    sep: Optional[str] = typer.Option(None, "--sep", help="Separator of the --train-data file (default: by its suffix)."),
+    duplicates: DuplicatesOpt = "error",
+    encoding: EncodingOpt = "utf-8",
 ) -> None:
     """Run the recommendation service (needs `pip install 'mfrec\\[serve]'`): a guest web page at /,
     the JSON API, OpenAPI docs at /docs.
@@ -29,5 +32,11 @@ def serve(
     """
     from mfrec.serve.run import run_server
 
+    read = {"sep": separator(sep) if sep is not None else None,
+            "duplicates": None if duplicates == "error" else duplicates,
+            "encoding": None if encoding == "utf-8" else encoding}
+    if train_data is None and any(v is not None for v in read.values()):
+        raise ValueError("--sep, --duplicates and --encoding read the --train-data file: give --train-data")
     run_server(model_file, host=host, port=port, db=db, workers=workers, api_key_file=api_key_file,
-               train_data=train_data, state_dir=state_dir, echo=lambda m: err_console.print(m, highlight=False, markup=False))
+               train_data=train_data, state_dir=state_dir, echo=lambda m: err_console.print(m, highlight=False, markup=False),
+               train_read={k: v for k, v in read.items() if v is not None})

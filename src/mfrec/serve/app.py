@@ -363,11 +363,13 @@ class Service:
 
     def __init__(self, model_path: str | Path, db_url: str, api_key: str | None, train_data: str | None = None,
                  state_dir: str | Path | None = None, watch_interval: float = 1.0,
-                 retrain_holdout: float = 0.1, retrain_tolerance: float = 0.01) -> None:
+                 retrain_holdout: float = 0.1, retrain_tolerance: float = 0.01,
+                 train_read: dict[str, Any] | None = None) -> None:
         self.model_path = Path(model_path)
         self.db_url = db_url
         self.api_key = api_key or None
         self.train_spec = train_data
+        self.train_read = {k: v for k, v in (train_read or {}).items() if v is not None}
         self.state_dir = Path(state_dir) if state_dir else self.model_path.with_name(self.model_path.name + ".serve")
         self.watch_interval = watch_interval
         self.retrain_holdout, self.retrain_tolerance = retrain_holdout, retrain_tolerance
@@ -375,7 +377,7 @@ class Service:
         self.swaps = 0
         self._bad_version: int | None = None
         self.retrains: dict[str, int] = defaultdict(int)
-        self.history = TrainingHistory(load_training(train_data)) if train_data else None
+        self.history = TrainingHistory(load_training(train_data, self.train_read)) if train_data else None
         # the user-id rule of every version: the training data's (retrained models may have text ids)
         self.user_int = None if self.history is None else self.history.user_map.ids.dtype.kind in "iu"
         try:
@@ -538,7 +540,7 @@ class Service:
             cmd = [sys.executable, "-m", "mfrec.serve.retrain", "--model", str(self.model_path),
                    "--train-data", str(self.train_spec), "--db", self.db_url, "--state-dir", str(self.state_dir),
                    "--status", str(status), "--holdout", str(self.retrain_holdout),
-                   "--tolerance", str(self.retrain_tolerance)]
+                   "--tolerance", str(self.retrain_tolerance), "--train-read", json.dumps(self.train_read)]
             logf = open(self.state_dir / f"retrain-{job_id}.log", "w")
             proc = subprocess.Popen(cmd, stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
             logf.close()
@@ -594,7 +596,7 @@ class TrainingHistory:
 def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api_key: str | None = None, *,
                train_data: str | None = None, state_dir: str | Path | None = None, watch_interval: float = 1.0,
                max_body: int = MAX_BODY_BYTES, retrain_holdout: float = 0.1,
-               retrain_tolerance: float = 0.01) -> FastAPI:
+               retrain_tolerance: float = 0.01, train_read: dict[str, Any] | None = None) -> FastAPI:
     """The service app for a model file and a ratings store (``sqlite:///FILE`` or
     ``postgresql://...``). ``api_key`` (default ``$MFREC_API_KEY``) guards the write endpoints;
     ``train_data`` (a dataset name or a ratings file) enables retraining and gives known users'
@@ -605,7 +607,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
     if api_key is None:
         api_key = os.environ.get("MFREC_API_KEY") or None
     service = Service(model_path, db_url, api_key, train_data, state_dir, watch_interval,
-                      retrain_holdout, retrain_tolerance)
+                      retrain_holdout, retrain_tolerance, train_read)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):

@@ -39,20 +39,26 @@ import pandas as pd
 POINTER = "current.json"
 
 
-def load_training(spec: str):
-    """Training ratings from a dataset name (``ml-latest-small``) or a ratings file (CSV/TSV/Parquet)."""
+def load_training(spec: str, read: dict[str, Any] | None = None):
+    """Training ratings from a dataset name (``ml-latest-small``) or a ratings file (CSV/TSV/Parquet),
+    read with ``read`` (``sep``, ``duplicates``, ``encoding``: the options the model's own
+    training file needed; ``mfrec serve --sep/--duplicates/--encoding``)."""
     from mfrec.data.datasets import DATASETS, load_dataset
     from mfrec.data.ratings import Ratings
 
+    read = {k: v for k, v in (read or {}).items() if v is not None}
     if spec in DATASETS:
+        if read:
+            raise ValueError(f"{', '.join('--' + k for k in read)} go(es) with a training file, not the dataset {spec!r}")
         return load_dataset(spec, progress=False).ratings
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"training data {spec!r} is neither a dataset name ({', '.join(DATASETS)}) nor a file")
-    if path.suffix in (".parquet", ".pq"):
-        return Ratings.read_parquet(path)
-    sep = "\t" if path.suffix in (".tsv", ".tab") else ","
-    return Ratings.read_csv(path, sep=sep)
+    duplicates = read.get("duplicates", "error")
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return Ratings.read_parquet(path, duplicates=duplicates)
+    sep = read.get("sep") or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
+    return Ratings.read_csv(path, sep=sep, duplicates=duplicates, encoding=read.get("encoding", "utf-8"))
 
 
 def _typed_ids(texts: np.ndarray, as_int: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -159,8 +165,10 @@ def _holdout_score(model: Any, train, test) -> tuple[str, float, bool]:
 
 
 def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str | Path, *,
-            holdout: float = 0.1, tolerance: float = 0.01, seed: int = 0) -> dict[str, Any]:
+            holdout: float = 0.1, tolerance: float = 0.01, seed: int = 0,
+            train_read: dict[str, Any] | None = None) -> dict[str, Any]:
     """Run one retrain (see the module docstring); returns the outcome (also for refusals)."""
+    from mfrec.errors import ModelFileError
     from mfrec.persist import load_model
     from mfrec.serve.store import open_store
     from mfrec.split import random_split
@@ -171,11 +179,15 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
         pointer = read_pointer(state_dir)
     except PointerError:  # the service serves the base model then; the new pointer repairs it
         pointer = None
-    current_path = Path(pointer["path"]) if pointer else Path(model_path)
     version = max(int(pointer["version"]) if pointer else 0, latest_version(state_dir))
-    current = load_model(current_path)
-    base = current if current_path == Path(model_path) else load_model(model_path)
-    train = load_training(train_spec)
+    base = load_model(model_path)
+    current = base
+    if pointer:  # the newest retrained model; one that does not load is passed over, as the service does
+        try:
+            current = load_model(pointer["path"])
+        except (ModelFileError, OSError, ValueError):
+            current = base
+    train = load_training(train_spec, train_read)
     with open_store(db_url) as store:
         stored, deletions = store.current(), store.deletions()
     scale = tuple(current.rating_scale_)
@@ -278,6 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--holdout", type=float, default=0.1)
     ap.add_argument("--tolerance", type=float, default=0.01)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--train-read", default="{}", help="JSON: sep, duplicates, encoding of the training file")
     args = ap.parse_args(argv)
     import fcntl
 
@@ -297,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         try:
             outcome = retrain(args.model, args.train_data, args.db, args.state_dir, holdout=args.holdout,
-                              tolerance=args.tolerance, seed=args.seed)
+                              tolerance=args.tolerance, seed=args.seed, train_read=json.loads(args.train_read))
         except Exception as exc:  # reported to the service, which keeps the current model
             outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     with atomic_path(Path(args.status)) as tmp:

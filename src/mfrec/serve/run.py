@@ -21,7 +21,8 @@ def app_from_env() -> Any:
 
     cfg = json.loads(os.environ[CONFIG_ENV])
     return create_app(cfg["model"], cfg["db"], os.environ.get("MFREC_API_KEY") or None,
-                      train_data=cfg.get("train_data"), state_dir=cfg.get("state_dir"))
+                      train_data=cfg.get("train_data"), state_dir=cfg.get("state_dir"),
+                      train_read=cfg.get("train_read"))
 
 
 def read_api_key(api_key_file: str | Path | None) -> str | None:
@@ -36,7 +37,8 @@ def read_api_key(api_key_file: str | Path | None) -> str | None:
 
 def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str = "sqlite:///ratings.db",
                workers: int = 1, api_key_file: str | Path | None = None, train_data: str | None = None,
-               state_dir: str | Path | None = None, echo: Callable[[str], None] = print) -> None:
+               state_dir: str | Path | None = None, echo: Callable[[str], None] = print,
+               train_read: dict[str, Any] | None = None) -> None:
     """Check the model file and the store, then run uvicorn (blocks until stopped)."""
     try:
         import uvicorn
@@ -49,7 +51,11 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")
-    load_model(model_file)  # a bad file fails here with one clear line, not in every worker
+    model = load_model(model_file)  # a bad file fails here with one clear line, not in every worker
+    if train_data:  # the training data read and checked against the model once, before "serving ..."
+        from mfrec.serve.retrain import check_training, load_training
+
+        check_training(model, load_training(train_data, train_read), repr(str(train_data)))
     try:
         open_store(db).close()  # creates or migrates the schema once, before the workers start
     except StoreError as exc:  # one line on the command line, like every other bad argument
@@ -60,7 +66,8 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
         echo(f"no API key given (--api-key-file or MFREC_API_KEY): writes need this one for this run: {key}")
     os.environ["MFREC_API_KEY"] = key
     os.environ[CONFIG_ENV] = json.dumps({"model": str(Path(model_file).resolve()), "db": db, "train_data": train_data,
-                                         "state_dir": str(state_dir) if state_dir else None})
+                                         "state_dir": str(state_dir) if state_dir else None,
+                                         "train_read": train_read or {}})
     echo(f"serving {model_file} on http://{host}:{port}/ (API docs at /docs), store {db.split('@')[-1]}")
     uvicorn.run("mfrec.serve.run:app_from_env", factory=True, host=host, port=port, workers=workers,
                 access_log=False, log_level="warning", timeout_graceful_shutdown=10)
