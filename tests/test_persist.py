@@ -165,7 +165,7 @@ def test_add_user_keeps_the_model_savable_and_consistent(tmp_path):
     n = len(m.user_map_)
     first = int(m.user_map_.ids[0])
     for bad, match in ((str(first), "already in the model"), ("guest", "integers"), (2.5, "integers"),
-                       ((1, 2), "integers"), (True, "integers"), (2**64, "integers")):
+                       ((1, 2), "integers"), (True, "integers"), (2**64, "outside int64")):
         with pytest.raises(ValueError, match=match):
             m.add_user(bad, {0: 5.0})
         assert len(m.user_map_) == n and m.user_factors_.shape[0] == n

@@ -198,3 +198,8 @@ def test_trials_keep_the_tuned_epochs_beside_the_epochs_run(ratings):
     assert sorted(res.trials["epochs"].tolist()) == [2, 30]
     assert (res.trials["epochs_run"] <= res.trials["epochs"]).all()
     assert res.best_params["epochs"] == res.trials.loc[res.trials["score"].idxmin(), "epochs"]
+
+
+def test_a_numpy_validation_fraction_is_a_fraction(ratings):
+    res = tune(mfrec.Baseline, ratings, {"iterations": [1, 2]}, validation=np.float32(0.25), method="grid", seed=0)
+    assert len(res.trials) == 2

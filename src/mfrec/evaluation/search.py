@@ -279,7 +279,7 @@ def tune(
     ratings = as_ratings(ratings, "ratings")
     if validation is None:
         validation = 0.2
-    if isinstance(validation, (float, int)) and not isinstance(validation, bool):
+    if isinstance(validation, numbers.Real) and not isinstance(validation, (bool, np.bool_)):  # np.float32 too
         if not 0 < validation < 1:  # named as the caller knows it, not as random_split's test_size
             raise ValueError(f"validation must be a fraction strictly between 0 and 1 (or validation data), "
                              f"not {validation!r}")

@@ -570,7 +570,9 @@ def _check_new_id_type(id_map: Any, raw: Any, what: str) -> None:
     value = raw.item() if isinstance(raw, np.generic) else raw
     ids = id_map.ids
     if ids.dtype.kind == "i":
-        if isinstance(value, bool) or not isinstance(value, int) or not -2**63 <= value < 2**63:
+        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+            raise ValueError(f"{what} id {raw!r} is outside int64, the type of this model's {what} ids")
+        if isinstance(value, bool) or not isinstance(value, int):
             raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
                              f"integers (int64): give an int")
     elif len(ids) and isinstance(ids[0], str) and not isinstance(value, str):
