@@ -405,3 +405,18 @@ def test_bool_ids_beside_other_ids_are_refused_not_merged() -> None:
     with pytest.raises(DataError, match="ids mix bools"):
         Ratings.from_dataframe(pd.DataFrame({"user": pd.Series([0, False, "x"], dtype=object), "item": [1, 2, 3],
                                              "rating": [1.0, 2.0, 3.0]}))
+
+
+def test_read_file_picks_the_reader_by_the_name(tmp_path) -> None:
+    tsv = tmp_path / "r.TSV"
+    tsv.write_text("user\titem\trating\n1\t2\t3\n2\t3\t4\n")
+    assert Ratings.read_file(tsv).n_users == 2  # a tab for .tsv, in any case
+    semi = tmp_path / "r.csv"
+    semi.write_text("user;item;rating\n1;2;3\n")
+    assert len(Ratings.read_file(semi, sep=";")) == 1
+    pytest.importorskip("pyarrow")
+    pq = tmp_path / "r.PQ"
+    pd.DataFrame({"user": [1, 1], "item": [2, 2], "rating": [3.0, 5.0]}).to_parquet(pq)
+    with pytest.raises(DataError, match="duplicate"):
+        Ratings.read_file(pq)
+    assert Ratings.read_file(pq, duplicates="mean").values.tolist() == [4.0]

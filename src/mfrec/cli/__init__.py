@@ -90,7 +90,7 @@ def _repeated_option(group: Any, ctx: Any) -> str | None:
     for param in cmd.params:  # duck-typed: typer's options need not be this click's Option class
         if getattr(param, "param_type_name", "") != "option" or param.multiple or getattr(param, "count", False):
             continue
-        names = [n for n in (*param.opts, *param.secondary_opts)]
+        names = [*param.opts, *param.secondary_opts]
         n = 0
         for token in args[1:]:
             if token == "--":

@@ -13,7 +13,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
 import typer
 from rich.console import Console
@@ -21,6 +21,7 @@ from rich.console import Console
 if TYPE_CHECKING:
     import pandas as pd
 
+    from mfrec.data.ratings import DuplicatePolicy
     from mfrec.models.base import FactorModel
     from rich.progress import Progress
     from rich.table import Table
@@ -194,11 +195,8 @@ def read_ratings_file(path: Path, sep: str = ",", user_col: Optional[str] = None
     check_input(path, option, f"ratings file ({RATINGS_FORMAT})")
     if duplicates not in ("error", "last", "mean"):
         raise ValueError(f"--duplicates must be error, last or mean, not {duplicates!r}")
-    if is_parquet(path):
-        return Ratings.read_parquet(path, user=user_col or "user", item=item_col or "item", rating=rating_col or "rating",
-                                    duplicates=duplicates)
-    return Ratings.read_csv(path, sep=separator(sep), user=user_col, item=item_col, rating=rating_col,
-                            duplicates=duplicates, encoding=encoding)
+    return Ratings.read_file(path, sep=separator(sep), user=user_col, item=item_col, rating=rating_col,
+                             duplicates=cast("DuplicatePolicy", duplicates), encoding=encoding)  # checked above
 
 
 def locate(name: str, download: bool, show_progress: bool) -> Path:

@@ -48,9 +48,10 @@ def as_id_array(values: Any) -> np.ndarray:
         # floats are ints, as whole floats alone are: see below)
         arr = np.empty(len(values), dtype=object)
         arr[:] = list(values)
-        whole = [_as_int(v) for v in values] if arr.dtype == object and not any(isinstance(v, str) for v in values) else None
-        if whole is not None and None not in whole:
-            return np.array(whole, dtype=np.int64)
+        if not any(isinstance(v, str) for v in values):
+            whole = [_as_int(v) for v in values]
+            if None not in whole:
+                return np.array(whole, dtype=np.int64)
     if arr.ndim != 1:
         if listlike:  # a list of lists/tuples: one object per id (reported as unhashable later)
             obj = np.empty(len(values), dtype=object)
@@ -103,6 +104,8 @@ def _unhashable(value: Any) -> TypeError:
 #: how text names an integer id: ASCII decimal digits with an optional minus sign, nothing else
 #: (no spaces, "+", "_", exponents, decimal points or non-ASCII digits such as "١" or "１")
 INT_TEXT = re.compile(r"-?[0-9]{1,64}")
+#: the same rule for texts of up to 18 digits, which always fit int64 (the vectorized path)
+_SHORT_INT_TEXT = r"-?[0-9]{1,18}"
 
 
 def int_text(text: str) -> int | None:
@@ -124,7 +127,7 @@ def integer_ids(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     short = np.zeros(len(arr), dtype=bool)
     if is_str.any():
         text = s[is_str]
-        match = text.str.fullmatch(r"-?[0-9]{1,18}").to_numpy(dtype=bool)
+        match = text.str.fullmatch(_SHORT_INT_TEXT).to_numpy(dtype=bool)
         where = np.flatnonzero(is_str)[match]
         if len(where):
             num[where] = pd.to_numeric(text[match]).to_numpy(dtype=np.int64)
@@ -255,12 +258,13 @@ class IdMap:
             key = plain(key)
             if numeric:
                 as_int = _as_int(key)
-                k = d.get(as_int, -1) if as_int is not None else d.get(key, -1)  # d.get: TypeError if unhashable
                 if as_int is None:
-                    k = -1
+                    hash(key)  # an unhashable id is a TypeError (lookup names it); any other is unknown
+                    out[n] = -1
+                else:
+                    out[n] = d.get(as_int, -1)
             else:
-                k = d.get(key, -1)
-            out[n] = k
+                out[n] = d.get(key, -1)
         return out
 
     def conform(self, raw: Any) -> np.ndarray:
@@ -272,6 +276,22 @@ class IdMap:
             if ok.all():
                 return num
         return arr
+
+    def foreign(self, raw: Any) -> list[Any]:
+        """The ids of ``raw`` whose type this map's ids do not have, in order: for an int64 map
+        anything but an int within int64 (bools and text included), for a text map anything but
+        text; none for a map of mixed types. A model file keeps int64 or str ids, so such ids
+        would make a model unsavable (`add_user`, CMF's attribute tables refuse them)."""
+        values = list(raw)
+        if self._ids.dtype.kind == "i":
+            def int64(v: Any) -> bool:
+                v = plain(v)
+                return isinstance(v, int) and not isinstance(v, bool) and -_INT64_MAX - 1 <= v <= _INT64_MAX
+
+            return [v for v in values if not int64(v)]
+        if len(self._ids) and isinstance(self._ids[0], str):
+            return [v for v in values if not isinstance(v, str)]
+        return []
 
     def index_of(self, raw: Any, what: str = "id") -> int:
         """Dense index of one raw id; KeyError naming it when unknown."""

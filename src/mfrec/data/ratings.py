@@ -444,6 +444,24 @@ class Ratings:
 
         return cls.from_dataframe(**parse_ratings_parquet(path, **kwargs))
 
+    @classmethod
+    def read_file(cls, path: Any, *, sep: str | None = None, user: Any = None, item: Any = None, rating: Any = None,
+                  duplicates: DuplicatePolicy = "error", encoding: str = "utf-8") -> "Ratings":
+        """A ratings file by its name: Parquet for ``.parquet``/``.pq`` (any case; columns by name,
+        default ``user``, ``item``, ``rating``), else delimited text (``sep``; None: a tab for
+        ``.tsv``/``.tab``, else a comma). The one reader behind the CLI's ``--ratings`` and the
+        service's ``--train-data``."""
+        from pathlib import Path
+
+        suffix = Path(path).suffix.lower()
+        if suffix in (".parquet", ".pq"):
+            return cls.read_parquet(path, user=user or "user", item=item or "item", rating=rating or "rating",
+                                    duplicates=duplicates)
+        if sep is None:
+            sep = "\t" if suffix in (".tsv", ".tab") else ","
+        return cls.read_csv(path, sep=sep, user=user, item=item, rating=rating, duplicates=duplicates,
+                            encoding=encoding)
+
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
         return len(self._r)

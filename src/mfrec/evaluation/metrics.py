@@ -40,7 +40,6 @@ metric is a few numpy reductions over it.
 from __future__ import annotations
 
 import numbers
-
 import re
 from typing import Any, Iterable
 

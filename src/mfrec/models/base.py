@@ -24,9 +24,8 @@ and nothing else. `get_state` / `from_state` turn a fitted model into plain data
 
 from __future__ import annotations
 
-import os
-
 import inspect
+import os
 import threading
 import time
 import weakref
@@ -383,10 +382,9 @@ class FactorModel(RecommenderMixin, Estimator):
             seconds = time.perf_counter() - t0
             train_rmse = float(np.sqrt(sse / len(train))) if np.isfinite(sse) and sse >= 0 else np.nan
             if not np.isfinite(sse) or train_rmse > limit:
-                raise TrainingDivergedError(
-                    f"{type(self).__name__} diverged at epoch {epoch + 1} (training "
-                    f"{'error is ' + str(sse) if not np.isfinite(sse) else f'RMSE {train_rmse:.4g}, over 10x the rating range'}); "
-                    f"{self._diverged_hint}{_rating_range_note(train)}")
+                what = f"error is {sse}" if not np.isfinite(sse) else f"RMSE {train_rmse:.4g}, over 10x the rating range"
+                raise TrainingDivergedError(f"{type(self).__name__} diverged at epoch {epoch + 1} (training {what}); "
+                                            f"{self._diverged_hint}{_rating_range_note(train)}")
             rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
                    "train_rmse": train_rmse, "seconds": seconds}
             if val_idx is not None:

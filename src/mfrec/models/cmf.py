@@ -232,14 +232,11 @@ class CMF(FactorModel):
             raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
         if len(table) == 0:
             raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
-        kinds = id_map.ids.dtype.kind
-        types = pd.Series(np.asarray(ids, dtype=object)).map(type)  # every row (a vectorized type per id)
-        as_int = types.map(lambda t: issubclass(t, (int, np.integer)) and not issubclass(t, (bool, np.bool_)))
-        odd = np.asarray(ids, dtype=object)[(~as_int if kinds == "i" else as_int).to_numpy(dtype=bool)]
-        text_model = kinds != "i" and len(id_map.ids) > 0 and isinstance(id_map.ids[0], str)
-        if len(odd) and (kinds == "i" or text_model):
+        odd = id_map.foreign(ids)  # every row's id must have the model's id type
+        if odd:
             raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "
-                            f"training {what} ids are {'integers' if kinds == 'i' else 'text'}: index it by {what} id")
+                            f"training {what} ids are {'integers' if id_map.ids.dtype.kind == 'i' else 'text'}: "
+                            f"index it by {what} id")
         known = id_map.lookup(ids) >= 0
         if not known.any():
             warnings.warn(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "

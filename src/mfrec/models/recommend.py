@@ -567,14 +567,13 @@ class RecommenderMixin:
 def _check_new_id_type(id_map: Any, raw: Any, what: str) -> None:
     """A new id must have the model's id type (int64 or str), or the model could not be saved
     (a model file keeps one id type) and lookups would read it as another id."""
+    if not id_map.foreign([raw]):
+        return
     value = raw.item() if isinstance(raw, np.generic) else raw
-    ids = id_map.ids
-    if ids.dtype.kind == "i":
-        if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
-            raise ValueError(f"{what} id {raw!r} is outside int64, the type of this model's {what} ids")
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
-                             f"integers (int64): give an int")
-    elif len(ids) and isinstance(ids[0], str) and not isinstance(value, str):
+    if id_map.ids.dtype.kind != "i":
         raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
                          f"text: give a str")
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{what} id {raw!r} is outside int64, the type of this model's {what} ids")
+    raise ValueError(f"{what} id {raw!r} is a {type(raw).__name__}, but this model's {what} ids are "
+                     f"integers (int64): give an int")

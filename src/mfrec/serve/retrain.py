@@ -54,11 +54,8 @@ def load_training(spec: str, read: dict[str, Any] | None = None):
     path = Path(spec)
     if not path.exists():
         raise FileNotFoundError(f"training data {spec!r} is neither a dataset name ({', '.join(DATASETS)}) nor a file")
-    duplicates = read.get("duplicates", "error")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        return Ratings.read_parquet(path, duplicates=duplicates)
-    sep = read.get("sep") or ("\t" if path.suffix.lower() in (".tsv", ".tab") else ",")
-    return Ratings.read_csv(path, sep=sep, duplicates=duplicates, encoding=read.get("encoding", "utf-8"))
+    return Ratings.read_file(path, sep=read.get("sep"), duplicates=read.get("duplicates", "error"),
+                             encoding=read.get("encoding", "utf-8"))
 
 
 def _typed_ids(texts: np.ndarray, as_int: bool) -> tuple[np.ndarray, np.ndarray]:
@@ -121,10 +118,10 @@ def check_training(model: Any, train: Any, source: str) -> None:
     in it, and every (user, item) pair the model saw in training (``seen_``). A ValueError says
     what differs (a model of ml-latest-small served with ml-100k would otherwise show one
     catalogue's ratings under the other's titles, and a retrain would swap the catalogue)."""
+    from mfrec.data.idmap import plain
+
     def sample(ids: np.ndarray) -> str:
         return ", ".join(repr(plain(x)) for x in ids[:3]) + (" ..." if len(ids) > 3 else "")
-
-    from mfrec.data.idmap import plain
 
     what = (f"the training data {source} does not match the model (the model has {len(model.user_map_)} users, "
             f"{len(model.item_map_)} items and {model.seen_.nnz} training ratings; the data {train.n_users} users, "
