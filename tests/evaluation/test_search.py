@@ -72,6 +72,29 @@ def test_search_space_kinds():
             sample_space(bad, 1)
 
 
+def test_random_search_never_repeats_a_configuration():
+    """A small discrete space: each of its configurations at most once, every one when the
+    trials are as many; fewer configurations than trials: each once, with a warning."""
+    space = {"f": (2, 4), "c": ["a", "b", "a"], "k": 3}  # 3 x 2 distinct configurations
+    for n in (1, 4, 6):
+        draws = sample_space(space, n, seed=1)
+        assert len(draws) == n and len({repr(d) for d in draws}) == n
+    assert {(d["f"], d["c"]) for d in sample_space(space, 6, seed=2)} == {(f, c) for f in (2, 3, 4) for c in "ab"}
+    with pytest.warns(UserWarning, match="6 distinct configurations but trials=9"):
+        draws = sample_space(space, 9, seed=3)
+    assert len({repr(d) for d in draws}) == len(draws) == 6
+    assert sample_space(space, 5, seed=4) == sample_space(space, 5, seed=4)
+    # a continuous dimension: no limit, no warning
+    assert len(sample_space({"x": (0.0, 1.0), "c": ["a"]}, 50, seed=0)) == 50
+
+
+def test_tune_random_tries_a_small_space_once_each(ratings):
+    space = {"regularization": [0.01, 0.1], "factors": [2]}
+    with pytest.warns(UserWarning, match="2 distinct configurations but trials=5"):
+        res = tune(mfrec.BiasedMF, ratings, space, trials=5, fixed={"threads": 1, "epochs": 2})
+    assert sorted(res.trials["regularization"]) == [0.01, 0.1]
+
+
 def test_improves_over_a_bad_starting_point(ratings):
     fixed = {"threads": 1, "epochs": 10, "factors": 4, "bias_learning_rate": None}  # biases follow learning_rate
     bad = tune(mfrec.BiasedMF, ratings, {"learning_rate": [1e-4]}, trials=1, fixed=fixed)

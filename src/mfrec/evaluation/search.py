@@ -131,12 +131,50 @@ def _draw(dim: _Dim, rng: np.random.Generator) -> Any:
     return float(math.exp(rng.uniform(math.log(dim.low), math.log(dim.high))))
 
 
+def _values(dim: _Dim) -> list[Any] | None:
+    """The distinct values ``dim`` can take, or None for a continuous range."""
+    if dim.kind in ("fixed", "choice"):
+        return list({repr(v): v for v in dim.values}.values())
+    if dim.integer:
+        return list(range(int(dim.low), int(dim.high) + 1))
+    return None
+
+
+#: redraws of an already tried configuration before the untried ones are listed (a small space)
+_REDRAWS = 1000
+
+
+def _random_configs(dims: list[_Dim], n: int, rng: np.random.Generator) -> list[dict[str, Any]]:
+    """``n`` random parameter dicts, no two the same: a configuration drawn again is drawn anew
+    (a repeated trial would only fit the same model twice). A space of fewer than ``n``
+    distinct configurations gives each of them once, in a random order, with a warning."""
+    values = [_values(d) for d in dims]
+    size = math.prod(len(v) for v in values) if all(v is not None for v in values) else None
+    if size is not None and size < n:
+        warnings.warn(f"the space has {size} distinct configurations but trials={n}: trying each once",
+                      stacklevel=4)
+        n = size
+    seen: set[str] = set()
+    out: list[dict[str, Any]] = []
+    while len(out) < n:
+        for _ in range(_REDRAWS):
+            params = {d.name: _draw(d, rng) for d in dims}
+            if repr(params) not in seen:
+                break
+        else:  # nearly every configuration of a small space is tried: pick among the rest
+            rest = [p for p in (dict(zip([d.name for d in dims], combo)) for combo in itertools.product(*values))
+                    if repr(p) not in seen]  # type: ignore[arg-type]  # size is not None here
+            params = rest[int(rng.integers(len(rest)))]
+        seen.add(repr(params))
+        out.append(params)
+    return out
+
+
 def sample_space(space: Mapping[str, Any], n: int, seed: int = 0) -> list[dict[str, Any]]:
-    """``n`` random parameter dicts from ``space`` (the sequence :func:`tune` with
-    ``method="random"`` tries; the same seed gives the same sequence)."""
-    dims = _parse_space(space)
-    rng = np.random.default_rng(seed)
-    return [{d.name: _draw(d, rng) for d in dims} for _ in range(int(n))]
+    """``n`` random parameter dicts from ``space``, no two the same (the sequence :func:`tune`
+    with ``method="random"`` tries; the same seed gives the same sequence; a space of fewer
+    distinct configurations gives each once)."""
+    return _random_configs(_parse_space(space), int(n), np.random.default_rng(seed))
 
 
 def _grid(dims: list[_Dim], trials: int | None, seed: int) -> list[dict[str, Any]]:
@@ -252,7 +290,7 @@ def tune(
     with the model trained on all of ``ratings``; or a fraction carved out of ``ratings`` with
     :func:`mfrec.split.random_split` (``seed``); ``None`` means 0.2. ``metric``: any name
     :func:`mfrec.evaluate` knows (``"rmse"``, ``"mae"`` and ``"arp@k"`` are minimized, the rest
-    maximized). ``method``: ``"random"`` (``trials`` draws), ``"grid"`` (every combination of
+    maximized). ``method``: ``"random"`` (``trials`` draws, no configuration twice), ``"grid"`` (every combination of
     the list-valued parameters; a random ``trials`` of them when there are more; ``trials=None``
     tries all) or ``"optuna"`` (TPE sampler seeded with ``seed``; needs ``pip install
     'mfrec[tune]'``). ``early_stopping``: patience passed to models that have an
@@ -312,10 +350,10 @@ def tune(
         return score
 
     if method == "random":
-        total = int(trials)
-        rng = np.random.default_rng(seed)
-        for _ in range(total):
-            record({d.name: _draw(d, rng) for d in dims})
+        configs = _random_configs(dims, int(trials), np.random.default_rng(seed))
+        total = len(configs)
+        for params in configs:
+            record(params)
     elif method == "grid":
         grid = _grid(dims, None if trials is None else int(trials), seed)
         total = len(grid)
