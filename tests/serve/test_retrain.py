@@ -76,6 +76,38 @@ def test_holdout_accepts_honest_ratings(synth_files, tmp_path):
     assert len(new.item_map_) == len(model.item_map_)
 
 
+def test_retrain_of_unchanged_data_writes_no_new_version(synth_files, tmp_path):
+    """Nothing stored or deleted since the last accepted retrain: no fit, no new version; a new
+    rating, or its deletion afterwards, changes the data and retrains again."""
+    model_path, train_csv, _ = synth_files
+    model = mfrec.load_model(model_path)
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+    state = tmp_path / "state"
+    user, item = model.user_map_.ids[0], model.item_map_.ids[0]
+    with open_store(db) as st:
+        st.put("new1", str(item), float(np.clip(np.round(model.predict([user], [item])[0] * 2) / 2, 1, 5)))
+    first = retrain(model_path, str(train_csv), db, state, tolerance=0.05)
+    assert first["status"] == "accepted", first
+    again = retrain(model_path, str(train_csv), db, state, tolerance=0.05)
+    assert again["status"] == "unchanged" and again["version"] == 1 and again["merged_ratings"] == first["merged_ratings"]
+    assert read_pointer(state)["version"] == 1 and not (state / "model-v2.mfrec").exists()
+    with open_store(db) as st:
+        st.delete("new1", str(item))
+    third = retrain(model_path, str(train_csv), db, state, tolerance=0.05)
+    assert third["status"] in ("accepted", "refused") and third["merged_ratings"] == first["merged_ratings"] - 1
+
+
+def test_data_fingerprint_ignores_row_order_and_sees_every_value():
+    from mfrec.serve.retrain import data_fingerprint
+
+    df = pd.DataFrame({"user": [1, 1, 2], "item": [10, 11, 10], "rating": [4.0, 3.0, 2.0]})
+    fp = data_fingerprint(df)
+    assert data_fingerprint(df.iloc[::-1]) == fp
+    for changed in (df.assign(rating=[4.0, 3.0, 2.5]), df.assign(user=[1, 2, 2]), df.iloc[:2],
+                    df.assign(user=df["user"].astype(str))):
+        assert data_fingerprint(changed) != fp
+
+
 def _wait_job(c: TestClient, timeout: float = 240) -> dict:
     t0 = time.time()
     while time.time() - t0 < timeout:

@@ -18,7 +18,9 @@ CPU. Steps:
    pointer ``current.json`` is replaced atomically; every service worker watches the pointer and
    swaps the new model in between requests.
 
-A lock file keeps two retrains (from different workers) from running at once. The outcome is
+A retrain of exactly the data the serving retrained model was fitted on (nothing stored or
+deleted since) writes nothing: its outcome is ``unchanged`` (the pointer records a fingerprint of
+each version's data). A lock file keeps two retrains (from different workers) from running at once. The outcome is
 written as JSON to ``--status``.
 """
 
@@ -184,17 +186,23 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
             current = load_model(pointer["path"])
         except (ModelFileError, OSError, ValueError):
             current = base
+            pointer = None
     train = load_training(train_spec, train_read)
     with open_store(db_url) as store:
         stored, deletions = store.current(), store.deletions()
     scale = tuple(current.rating_scale_)
     check_training(base, train, repr(str(train_spec)))
     merged, tdf, maps, ignored = merge_ratings(train, stored, deletions, scale)
+    mdf = merged.to_dataframe()[["user", "item", "rating"]]
+    fingerprint = data_fingerprint(mdf)
+    counts = {"stored_ratings": int(len(stored)), "merged_ratings": len(merged), "from_version": version,
+              "ignored_stored_events": ignored["events"], "ignored_examples": ignored["examples"]}
+    if pointer and pointer.get("data") == fingerprint:  # the serving model was fitted on exactly this data
+        return {"status": "unchanged", "version": version, **counts, "seconds": time.time() - t0}
     base = build(tdf, scale, maps, "training data")
     _, test = random_split(base, test_size=holdout, seed=seed)
     hold = pd.MultiIndex.from_frame(test.to_dataframe()[["user", "item"]])
     fit_base = build(tdf[~pd.MultiIndex.from_frame(tdf[["user", "item"]]).isin(hold)], scale, maps, "training data")
-    mdf = merged.to_dataframe()[["user", "item", "rating"]]
     fit_new = build(mdf[~pd.MultiIndex.from_frame(mdf[["user", "item"]]).isin(hold)], scale, maps,
                     "training data + stored ratings")
     metric, ref_score, higher = _holdout_score(current.clone(), fit_base, test)
@@ -206,9 +214,7 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
     outcome: dict[str, Any] = {
         "status": "accepted" if accepted else "refused", "metric": metric,
         "reference": ref_score, "candidate": cand_score, "tolerance": tolerance,
-        "holdout_ratings": len(test), "train_ratings": len(base), "stored_ratings": int(len(stored)),
-        "merged_ratings": len(merged), "from_version": version,
-        "ignored_stored_events": ignored["events"], "ignored_examples": ignored["examples"],
+        "holdout_ratings": len(test), "train_ratings": len(base), **counts,
     }
     if accepted:
         final = current.clone().fit(merged)
@@ -219,10 +225,21 @@ def retrain(model_path: str | Path, train_spec: str, db_url: str, state_dir: str
         final.save(out, metrics={f"holdout_{metric}": cand_score, "reference_" + metric: ref_score})
         load_model(out)  # read back: checksums, shapes
         write_pointer(state_dir, {"version": new_version, "path": str(out.resolve()), "created": time.time(),
-                                  "metric": metric, "holdout": cand_score, "reference": ref_score})
+                                  "metric": metric, "holdout": cand_score, "reference": ref_score,
+                                  "data": fingerprint})
         outcome.update(version=new_version, path=str(out))
     outcome["seconds"] = time.time() - t0
     return outcome
+
+
+def data_fingerprint(df: pd.DataFrame) -> str:
+    """A fingerprint of a set of (user, item, rating) rows, whatever their order: two 64-bit sums
+    of pandas' row hashes (the same in every process). A retrain whose merged data has the
+    fingerprint the pointer recorded would fit the serving model again: it is skipped."""
+    h = pd.util.hash_pandas_object(df[["user", "item", "rating"]], index=False).to_numpy(dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        mixed = (h ^ (h >> np.uint64(29))) * np.uint64(0xBF58476D1CE4E5B9)
+    return f"{len(df)}:{int(h.sum(dtype=np.uint64)):016x}{int(mixed.sum(dtype=np.uint64)):016x}"
 
 
 class PointerError(ValueError):
@@ -312,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
             outcome = {"status": "failed", "error": f"{type(exc).__name__}: {exc}"}
     with atomic_path(Path(args.status)) as tmp:
         Path(tmp).write_text(json.dumps(outcome))
-    return 0 if outcome["status"] in ("accepted", "refused") else 1
+    return 0 if outcome["status"] in ("accepted", "refused", "unchanged") else 1
 
 
 if __name__ == "__main__":
