@@ -91,6 +91,16 @@ def test_library_progress_callbacks(work):
 
 def test_training_options_beside_a_model_file_are_refused(work, tmp_path):
     """`--model-file M --test T --split u1 -p epochs=3` evaluated M as saved, ignoring the rest."""
-    for extra in (["--model", "als"], ["--split", "u1"], ["-p", "epochs=3"], ["--threads", "2"]):
+    for extra in (["--model", "als"], ["--split", "u1"], ["-p", "epochs=3"], ["--threads", "2"], ["--rating-scale", "1,5"]):
         assert_clean_error(run("evaluate", "--model-file", work / "m.mfrec", "--test", work / "small.csv", *extra),
                            "not --model-file")
+
+
+def test_evaluate_with_a_rating_scale(tmp_path):
+    r = tmp_path / "r.csv"
+    r.write_text("user,item,rating\n" + "".join(f"{u},{i},{(u * 7 + i) % 10 + 1}\n" for u in range(12) for i in range(9)))
+    out = json.loads(ok(run("evaluate", "--ratings", r, "--model", "baseline", "--rating-scale", "1,10",
+                            "--metrics", "rmse", "--json")))
+    assert out["rmse"] > 0
+    assert_clean_error(run("evaluate", "--ratings", r, "--model", "baseline", "--rating-scale", "1,5"),
+                       "outside the scale [1, 5]")

@@ -263,3 +263,26 @@ def test_a_single_valued_option_repeated_is_refused(work, tmp_path):
 
 def test_serve_reading_options_need_training_data(work):
     assert_clean_error(run("serve", work / "m.mfrec", "--sep", ";"), "give --train-data")
+
+
+def test_rating_scale_declares_the_scale_and_refuses_ratings_outside_it(tmp_path, monkeypatch):
+    r = tmp_path / "r.csv"
+    r.write_text("user,item,rating\n1,10,2\n1,11,9\n2,10,3\n2,12,8\n3,11,4\n3,12,7\n")
+    ok(run("train", "--ratings", r, "--model", "biased-mf", "--epochs", "2", "--rating-scale", "1,10",
+           "--out", tmp_path / "m.mfrec", "-q"))
+    m = mfrec.load_model(tmp_path / "m.mfrec")
+    assert m.rating_scale_ == (1.0, 10.0)  # not the observed 2-9
+    assert m.predict([1], [12]).max() <= 10.0
+    ok(run("train", "--ratings", r, "--model", "biased-mf", "--epochs", "2", "--out", tmp_path / "o.mfrec", "-q"))
+    assert mfrec.load_model(tmp_path / "o.mfrec").rating_scale_ == (2.0, 9.0)
+    _no_fit(monkeypatch)
+    assert_clean_error(run("train", "--ratings", r, "--rating-scale", "1,5", "--out", tmp_path / "x.mfrec"),
+                       "r.csv", "line 3", "outside the scale [1, 5]")
+    for bad in ("5,1", "abc", "1", "1,2,3", "nan,5", "1,inf"):
+        assert_clean_error(run("train", "--ratings", r, "--rating-scale", bad, "--out", tmp_path / "x.mfrec"),
+                           "--rating-scale", repr(bad))
+    assert_clean_error(run("train", "--dataset", "ml-100k", "--rating-scale", "1,5", "--out", tmp_path / "x.mfrec"),
+                       "--rating-scale", "--ratings")
+    assert_clean_error(run("train", "--ratings", r, "--model", "als", "--engine", "spark", "--rating-scale", "1,10",
+                           "--out", tmp_path / "x.mfrec"), "--rating-scale")
+    assert not (tmp_path / "x.mfrec").exists()

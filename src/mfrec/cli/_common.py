@@ -160,6 +160,9 @@ RatingsOpt = Annotated[Optional[Path], typer.Option("--ratings", help=f"Your own
 SepOpt = Annotated[str, typer.Option("--sep", help="Separator of the ratings file(s) (e.g. '\\t', '::').")]
 DuplicatesOpt = Annotated[str, typer.Option("--duplicates", help="A (user, item) pair rated twice: error, last or mean.")]
 EncodingOpt = Annotated[str, typer.Option("--encoding", help="Text encoding of the ratings file(s) (e.g. latin-1).")]
+RatingScaleOpt = Annotated[Optional[str], typer.Option(
+    "--rating-scale", help="The ratings' scale as LOW,HIGH (e.g. 1,10): predictions are clipped to it and a "
+                           "rating outside it is an error (default: the range of the ratings read).")]
 UserColOpt = Annotated[Optional[str], typer.Option("--user-col", help="User column name or 0-based position.")]
 ItemColOpt = Annotated[Optional[str], typer.Option("--item-col", help="Item column name or position.")]
 RatingColOpt = Annotated[Optional[str], typer.Option("--rating-col", help="Rating column name or position.")]
@@ -186,17 +189,34 @@ def separator(sep: str) -> str:
     return "\t" if sep in ("\\t", "tab") else sep
 
 
+def parse_rating_scale(text: Optional[str]) -> tuple[float, float] | None:
+    """``--rating-scale LOW,HIGH`` as a pair of finite numbers with LOW < HIGH (None: not given)."""
+    if text is None:
+        return None
+    parts = text.replace(" ", "").split(",")
+    try:
+        low, high = (float(p) for p in parts)
+    except ValueError:
+        low = high = float("nan")
+    if len(parts) != 2 or not (math.isfinite(low) and math.isfinite(high) and low < high):
+        raise ValueError(f"--rating-scale must be LOW,HIGH with finite numbers LOW < HIGH (e.g. 1,5 or 0.5,5), "
+                         f"not {text!r}")
+    return low, high
+
+
 def read_ratings_file(path: Path, sep: str = ",", user_col: Optional[str] = None, item_col: Optional[str] = None,
                       rating_col: Optional[str] = None, option: str = "--ratings", duplicates: str = "error",
-                      encoding: str = "utf-8") -> Any:
+                      encoding: str = "utf-8", rating_scale: Optional[str] = None) -> Any:
     """A ratings file by its format: Parquet (.parquet/.pq) by column name, else delimited text."""
     from mfrec import Ratings
 
+    scale = parse_rating_scale(rating_scale)
     check_input(path, option, f"ratings file ({RATINGS_FORMAT})")
     if duplicates not in ("error", "last", "mean"):
         raise ValueError(f"--duplicates must be error, last or mean, not {duplicates!r}")
     return Ratings.read_file(path, sep=separator(sep), user=user_col, item=item_col, rating=rating_col,
-                             duplicates=cast("DuplicatePolicy", duplicates), encoding=encoding)  # checked above
+                             duplicates=cast("DuplicatePolicy", duplicates), encoding=encoding,  # checked above
+                             rating_scale=scale)
 
 
 def locate(name: str, download: bool, show_progress: bool) -> Path:
@@ -222,7 +242,8 @@ def load_dataset(name: str, quiet: bool = True, download: bool = True) -> Any:
 
 def load_data(dataset: Optional[str], ratings: Optional[Path], sep: str, user_col: Optional[str],
               item_col: Optional[str], rating_col: Optional[str], items: Optional[Path] = None,
-              quiet: bool = True, duplicates: str = "error", encoding: str = "utf-8") -> Data:
+              quiet: bool = True, duplicates: str = "error", encoding: str = "utf-8",
+              rating_scale: Optional[str] = None) -> Data:
     """The one loader behind --dataset / --ratings [--sep --user-col --item-col --rating-col --items]."""
     check_data_choice(dataset, ratings)
     if dataset is not None:
@@ -230,13 +251,14 @@ def load_data(dataset: Optional[str], ratings: Optional[Path], sep: str, user_co
             raise ValueError("--items goes with --ratings (a dataset brings its own titles)")
         given = [name for name, v in (("--sep", sep != ","), ("--user-col", user_col), ("--item-col", item_col),
                                       ("--rating-col", rating_col), ("--duplicates", duplicates != "error"),
-                                      ("--encoding", encoding != "utf-8")) if v]
+                                      ("--encoding", encoding != "utf-8"), ("--rating-scale", rating_scale)) if v]
         if given:
             raise ValueError(f"{', '.join(given)} go(es) with --ratings FILE, not --dataset")
         ds = load_dataset(dataset, quiet)
         return Data(ds.ratings, ds.items, dataset, ds)
     assert ratings is not None
-    data = read_ratings_file(ratings, sep, user_col, item_col, rating_col, duplicates=duplicates, encoding=encoding)
+    data = read_ratings_file(ratings, sep, user_col, item_col, rating_col, duplicates=duplicates, encoding=encoding,
+                             rating_scale=rating_scale)
     table = None
     if items is not None:
         import pandas as pd

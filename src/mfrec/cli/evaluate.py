@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Optional
 import typer
 
 from mfrec.cli._common import (DatasetOpt, ItemColOpt, RatingColOpt, RatingsOpt, SepOpt,
-                               DuplicatesOpt, EncodingOpt, UserColOpt, build_model,
+                               DuplicatesOpt, EncodingOpt, RatingScaleOpt, UserColOpt, build_model,
                                cell, console, emit_json, fit_with_progress, load_data, model_help, parse_params,
                                progress, read_ratings_file)
 
@@ -71,6 +71,7 @@ def evaluate(
     sep: SepOpt = ",",
     duplicates: DuplicatesOpt = "error",
     encoding: EncodingOpt = "utf-8",
+    rating_scale: RatingScaleOpt = None,
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -106,7 +107,8 @@ def evaluate(
             raise ValueError("give --model-file with --test, or --dataset/--ratings to train and split, not both")
         unused = [name for name, given in (("--model", model != "biased-mf"), ("--split", split != "random"),
                                            ("--param", bool(param)), ("--seed", seed != 0),
-                                           ("--threads", threads is not None)) if given]
+                                           ("--threads", threads is not None),
+                                           ("--rating-scale", rating_scale is not None)) if given]
         if unused:  # they shape a training run; a saved model is evaluated as it is
             raise ValueError(f"{', '.join(unused)} go(es) with --dataset/--ratings (a training run), not --model-file")
         est = mfrec.load_model(model_file)
@@ -120,7 +122,7 @@ def evaluate(
             raise ValueError("give --dataset NAME or --ratings FILE (to split and train), or --model-file MODEL --test FILE")
         est = build_model(model, dict(seed=seed, threads=threads, **parse_params(param)))
         data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, quiet=quiet or as_json,
-                     duplicates=duplicates, encoding=encoding)
+                     duplicates=duplicates, encoding=encoding, rating_scale=rating_scale)
         if split == "kfold":
             result = cross_validate(est, data.ratings, names, seed, quiet or as_json)
         else:

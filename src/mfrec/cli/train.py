@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt,
-                               DuplicatesOpt, EncodingOpt, UserColOpt,
+                               DuplicatesOpt, EncodingOpt, RatingScaleOpt, UserColOpt,
                                build_model, check_data_choice, check_output, console, emit_json, fit_with_progress,
                                load_data, load_dataset, model_help, parse_params, separator)
 
@@ -26,6 +26,7 @@ def train(
     sep: SepOpt = ",",
     duplicates: DuplicatesOpt = "error",
     encoding: EncodingOpt = "utf-8",
+    rating_scale: RatingScaleOpt = None,
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -61,9 +62,10 @@ def train(
     named = dict(factors=factors, epochs=epochs, iterations=iterations, learning_rate=learning_rate,
                  regularization=regularization)
     if engine == "spark":
-        if model not in ("als", "implicit-als") or validation or threads is not None or epochs or learning_rate:
+        if (model not in ("als", "implicit-als") or validation or threads is not None or epochs or learning_rate
+                or rating_scale is not None):
             raise ValueError("--engine spark trains --model als or implicit-als, without --validation, "
-                             "--threads, --epochs or --learning-rate")
+                             "--threads, --epochs, --learning-rate or --rating-scale")
         _train_spark(out, model, dataset, ratings, sep, user_col, item_col, rating_col, items, named, seed, param,
                      quiet, as_json, master)
         return
@@ -82,7 +84,7 @@ def train(
         raise ValueError(f"--validation reports an RMSE, and {model} does not predict ratings; "
                          f"measure it with `mfrec evaluate --model {model} --metrics ndcg@10`")
     data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json,
-                     duplicates=duplicates, encoding=encoding)
+                     duplicates=duplicates, encoding=encoding, rating_scale=rating_scale)
     val = None
     train_data = data.ratings
     if validation:

@@ -9,7 +9,7 @@ from typing import Any, Optional
 import typer
 
 from mfrec.cli._common import (DatasetOpt, ItemColOpt, ItemsOpt, RatingColOpt, RatingsOpt, SepOpt,
-                               DuplicatesOpt, EncodingOpt, UserColOpt, cell,
+                               DuplicatesOpt, EncodingOpt, RatingScaleOpt, UserColOpt, cell,
                                check_output, console, emit_json, frame_table, load_data, model_class, model_help,
                                progress)
 
@@ -46,6 +46,7 @@ def tune(
     sep: SepOpt = ",",
     duplicates: DuplicatesOpt = "error",
     encoding: EncodingOpt = "utf-8",
+    rating_scale: RatingScaleOpt = None,
     user_col: UserColOpt = None,
     item_col: ItemColOpt = None,
     rating_col: RatingColOpt = None,
@@ -72,7 +73,7 @@ def tune(
     space_obj = parse_space(space)
     check_search(cls, space_obj, trials, method)  # before reading data or drawing the progress bar
     data = load_data(dataset, ratings, sep, user_col, item_col, rating_col, items, quiet or as_json,
-                     duplicates=duplicates, encoding=encoding)
+                     duplicates=duplicates, encoding=encoding, rating_scale=rating_scale)
     rating = cls.kind == "rating"
     with progress(quiet or as_json) as bar:
         task = bar.add_task(f"tune {cls.__name__}", total=trials, info="")

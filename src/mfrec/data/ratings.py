@@ -446,21 +446,22 @@ class Ratings:
 
     @classmethod
     def read_file(cls, path: Any, *, sep: str | None = None, user: Any = None, item: Any = None, rating: Any = None,
-                  duplicates: DuplicatePolicy = "error", encoding: str = "utf-8") -> "Ratings":
+                  duplicates: DuplicatePolicy = "error", encoding: str = "utf-8",
+                  rating_scale: tuple[float, float] | None = None) -> "Ratings":
         """A ratings file by its name: Parquet for ``.parquet``/``.pq`` (any case; columns by name,
         default ``user``, ``item``, ``rating``), else delimited text (``sep``; None: a tab for
         ``.tsv``/``.tab``, else a comma). The one reader behind the CLI's ``--ratings`` and the
-        service's ``--train-data``."""
+        service's ``--train-data``. ``rating_scale``: as for `read_csv`."""
         from pathlib import Path
 
         suffix = Path(path).suffix.lower()
         if suffix in (".parquet", ".pq"):
             return cls.read_parquet(path, user=user or "user", item=item or "item", rating=rating or "rating",
-                                    duplicates=duplicates)
+                                    duplicates=duplicates, rating_scale=rating_scale)
         if sep is None:
             sep = "\t" if suffix in (".tsv", ".tab") else ","
         return cls.read_csv(path, sep=sep, user=user, item=item, rating=rating, duplicates=duplicates,
-                            encoding=encoding)
+                            encoding=encoding, rating_scale=rating_scale)
 
     # ------------------------------------------------------------------ views
     def __len__(self) -> int:
