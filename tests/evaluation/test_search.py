@@ -84,6 +84,12 @@ def test_random_search_never_repeats_a_configuration():
         draws = sample_space(space, 9, seed=3)
     assert len({repr(d) for d in draws}) == len(draws) == 6
     assert sample_space(space, 5, seed=4) == sample_space(space, 5, seed=4)
+    # a range of one value is one configuration, an integer one or a float one
+    for one in ((0.1, 0.1), ("log", 0.1, 0.1), (3, 3)):
+        with pytest.warns(UserWarning, match="1 distinct configurations but trials=2"):
+            assert len(sample_space({"x": one}, 2)) == 1
+    with pytest.warns(UserWarning, match="only 2 distinct configurations in 1000 draws"):
+        assert len(sample_space({"x": (1.0, 1.0000000000000002)}, 5)) == 2
     # a continuous dimension: no limit, no warning
     assert len(sample_space({"x": (0.0, 1.0), "c": ["a"]}, 50, seed=0)) == 50
 

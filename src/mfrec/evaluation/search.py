@@ -137,6 +137,8 @@ def _values(dim: _Dim) -> list[Any] | None:
         return list({repr(v): v for v in dim.values}.values())
     if dim.integer:
         return list(range(int(dim.low), int(dim.high) + 1))
+    if dim.low == dim.high:  # a range of one value
+        return [float(dim.low)]
     return None
 
 
@@ -162,6 +164,10 @@ def _random_configs(dims: list[_Dim], n: int, rng: np.random.Generator) -> list[
             if repr(params) not in seen:
                 break
         else:  # nearly every configuration of a small space is tried: pick among the rest
+            if size is None:  # a float range too narrow for more distinct draws: stop here
+                warnings.warn(f"the space gave only {len(out)} distinct configurations in {_REDRAWS} draws; "
+                              f"trying those instead of trials={n}", stacklevel=4)
+                break
             rest = [p for p in (dict(zip([d.name for d in dims], combo)) for combo in itertools.product(*values))
                     if repr(p) not in seen]  # type: ignore[arg-type]  # size is not None here
             params = rest[int(rng.integers(len(rest)))]
