@@ -28,6 +28,7 @@ _LAZY: dict[str, str] = {
     "DatasetNotFoundError": "mfrec.errors",
     "FactorModel": "mfrec.models",
     "FunkMF": "mfrec.models",
+    "FoldInError": "mfrec.errors",
     "IdMap": "mfrec.data.idmap",
     "ImplicitALS": "mfrec.models",
     "InvalidParameterError": "mfrec.errors",
@@ -62,8 +63,8 @@ if TYPE_CHECKING:  # what type checkers (and `make typecheck`) see: the same nam
     from mfrec.data.idmap import IdMap
     from mfrec.data.ratings import Ratings
     from mfrec.data.synthetic import synthetic
-    from mfrec.errors import (DataError, DatasetNotFoundError, InvalidParameterError, ModelFileError, NotFittedError,
-                              TrainingDivergedError)
+    from mfrec.errors import (DataError, DatasetNotFoundError, FoldInError, InvalidParameterError, ModelFileError,
+                              NotFittedError, TrainingDivergedError)
     from mfrec.evaluation import TuneResult, cross_validate, evaluate, metrics, tune
     from mfrec.models import (ALS, BPR, CMF, Baseline, BayesianFM, BayesianMF, BiasedMF, FactorModel, FunkMF,
                               ImplicitALS, SVDpp)

@@ -45,5 +45,10 @@ class NotFittedError(RuntimeError):
     """The estimator was used before `fit`."""
 
 
+class FoldInError(ValueError):
+    """A new user's ridge system has no usable solution under the model's parameters
+    (``regularization=0`` with fewer ratings than factors, a precision so large it overflows)."""
+
+
 class TrainingDivergedError(ArithmeticError):
     """Training produced NaN or infinite values (learning rate too high, regularization too low)."""

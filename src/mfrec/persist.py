@@ -148,6 +148,8 @@ def _member_compression(data: bytes, text: bool) -> tuple[int, int | None]:
 
 
 def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.dtype) or (isinstance(value, type) and issubclass(value, np.generic)):
+        return np.dtype(value).name  # dtype=np.float32 is stored as "float32"
     if isinstance(value, np.generic):
         return value.item()
     if isinstance(value, (list, tuple)):
@@ -329,6 +331,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
 
     state = model.get_state()  # NotFittedError before anything is written
     cls = type(model)
+    model.validate_params()  # set since the fit (set_params, attributes): load_model would refuse them
     arrays, item_table = _file_arrays(state)
     params = _jsonable(state.params)
     specs = _specs(cls, item_table)

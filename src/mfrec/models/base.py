@@ -105,11 +105,24 @@ class Estimator:
         return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params: Any) -> "Estimator":
+        """Set parameters (scikit-learn's convention). On a fitted model, which uses some of them
+        after the fit (fold-in reads ``regularization``), the new values are checked at once and
+        the old ones kept when they are refused; caches derived from parameters are dropped."""
         valid = set(self.param_names())
-        for key, value in params.items():
+        for key in params:
             if key not in valid:
                 raise ValueError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
+        old = {key: getattr(self, key) for key in params}
+        for key, value in params.items():
             setattr(self, key, value)
+        if getattr(self, "fitted_", False):
+            try:
+                self.validate_params()  # type: ignore[attr-defined]
+            except Exception:
+                for key, value in old.items():
+                    setattr(self, key, value)
+                raise
+            self._arrays_changed()  # type: ignore[attr-defined]
         return self
 
     def clone(self) -> "Estimator":
@@ -409,8 +422,12 @@ class FactorModel(RecommenderMixin, Estimator):
     def _start_fit(self, train: Ratings, trainer: Trainer) -> None:
         """The fitted attributes that come from the training data itself."""
         self.fitted_ = False
+        info = self.item_info_
         self.user_map_ = train.user_map
         self.item_map_ = train.item_map
+        if info is not None:  # an attached table follows the new items (ones it does not list: no title)
+            self.item_info_ = None
+            self.attach_items(info[info.notna().any(axis=1)], fitted=False)
         # the declared scale (kept by subsets and splits), else the observed range
         self.rating_scale_ = train.rating_scale if train.rating_scale is not None else train.rating_range
         self.global_mean_ = trainer.mu

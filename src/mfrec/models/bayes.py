@@ -40,6 +40,11 @@ def sample_normal_wishart(X: np.ndarray, rng: np.random.Generator, beta0: float 
     return mean, precision
 
 
+#: the largest precision a loaded model may hold (a trained one stays far below: noise ~1.5,
+#: priors of factors ~1-100)
+MAX_PRECISION = 1e12
+
+
 class PosteriorDraws:
     """Shared by the Gibbs-sampled models, whose fitted arrays hold stored posterior draws side by
     side (one ``sample_noise_precision_`` entry per draw, plus the precision arrays named in
@@ -61,10 +66,24 @@ class PosteriorDraws:
                                         f"({self.iterations}): no draw would be kept")
 
     def _validate_loaded(self) -> None:
-        """After load (mfrec.persist): at least one stored draw, positive precisions."""
+        """After load (mfrec.persist): at least one stored draw, positive precisions no larger
+        than `MAX_PRECISION`, and precision matrices symmetric positive definite (a crafted file
+        with a precision of 1e300 loaded, then broke every fold-in)."""
         names = ("sample_noise_precision_", *self._precision_arrays)
-        if self.n_draws_ < 1 or any((getattr(self, name) <= 0).any() for name in names):
+        if self.n_draws_ < 1 or any((getattr(self, name) <= 0).any() for name in names if getattr(self, name).ndim < 3):
             raise ValueError(f"{type(self).__name__} needs at least one kept draw with positive precisions")
+        for name in names:
+            a = np.asarray(getattr(self, name), dtype=np.float64)
+            if not (np.abs(a) <= MAX_PRECISION).all():
+                raise ValueError(f"{type(self).__name__}: {name} holds a precision beyond {MAX_PRECISION:g}")
+            if a.ndim == 3:
+                if not np.allclose(a, np.transpose(a, (0, 2, 1)), rtol=1e-6, atol=1e-8):
+                    raise ValueError(f"{type(self).__name__}: {name} holds a precision matrix that is not symmetric")
+                try:
+                    np.linalg.cholesky(a)
+                except np.linalg.LinAlgError:
+                    raise ValueError(f"{type(self).__name__}: {name} holds a precision matrix that is not "
+                                     "positive definite") from None
 
     @property
     def n_draws_(self) -> int:
@@ -98,7 +117,7 @@ class BayesianMF(PosteriorDraws, FactorModel):
     """
 
     epochs_param = "iterations"
-    _precision_arrays = ("sample_bias_precision_",)
+    _precision_arrays = ("sample_bias_precision_", "sample_prior_precision_")
     _array_specs = {**FactorModel._array_specs,  # the kept draws side by side: factors * draws columns
                     "user_factors_": ("factor", ("users", "factors*draws")),
                     "item_factors_": ("factor", ("items", "factors*draws")),
@@ -128,7 +147,7 @@ class BayesianMF(PosteriorDraws, FactorModel):
         """Per kept draw, the posterior mean of the new user's bias and factors given that draw's
         item factors, item biases and priors; averaged (factors stacked) like the training users."""
         S = self.n_draws_
-        k = int(self.factors)
+        k = self.item_factors_.shape[1] // S  # the fitted arrays', whatever factors says now
         scale = np.sqrt(S)
         Q = self.item_factors_[idx].astype(np.float64).reshape(len(idx), S, k).transpose(1, 0, 2) * scale
         X = np.concatenate([np.ones((S, len(idx), 1)), Q], axis=2)  # S x m x (k+1)
@@ -149,7 +168,7 @@ class BayesianMF(PosteriorDraws, FactorModel):
         rated item, so the parts sum to the score minus that part)."""
         A, alpha, X = fold.solve
         S = self.n_draws_
-        k = int(self.factors)
+        k = self.item_factors_.shape[1] // S
         Qc = self.item_factors_[chosen].astype(np.float64).reshape(len(chosen), S, k).transpose(1, 0, 2)
         Xc = np.concatenate([np.zeros((S, len(chosen), 1)), Qc * np.sqrt(S)], axis=2)  # no bias: not a reason
         H = np.einsum("sri,sij->srj", Xc, np.linalg.solve(A, np.transpose(X, (0, 2, 1))))  # S x chosen x rated

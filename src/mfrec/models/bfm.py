@@ -160,7 +160,8 @@ class BayesianFM(PosteriorDraws, FactorModel):
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
         """Per stored draw: the guest's rated-set part of the user side exactly, their user-id
         weight and factors by the posterior mean given their ratings; averaged over the draws."""
-        S, k, m = self.n_draws_, int(self.factors), len(idx)
+        S, m = self.n_draws_, len(idx)
+        k = self.item_factors_.shape[1] // S  # the fitted arrays', whatever factors says now
         root = np.sqrt(S)
         QI = self.item_factors_[idx].astype(np.float64).reshape(m, S, k).transpose(1, 0, 2) * root  # S x m x k
         if self.implicit:

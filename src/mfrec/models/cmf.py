@@ -397,7 +397,7 @@ class CMF(FactorModel):
         if len(idx) == 0 and (attrs is None or not attrs[1].any()):
             k = self.item_factors_.shape[1]
             return FoldIn(0.0, np.zeros(k, dtype=self.item_factors_.dtype), idx, values, unknown)
-        return self._fold_in_solve(idx, values, unknown, attrs)
+        return self._solve_new_user(idx, values, unknown, attrs)
 
     def recommend_new(self, ratings: NewRatings | None = None,  # type: ignore[override]
                       n: int = 10, exclude_rated: bool = True, items: Iterable[Any] | None = None,

@@ -86,13 +86,15 @@ class ImplicitALS(FactorModel):
 
     # ---------------------------------------------------------------- fold-in with a cached Gram
     def _gram(self):
-        """Cholesky factor of ``Y^T Y + lam I`` (cached until the next fit)."""
-        if getattr(self, "_gram_factor", None) is None:
+        """Cholesky factor of ``Y^T Y + lam I`` (cached until the next fit, or another ``lam``)."""
+        lam = float(self.regularization)
+        cached = getattr(self, "_gram_factor", None)
+        if cached is None or cached[0] != lam:
             Q = self.item_factors_.astype(np.float64)
             G = Q.T @ Q
-            G[np.diag_indices_from(G)] += float(self.regularization)
-            self._gram_factor = sla.cho_factor(G, lower=True, check_finite=False)
-        return self._gram_factor
+            G[np.diag_indices_from(G)] += lam
+            cached = self._gram_factor = (lam, sla.cho_factor(G, lower=True, check_finite=False))
+        return cached[1]
 
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
         c = self._confidences(values, "the new user's ratings")

@@ -84,6 +84,8 @@ class FloatDType:
     type / dtype of one)."""
 
     def accepts(self, value: Any) -> bool:
+        if not isinstance(value, (str, np.dtype, type)):  # None (numpy's float64) and scalars are no dtype
+            return False
         try:
             return np.dtype(value) in (np.dtype(np.float32), np.dtype(np.float64))
         except TypeError:

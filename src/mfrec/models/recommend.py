@@ -23,7 +23,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from mfrec.data.idmap import plain
-from mfrec.errors import DataError
+from mfrec.errors import DataError, FoldInError
 from mfrec.kernels.predict import score_items
 from mfrec.kernels.topn import rows_top_n
 from mfrec.threads import kernel_threads, parallel_rows, resolve_threads, run_in_threads
@@ -210,10 +210,12 @@ class RecommenderMixin:
     item_info_: pd.DataFrame | None = None
 
     # ------------------------------------------------------------------ item metadata
-    def attach_items(self, items: pd.DataFrame) -> "RecommenderMixin":
+    def attach_items(self, items: pd.DataFrame, *, fitted: bool = True) -> "RecommenderMixin":
         """Attach an item table (indexed by raw item id, e.g. ``dataset.items``) so results show
-        ``title`` and ``genres``. Only the model's items are kept."""
-        self._require_fitted()
+        ``title`` and ``genres``. Only the model's items are kept; a refit keeps the table,
+        aligned to the new items. (``fitted=False``: the refit's own call, before the arrays.)"""
+        if fitted:
+            self._require_fitted()
         keep = [c for c in ("title", "genres", "year") if c in items.columns]
         info = items.reindex(pd.Index(self.item_map_.ids))[keep]
         info.index.name = "item"
@@ -449,7 +451,27 @@ class RecommenderMixin:
         k = self.item_factors_.shape[1]
         if len(idx) == 0:
             return FoldIn(0.0, np.zeros(k, dtype=self.item_factors_.dtype), idx, values, unknown)
-        return self._fold_in_solve(idx, values, unknown)
+        return self._solve_new_user(idx, values, unknown)
+
+    def _solve_new_user(self, idx: np.ndarray, values: np.ndarray, unknown: list, *extra: Any) -> FoldIn:
+        """`_fold_in_solve`, with a singular or overflowing ridge system reported as `FoldInError`
+        naming the parameters behind it (never a LinAlgError from inside scipy, nor NaN factors)."""
+        cause = "its solution is not finite"
+        fold = None
+        try:
+            with np.errstate(all="ignore"):
+                fold = self._fold_in_solve(idx, values, unknown, *extra)
+        except np.linalg.LinAlgError as exc:  # scipy's is a subclass
+            cause = f"the system is singular ({exc})"
+        if fold is not None and np.isfinite(fold.bias) and np.isfinite(fold.factors).all():
+            return fold
+        params = self.get_params()  # type: ignore[attr-defined]
+        named = ", ".join(f"{p}={params[p]!r}" for p in ("regularization", "noise_precision", "alpha", "factors")
+                          if p in params)
+        raise FoldInError(f"{type(self).__name__} cannot fold in a new user with {len(idx)} rating(s): {cause}. "
+                          f"The parameters decide it ({named}): a regularization of 0 leaves fewer ratings than "
+                          "factors without a unique solution, and a huge precision overflows; fit with a "
+                          "regularization > 0 or a smaller precision")
 
     def _fold_in_solve(self, idx: np.ndarray, values: np.ndarray, unknown: list) -> FoldIn:
         t, fixed = self._fold_in_targets(idx, values)
