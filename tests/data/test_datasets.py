@@ -418,3 +418,28 @@ def test_read_items_refuses_an_ambiguous_dat_encoding_instead_of_mojibake(tmp_pa
         read_items(path, encoding="utf-8")
     with pytest.raises(ValueError, match="encoding must be"):
         read_items(path, encoding="nope")
+
+
+@pytest.mark.parametrize("file, text, fragments", [
+    ("u.item", U_ITEM.replace(f"|{FLAGS_TOY}\n2|", "|0|0|0|1\n2|", 1), ("u.item", "line 1", "expected 24", "found 9")),
+    ("u.item", U_ITEM.replace("\n2|", "|0|0\n2|", 1), ("u.item", "line 1", "found 26")),
+    ("u.item", U_ITEM.replace(f"|{FLAGS_TOY}\n2|", "|" + FLAGS_TOY.replace("1", "x", 1) + "\n2|", 1),
+     ("u.item", "line 1", "genre flag 'x'")),
+    ("u.item", U_ITEM.replace(f"|{FLAGS_TOY}\n2|", "|" + FLAGS_TOY.replace("1", "2", 1) + "\n2|", 1),
+     ("line 1", "genre flag '2'")),
+    ("u.user", U_USER.replace("2|53|F|other|94043", "2|53|F"), ("u.user", "line 2", "expected 5", "found 3")),
+    ("u.user", U_USER.replace("|94043", "|94043|extra"), ("u.user", "line 2", "found 6")),
+    ("u.user", U_USER.replace("|24|", "|" + "9" * 30 + "|"), ("u.user", "ages do not fit a 64-bit integer")),
+    ("u.user", U_USER + "1|24|M|technician|85711\n", ("u.user", "line 4", "user id 1 appears twice")),
+])
+def test_malformed_item_and_user_rows_are_data_errors_naming_the_line(tmp_path, file, text, fragments):
+    """A short row was padded (a film lost its genre, a user their occupation); a long row was a
+    raw pandas error naming no file; a huge age became negative; a repeated user was kept."""
+    folder = tmp_path / "ml-100k"
+    folder.mkdir()
+    for name, body in {**ML100K_FILES, file: text}.items():
+        (folder / name).write_text(body, encoding="latin-1")
+    with pytest.raises(DataError) as err:
+        load_dataset("ml-100k", data_dir=tmp_path, download=False)
+    for fragment in fragments:
+        assert fragment in str(err.value), (fragment, str(err.value))

@@ -455,18 +455,23 @@ def _read_text_lines(path: Path, encoding: str) -> pd.Series:
     return lines[lines.str.strip() != ""]
 
 
-def _split_fields(path: Path, encoding: str, n: int) -> pd.DataFrame:
-    """A '::'-separated file as ``n`` string columns, indexed by file line.
+def _split_fields(path: Path, encoding: str, n: int, sep: str = "::") -> pd.DataFrame:
+    """A ``sep``-separated file as ``n`` string columns, indexed by file line; a line with
+    another number of fields is a DataError naming it (a short row padded with empty fields
+    would silently drop a genre or an occupation).
 
-    With three fields (movies.dat) the line is split once from the left and once from the right,
-    so a title may itself hold ':' or '::'.
+    With three '::' fields (movies.dat) the line is split once from the left and once from the
+    right, so a title may itself hold ':' or '::'.
     """
     lines = _read_text_lines(path, encoding)
-    seps = lines.str.count("::").to_numpy()
-    bad = seps < n - 1 if n == 3 else seps != n - 1
+    seps = lines.str.count(re.escape(sep)).to_numpy()
+    bad = seps < n - 1 if (n == 3 and sep == "::") else seps != n - 1
     if len(lines) == 0 or bad.any():
         line = int(lines.index[np.flatnonzero(bad)[0]]) if bad.any() else None
-        raise DataError(f"expected {n} '::'-separated fields", source=str(path), line=line)
+        found = f", found {int(seps[bad][0]) + 1}" if bad.any() else " (the file is empty)"
+        raise DataError(f"expected {n} {sep!r}-separated fields{found}", source=str(path), line=line)
+    if sep != "::":
+        return lines.str.split(sep, n=n - 1, expand=True, regex=False)
     if n == 3:
         head = lines.str.split("::", n=1, expand=True)
         tail = head[1].str.rsplit("::", n=1, expand=True)
@@ -494,16 +499,18 @@ def _read_ratings(folder: Path, info: DatasetInfo) -> Ratings:
 def _read_items(folder: Path, info: DatasetInfo) -> pd.DataFrame:
     path = folder / info.items_file
     if info.format == "100k":
-        df = pd.read_csv(
-            path, sep="|", header=None, encoding=info.encoding, dtype=str, keep_default_na=False, quoting=3
-        )
-        if df.shape[1] != 5 + len(ML100K_GENRES):
-            raise DataError(f"expected {5 + len(ML100K_GENRES)} '|'-separated fields, found {df.shape[1]}", source=str(path))
-        flags = df.iloc[:, 5:].apply(pd.to_numeric, errors="coerce").fillna(0).to_numpy(dtype=bool)
+        df = _split_fields(path, info.encoding, 5 + len(ML100K_GENRES), sep="|")
+        line_of = _index_lines(df)
+        raw_flags = df.iloc[:, 5:].apply(lambda c: c.str.strip())
+        bad = ~raw_flags.isin(["0", "1"]).to_numpy()
+        if bad.any():
+            k, j = (int(x[0]) for x in np.nonzero(bad))
+            raise DataError(f"genre flag {raw_flags.iat[k, j]!r} is not 0 or 1", source=str(path), line=line_of(k),
+                            column=ML100K_GENRES[j])
+        flags = (raw_flags == "1").to_numpy()
         names = np.array(ML100K_GENRES[1:], dtype=object)  # the "unknown" flag means no genre
-        genres = pd.Series([list(names[row]) for row in flags[:, 1:]], dtype=object)
-        lines = RowLines(path, info.encoding, "|", 0, quoting=False, skip_blank=True)
-        return _items_frame(df[0], df[1], genres, _years(df[1], df[2]), path, lines)
+        genres = pd.Series([list(names[row]) for row in flags[:, 1:]], index=df.index, dtype=object)
+        return _items_frame(df[0], df[1], genres, _years(df[1], df[2]), path, line_of)
     if info.format == "dat":
         df = _split_fields(path, info.encoding, 3)
         return _items_frame(df[0], df[1], _split_genres(df[2]), _years(df[1]), path, _index_lines(df))
@@ -523,11 +530,9 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
         return None
     path = folder / info.users_file
     if info.format == "100k":
-        df = pd.read_csv(path, sep="|", header=None, dtype=str, encoding=info.encoding, keep_default_na=False)
-        if df.shape[1] != 5:
-            raise DataError(f"expected 5 '|'-separated fields (id|age|gender|occupation|zip), found {df.shape[1]}", source=str(path))
+        df = _split_fields(path, info.encoding, 5, sep="|")  # id|age|gender|occupation|zip
         uid, age, gender, occ, zip_ = (df[k] for k in range(5))
-        line_of: LineOf = RowLines(path, info.encoding, "|", 0, skip_blank=True)
+        line_of: LineOf = _index_lines(df)
     else:
         df = _split_fields(path, info.encoding, 5)
         uid, gender, age, occ_code, zip_ = (df[k] for k in range(5))
@@ -537,7 +542,7 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
         if bad.any():
             k = int(np.flatnonzero(bad.to_numpy())[0])
             raise DataError(f"unknown occupation code {occ_code.iloc[k]!r}", source=str(path), line=line_of(k), column="Occupation")
-        occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)])
+        occ = pd.Series(np.array(ML1M_OCCUPATIONS, dtype=object)[codes.to_numpy(dtype=np.int64)], index=df.index)
     # ids as the ratings reader takes them (plain integers: no '1.5', '+1' or '007'); ages whole
     for raw, col, pattern in ((uid, "user id", _CANONICAL_INT), (age, "age", r"^[0-9]+$")):
         bad = ~raw.astype(str).str.strip().str.fullmatch(pattern, na=False)
@@ -547,8 +552,13 @@ def _read_users(folder: Path, info: DatasetInfo) -> pd.DataFrame | None:
                             source=str(path), line=line_of(k), column=col)
     ids = pd.to_numeric(uid.astype(str).str.strip(), errors="coerce")
     ages = pd.to_numeric(age.astype(str).str.strip(), errors="coerce")
-    if ids.isna().any() or ids.abs().max() >= 2**63:
-        raise DataError("user ids do not fit a 64-bit integer", source=str(path), column="user id")
+    for values, col in ((ids, "user id"), (ages, "age")):
+        if values.isna().any() or values.abs().max() >= 2**63:
+            raise DataError(f"{col}s do not fit a 64-bit integer", source=str(path), column=col)
+    dup = ids.duplicated().to_numpy()
+    if dup.any():
+        k = int(np.flatnonzero(dup)[0])
+        raise DataError(f"user id {int(ids.iloc[k])} appears twice", source=str(path), line=line_of(k), column="user id")
     out = pd.DataFrame(
         {
             "age": ages.astype(np.int64).to_numpy(),
