@@ -420,3 +420,22 @@ def test_read_file_picks_the_reader_by_the_name(tmp_path) -> None:
     with pytest.raises(DataError, match="duplicate"):
         Ratings.read_file(pq)
     assert Ratings.read_file(pq, duplicates="mean").values.tolist() == [4.0]
+
+
+def test_subset_refuses_repeated_positions_and_int_masks():
+    """An int 0/1 "mask" repeated rows 0 and 1 (duplicate pairs, then a misleading divergence)."""
+    r = Ratings.from_arrays([1, 2, 3, 4], [1, 2, 3, 4], [1.0, 2.0, 3.0, 4.0])
+    with pytest.raises(ValueError, match="0/1 mask; pass it as bool"):
+        r.subset(np.array([1, 0, 1, 0]))
+    with pytest.raises(ValueError, match="repeats a position"):
+        r.subset([0, 0, 2])
+    with pytest.raises(ValueError, match="repeats a position"):
+        r.subset([3, -1])  # -1 is 3
+    with pytest.raises(IndexError):
+        r.subset([4])
+    with pytest.raises(ValueError, match="mask has shape"):
+        r.subset(np.array([True, False]))
+    with pytest.raises(ValueError, match="1-D array of positions"):
+        r.subset(np.array([0.0, 1.0]))
+    assert len(r.subset([])) == 0 and len(r.subset(np.array([3, 0]))) == 2
+    assert r.subset(np.array([True, False, True, False])).values.tolist() == [1.0, 3.0]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -146,3 +148,18 @@ def test_the_scale_is_declared_on_the_ratings() -> None:
     assert r.subset(np.arange(10)).rating_scale == (0.5, 5.0)
     odd = synthetic(100, 50, 1000, scale=(1.0, 5.0), step=0.75, noise=3.0)
     assert odd.rating_scale == (1.0, 5.0) and odd.values.max() < 5.0
+
+
+def test_scale_and_step_that_float32_ratings_cannot_hold_are_refused():
+    """step=1e-50 gave NaN ratings, scale=(0, 1e39) inf ones, and the fit then blamed the learning rate."""
+    for kw, fragment in ((dict(step=1e-50), "more than 1e+07 steps"), (dict(step=1e-40), "finer than float32"),
+                         (dict(scale=(0, 1e39)), "within +-1e+30"), (dict(scale=(-1e308, 1e308), step=None), "1e+30")):
+        with pytest.raises(ValueError, match=re.escape(fragment)):
+            synthetic(100, 50, 1000, **kw)
+    r = synthetic(100, 50, 1000, scale=(0, 1e6), step=1.0)
+    assert np.isfinite(r.values).all()
+
+
+def test_memory_beyond_the_machine_is_a_memory_error_before_allocating():
+    with pytest.raises(MemoryError, match=r"synthetic\(10000000 users.*needs at least"):
+        synthetic(10**7, 10**7, 10, factors=200)

@@ -586,10 +586,28 @@ class Ratings:
         return pd.DataFrame(data)
 
     def subset(self, selection: Any) -> "Ratings":
-        """The ratings at the given positions (index array or boolean mask), sharing the id maps."""
+        """The ratings at the given positions (index array or boolean mask), sharing the id maps.
+        A position given twice is refused: a Ratings holds each (user, item) pair once (an int
+        0/1 array passed as a mask repeats positions 0 and 1; pass a bool array)."""
         sel = np.asarray(selection)
-        if sel.dtype == bool and len(sel) != len(self):
-            raise ValueError(f"mask has length {len(sel)}, ratings {len(self)}")
+        if sel.dtype == bool:
+            if sel.ndim != 1 or len(sel) != len(self):
+                raise ValueError(f"mask has shape {sel.shape}, ratings {len(self)}")
+        else:
+            if sel.size == 0:
+                sel = sel.astype(np.int64)
+            if sel.ndim != 1 or sel.dtype.kind not in "iu":
+                raise ValueError(f"selection must be a 1-D array of positions or a bool mask, not {sel.dtype} "
+                                 f"of shape {sel.shape}")
+            n = len(self)
+            if len(sel) and (sel.min() < -n or sel.max() >= n):
+                raise IndexError(f"a position is outside 0..{n - 1}")
+            pos = np.where(sel < 0, sel + n, sel)
+            if len(np.unique(pos)) != len(pos):
+                mask_like = len(sel) == n and np.isin(sel, (0, 1)).all()
+                raise ValueError("selection repeats a position" + (
+                    ": it looks like a 0/1 mask; pass it as bool (mask.astype(bool))" if mask_like else
+                    " (a Ratings holds each pair once)"))
         return Ratings(
             self._u[sel], self._i[sel], self._r[sel], self._user_map, self._item_map,
             None if self._t is None else self._t[sel], rating_scale=self._scale,

@@ -162,6 +162,11 @@ def _check_real(value: Any, name: str, minimum: float = 0.0) -> float:
     return float(value)
 
 
+#: bounds of ``scale`` and of the number of rating steps across it (float32 ratings)
+_MAX_SCALE = 1e30
+_MAX_STEPS = 1e7
+
+
 @overload
 def synthetic(
     n_users: int,
@@ -178,6 +183,7 @@ def synthetic(
     timestamps: bool = False,
     return_truth: Literal[False] = False,
 ) -> Ratings: ...
+
 
 
 @overload
@@ -272,10 +278,20 @@ def synthetic(
     lo, hi = float(pair[0]), float(pair[1])
     if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
         raise ValueError(f"scale must be (low, high) with low < high, not {scale!r}")
+    if max(abs(lo), abs(hi)) > _MAX_SCALE:  # ratings are float32; the generator's sums must stay finite
+        raise ValueError(f"scale must lie within +-{_MAX_SCALE:g} (ratings are float32), not {scale!r}")
     if step is not None:
         step = _check_real(step, "step")
         if not 0 < step <= hi - lo:
             raise ValueError(f"step must be > 0 and at most the scale width {hi - lo:g}, not {step!r}")
+        if (hi - lo) / step > _MAX_STEPS:  # float32 cannot hold a finer grid (step=1e-50 gave NaN ratings)
+            raise ValueError(f"step {step!r} cuts the scale into more than {_MAX_STEPS:g} steps, finer than float32 "
+                             "ratings hold; use a larger step or step=None (continuous values)")
+    from mfrec._memory import require_memory
+
+    # float64 factors and biases, their float32 copies, and ~40 bytes per rating while sampling
+    require_memory((n_users + n_items) * (factors + 1) * 12 + 40 * n_ratings,
+                   f"synthetic({n_users} users, {n_items} items, {n_ratings} ratings, factors={factors})")
 
     rng = as_rng(seed)
     width = hi - lo
@@ -311,6 +327,8 @@ def synthetic(
             x = np.float32(lo) + np.round((x - np.float32(lo)) / np.float32(step)) * np.float32(step)
         values[s : s + _CHUNK] = np.clip(x, lo, top)
 
+    if not np.isfinite(values).all():  # a guard: the checks above keep every value finite
+        raise ValueError(f"synthetic produced non-finite ratings for scale={scale!r}, step={step!r}")
     t = None
     if timestamps:
         t = rng.integers(946_684_800, 1_577_836_800, n_ratings, dtype=np.int64)  # 2000-01-01 .. 2020-01-01

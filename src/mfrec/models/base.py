@@ -646,14 +646,10 @@ class FactorModel(RecommenderMixin, Estimator):
 def _check_memory(name: str, train: Ratings, factors: int, dtype: np.dtype) -> None:
     """A MemoryError before allocating factor matrices larger than the machine's memory (else
     ``factors=10**9`` gets the process killed by the operating system, with no message)."""
-    need = (train.n_users + train.n_items) * factors * dtype.itemsize
-    try:
-        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not POSIX: no check
-        return
-    if need > total:
-        raise MemoryError(f"{name}(factors={factors}) needs at least {need / 2**30:.1f} GiB for its factor matrices "
-                          f"({train.n_users} users + {train.n_items} items); this machine has {total / 2**30:.1f} GiB")
+    from mfrec._memory import require_memory
+
+    require_memory((train.n_users + train.n_items) * factors * dtype.itemsize,
+                   f"{name}(factors={factors}), for its factor matrices ({train.n_users} users + {train.n_items} items),")
 
 
 def _rating_range_note(train: Ratings) -> str:
