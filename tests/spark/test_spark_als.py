@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+import mfrec
 from mfrec import ALS, DataError, ImplicitALS, Ratings, load_model, synthetic
 from mfrec.split import random_split
 
@@ -228,3 +229,30 @@ def test_bad_parameters_raise_before_any_spark_work():
         train_als(None, bias_rounds=-1)
     with pytest.raises(ValueError, match="cold_start_strategy"):
         train_als(None, cold_start_strategy="drop-it")
+
+
+def test_csv_files_are_read_by_mfrec_rules(spark, tmp_path):
+    """Spark's inferSchema merged "007" and "7" into one user and cut a row with an extra field;
+    a missing path was a raw AnalysisException (and a traceback in the CLI)."""
+    from typer.testing import CliRunner
+
+    from mfrec.cli import app
+    from mfrec.spark import train_als
+
+    lead = tmp_path / "lead0.csv"
+    lead.write_text("user,item,rating\n007,1,4\n7,2,3\n8,1,5\n9,2,2\n")
+    model = train_als(str(lead), factors=2, iterations=1, spark=spark)
+    assert sorted(model.users_.tolist()) == sorted(mfrec.Ratings.read_csv(lead).user_map.ids.tolist()) \
+        == ["007", "7", "8", "9"]
+    ints = tmp_path / "ints.csv"
+    ints.write_text("user,item,rating\n1,10,4\n2,11,3\n3,10,5\n")
+    assert train_als(str(ints), factors=2, iterations=1, spark=spark).users_.dtype.kind == "i"
+    extra = tmp_path / "extra.csv"
+    extra.write_text("user,item,rating\n1,1,4,99\n2,2,3\n3,1,5\n")
+    with pytest.raises(DataError, match="malformed row: '1,1,4,99'"):
+        train_als(str(extra), factors=2, iterations=1, spark=spark)
+    with pytest.raises(FileNotFoundError, match="nope.csv"):
+        train_als(str(tmp_path / "nope.csv"), factors=2, iterations=1, spark=spark)
+    res = CliRunner().invoke(app, ["train", "--engine", "spark", "--model", "als", "--ratings",
+                                   str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x.mfrec"), "-q"])
+    assert res.exit_code != 0 and "Traceback" not in res.output and "nope.csv" in res.output

@@ -128,10 +128,18 @@ def _load_source(source: Any, spark: Any, user_col: str, item_col: str, rating_c
     elif isinstance(source, (str, os.PathLike)):
         path = str(source)
         what = path
-        if path.lower().rstrip("/").endswith((".csv", ".tsv", ".txt", ".csv.gz")):
-            df = spark.read.csv(path, header=True, inferSchema=True, sep=sep)
-        else:
-            df = spark.read.parquet(path)
+        if "://" not in path and not os.path.exists(path.removeprefix("file:")):
+            raise FileNotFoundError(f"{path}: no such file or folder")
+        text = path.lower().rstrip("/").endswith((".csv", ".tsv", ".txt", ".csv.gz"))
+        try:
+            # text as text: ids follow mfrec's reader ("007" and "7" are two users), and a row with
+            # more or fewer fields than the header fails the read (FAILFAST) instead of being cut
+            df = (spark.read.csv(path, header=True, inferSchema=False, sep=sep, mode="FAILFAST") if text
+                  else spark.read.parquet(path))
+        except Exception as exc:  # pyspark's AnalysisException: unreadable, not CSV/Parquet, ...
+            raise DataError(f"Spark cannot read it: {str(exc).splitlines()[0]}", source=path) from None
+        if text:
+            df = _typed_text_columns(df, (user_col, item_col), rating_col, what)
     else:
         raise TypeError(f"source must be a Spark DataFrame, a Parquet/CSV path or mfrec.Ratings, "
                         f"got {type(source).__name__}")
@@ -155,19 +163,62 @@ def _load_source(source: Any, spark: Any, user_col: str, item_col: str, rating_c
     return df, scale, what
 
 
+#: an id as mfrec's text reader takes it as an integer (`mfrec.data.idmap.int_text`): ASCII
+#: digits, an optional minus sign, no leading zero; in int64 (checked with ``try_cast``)
+_INT_TEXT = r"^-?(0|[1-9][0-9]{0,18})$"
+
+
+def _typed_text_columns(df: Any, id_cols: tuple[str, ...], rating_col: str, what: str) -> Any:
+    """A CSV read as text, typed by mfrec's rules: an id column becomes 64-bit ints when every
+    value is an integer's canonical text (else it stays text, as in `Ratings.read_csv`), the
+    ratings doubles (text that is no number becomes null: a "missing rating" error later)."""
+    from pyspark.sql import functions as F
+
+    present = [c for c in id_cols if c in df.columns]
+    if not present:
+        return df
+    agg = [F.sum((~F.col(c).rlike(_INT_TEXT) | F.expr(f"try_cast(`{c}` AS BIGINT)").isNull()).cast("long"))
+           .alias(c) for c in present]
+    row = _spark_action(lambda: df.agg(*agg).first(), what)
+    cols = []
+    for c in df.columns:
+        if c in present and not row[c]:
+            cols.append(F.expr(f"try_cast(`{c}` AS BIGINT)").alias(c))
+        elif c == rating_col:
+            cols.append(F.expr(f"try_cast(trim(`{c}`) AS DOUBLE)").alias(c))
+        else:
+            cols.append(F.col(c))
+    return df.select(*cols)
+
+
+def _spark_action(action: Any, what: str) -> Any:
+    """Run a Spark action; a malformed CSV row (FAILFAST) is a DataError quoting the row."""
+    import re
+
+    try:
+        return action()
+    except Exception as exc:
+        message = str(exc)
+        found = re.search(r"Malformed CSV record: (.*?)(?: SQLSTATE|\n|$)", message)
+        if found is None:
+            raise
+        raise DataError(f"malformed row: {found.group(1)!r} has more or fewer fields than the header",
+                        source=what) from None
+
+
 def _check_ratings(df: Any, what: str, names: tuple[str, str, str], scale: tuple[float, float] | None) -> dict:
     """One aggregation: count, mean, range, and the nulls / non-finite ratings (DataError)."""
     from pyspark.sql import functions as F
 
     r = F.col("rating")
     bad_r = r.isNull() | F.isnan(r) | (F.abs(r) == float("inf"))
-    row = df.agg(F.count(F.lit(1)).alias("n"),
+    row = _spark_action(lambda: df.agg(F.count(F.lit(1)).alias("n"),
                  F.sum(F.col("user").isNull().cast("long")).alias("null_user"),
                  F.sum(F.col("item").isNull().cast("long")).alias("null_item"),
                  F.sum(bad_r.cast("long")).alias("bad_rating"),
                  F.avg(F.when(~bad_r, r)).alias("mean"),
                  F.min(F.when(~bad_r, r)).alias("min"),
-                 F.max(F.when(~bad_r, r)).alias("max")).first()
+                 F.max(F.when(~bad_r, r)).alias("max")).first(), what)
     if row["n"] == 0:
         raise DataError("no ratings to train on: the input is empty", source=what)
     for key, col, msg in (("null_user", names[0], "missing user id"), ("null_item", names[1], "missing item id"),
