@@ -439,3 +439,12 @@ def test_subset_refuses_repeated_positions_and_int_masks():
         r.subset(np.array([0.0, 1.0]))
     assert len(r.subset([])) == 0 and len(r.subset(np.array([3, 0]))) == 2
     assert r.subset(np.array([True, False, True, False])).values.tolist() == [1.0, 3.0]
+
+
+def test_parquet_round_trip_keeps_the_timestamps(tmp_path):
+    pytest.importorskip("pyarrow")
+    r = Ratings.from_arrays([1, 2, 3], [1, 2, 3], [1.0, 2.0, 3.0], timestamps=[10, 20, 30])
+    write_ratings_parquet(r, tmp_path / "rt.parquet")
+    for back in (Ratings.read_parquet(tmp_path / "rt.parquet"), Ratings.read_file(tmp_path / "rt.parquet")):
+        assert back.timestamps.tolist() == [10, 20, 30]
+    assert Ratings.read_parquet(tmp_path / "rt.parquet", timestamp=False).timestamps is None

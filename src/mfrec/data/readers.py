@@ -526,7 +526,7 @@ def parse_ratings_parquet(
     user: str = "user",
     item: str = "item",
     rating: str = "rating",
-    timestamp: str | None = None,
+    timestamp: str | bool | None = None,
     duplicates: DuplicatePolicy = "error",
     rating_scale: tuple[float, float] | None = None,
     user_map: IdMap | None = None,
@@ -534,7 +534,10 @@ def parse_ratings_parquet(
 ) -> dict[str, Any]:
     """Parse a Parquet file (pyarrow), by column names, into the keyword arguments of
     :meth:`Ratings.from_dataframe` (what :meth:`Ratings.read_parquet` does). Without ``rating_scale`` the
-    scale stored by :func:`write_ratings_parquet` (if any) is declared."""
+    scale stored by :func:`write_ratings_parquet` (if any) is declared. Without ``timestamp``, a
+    column named like one (`TIME_NAMES`, as in a CSV header; `write_ratings_parquet` writes
+    ``timestamp``) is read as the timestamps, so a written file reads back whole;
+    ``timestamp=False`` reads none."""
     _, pq = require_parquet()
 
     path = Path(path)
@@ -544,6 +547,10 @@ def parse_ratings_parquet(
         schema_names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises several types for a non-Parquet file
         raise DataError(f"not a Parquet file: {exc}", source=str(path)) from None
+    if timestamp is None:
+        timestamp = next((c for c in TIME_NAMES if c in schema_names and c not in (user, item, rating)), None)
+    elif timestamp is False:
+        timestamp = None
     wanted = [c for c in (user, item, rating, timestamp) if c is not None]
     missing = [c for c in wanted if c not in schema_names]
     if missing:
