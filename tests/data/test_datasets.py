@@ -6,6 +6,8 @@ import dataclasses
 import functools
 import hashlib
 import http.server
+import os
+import shutil
 import threading
 import zipfile
 from pathlib import Path
@@ -443,3 +445,34 @@ def test_malformed_item_and_user_rows_are_data_errors_naming_the_line(tmp_path, 
         load_dataset("ml-100k", data_dir=tmp_path, download=False)
     for fragment in fragments:
         assert fragment in str(err.value), (fragment, str(err.value))
+
+
+def test_a_replaced_zip_is_unpacked_again_over_the_cached_copy(cache, tmp_path, monkeypatch):
+    """The cache kept the first zip's copy for good: a partial or broken copy won over the full
+    zip that replaced it, with no word."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    set_md5(monkeypatch, "ml-100k", None)
+    short = {**ML100K_FILES, "u.data": U_DATA.split("\n", 2)[0] + "\n" + U_DATA.split("\n", 2)[1] + "\n"}
+    make_zip(mine / "ml-100k.zip", short)
+    assert len(load_dataset("ml-100k", data_dir=mine, download=False).ratings) == 2
+    assert len(load_dataset("ml-100k", data_dir=mine, download=False).ratings) == 2  # the same zip: the cache
+    make_zip(mine / "ml-100k.zip", ML100K_FILES)
+    os.utime(mine / "ml-100k.zip", ns=(1, 1))  # a different mtime, whatever the clock's resolution
+    ds = load_dataset("ml-100k", data_dir=mine, download=False)
+    assert len(ds.ratings) == 5 and ds.path == cache / "ml-100k"
+    assert leftovers(cache) == ["ml-100k"]
+
+
+def test_a_zip_bomb_member_is_refused(cache, tmp_path, monkeypatch):
+    """A 300 MB member of zeros (300 KB compressed) was unpacked into the cache."""
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    set_md5(monkeypatch, "ml-100k", None)
+    with zipfile.ZipFile(mine / "ml-100k.zip", "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, text in ML100K_FILES.items():
+            zf.writestr(f"ml-100k/{name}", text.encode("latin-1"))
+        zf.writestr("ml-100k/pad.bin", b"\0" * (20 << 20))
+    with pytest.raises(DataError, match="'ml-100k/pad.bin' would inflate to 20,971,520 bytes.*zip bomb"):
+        load_dataset("ml-100k", data_dir=mine, download=False)
+    assert leftovers(cache) == []

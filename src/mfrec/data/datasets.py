@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import json
 import os
 import re
 import shutil
@@ -250,11 +251,34 @@ def _safe_members(zf: zipfile.ZipFile, dest: Path, source: Path) -> None:
             raise DataError(f"unsafe entry {name!r} in zip (it would be written outside the target folder)", source=str(source))
 
 
-def _unpack(zip_path: Path, info: DatasetInfo, cache: Path) -> Path:
-    """Unpack ``zip_path`` into ``cache/<name>`` atomically; return that folder.
+#: the file in an unpacked cache folder naming the zip it came from (path, size, mtime)
+STAMP = ".mfrec-source.json"
+#: a member of a dataset zip may inflate to at most this many bytes, and this many times its
+#: compressed size (MovieLens CSVs compress 3-10x; a zip bomb 1000x)
+MAX_MEMBER_BYTES = 8 << 30
+MAX_MEMBER_RATIO = 100
+
+
+def _zip_stamp(zip_path: Path) -> dict:
+    st = zip_path.stat()
+    return {"zip": str(zip_path.resolve()), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def _unpacked_from(folder: Path, zip_path: Path) -> bool:
+    """Whether the cache folder was unpacked from this very zip (same path, size and mtime)."""
+    try:
+        return json.loads((folder / STAMP).read_text()) == _zip_stamp(zip_path)
+    except (OSError, ValueError):
+        return False
+
+
+def _unpack(zip_path: Path, info: DatasetInfo, cache: Path, replace: bool = False) -> Path:
+    """Unpack the dataset's files of ``zip_path`` into ``cache/<name>`` atomically; return that
+    folder (``replace``: over a complete copy unpacked from another zip, or none recorded).
 
     Extraction goes to a temporary folder inside ``cache`` that is renamed into place only when
-    the files check out; on any failure nothing half-written is left behind.
+    the files check out; on any failure nothing half-written is left behind. Every member must
+    inflate to at most `MAX_MEMBER_BYTES` and `MAX_MEMBER_RATIO` times its compressed size.
     """
     target = cache / info.name
     cache.mkdir(parents=True, exist_ok=True)
@@ -263,16 +287,22 @@ def _unpack(zip_path: Path, info: DatasetInfo, cache: Path) -> Path:
         try:
             with zipfile.ZipFile(zip_path) as zf:
                 _safe_members(zf, tmp, zip_path)
-                zf.extractall(tmp)
+                members = zf.infolist()
+                for m in members:
+                    if m.file_size > MAX_MEMBER_BYTES or m.file_size > MAX_MEMBER_RATIO * max(m.compress_size, 1 << 16):
+                        raise DataError(f"zip member {m.filename!r} would inflate to {m.file_size:,} bytes from "
+                                        f"{m.compress_size:,}: refused as a zip bomb", source=str(zip_path))
+                zf.extractall(tmp, members=members)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
             raise DataError(f"not a valid zip file ({exc}); delete it and download it again", source=str(zip_path)) from None
         inner = tmp / info.folder
         if not inner.is_dir() and not _missing_files(tmp, info):
             inner = tmp  # files at the top level of the zip
         _check_layout(inner, info, zip_path)
-        if target.is_dir() and not _missing_files(target, info):
+        (inner / STAMP).write_text(json.dumps(_zip_stamp(zip_path)))
+        if not replace and target.is_dir() and not _missing_files(target, info):
             return target  # another process finished first
-        if target.exists():  # an incomplete leftover: move it aside (into tmp, removed below)
+        if target.exists():  # an incomplete leftover or a copy of another zip: moved aside, removed below
             os.replace(target, tmp / ".replaced")
         os.replace(inner, target)
         return target
@@ -356,10 +386,12 @@ def locate_dataset(
         zip_path = d / f"{info.name}.zip"
         if zip_path.is_file():
             cached = cache / info.name
-            if cached.is_dir() and not _missing_files(cached, info):
+            complete = cached.is_dir() and not _missing_files(cached, info)
+            if complete and _unpacked_from(cached, zip_path):
                 return cached
+            # not yet unpacked, or unpacked from another (older, replaced, broken) zip: unpack this one
             _check_md5(zip_path, info)
-            return _unpack(zip_path, info, cache)
+            return _unpack(zip_path, info, cache, replace=complete)
 
     url = download_url(info.name)
     reason = "download=False"
