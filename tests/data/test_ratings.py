@@ -448,3 +448,17 @@ def test_parquet_round_trip_keeps_the_timestamps(tmp_path):
     for back in (Ratings.read_parquet(tmp_path / "rt.parquet"), Ratings.read_file(tmp_path / "rt.parquet")):
         assert back.timestamps.tolist() == [10, 20, 30]
     assert Ratings.read_parquet(tmp_path / "rt.parquet", timestamp=False).timestamps is None
+
+
+def test_repeated_columns_and_bad_parquet_scale_name_the_problem(tmp_path):
+    df = pd.DataFrame([[1, 1, 2, 4.0]], columns=["user", "user", "item", "rating"])
+    with pytest.raises(DataError, match=r"column\(s\) \['user'\] appear more than once"):
+        Ratings.from_dataframe(df)
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    for bad in (b"[5, 1]", b'["NaN", 2]'):
+        table = pa.table({"user": [1], "item": [1], "rating": [3.0]}).replace_schema_metadata({b"mfrec.rating_scale": bad})
+        pq.write_table(table, tmp_path / "s.parquet")
+        with pytest.raises(DataError, match="s.parquet.*bad mfrec.rating_scale"):
+            Ratings.read_parquet(tmp_path / "s.parquet")

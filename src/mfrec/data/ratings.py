@@ -377,6 +377,10 @@ class Ratings:
             else:
                 raise TypeError(f"expected a pandas or polars DataFrame, got {type(df).__name__}")
         wanted = [c for c in (user, item, rating, timestamp) if c is not None]
+        repeated = sorted({str(c) for c in wanted if list(df.columns).count(c) > 1})
+        if repeated:
+            raise DataError(f"column(s) {repeated} appear more than once; the table has {list(map(str, df.columns))}",
+                            source=source)
         missing = [c for c in wanted if c not in df.columns]
         if missing:
             raise DataError(

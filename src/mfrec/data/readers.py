@@ -579,7 +579,10 @@ def _parquet_scale(path: Path) -> tuple[float, float] | None:
         return None
     try:
         lo, hi = json.loads(meta[SCALE_KEY])
-        return float(lo), float(hi)
+        lo, hi = float(lo), float(hi)
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            raise ValueError("not a finite low < high")
+        return lo, hi
     except (ValueError, TypeError):
         raise DataError(f"bad {SCALE_KEY.decode()} in the Parquet metadata: {meta[SCALE_KEY][:40]!r}", source=str(path)) from None
 
