@@ -13,8 +13,10 @@ def physical_memory() -> int | None:
         return None
 
 
-def require_memory(need: float, what: str) -> None:
-    """MemoryError naming ``what`` when ``need`` bytes exceed the machine's memory."""
+def require_memory(need: float, what: str, detail: str = "") -> None:
+    """MemoryError naming ``what`` (and ``detail``: for what the memory is) when ``need`` bytes
+    exceed the machine's memory."""
     total = physical_memory()
     if total is not None and need > total:
-        raise MemoryError(f"{what} needs at least {need / 2**30:.1f} GiB; this machine has {total / 2**30:.1f} GiB")
+        raise MemoryError(f"{what} needs at least {need / 2**30:.1f} GiB{detail}; this machine has "
+                          f"{total / 2**30:.1f} GiB")

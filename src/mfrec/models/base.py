@@ -25,7 +25,6 @@ and nothing else. `get_state` / `from_state` turn a fitted model into plain data
 from __future__ import annotations
 
 import inspect
-import os
 import threading
 import time
 import weakref
@@ -648,8 +647,8 @@ def _check_memory(name: str, train: Ratings, factors: int, dtype: np.dtype) -> N
     ``factors=10**9`` gets the process killed by the operating system, with no message)."""
     from mfrec._memory import require_memory
 
-    require_memory((train.n_users + train.n_items) * factors * dtype.itemsize,
-                   f"{name}(factors={factors}), for its factor matrices ({train.n_users} users + {train.n_items} items),")
+    require_memory((train.n_users + train.n_items) * factors * dtype.itemsize, f"{name}(factors={factors})",
+                   f" for its factor matrices ({train.n_users} users + {train.n_items} items)")
 
 
 def _rating_range_note(train: Ratings) -> str:
