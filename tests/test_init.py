@@ -19,7 +19,7 @@ import mfrec.models
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 EXPECTED = {"ALS", "BPR", "AmbiguousTitleError", "AttributeEncoder", "CMF", "Baseline", "BayesianFM", "BayesianMF",
-            "BiasedMF", "DataError", "Dataset", "DatasetNotFoundError", "FactorModel", "FunkMF", "IdMap",
+            "BiasedMF", "DataError", "Dataset", "DatasetNotFoundError", "FactorModel", "FoldInError", "FunkMF", "IdMap",
             "InvalidParameterError", "ImplicitALS", "ModelFileError", "NotFittedError", "Ratings", "SVDpp",
             "TitleMatch", "TrainingDivergedError", "TuneResult", "__version__", "cross_validate", "evaluate",
             "find_items", "load_dataset", "load_model", "match_title", "metrics", "read_items", "save_model",
