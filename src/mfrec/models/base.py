@@ -104,24 +104,13 @@ class Estimator:
         return {name: getattr(self, name) for name in self.param_names()}
 
     def set_params(self, **params: Any) -> "Estimator":
-        """Set parameters (scikit-learn's convention). On a fitted model, which uses some of them
-        after the fit (fold-in reads ``regularization``), the new values are checked at once and
-        the old ones kept when they are refused; caches derived from parameters are dropped."""
+        """Set parameters (scikit-learn's convention: checked at ``fit``)."""
         valid = set(self.param_names())
         for key in params:
             if key not in valid:
                 raise ValueError(f"{type(self).__name__} has no parameter {key!r}; valid: {sorted(valid)}")
-        old = {key: getattr(self, key) for key in params}
         for key, value in params.items():
             setattr(self, key, value)
-        if getattr(self, "fitted_", False):
-            try:
-                self.validate_params()  # type: ignore[attr-defined]
-            except Exception:
-                for key, value in old.items():
-                    setattr(self, key, value)
-                raise
-            self._arrays_changed()  # type: ignore[attr-defined]
         return self
 
     def clone(self) -> "Estimator":
@@ -297,6 +286,22 @@ class FactorModel(RecommenderMixin, Estimator):
         :class:`mfrec.InvalidParameterError` (a ValueError and a TypeError) naming the first bad one."""
         check_params(type(self).__name__, self.get_params(), self.parameter_constraints())
         self._check_param_relations()
+
+    def set_params(self, **params: Any) -> "FactorModel":
+        """Set parameters. A fitted model uses some of them after the fit (fold-in reads
+        ``regularization``): its new values are checked at once, the old ones kept when they are
+        refused, and caches derived from parameters are dropped."""
+        old = {key: getattr(self, key) for key in params if hasattr(self, key)}
+        super().set_params(**params)
+        if getattr(self, "fitted_", False):
+            try:
+                self.validate_params()
+            except Exception:
+                for key, value in old.items():
+                    setattr(self, key, value)
+                raise
+            self._arrays_changed()
+        return self
 
     def _check_param_relations(self) -> None:
         """Constraints between parameters (e.g. ``burn_in < iterations``); none by default."""
