@@ -125,6 +125,19 @@ def test_missing_user_id(tmp_path: Path) -> None:
     assert (exc.value.line, exc.value.column) == (3, "userId")
 
 
+@pytest.mark.parametrize("text, column, line", [
+    ("userId,movieId,rating\n1,10,4\n2,   ,3\n", "movieId", 3),
+    ("userId,movieId,rating\n1,10,4\n\t,11,3\n", "userId", 3),
+    ("userId,movieId,rating\nalice,10,4\n  ,x,3\n", "userId", 3),  # text ids too
+])
+def test_an_id_of_spaces_only_is_missing_not_the_empty_id(tmp_path: Path, text: str, column: str, line: int) -> None:
+    """An id of spaces was stripped to '' and became a real id, shared by every such row."""
+    path = write(tmp_path, text)
+    with raises_data_error("missing") as exc:
+        Ratings.read_csv(path)
+    assert (exc.value.line, exc.value.column) == (line, column)
+
+
 DUPS = "userId,movieId,rating,timestamp\n1,10,4,100\n2,11,3,101\n1,10,5,102\n1,12,1,103\n"
 
 

@@ -238,8 +238,8 @@ def _text_ids(col: pd.Series) -> np.ndarray:
     """Ids read as text: int64 when every id is a canonical integer literal (``7``, ``-12``; no
     ``+``, no leading zeros, no decimal point) that fits int64; otherwise every id of the column
     stays its text (so ``007`` and ``7`` are two ids, and so are ``1`` and ``1.0``; ids of 20
-    digits too, which int64 cannot hold and a model file could not save as ints). Surrounding spaces are ignored. A column with
-    missing ids is left as it is for the validator to report. Vectorized with numpy on the ids'
+    digits too, which int64 cannot hold and a model file could not save as ints). Surrounding spaces are ignored; an
+    id of spaces only is missing. A column with missing ids is left as it is for the validator to report. Vectorized with numpy on the ids'
     code points, a million rows at a time (no pyarrow needed)."""
     if len(col) == 0 or col.isna().any():
         return col.to_numpy(dtype=object)
@@ -248,6 +248,9 @@ def _text_ids(col: pd.Series) -> np.ndarray:
     exact = False
     for start in range(0, len(raw), _ID_CHUNK):
         text = np.strings.strip(raw[start:start + _ID_CHUNK].astype(str))
+        if (np.strings.str_len(text) == 0).any():  # spaces only: a missing id, for the validator to report
+            ids = col.astype(object).astype(str).str.strip()
+            return ids.where(ids != "", None).to_numpy(dtype=object)
         canonical, values = _canonical_chunk(text)
         if not canonical:
             return col.astype(object).astype(str).str.strip().to_numpy(dtype=object)
