@@ -232,6 +232,34 @@ def test_rmse_and_mae_refuse_values_that_would_make_them_meaningless(pred, true,
             f(pred, true)
 
 
+def test_rmse_refuses_series_whose_indexes_would_pair_wrong_rows():
+    """Two Series were compared by position whatever their labels: a shuffled one gave a wrong RMSE."""
+    from mfrec.evaluation.metrics import mae, rmse
+
+    true = pd.Series([1.0, 5.0, 3.0], index=[10, 11, 12])
+    pred = true.sample(frac=1.0, random_state=1)
+    assert not pred.index.equals(true.index)
+    for f in (rmse, mae):
+        with pytest.raises(ValueError, match="different indexes"):
+            f(pred, true)
+        assert f(pred, true.loc[pred.index]) == 0.0  # aligned: exact
+        assert f(pred.to_numpy(), pred) == 0.0  # an array beside a Series: by position, as documented
+
+
+def test_ranking_metrics_refuse_ids_that_differ_only_in_type():
+    """Recommendations with text user ids scored 0 against a test with integer ids, silently."""
+    recs = pd.DataFrame({"user": ["1", "1", "2"], "item": [5, 6, 5], "rank": [1, 2, 1]})
+    test = pd.DataFrame({"user": [1, 2], "item": [5, 5], "rating": [5.0, 4.0]})
+    with pytest.raises(ValueError, match="user ids are string .* integer"):
+        ranking_metrics(recs, test, ["precision@2"])
+    recs["user"] = recs["user"].astype(int)
+    assert ranking_metrics(recs, test, ["recall@2"])["recall@2"] == 1.0
+    with pytest.raises(ValueError, match="item ids are string"):
+        ranking_metrics(recs.assign(item=recs["item"].astype(str)), test, ["precision@2"])
+    misses = recs.assign(item=[7, 8, 9])  # same kinds, no hit: a legitimate 0
+    assert ranking_metrics(misses, test, ["precision@2"])["precision@2"] == 0.0
+
+
 # ----------------------------------------------------------------------------- one RMSE/MAE definition
 def test_rating_error_by_group_is_rmse_and_mae_per_group():
     from mfrec.evaluation.metrics import mae, rating_error_by_group, rmse

@@ -90,7 +90,11 @@ _NAME = re.compile(r"^\s*([a-z_]+)\s*@\s*(\d+)\s*$")
 # ---------------------------------------------------------------------------- rating metrics
 def _pair(pred: Any, true: Any) -> tuple[np.ndarray, np.ndarray]:
     """pred and true as 1-D float64 arrays of one length, finite, non-empty (ValueError naming
-    which one is bad: a NaN would silently make the metric NaN)."""
+    which one is bad: a NaN would silently make the metric NaN). Two pandas Series must share
+    their index: values are compared by position, and a reordered Series would pair wrong rows."""
+    if isinstance(pred, pd.Series) and isinstance(true, pd.Series) and not pred.index.equals(true.index):
+        raise ValueError("pred and true are Series with different indexes, so their rows would be paired by "
+                         "position, not by label: align them first (true = true.loc[pred.index]) or pass arrays")
     out = []
     for name, values in (("pred", pred), ("true", true)):
         raw = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
@@ -237,6 +241,26 @@ def _concat_ids(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.concatenate([a, b])
 
 
+def _id_kind(ids: np.ndarray) -> str:
+    """"integer", "string" or another pandas kind of a raw-id array (for mismatch messages)."""
+    if ids.dtype.kind in "iu":
+        return "integer"
+    return pd.api.types.infer_dtype(ids, skipna=False)
+
+
+def _check_id_kinds(what: str, recommended: np.ndarray, matched: np.ndarray, test: np.ndarray) -> None:
+    """Refuse recommendations whose ``what`` ids match none of the test's because one side has
+    integer ids and the other text (``1`` against ``"1"``): every metric would silently be 0."""
+    if not len(recommended) or not len(test) or matched.any():
+        return
+    kinds = _id_kind(recommended), _id_kind(test)
+    if kinds[0] != kinds[1] and {"integer", "string"} & set(kinds):
+        raise ValueError(
+            f"no recommended {what} id is a test {what} id: the recommendations' {what} ids are {kinds[0]} "
+            f"({plain(recommended[0])!r}, ...) and the test's {kinds[1]} ({plain(test[0])!r}, ...); "
+            f"convert one side so that equal ids compare equal")
+
+
 class _Lists:
     """Recommendation lists scattered into dense ``users x K`` matrices.
 
@@ -286,6 +310,9 @@ class _Lists:
         ri = self.items.get_indexer(r_items)
         keys = ru.astype(np.int64) * n_items + ri
         own = ru >= 0
+        if test is not None:
+            _check_id_kinds("user", r_users, own, t_users)
+            _check_id_kinds("item", r_items, np.isin(ri, ti), t_items)
         if pd.Series(keys[own]).duplicated().any():
             raise ValueError("recommendations list an item twice for the same user")
         slot = ru.astype(np.int64) * (int(rank.max()) + 1 if len(rank) else 1) + rank
