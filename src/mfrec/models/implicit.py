@@ -38,6 +38,7 @@ class ImplicitALS(FactorModel):
     _has_bias = False
     kind = "ranking"
     _parameter_constraints = {
+        "factors": [Interval(Integral, 1, None)],  # no biases: with no factors every score would be 0
         "iterations": [Interval(Integral, 1, None)],
         "regularization": [Interval(Real, 0, None)],
         "alpha": [Interval(Real, 0, None)],

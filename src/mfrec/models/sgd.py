@@ -173,7 +173,8 @@ class FunkMF(_SGDModel):
     """
 
     _has_bias = False
-    _parameter_constraints = {"batch_size": [Interval(Integral, 1, None)]}
+    # no biases: with no factors every prediction would be 0
+    _parameter_constraints = {"factors": [Interval(Integral, 1, None)], "batch_size": [Interval(Integral, 1, None)]}
 
     def __init__(
         self,
