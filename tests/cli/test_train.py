@@ -223,6 +223,11 @@ def test_out_format_follows_the_name_or_is_refused(work, tmp_path):
     assert_clean_error(run("plot", work / "m.mfrec", "--kind", "latent-space", "--out", tmp_path / "p.pdf"), ".png")
     ok(run("recommend", work / "m.mfrec", "--all-users", "-n", "2", "--out", tmp_path / "R.CSV"))
     assert (tmp_path / "R.CSV").read_text().startswith("user,")
+    for name in ("model.csv", "u.data", "m.PARQUET"):  # a model file that would pass for data
+        assert_clean_error(run("train", "--ratings", work / "small.csv", "--epochs", "1", "--out", tmp_path / name),
+                           "a model file is not a")
+        assert not (tmp_path / name).exists()
+    ok(run("train", "--ratings", work / "small.csv", "--model", "baseline", "--out", tmp_path / "model.bin"))
 
 
 def test_an_option_given_twice_is_refused(work, tmp_path):
