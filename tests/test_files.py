@@ -50,6 +50,28 @@ def test_failed_write_keeps_the_old_file(tmp_path, mode):
 
 
 @pytest.mark.parametrize("helper", ["atomic_write", "atomic_path"])
+def test_a_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path, mode, helper):
+    """Saving to a symlink (models/current -> v3.mfrec) replaced the link with a file."""
+    (tmp_path / "store").mkdir()
+    target = tmp_path / "store" / "v3.mfrec"
+    target.write_bytes(b"old")
+    link = tmp_path / "current.mfrec"
+    link.symlink_to(target)
+    dangling = tmp_path / "next.mfrec"
+    dangling.symlink_to(tmp_path / "store" / "v4.mfrec")
+    for path, data in ((link, b"new"), (dangling, b"fresh")):
+        if helper == "atomic_write":
+            with mio.atomic_write(path) as f:
+                f.write(data)
+        else:
+            with mio.atomic_path(path) as tmp:
+                tmp.write_bytes(data)
+        assert path.is_symlink() and path.read_bytes() == data
+    assert target.read_bytes() == b"new" and (tmp_path / "store" / "v4.mfrec").read_bytes() == b"fresh"
+    assert _listing(tmp_path / "store") == ["v3.mfrec", "v4.mfrec"]
+
+
+@pytest.mark.parametrize("helper", ["atomic_write", "atomic_path"])
 def test_modes_new_and_kept(tmp_path, helper, mode):
     target = tmp_path / "m.bin"
 

@@ -87,6 +87,13 @@ def remove_stale_temps(path: str | os.PathLike) -> list[Path]:
     return removed
 
 
+def _target(path: str | os.PathLike) -> Path:
+    """The file a write to ``path`` replaces: a symbolic link's target (the link stays a link,
+    as when an editor saves through it), else ``path`` itself."""
+    path = Path(path)
+    return Path(os.path.realpath(path)) if path.is_symlink() else path
+
+
 def _prepare(path: Path) -> int | None:
     """Check the target, create its folder; return the mode to keep (None for a new file)."""
     try:
@@ -184,8 +191,9 @@ def _link_anonymous(fd: int, tmp: Path) -> None:
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     """Yield a writable, seekable binary file; on success it replaces ``path`` atomically and
-    durably, on an exception it is discarded (the old file stays). See the module docstring."""
-    path = Path(path)
+    durably, on an exception it is discarded (the old file stays). See the module docstring.
+    Through a symbolic link the link's target is replaced, and the link kept."""
+    path = _target(path)
     keep_mode = _prepare(path)
     fd = _open_anonymous(path.parent)
     tmp = None
@@ -207,8 +215,9 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` for writers that need a file name; on success rename
-    it over ``path`` (atomic and durable), on an exception delete it."""
-    path = Path(path)
+    it over ``path`` (atomic and durable), on an exception delete it. A symbolic link's target
+    is replaced, as by `atomic_write`."""
+    path = _target(path)
     keep_mode = _prepare(path)
     tmp = _temp_name(path)
     os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
