@@ -34,10 +34,15 @@ def test_ids_beyond_int64_keep_their_text():
     assert out.dtype == object and out.tolist() == ["18446744073709551615", "1"]
 
 
-@pytest.mark.parametrize("odd", ["007", "+7", "1.0", "1_0", "1e3", "-", "-07", "00", "", "٣", "7a", "1-2", "a b"])
+@pytest.mark.parametrize("odd", ["007", "+7", "1.0", "1_0", "1e3", "-", "-07", "00", "٣", "7a", "1-2", "a b"])
 def test_any_non_canonical_id_keeps_the_whole_column_text(odd):
     out = _text_ids(pd.Series(["7", f" {odd} ", "8"], dtype=object))
     assert out.dtype == object and out.tolist() == ["7", odd, "8"]
+
+
+def test_an_id_of_spaces_only_is_missing_for_the_validator():
+    out = _text_ids(pd.Series(["7", "   ", "8"], dtype=object))
+    assert out.dtype == object and out[[0, 2]].tolist() == ["7", "8"] and pd.isna(out[1])
 
 
 def test_non_canonical_id_in_a_later_chunk(monkeypatch):

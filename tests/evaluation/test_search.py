@@ -137,6 +137,29 @@ def test_early_stopping_and_validation_set(ratings):
     assert off.trials.iloc[0]["epochs_run"] == 40 and off.best_model.early_stopping is None
 
 
+def test_validation_that_overlaps_the_tuned_ratings_is_refused(ratings):
+    """validation=<the training data> scored every trial on what it was fitted to, silently."""
+    train, val = random_split(ratings, test_size=0.2, seed=3)
+    leaky = mfrec.Ratings.from_dataframe(pd.concat([val.to_dataframe(), train.to_dataframe().head(5)]))
+    for bad, n in ((train, len(train)), (leaky, 5)):
+        with pytest.raises(ValueError, match=f"validation shares {n} of its"):
+            tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=bad, fixed=FAST)
+    # a (user, item) pair is what leaks: the same users and items, other pairs, are fine
+    assert tune(mfrec.BiasedMF, train, {"learning_rate": [0.05]}, trials=1, validation=val, fixed=FAST).trials.shape[0] == 1
+
+
+def test_fit_early_stopping_refuses_validation_pairs_from_training_and_a_plain_rmse_warns(ratings):
+    train, val = random_split(ratings, test_size=0.2, seed=3)
+    with pytest.raises(ValueError, match="early_stopping needs held-out"):
+        mfrec.BiasedMF(**FAST, early_stopping=2).fit(train, validation=train)
+    with pytest.warns(UserWarning, match=f"validation shares {len(train)} of its"):
+        mfrec.BiasedMF(**FAST).fit(train, validation=train)
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mfrec.BiasedMF(**FAST, early_stopping=2).fit(train, validation=val)
+
+
 def test_ranking_metric_is_maximized_and_models_without_early_stopping(ratings):
     res = tune(mfrec.ImplicitALS, ratings, {"regularization": ("log", 0.1, 100.0)}, trials=3, metric="ndcg@10",
                fixed={"threads": 1, "iterations": 3, "factors": 4})

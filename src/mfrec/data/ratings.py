@@ -589,6 +589,18 @@ class Ratings:
             data["timestamp"] = self._t
         return pd.DataFrame(data)
 
+    def shared_pairs(self, other: "Ratings") -> np.ndarray:
+        """Positions in ``other`` of its (user, item) pairs that these ratings hold too (by raw
+        id): a held-out set that shares them with its training data is not held out."""
+        u = self._user_map.lookup(other.raw_users)
+        i = self._item_map.lookup(other.raw_items)
+        both = np.flatnonzero((u >= 0) & (i >= 0))
+        if not len(both):
+            return both
+        seen = self.seen
+        hit = np.asarray(seen[u[both], i[both]]).ravel() > 0
+        return both[hit]
+
     def subset(self, selection: Any) -> "Ratings":
         """The ratings at the given positions (index array or boolean mask), sharing the id maps.
         A position given twice is refused: a Ratings holds each (user, item) pair once (an int

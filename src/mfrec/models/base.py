@@ -27,13 +27,14 @@ from __future__ import annotations
 import inspect
 import threading
 import time
+import warnings
 import weakref
 from typing import Any, Callable, ClassVar
 
 import numpy as np
 import pandas as pd
 
-from mfrec.data.idmap import IdMap
+from mfrec.data.idmap import IdMap, plain
 from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
@@ -218,6 +219,20 @@ class Trainer:
                     a[empty] = 0
 
 
+def _check_held_out(train: Ratings, validation: Ratings, stopping: bool) -> None:
+    """Validation (user, item) pairs that are training pairs too: early stopping on them is
+    refused (it would stop on the training error), a plain validation RMSE warns."""
+    shared = train.shared_pairs(validation)
+    if not len(shared):
+        return
+    msg = (f"validation shares {len(shared)} of its {len(validation)} (user, item) pairs with the training "
+           f"ratings (the first: user {plain(validation.raw_users[shared[0]])!r}, item "
+           f"{plain(validation.raw_items[shared[0]])!r}), so its RMSE measures the fit, not held-out error")
+    if stopping:
+        raise ValueError(msg + "; early_stopping needs held-out validation ratings")
+    warnings.warn(msg, UserWarning, stacklevel=4)
+
+
 #: parameters every model shares (a model declares the rest in its own ``_parameter_constraints``)
 COMMON_CONSTRAINTS: dict[str, list] = {
     "factors": [Interval(Integral, 0, None)],
@@ -347,6 +362,8 @@ class FactorModel(RecommenderMixin, Estimator):
         if patience is not None and validation is None:
             raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
         self.validate_params()
+        if validation is not None:
+            _check_held_out(train, validation, stopping=patience is not None)
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         n_epochs = int(getattr(self, self.epochs_param))
