@@ -205,6 +205,9 @@ def test_bad_inputs_are_rejected():
         parse_metric("auc@10")
     assert parse_metric("NDCG@10") == ("ndcg", 10)
     assert parse_metric("hit_rate@5") == ("hit_rate", 5)
+    for odd in ("ndcg@\u0663", "ndcg@\uff11\uff10", "ndcg@1\u0660"):  # Arabic-Indic, full-width digits
+        with pytest.raises(ValueError, match="unknown metric"):
+            parse_metric(odd)
     assert parse_metric("rmse") == ("rmse", None)
     dup = pd.DataFrame({"user": ["a", "a"], "item": [10, 10], "rank": [1, 2]})
     with pytest.raises(ValueError, match="twice"):

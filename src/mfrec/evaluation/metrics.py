@@ -84,7 +84,7 @@ ACCURACY_METRICS = ("precision", "recall", "ndcg", "map", "hit_rate", "mrr")
 BEYOND_ACCURACY_METRICS = ("coverage", "novelty", "arp")
 RANKING_METRICS = ACCURACY_METRICS + BEYOND_ACCURACY_METRICS
 _PER_USER = ACCURACY_METRICS + ("novelty", "arp")
-_NAME = re.compile(r"^\s*([a-z_]+)\s*@\s*(\d+)\s*$")
+_NAME = re.compile(r"^\s*([a-z_]+)\s*@\s*([0-9]+)\s*$", re.ASCII)  # k in ASCII digits ("@\u0663" is no 3)
 
 
 # ---------------------------------------------------------------------------- rating metrics
