@@ -172,6 +172,30 @@ def test_recommend_all_writes_the_models_top_n_to_parquet(spark, biased, tmp_pat
     np.testing.assert_allclose(got["score"], want["score"], rtol=1e-6)
 
 
+def test_recommend_all_without_a_session_uses_the_active_one(spark, biased, tmp_path):
+    from mfrec.spark import recommend_all
+
+    out = recommend_all(biased, None, n=2, out=str(tmp_path / "top"))  # `spark` is the active session
+    assert len(pd.read_parquet(out)) == 2 * len(biased.user_map_)
+    assert spark.sparkContext._jsc is not None  # the caller's session is not stopped
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"spark": "local"}, "SparkSession or None"),
+    ({"partitions": 0}, "partitions"),
+    ({"partitions": 1.5}, "partitions"),
+    ({"mode": "replace"}, "mode must be one of"),
+    ({"out": ""}, "out must be"),
+])
+def test_recommend_all_refuses_bad_arguments_before_spark_runs(biased, tmp_path, kwargs, match):
+    from mfrec.spark import recommend_all
+
+    args = {"out": str(tmp_path / "top"), **kwargs}
+    with pytest.raises((TypeError, ValueError), match=match):
+        recommend_all(biased, **args)
+    assert not (tmp_path / "top").exists()
+
+
 def test_cli_engine_spark_trains_implicit_from_a_csv_read_by_spark(spark, ratings, tmp_path):
     from typer.testing import CliRunner
 
@@ -253,6 +277,16 @@ def test_csv_files_are_read_by_mfrec_rules(spark, tmp_path):
         train_als(str(extra), factors=2, iterations=1, spark=spark)
     with pytest.raises(FileNotFoundError, match="nope.csv"):
         train_als(str(tmp_path / "nope.csv"), factors=2, iterations=1, spark=spark)
+    spaced = tmp_path / "spaced.csv"  # surrounding spaces dropped, as by Ratings.read_csv
+    spaced.write_text("user,item,rating\n 1,a ,4\n2, a,3\n3 ,b,5\n")
+    model = train_als(str(spaced), factors=2, iterations=1, spark=spark)
+    assert model.users_.tolist() == [1, 2, 3] and model.items_.tolist() == ["a", "b"]
+    blank = tmp_path / "blank.csv"
+    blank.write_text("user,item,rating\n1,a,4\n2,   ,3\n")
+    with pytest.raises(DataError, match="missing item id"):
+        train_als(str(blank), factors=2, iterations=1, spark=spark)
+    with pytest.raises(DataError, match="missing item id"):
+        mfrec.Ratings.read_csv(blank)
     res = CliRunner().invoke(app, ["train", "--engine", "spark", "--model", "als", "--ratings",
                                    str(tmp_path / "nope.csv"), "--out", str(tmp_path / "x.mfrec"), "-q"])
     assert res.exit_code != 0 and "Traceback" not in res.output and "nope.csv" in res.output

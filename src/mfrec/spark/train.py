@@ -171,19 +171,23 @@ _INT_TEXT = r"^-?(0|[1-9][0-9]{0,18})$"
 def _typed_text_columns(df: Any, id_cols: tuple[str, ...], rating_col: str, what: str) -> Any:
     """A CSV read as text, typed by mfrec's rules: an id column becomes 64-bit ints when every
     value is an integer's canonical text (else it stays text, as in `Ratings.read_csv`), the
-    ratings doubles (text that is no number becomes null: a "missing rating" error later)."""
+    ratings doubles (text that is no number becomes null: a "missing rating" error later).
+    Surrounding white space of an id is dropped, and an id of white space only is missing."""
     from pyspark.sql import functions as F
 
     present = [c for c in id_cols if c in df.columns]
     if not present:
         return df
-    agg = [F.sum((~F.col(c).rlike(_INT_TEXT) | F.expr(f"try_cast(`{c}` AS BIGINT)").isNull()).cast("long"))
+    text = {c: F.regexp_replace(F.col(c), r"^\s+|\s+$", "") for c in present}
+    agg = [F.sum((~text[c].rlike(_INT_TEXT) | text[c].try_cast("bigint").isNull()).cast("long"))
            .alias(c) for c in present]
     row = _spark_action(lambda: df.agg(*agg).first(), what)
     cols = []
     for c in df.columns:
         if c in present and not row[c]:
-            cols.append(F.expr(f"try_cast(`{c}` AS BIGINT)").alias(c))
+            cols.append(text[c].try_cast("bigint").alias(c))
+        elif c in present:
+            cols.append(F.when(text[c] != "", text[c]).alias(c))
         elif c == rating_col:
             cols.append(F.expr(f"try_cast(trim(`{c}`) AS DOUBLE)").alias(c))
         else:
@@ -524,19 +528,35 @@ def _executor_model(bc: Any, key: str) -> FactorModel:
     return model
 
 
-def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, exclude_seen: bool = True,
-                  item_bias_weight: float = 1.0, partitions: int | None = None, mode: str = "errorifexists") -> str:
+_SAVE_MODES = ("error", "errorifexists", "overwrite", "append", "ignore")
+
+
+def recommend_all(model_or_path: Any, spark: Any = None, n: int = 10, *, out: str, exclude_seen: bool = True,
+                  item_bias_weight: float = 1.0, partitions: int | None = None, mode: str = "errorifexists",
+                  master: str = "local[*]") -> str:
     """Write every user's top-``n`` to Parquet at ``out`` (columns user, item, score, rank),
     computed on the executors: the model file is broadcast and each task scores its users with
     the model's own ``recommend_many`` (numpy BLAS blocks, the same results as at home).
     Executors need mfrec installed (in local mode: ``PYSPARK_PYTHON`` set to this
-    interpreter before the session starts, as `train_als`'s own sessions do). ``mode`` is Spark's save mode. Returns ``out``."""
+    interpreter before the session starts, as `train_als`'s own sessions do). ``mode`` is Spark's
+    save mode. Without ``spark`` the active session is used, else one is started on ``master``
+    and stopped afterwards (as `train_als` does). Returns ``out``."""
     _require_pyspark()
+    from pyspark.sql import SparkSession
     from pyspark.sql import types as T
 
     from mfrec.persist import load_model
     from mfrec.models.recommend import check_request
 
+    if spark is not None and not isinstance(spark, SparkSession):
+        raise TypeError(f"spark must be a SparkSession or None, got {type(spark).__name__}")
+    if partitions is not None and (isinstance(partitions, bool) or not isinstance(partitions, (int, np.integer))
+                                   or partitions < 1):
+        raise ValueError(f"partitions must be an integer >= 1 or None, got {partitions!r}")
+    if not isinstance(mode, str) or mode.lower() not in _SAVE_MODES:
+        raise ValueError(f"mode must be one of {', '.join(_SAVE_MODES)}, got {mode!r}")
+    if not isinstance(out, (str, os.PathLike)) or not str(out):
+        raise ValueError(f"out must be a non-empty path, got {out!r}")
     if isinstance(model_or_path, (str, os.PathLike)):
         data = Path(model_or_path).read_bytes()
         model = load_model(model_or_path)
@@ -558,20 +578,24 @@ def recommend_all(model_or_path: Any, spark: Any, n: int = 10, *, out: str, excl
     schema = T.StructType([T.StructField("user", id_type(model.user_map_.ids, "user")),
                            T.StructField("item", id_type(model.item_map_.ids, "item")),
                            T.StructField("score", T.DoubleType()), T.StructField("rank", T.IntegerType())])
-    bc = spark.sparkContext.broadcast(data)
     key = hashlib.sha256(data).hexdigest()
     top, seen_off, weight = int(n), bool(exclude_seen), float(item_bias_weight)
+    session, owned = _session(spark, master)
+    try:
+        bc = session.sparkContext.broadcast(data)
 
-    def score(batches):  # runs on the executors
-        m = _executor_model(bc, key)
-        for pdf in batches:
-            raw = m.user_map_.to_raw(pdf["id"].to_numpy())
-            recs = m.recommend_many(users=raw, n=top, exclude_seen=seen_off, item_bias_weight=weight)
-            yield recs[["user", "item", "score", "rank"]].astype({"rank": "int32"})
+        def score(batches):  # runs on the executors
+            m = _executor_model(bc, key)
+            for pdf in batches:
+                raw = m.user_map_.to_raw(pdf["id"].to_numpy())
+                recs = m.recommend_many(users=raw, n=top, exclude_seen=seen_off, item_bias_weight=weight)
+                yield recs[["user", "item", "score", "rank"]].astype({"rank": "int32"})
 
-    n_users = len(model.user_map_)
-    parts = partitions or max(1, min(spark.sparkContext.defaultParallelism * 2, n_users))
-    (spark.range(0, n_users, numPartitions=parts).mapInPandas(score, schema)
-     .write.mode(mode).parquet(str(out)))
-
+        n_users = len(model.user_map_)
+        parts = partitions or max(1, min(session.sparkContext.defaultParallelism * 2, n_users))
+        (session.range(0, n_users, numPartitions=parts).mapInPandas(score, schema)
+         .write.mode(mode.lower()).parquet(str(out)))
+    finally:
+        if owned:
+            session.stop()
     return str(out)
