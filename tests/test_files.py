@@ -20,6 +20,16 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
 
+def _write_with(helper: str, path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through `atomic_write` or `atomic_path`."""
+    if helper == "atomic_write":
+        with mio.atomic_write(path) as f:
+            f.write(data)
+    else:
+        with mio.atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+
+
 @pytest.fixture(params=["anonymous", "named"])
 def mode(request, monkeypatch):
     """Run a test with O_TMPFILE (where the system has it) and with the named-temporary fallback."""
@@ -60,12 +70,7 @@ def test_a_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_pa
     dangling = tmp_path / "next.mfrec"
     dangling.symlink_to(tmp_path / "store" / "v4.mfrec")
     for path, data in ((link, b"new"), (dangling, b"fresh")):
-        if helper == "atomic_write":
-            with mio.atomic_write(path) as f:
-                f.write(data)
-        else:
-            with mio.atomic_path(path) as tmp:
-                tmp.write_bytes(data)
+        _write_with(helper, path, data)
         assert path.is_symlink() and path.read_bytes() == data
     assert target.read_bytes() == b"new" and (tmp_path / "store" / "v4.mfrec").read_bytes() == b"fresh"
     assert _listing(tmp_path / "store") == ["v3.mfrec", "v4.mfrec"]
@@ -76,12 +81,7 @@ def test_modes_new_and_kept(tmp_path, helper, mode):
     target = tmp_path / "m.bin"
 
     def write(data: bytes) -> None:
-        if helper == "atomic_write":
-            with mio.atomic_write(target) as f:
-                f.write(data)
-        else:
-            with mio.atomic_path(target) as tmp:
-                tmp.write_bytes(data)
+        _write_with(helper, target, data)
 
     old = os.umask(0o027)
     try:
