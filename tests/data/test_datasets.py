@@ -122,6 +122,15 @@ def test_download_verify_unpack_then_cache(server, cache, monkeypatch):
     assert len(again.ratings) == 5 and len(hits) == 1  # served from the cache
 
 
+def test_a_split_whose_test_repeats_training_pairs_is_refused(server, cache, monkeypatch):
+    """An edited u1.test holding u1.base pairs would score a model on its own training ratings."""
+    publish(server, monkeypatch, dict(ML100K_FILES, **{"u1.test": U1_TEST + "3\t2\t2\t881250953\n"}))
+    ds = load_dataset("ml-100k", progress=False)
+    with pytest.raises(DataError, match=r"u1.test shares 1 .* pairs with u1.base .*user 3, item 2\)") as exc:
+        ds.official_split("u1")
+    assert exc.value.source.endswith("u1.test")
+
+
 def test_download_with_progress_bar(server, cache, monkeypatch):
     publish(server, monkeypatch)
     assert len(load_dataset("ml-100k", progress=True).ratings) == 5
