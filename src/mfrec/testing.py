@@ -618,8 +618,8 @@ class ModelContract:
         pred = model.predict(users, items)
         assert np.all(np.isfinite(pred))
         assert model.unknown_ == {"users": 2, "items": 2}
-        if not self.rating:  # preference scores: an unknown side scores 0
-            want = [0.0] * 3
+        if not self.rating:  # preference scores: an unknown side adds 0 (BPR keeps its item bias)
+            want = [float(model.user_bias_[uidx]), float(model.item_bias_[iidx]), 0.0]
         elif model.global_mean_ == 0 and not model.user_bias_.any() and not model.item_bias_.any():
             want = [train.global_mean] * 3  # no biases to fall back on: the training mean
         else:

@@ -117,3 +117,15 @@ def test_untrained_items_rank_like_unknown_items():
     m = BPR(factors=4, iterations=5, threads=1).fit(part)
     j = m.item_map_.lookup(np.array([0]))[0]
     assert j >= 0 and np.all(m.item_factors_[j] == 0) and m.item_bias_[j] == 0
+
+
+def test_a_user_without_information_ranks_by_the_learned_item_biases():
+    """The zero user's score is b_i by BPR's formula; it ranked by training counts with scores 0,
+    and predict gave an unknown user 0 for every item."""
+    r = _blocks()
+    m = BPR(factors=4, iterations=5, threads=1).fit(r)
+    recs = m.recommend_new({}, n=5)
+    top = np.argsort(-m.item_bias_, kind="stable")[:5]
+    assert recs["item"].tolist() == m.items_[top].tolist()
+    np.testing.assert_allclose(recs["score"], m.item_bias_[top], rtol=1e-6)
+    np.testing.assert_allclose(m.predict(["nobody"] * 3, m.items_[:3]), m.item_bias_[:3], rtol=1e-6)

@@ -587,12 +587,16 @@ class FactorModel(RecommenderMixin, Estimator):
         pred = self.global_mean_ + dots.astype(np.float64)
         pred += np.where(known_u, self.user_bias_[np.where(known_u, u, 0)], 0.0)
         pred += np.where(known_i, self.item_bias_[np.where(known_i, i, 0)], 0.0)
-        if not self._has_bias:  # no biases to fall back on: an unknown side predicts the mean
+        if not self._has_bias and not self._ranks_by_item_bias:  # no biases to fall back on: the mean
             pred = np.where(known_u & known_i, pred, self.train_mean_ if self.kind == "rating" else 0.0)
         if clip and self.kind == "rating":
             lo, hi = self.rating_scale_
             np.clip(pred, lo, hi, out=pred)
         return pred
+
+    #: the model learns item biases without a mean and user biases (BPR: a user bias cancels in
+    #: a pair): a user without information scores ``item_bias`` as the model's own formula says
+    _ranks_by_item_bias: ClassVar[bool] = False
 
     def _trained(self) -> tuple[np.ndarray, np.ndarray]:
         """Masks of the users and items that had training ratings (cached per ``seen_``)."""

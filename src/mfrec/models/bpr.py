@@ -46,6 +46,7 @@ class BPR(FactorModel):
 
     epochs_param = "iterations"
     _has_bias = False
+    _ranks_by_item_bias = True  # a user without positives (zero vector) scores b_i, what BPR learned
     kind = "ranking"
     _parameter_constraints = {
         "iterations": [Interval(Integral, 1, None)],

@@ -287,8 +287,8 @@ class RecommenderMixin:
         rows rank by popularity (users who rated the item in training) and show the model's
         fallback prediction (the training mean for rating models, 0 for preference models), the
         same value ``predict`` gives an unknown user. Models with biases rank the zero user by
-        ``mean + w * item_bias`` already."""
-        if self._has_bias or len(S) == 0:
+        ``mean + w * item_bias`` already, and so does BPR (``w * item_bias``)."""
+        if self._has_bias or self._ranks_by_item_bias or len(S) == 0:
             return top_n(S, n, parallel)
         zero = (np.asarray(bias) == 0) & ~np.any(np.asarray(X) != 0, axis=1)
         if not zero.any():
