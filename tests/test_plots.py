@@ -90,6 +90,18 @@ def test_latent_space_needs_two_factors(data, tmp_path):
     assert not (tmp_path / "x.png").exists()
 
 
+def test_latent_space_of_a_tiny_catalogue_plots_or_says_why(tmp_path):
+    """Two items, one rated by most users: the median kept one item and the PCA had one column
+    (an IndexError traceback in `mfrec plot`)."""
+    two = mfrec.Ratings.from_arrays([1, 2, 3, 1], [1, 1, 1, 2], [5.0, 4.0, 3.0, 2.0])
+    path = plots.latent_space(mfrec.BiasedMF(factors=2, epochs=2).fit(two), tmp_path / "two.png")
+    assert path.read_bytes().startswith(PNG_MAGIC)
+    one = mfrec.Ratings.from_arrays([1, 2], [1, 1], [5.0, 4.0])
+    with pytest.raises(ValueError, match="at least 2 items with training ratings, the model has 1"):
+        plots.latent_space(mfrec.BiasedMF(factors=2, epochs=2).fit(one), tmp_path / "one.png")
+    assert not (tmp_path / "one.png").exists()
+
+
 def test_error_by_activity_with_unknown_users(tmp_path):
     r = mfrec.synthetic(N_USERS, N_ITEMS, 1200, factors=3, seed=5)
     kept, held = mfrec.split.holdout_users(r, fraction=0.2, seed=0)

@@ -61,6 +61,11 @@ def latent_space(model: Any, path: str | Path, genres: tuple[str, ...] = ("Child
         raise ValueError("the latent-space plot needs at least 2 factors")
     counts = np.asarray(model.seen_.sum(axis=0)).ravel()
     keep = counts >= max(1, np.percentile(counts, 50))
+    if keep.sum() < 2:  # a tiny catalogue: the median leaves one item; plot every rated one
+        keep = counts >= 1
+    if keep.sum() < 2:
+        raise ValueError(f"the latent-space plot needs at least 2 items with training ratings, the model has "
+                         f"{int(keep.sum())}")
     X = Q[keep] - Q[keep].mean(axis=0)
     _, _, vt = np.linalg.svd(X, full_matrices=False)
     xy = X @ vt[:2].T
