@@ -97,9 +97,36 @@ def test_serve_command_errors_are_one_line(tmp_path, synth_files):
     res = subprocess.run([sys.executable, "-m", "mfrec", "serve", str(synth_files[0]), "--api-key-file", str(short),
                           "--db", f"sqlite:///{tmp_path / 'r.db'}"], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "shorter than 16" in res.stderr and "Traceback" not in res.stderr
+    assert not (tmp_path / "r.db").exists()  # the key is checked before the store is created
     res = subprocess.run([sys.executable, "-m", "mfrec", "serve", str(synth_files[0]), "--db", "mysql://x"],
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "unsupported store URL" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_serve_refuses_a_short_env_key_a_taken_port_and_a_bad_host_before_announcing(tmp_path, synth_files):
+    """A taken port printed "serving ..." and a throwaway key, then uvicorn's own error, exit 3;
+    MFREC_API_KEY=x was accepted where a key file needs 16 characters."""
+    import os
+    import socket
+
+    db = f"sqlite:///{tmp_path / 'r.db'}"
+
+    def serve(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "mfrec", "serve", str(synth_files[0]), "--db", db, *args],
+                              capture_output=True, text=True, timeout=120, env={**os.environ, **(env or {})})
+
+    res = serve("--port", "1", env={"MFREC_API_KEY": "x"})
+    assert res.returncode == 1 and "$MFREC_API_KEY is shorter than 16" in res.stderr
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        res = serve("--host", "127.0.0.1", "--port", str(port))
+    assert res.returncode == 1 and f"--port {port}" in res.stderr and "in use" in res.stderr
+    assert "serving" not in res.stdout + res.stderr and "Traceback" not in res.stderr
+    res = serve("--host", "no-such-host.invalid", "--port", "8123")
+    assert res.returncode == 1 and "--host 'no-such-host.invalid': cannot resolve" in res.stderr
+    assert not (tmp_path / "r.db").exists()
 
 
 def test_two_workers_share_the_store(synth_files, tmp_path):

@@ -25,14 +25,40 @@ def app_from_env() -> Any:
                       train_read=cfg.get("train_read"))
 
 
+#: the shortest API key accepted from a file or ``$MFREC_API_KEY`` (a guessable key guards nothing)
+MIN_KEY_LENGTH = 16
+
+
 def read_api_key(api_key_file: str | Path | None) -> str | None:
-    """The API key from a file (first line, stripped) or ``$MFREC_API_KEY``; None when neither."""
+    """The API key from a file (first line, stripped) or ``$MFREC_API_KEY``; None when neither.
+    Either must have at least `MIN_KEY_LENGTH` characters."""
     if api_key_file is not None:
-        key = Path(api_key_file).read_text().strip()
-        if len(key) < 16:
-            raise ValueError(f"the API key in {api_key_file} is shorter than 16 characters")
-        return key
-    return os.environ.get("MFREC_API_KEY") or None
+        key, where = Path(api_key_file).read_text().strip(), f"the API key in {api_key_file}"
+    else:
+        key, where = os.environ.get("MFREC_API_KEY", "").strip(), "$MFREC_API_KEY"
+        if not key:
+            return None
+    if len(key) < MIN_KEY_LENGTH:
+        raise ValueError(f"{where} is shorter than {MIN_KEY_LENGTH} characters")
+    return key
+
+
+def _check_address(host: str, port: int) -> None:
+    """Fail now, before "serving ...", when ``host`` does not resolve or ``port`` is taken
+    (uvicorn would log its own error and exit with code 3 after the announcement)."""
+    import socket
+
+    try:
+        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise ValueError(f"--host {host!r}: cannot resolve it ({exc})") from None
+    family, kind, proto, _, address = infos[0]
+    with socket.socket(family, kind, proto) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind(address)
+        except OSError as exc:
+            raise ValueError(f"--port {port} on {host}: {exc.strerror or exc}") from None
 
 
 def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000, db: str = "sqlite:///ratings.db",
@@ -51,6 +77,8 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
         raise ValueError(f"--workers must be >= 1, got {workers}")
     if not 0 < port < 65536:
         raise ValueError(f"--port must be in 1..65535, got {port}")
+    _check_address(host, port)
+    key = read_api_key(api_key_file)  # before the store: a refused command leaves no database behind
     model = load_model(model_file)  # a bad file fails here with one clear line, not in every worker
     if train_data:  # the training data read and checked against the model once, before "serving ..."
         from mfrec.serve.retrain import check_training, load_training
@@ -60,7 +88,6 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
         open_store(db).close()  # creates or migrates the schema once, before the workers start
     except StoreError as exc:  # one line on the command line, like every other bad argument
         raise ValueError(str(exc)) from None
-    key = read_api_key(api_key_file)
     if key is None:
         key = secrets.token_urlsafe(24)
         echo(f"no API key given (--api-key-file or MFREC_API_KEY): writes need this one for this run: {key}")
@@ -69,5 +96,11 @@ def run_server(model_file: str | Path, host: str = "127.0.0.1", port: int = 8000
                                          "state_dir": str(state_dir) if state_dir else None,
                                          "train_read": train_read or {}})
     echo(f"serving {model_file} on http://{host}:{port}/ (API docs at /docs), store {db.split('@')[-1]}")
-    uvicorn.run("mfrec.serve.run:app_from_env", factory=True, host=host, port=port, workers=workers,
-                access_log=False, log_level="warning", timeout_graceful_shutdown=10)
+    try:
+        uvicorn.run("mfrec.serve.run:app_from_env", factory=True, host=host, port=port, workers=workers,
+                    access_log=False, log_level="warning", timeout_graceful_shutdown=10)
+    except SystemExit as exc:  # uvicorn could not start (the port taken since the check): one line, exit 1
+        if exc.code not in (0, None):
+            raise ValueError(f"the server on {host}:{port} could not start (uvicorn exit code {exc.code}; "
+                             "its message is above)") from None
+        raise
