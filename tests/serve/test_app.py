@@ -195,6 +195,19 @@ def test_too_many_ratings_and_oversized_bodies(client, model):
     assert_json_error(client.get("/users/1/recommendations", params={"n": 1000}), 422)
 
 
+def test_query_strings_are_as_strict_as_bodies(client):
+    """Unknown query parameters were ignored (?limit=5 on an endpoint taking n: 30 items) and a
+    repeated one kept its last value (?n=5&n=50: 50 items)."""
+    assert_json_error(client.get("/items/popular?limit=5"), 422, "unknown query parameter 'limit'", "takes n")
+    assert_json_error(client.get("/items?n=5"), 422, "'n'", "takes limit, search")
+    assert_json_error(client.get("/users/1/recommendations?n=3&item_bias_weight=abc"), 422, "item_bias_weight")
+    assert_json_error(client.get("/health?verbose=1"), 422, "takes none")
+    assert_json_error(client.get("/items/popular?n=5&n=50"), 400, "'n' given twice")
+    assert_json_error(client.get("/items?search=toy&search=lion"), 400, "'search' given twice")
+    assert len(client.get("/items/popular?n=5").json()["items"]) == 5
+    assert client.get("/users/1/recommendations", params={"n": 2, "explain": 1}).status_code == 200
+
+
 # ----------------------------------------------------------------------------- stored ratings
 def test_api_key_required_for_writes(client):
     assert_json_error(client.put("/users/alice/ratings/1", json={"rating": 4}), 401, "API key")

@@ -77,6 +77,26 @@ class ApiError(Exception):
         self.status, self.message, self.extra = status, message, extra
 
 
+def _strict_query(request: Request) -> None:
+    """Query strings are checked as strictly as bodies: a parameter the endpoint does not take is
+    422 (``?limit=5`` where it takes ``n`` was ignored, silently), one given twice 400 (the last
+    value won, silently). An app-wide dependency: it reads the route's declared parameters."""
+    if not request.query_params:
+        return
+
+    def names(dependant: Any) -> set[str]:  # the route's query parameters and its dependencies'
+        own = {field.alias for field in getattr(dependant, "query_params", ())}
+        return own.union(*(names(d) for d in getattr(dependant, "dependencies", ())))
+
+    taken = sorted(names(getattr(request.scope.get("route"), "dependant", None)))
+    for name in request.query_params:
+        if name not in taken:
+            takes = f"this endpoint takes {', '.join(taken)}" if taken else "this endpoint takes none"
+            raise ApiError(422, f"unknown query parameter {name!r}; {takes}")
+        if len(request.query_params.getlist(name)) > 1:
+            raise ApiError(400, f"query parameter {name!r} given twice; give it once")
+
+
 # ----------------------------------------------------------------------------- request bodies
 class GuestRequest(BaseModel):
     """A guest's ratings, folded in for this request only (nothing is stored)."""
@@ -622,6 +642,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
             service.stop()
 
     app = FastAPI(title="mfrec recommendation service", version=_version(), lifespan=lifespan,
+                  dependencies=[Depends(_strict_query)],
                   description="Recommendations from a matrix-factorization model: guests folded in per request, "
                               "users' ratings stored durably, background retraining with holdout validation.")
     app.state.service = service
