@@ -65,6 +65,13 @@ def test_json_never_prints_nan(work, tmp_path):
     assert out["precision@10"] is None and out["rmse"] > 0
 
 
+def test_evaluating_a_model_on_its_training_ratings_warns(work):
+    """On its own training pairs every ranking metric is 0 and the RMSE in-sample: said, not hidden."""
+    with pytest.warns(UserWarning, match=r"500 of the 500 test ratings are \(user, item\) pairs the model was trained on"):
+        res = run("evaluate", "--model-file", work / "m.mfrec", "--test", work / "small.csv", "--metrics", "rmse,ndcg@10")
+    ok(res)  # a warning line (the console script prints warnings as `warning: ...`), not an error
+
+
 @pytest.mark.parametrize("metrics", ["foo", "", "precision@0"])
 def test_evaluate_refuses_bad_metrics_before_reading_or_training(tmp_path, metrics):
     """`evaluate --metrics foo` trained a model for seconds (minutes on big data), then failed."""

@@ -79,8 +79,11 @@ def test_per_user_values_agree_with_the_means(data, bmf):
 
 def test_training_items_are_never_hits(data, bmf):
     _, train, test = data
-    # every "test" item is a training item here, so nothing can be recommended that is relevant
-    res = evaluate(bmf, train, metrics=["hit_rate@10", "precision@10", "recall@20"])
+    # every "test" item is a training item here, so nothing can be recommended that is relevant,
+    # and evaluate says so (it gave 0.0 for every metric without a word)
+    with pytest.warns(UserWarning, match=f"{len(train)} of the {len(train)} test ratings are .* pairs the model was "
+                                         "trained on .* never hits"):
+        res = evaluate(bmf, train, metrics=["hit_rate@10", "precision@10", "recall@20"])
     assert res["n_users_relevant"] > 0
     assert res["hit_rate@10"] == 0.0 and res["precision@10"] == 0.0 and res["recall@20"] == 0.0
     recs, ranked, unknown = rank_test_users(bmf, test, n=10)
@@ -88,6 +91,15 @@ def test_training_items_are_never_hits(data, bmf):
     assert not pairs(recs) & pairs(train.to_dataframe())
     assert (recs.groupby("user")["rank"].apply(list) == pd.Series([list(range(1, 11))] * len(ranked),
                                                                    index=recs.groupby("user").size().index)).all()
+
+
+def test_held_out_test_ratings_raise_no_warning(data, bmf):
+    import warnings
+
+    _, _, test = data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        evaluate(bmf, test, metrics=["rmse", "ndcg@10"])
 
 
 def test_explicit_train_items_are_excluded_too(data):

@@ -592,14 +592,7 @@ class Ratings:
     def shared_pairs(self, other: "Ratings") -> np.ndarray:
         """Positions in ``other`` of its (user, item) pairs that these ratings hold too (by raw
         id): a held-out set that shares them with its training data is not held out."""
-        u = self._user_map.lookup(other.raw_users)
-        i = self._item_map.lookup(other.raw_items)
-        both = np.flatnonzero((u >= 0) & (i >= 0))
-        if not len(both):
-            return both
-        seen = self.seen
-        hit = np.asarray(seen[u[both], i[both]]).ravel() > 0
-        return both[hit]
+        return pairs_in(self.seen, self._user_map, self._item_map, other)
 
     def subset(self, selection: Any) -> "Ratings":
         """The ratings at the given positions (index array or boolean mask), sharing the id maps.
@@ -645,6 +638,17 @@ class Ratings:
             "max": float(values[-1]),
             "histogram": {float(v): int(c) for v, c in zip(values, counts)} if len(values) <= 50 else None,
         }
+
+
+def pairs_in(seen: sp.csr_matrix, user_map: IdMap, item_map: IdMap, ratings: Ratings) -> np.ndarray:
+    """Positions in ``ratings`` of the (user, item) pairs that are nonzero in ``seen`` (users x
+    items in the index spaces of ``user_map`` / ``item_map``: a Ratings' or a model's ``seen_``)."""
+    u = user_map.lookup(ratings.raw_users)
+    i = item_map.lookup(ratings.raw_items)
+    both = np.flatnonzero((u >= 0) & (i >= 0) & (u < seen.shape[0]) & (i < seen.shape[1]))
+    if not len(both):
+        return both
+    return both[np.asarray(seen[u[both], i[both]]).ravel() != 0]
 
 
 def as_ratings(data: Any, what: str = "train") -> Ratings:

@@ -14,12 +14,14 @@ import time, so the models can import :mod:`mfrec.evaluation.metrics` without a 
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any, Iterable
 
 import numpy as np
 import pandas as pd
 
-from mfrec.data.ratings import Ratings, as_ratings
+from mfrec.data.idmap import plain
+from mfrec.data.ratings import Ratings, as_ratings, pairs_in
 from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
 
 __all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]
@@ -90,6 +92,18 @@ def _known_users(model: Any, raw_users: np.ndarray) -> np.ndarray:
     uidx = model.user_map_.lookup(raw_users)
     counts = np.diff(model.seen_.indptr)
     return (uidx >= 0) & (counts[np.maximum(uidx, 0)] > 0)
+
+
+def _warn_training_pairs(model: Any, test: Ratings) -> None:
+    """Warn when test pairs are the model's training pairs: their errors are in-sample, and the
+    rankings exclude training items, so those test items can never be hits."""
+    shared = pairs_in(model.seen_, model.user_map_, model.item_map_, test)
+    if len(shared):
+        k = int(shared[0])
+        warnings.warn(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs the model was trained "
+                      f"on (the first: user {plain(test.raw_users[k])!r}, item {plain(test.raw_items[k])!r}): their "
+                      "errors are in-sample and, as training items are left out of the rankings, they are never "
+                      "hits; evaluate on held-out ratings", UserWarning, stacklevel=3)
 
 
 def _pair_keys(model: Any, users: Any, items: Any) -> np.ndarray:
@@ -205,6 +219,7 @@ def evaluate(
     """
     names, rating_names, ranking_names, relevance_threshold = check_evaluation(model, metrics, relevance_threshold)
     test = as_ratings(test, "test")
+    _warn_training_pairs(model, test)
 
     values: dict[str, Any] = {}
     users = pd.unique(test.raw_users)  # distinct test users, first-seen order
