@@ -154,3 +154,12 @@ def test_recommend_ranking_model_shows_a_score(titled):
 def test_rating_one_item_twice_is_an_error_not_the_last_value(work):
     """`--rate 2=5 --rate 2=4` kept 4 silently."""
     assert_clean_error(run("recommend", work / "m.mfrec", "--rate", "2=5", "--rate", "2=4"), "rated twice")
+
+
+@pytest.mark.parametrize("where", [["--user", "1"], ["--all-users", "--out", "r.csv"]])
+def test_explain_without_a_fold_in_is_refused_not_ignored(work, tmp_path, where):
+    """--explain was checked only with --rate: with --user (even -1) or --all-users it was ignored."""
+    args = [a if a != "r.csv" else tmp_path / "r.csv" for a in where]
+    for value in ("2", "-1"):
+        assert_clean_error(run("recommend", work / "m.mfrec", *args, "--explain", value), "explain")
+    assert not (tmp_path / "r.csv").exists()

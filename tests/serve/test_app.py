@@ -137,6 +137,11 @@ def test_guest_recommendations_match_the_library(client, model):
     expected = model.recommend_new({0: 5.0, 1: 4.5, 7: 1.0}, n=8, explain=2)
     assert [r["id"] for r in body["items"]] == expected["item"].tolist()
     assert np.allclose([r["score"] for r in body["items"]], expected["score"])
+    # a rating model: the rating shown is the score clipped to the scale (as `mfrec recommend`)
+    lo, hi = model.rating_scale_
+    assert np.allclose([r["predicted_rating"] for r in body["items"]], np.clip(expected["score"], lo, hi))
+    fans = client.post("/recommendations", json={"ratings": {str(i): hi for i in range(30)}, "n": 5}).json()["items"]
+    assert all(lo <= r["predicted_rating"] <= hi for r in fans)
     assert [r["because"] for r in body["items"]] == expected["because"].tolist()
     assert all({0, 1, 7}.isdisjoint([r["id"]]) for r in body["items"])
     assert body["items"][0]["title"] and "genres" in body["items"][0]

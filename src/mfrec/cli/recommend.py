@@ -36,20 +36,6 @@ def resolve_titles(model: Any, pairs: list[str]) -> dict[Any, float]:
     return out
 
 
-def with_predicted_rating(model: Any, df: "pd.DataFrame", item_bias_weight: float) -> "pd.DataFrame":
-    """Rating models: add ``predicted_rating``, the model's rating estimate clipped to its scale
-    (``score`` ranks, and with item_bias_weight != 1 it is not a rating). Ranking models: unchanged."""
-    import numpy as np
-
-    if model.kind != "rating" or df.empty:
-        return df
-    idx = model.item_map_.lookup(df["item"].to_numpy())
-    pred = df["score"].to_numpy(dtype=np.float64) + (1.0 - item_bias_weight) * model.item_bias_[idx].astype(np.float64)
-    lo, hi = model.rating_scale_
-    df.insert(list(df.columns).index("score") + 1, "predicted_rating", np.clip(pred, lo, hi))
-    return df
-
-
 def recommendation_table(df: "pd.DataFrame") -> "Table":
     """Rating models show the 'predicted rating' (inside the scale); ranking models the 'score'."""
     cols = [c for c in df.columns if c not in ("score", "predicted_rating")]
@@ -84,9 +70,14 @@ def recommend(
       mfrec recommend model.mfrec --rate-title "Toy Story=5" --rate-title "Lion King=5" --explain 2
     """
     import mfrec
+    from mfrec.models.recommend import check_request, with_predicted_rating
 
     if sum([user is not None, bool(rate or rate_title), all_users]) > 1:
         raise ValueError("give one of --user, --rate/--rate-title or --all-users")
+    check_request(n, item_bias_weight, explain)
+    if explain and not (rate or rate_title):  # it was ignored there, silently
+        raise ValueError("--explain goes with --rate/--rate-title (a new user's fold-in names the rated items "
+                         "behind each recommendation); --user and --all-users use the trained factors")
     if all_users:
         if out is None:
             raise ValueError("--all-users needs --out FILE (.csv or .parquet)")
@@ -118,6 +109,8 @@ def recommend(
 
 def _all_users(est: Any, out: Path, n: int, item_bias_weight: float, as_json: bool) -> None:
     """Every user's top-n into ``out`` (batched, with a progress bar)."""
+    from mfrec.models.recommend import with_predicted_rating
+
     with progress(as_json) as bar:
         task = bar.add_task("recommend_many", total=len(est.user_map_), info="")
         df = est.recommend_many(n=n, item_bias_weight=item_bias_weight,

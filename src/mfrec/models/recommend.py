@@ -182,6 +182,19 @@ def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **f
         raise ValueError(f"explain must be an integer >= 0 (how many rated items to list), got {explain!r}")
 
 
+def with_predicted_rating(model: Any, df: pd.DataFrame, item_bias_weight: float = 1.0) -> pd.DataFrame:
+    """Rating models: add ``predicted_rating`` after ``score``, the model's rating estimate clipped
+    to its scale (``score`` ranks, may leave the scale, and with ``item_bias_weight != 1`` is not
+    a rating). Ranking models: unchanged. The CLI and the service show the same column."""
+    if model.kind != "rating" or df.empty:
+        return df
+    idx = model.item_map_.lookup(df["item"].to_numpy())
+    pred = df["score"].to_numpy(dtype=np.float64) + (1.0 - item_bias_weight) * model.item_bias_[idx].astype(np.float64)
+    lo, hi = model.rating_scale_
+    df.insert(list(df.columns).index("score") + 1, "predicted_rating", np.clip(pred, lo, hi))
+    return df
+
+
 def top_n(scores: np.ndarray, n: int, parallel: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the n best finite scores of each row, best first, ties by
     lower column (rows with fewer finite scores are padded with -1 / -inf).

@@ -856,7 +856,12 @@ def _recommend(st: ModelState, ratings: dict[Any, float], n: int, explain: int) 
 
 
 def _frame(st: ModelState, df: pd.DataFrame) -> list[dict[str, Any]]:
-    """Recommendation rows as JSON objects (n <= 100 rows)."""
+    """Recommendation rows as JSON objects (n <= 100 rows); a rating model's rows also carry
+    ``predicted_rating``, the score clipped to the rating scale (as the CLI shows it)."""
+    from mfrec.models.recommend import with_predicted_rating
+
+    df = with_predicted_rating(st.model, df.copy())
+    predicted = df["predicted_rating"].to_numpy() if "predicted_rating" in df.columns else None
     idx = st.model.item_map_.lookup(df["item"].to_numpy()) if len(df) else []
     because = df["because"].tolist() if "because" in df.columns else None
     if because is not None:  # raw ids of rated items (the model has no item table attached) -> titles
@@ -869,6 +874,8 @@ def _frame(st: ModelState, df: pd.DataFrame) -> list[dict[str, Any]]:
     for r, (k, score) in enumerate(zip(idx, df["score"].to_numpy())):
         d = st.describe(int(k))
         d["score"] = float(score)
+        if predicted is not None:
+            d["predicted_rating"] = float(predicted[r])
         if because is not None:
             d["because"] = [next(names) for _ in because[r]]
             d["because_ids"] = [next(ids) for _ in because[r]]
