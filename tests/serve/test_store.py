@@ -80,6 +80,36 @@ def test_concurrent_writers(store_url):
         assert st.stats() == {"events": 100, "ratings": 100, "users": 4}
 
 
+def test_concurrent_writes_of_one_pair_return_times_in_the_order_kept(store_url, monkeypatch):
+    """The time a put returned was read before the write lock: the write that won (the current
+    rating) could carry an earlier time than one it replaced. A clock that steps back too."""
+    import time as _time
+
+    with open_store(store_url) as st:
+        results: list[tuple[float, float]] = []
+        guard = threading.Lock()
+
+        def work(t: int) -> None:
+            for k in range(15):
+                value = float(1 + (t * 15 + k) % 5)
+                when = st.put("u", "1", value)
+                with guard:
+                    results.append((when, value))
+        threads = [threading.Thread(target=work, args=(t,)) for t in range(4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join(timeout=60)
+        events = st.user_events("u")
+        latest = max(results)
+        assert len(results) == 60 and len({w for w, _ in results}) == 60  # every write its own time
+        assert events[0].time == latest[0] and st.user_ratings("u") == {"1": latest[1]}
+        back = latest[0] - 3600.0  # the clock steps an hour back: the pair's times still rise
+        monkeypatch.setattr(_time, "time", lambda: back)
+        assert st.put("u", "1", 2.0) > latest[0]
+        assert st.delete("u", "1") is True and st.user_events("u")[0].time > latest[0]
+
+
 def test_sqlite_is_wal_with_full_sync(tmp_path):
     st = SQLiteStore(tmp_path / "r.db")
     assert st.pragma("journal_mode") == "wal"

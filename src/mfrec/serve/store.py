@@ -69,6 +69,7 @@ _USER_EVENTS = ("SELECT e.item_id, e.rating, e.time, e.deleted FROM rating_event
                 "ON e.id = l.last_id ORDER BY e.id")
 _PAIR_LAST = "SELECT deleted FROM rating_events WHERE user_id = ? AND item_id = ? ORDER BY id DESC LIMIT 1"
 _INSERT = "INSERT INTO rating_events (user_id, item_id, rating, time, deleted) VALUES (?, ?, ?, ?, ?)"
+_PAIR_LAST_TIME = "SELECT time FROM rating_events WHERE user_id = ? AND item_id = ? ORDER BY id DESC LIMIT 1"
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,10 @@ class RatingStore(ABC):
     @abstractmethod
     def _lock_migrations(self, cur: Any) -> None:
         """Serialize concurrent migrators (several workers starting at once)."""
+
+    @abstractmethod
+    def _lock_pair(self, cur: Any, user: str, item: str) -> None:
+        """Serialize the writes of one (user, item) pair within the open write transaction."""
 
     @abstractmethod
     def close(self) -> None:
@@ -137,10 +142,21 @@ class RatingStore(ABC):
         rating = float(rating)
         if not math.isfinite(rating):
             raise ValueError(f"rating must be a finite number, got {rating!r}")
-        when = time.time() if when is None else float(when)
         with self._transaction(write=True) as cur:
+            when = self._event_time(cur, str(user), str(item)) if when is None else float(when)
             cur.execute(self._sql(_INSERT), (str(user), str(item), rating, when, 0))
         return when
+
+    def _event_time(self, cur: Any, user: str, item: str) -> float:
+        """The time of a new event of (user, item), read under the write lock: later writes of a
+        pair get later times, in the order the store keeps them (the current rating is the
+        latest), also when the clock steps back. Read before the lock, two concurrent writes
+        could return times that disagree with which one won."""
+        self._lock_pair(cur, user, item)
+        cur.execute(self._sql(_PAIR_LAST_TIME), (user, item))
+        row = cur.fetchone()
+        now = time.time()
+        return now if row is None or now > float(row[0]) else math.nextafter(float(row[0]), math.inf)
 
     def put_many(self, rows: Any) -> int:
         """Store many ``(user, item, rating)`` rows in one transaction (all or nothing); returns
@@ -165,7 +181,8 @@ class RatingStore(ABC):
             row = cur.fetchone()
             existed = row is not None and not row[0]
             if existed or (force and row is None):
-                cur.execute(self._sql(_INSERT), (str(user), str(item), None, time.time(), 1))
+                when = self._event_time(cur, str(user), str(item))
+                cur.execute(self._sql(_INSERT), (str(user), str(item), None, when, 1))
         return existed
 
     # ------------------------------------------------------------------ reads
@@ -299,6 +316,9 @@ class SQLiteStore(RatingStore):
     def _lock_migrations(self, cur: Any) -> None:
         pass  # BEGIN IMMEDIATE already holds the write lock
 
+    def _lock_pair(self, cur: Any, user: str, item: str) -> None:
+        pass  # BEGIN IMMEDIATE already holds the write lock
+
     def pragma(self, name: str) -> Any:
         return self._conn().execute(f"PRAGMA {name}").fetchone()[0]
 
@@ -380,6 +400,10 @@ class PostgresStore(RatingStore):
 
     def _lock_migrations(self, cur: Any) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(727274001)")
+
+    def _lock_pair(self, cur: Any, user: str, item: str) -> None:
+        # writers of other pairs go on; two of one pair take turns until commit
+        cur.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"{len(user)}:{user}{item}",))
 
     def close(self) -> None:
         if self._pool is not None:
