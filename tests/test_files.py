@@ -60,6 +60,23 @@ def test_failed_write_keeps_the_old_file(tmp_path, mode):
 
 
 @pytest.mark.parametrize("helper", ["atomic_write", "atomic_path"])
+def test_a_folder_that_refuses_the_temporary_file_is_named_as_the_target(tmp_path, monkeypatch, mode, helper):
+    """The error named the hidden `.<name>.<pid>-...tmp`, a file the user never gave."""
+    real_open = os.open
+
+    def refuse(path, flags, *args, **kwargs):
+        if ".tmp" in str(path) or flags & getattr(os, "O_TMPFILE", 0) == getattr(os, "O_TMPFILE", -1):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(mio.os, "open", refuse)
+    with pytest.raises(PermissionError) as exc:
+        _write_with(helper, tmp_path / "m.bin", b"x")
+    assert exc.value.filename == str(tmp_path / "m.bin") and "Permission denied" in str(exc.value)
+    assert _listing(tmp_path) == []
+
+
+@pytest.mark.parametrize("helper", ["atomic_write", "atomic_path"])
 def test_a_write_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path, mode, helper):
     """Saving to a symlink (models/current -> v3.mfrec) replaced the link with a file."""
     (tmp_path / "store").mkdir()

@@ -94,6 +94,11 @@ def _target(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path)) if path.is_symlink() else path
 
 
+def _cannot_write(exc: OSError, path: Path) -> OSError:
+    """``exc`` (raised on the temporary file beside ``path``) as an error naming ``path``."""
+    return type(exc)(exc.errno, f"cannot write here ({exc.strerror or exc})", str(path))
+
+
 def _prepare(path: Path) -> int | None:
     """Check the target, create its folder; return the mode to keep (None for a new file)."""
     try:
@@ -195,11 +200,14 @@ def atomic_write(path: str | os.PathLike) -> Iterator[BinaryIO]:
     Through a symbolic link the link's target is replaced, and the link kept."""
     path = _target(path)
     keep_mode = _prepare(path)
-    fd = _open_anonymous(path.parent)
     tmp = None
-    if fd is None:
-        tmp = _temp_name(path)
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    try:
+        fd = _open_anonymous(path.parent)
+        if fd is None:
+            tmp = _temp_name(path)
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666)
+    except OSError as exc:  # name the file being written, not the hidden temporary
+        raise _cannot_write(exc, path) from None
     f = os.fdopen(fd, "w+b")
     try:
         with f:
@@ -220,7 +228,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     path = _target(path)
     keep_mode = _prepare(path)
     tmp = _temp_name(path)
-    os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+    try:
+        os.close(os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o666))
+    except OSError as exc:
+        raise _cannot_write(exc, path) from None
     try:
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)

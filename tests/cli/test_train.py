@@ -291,3 +291,18 @@ def test_rating_scale_declares_the_scale_and_refuses_ratings_outside_it(tmp_path
     assert_clean_error(run("train", "--ratings", r, "--model", "als", "--engine", "spark", "--rating-scale", "1,10",
                            "--out", tmp_path / "x.mfrec"), "--rating-scale")
     assert not (tmp_path / "x.mfrec").exists()
+
+
+def test_out_in_a_folder_that_refuses_files_is_found_before_training(work, tmp_path):
+    """As root os.access says yes to /sys; the model was written after every epoch, and failed."""
+    import os
+
+    if not os.path.isdir("/sys") or os.access("/sys", os.W_OK) is False:
+        pytest.skip("needs a /sys that os.access calls writable (root)")
+    try:
+        open("/sys/mfrec-probe", "wb").close()
+        pytest.skip("/sys takes files here")
+    except OSError:
+        pass
+    assert_clean_error(run("train", "--ratings", work / "small.csv", "--model", "baseline", "--out", "/sys/x.mfrec"),
+                       "--out /sys/x.mfrec: cannot write in /sys")

@@ -118,6 +118,14 @@ def check_output(path: Path, option: str = "--out", directory: bool = False, exa
         raise ValueError(f"{option} {path}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: no permission to write in {parent}")
+    if not directory and parent == path.parent:  # a real probe: root passes os.access on /sys, /proc
+        import tempfile
+
+        try:
+            with tempfile.TemporaryFile(dir=parent):
+                pass
+        except OSError as exc:
+            raise ValueError(f"{option} {path}: cannot write in {parent} ({exc.strerror or exc})") from None
     if suffixes and path.suffix.lower() not in suffixes:
         raise ValueError(f"{option} {path}: give a file name ending in {' or '.join(suffixes)} (the format follows "
                          f"the name), e.g. {path.with_suffix(suffixes[0]).name}")
