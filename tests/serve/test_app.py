@@ -311,6 +311,24 @@ def test_put_bad_input(client, path, body, status):
     assert client.app.state.service.store.stats()["events"] == 0
 
 
+def test_bodies_that_cannot_be_read_say_why(client):
+    """FastAPI answered these with "There was an error parsing the body" (or, for JSON sent as
+    text/plain, "Input should be a valid dictionary")."""
+    h = {"content-type": "application/json"}
+    cases = [
+        (b'{"ratings": {"\xff": 5}}', h, 400, "not UTF-8 (byte 14)"),
+        (b'{"n": ' + b"9" * 5000 + b"}", h, 400, "digits"),
+        (b'{"a": ' * 3000 + b"1" + b"}" * 3000, h, 400, "nested too deeply"),
+        (b'{"ratings": {"1": 5}}', {"content-type": "text/plain"}, 415, "Content-Type: application/json (got text/plain)"),
+        (b'{"ratings": {"1": 5}}', {}, 415, "got none"),
+    ]
+    for body, headers, status, words in cases:
+        assert_json_error(client.post("/recommendations", content=body, headers=headers), status, words)
+    ok = client.post("/recommendations", content=b'{"ratings": {"1": 5}}',
+                     headers={"content-type": "application/json; charset=utf-8"})
+    assert ok.status_code == 200, ok.text
+
+
 def test_put_nan_and_malformed(client):
     h = dict(AUTH, **{"content-type": "application/json"})
     assert_json_error(client.put("/users/a/ratings/1", content='{"rating": NaN}', headers=h), 422, "finite")

@@ -335,9 +335,9 @@ class LimitsAndMetrics:
                 if too_big:
                     await _send_json(send_wrapped, 413, f"request body too large (limit {self.max_body} bytes)")
                     return
-                dup = _duplicate_json_key(body)
-                if dup is not None:  # JSON parsers keep the last value of a repeated key, silently
-                    await _send_json(send_wrapped, 400, f"malformed JSON: the key {dup!r} appears twice in one object")
+                problem = _body_problem(body, dict(scope.get("headers", [])).get(b"content-type"))
+                if problem is not None:
+                    await _send_json(send_wrapped, *problem)
                     return
                 sent = False
 
@@ -356,17 +356,35 @@ class LimitsAndMetrics:
             self.metrics.observe(scope["method"], route, status_box[0], time.perf_counter() - t0)
 
 
-def _duplicate_json_key(body: bytes) -> str | None:
-    """The first key that appears twice in one object of a JSON body, or None (also for a body
-    that is not JSON: the endpoint's parser reports that)."""
-    if not body or b'"' not in body:
+def _body_problem(body: bytes, content_type: bytes | None) -> tuple[int, str] | None:
+    """(status, message) for a body the endpoints' parser would take wrong or explain badly, else
+    None: a body that is not sent as JSON (415; it was told "Input should be a valid
+    dictionary"), a key repeated in one object (400: parsers keep the last value silently), and
+    the reasons FastAPI's parser gives only as "There was an error parsing the body" (not UTF-8,
+    nested too deeply, a number of thousands of digits). Plain syntax errors are left to the
+    endpoint's parser, which names the position."""
+    if not body:
+        return None
+    kind = (content_type or b"").split(b";")[0].strip().lower()
+    if kind != b"application/json" and not kind.endswith(b"+json"):
+        shown = kind.decode("latin-1") or "none"
+        return 415, f"send the body as JSON with Content-Type: application/json (got {shown})"
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        return 400, f"malformed JSON: the body is not UTF-8 (byte {exc.start})"
+    if '"' not in text and "[" not in text:
         return None
     try:
-        loads_unique(body)
+        loads_unique(text)
     except DuplicateKeyError as exc:
-        return exc.key
-    except (ValueError, RecursionError):
+        return 400, f"malformed JSON: the key {exc.key!r} appears twice in one object"
+    except RecursionError:
+        return 400, "malformed JSON: nested too deeply"
+    except json.JSONDecodeError:
         return None
+    except ValueError as exc:  # e.g. an integer beyond Python's 4300-digit conversion limit
+        return 400, f"malformed JSON: {exc}"
     return None
 
 
