@@ -163,3 +163,9 @@ def test_explain_without_a_fold_in_is_refused_not_ignored(work, tmp_path, where)
     for value in ("2", "-1"):
         assert_clean_error(run("recommend", work / "m.mfrec", *args, "--explain", value), "explain")
     assert not (tmp_path / "r.csv").exists()
+
+
+def test_a_rate_with_an_empty_item_id_says_so(work):
+    """`--rate =5` was reported as the unknown item ''."""
+    for pair in ("=5", " =5"):
+        assert_clean_error(run("recommend", work / "m.mfrec", "--rate", pair), "the item id is empty")

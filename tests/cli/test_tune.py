@@ -64,3 +64,10 @@ def test_a_parameter_named_twice_is_refused():
         parse_space('{"factors": [1], "factors": [2]}')
     with pytest.raises(ValueError, match="--param epochs given twice"):
         parse_params(["epochs=2", "epochs=3"])
+
+
+def test_a_space_nested_too_deeply_names_space(tmp_path):
+    """A deeply nested --space gave Python's recursion message without naming the option."""
+    deep = '{"a":' * 3000 + "1" + "}" * 3000
+    assert_clean_error(run("tune", "--ratings", tmp_path / "none.csv", "--model", "biased-mf", "--space", deep,
+                           "--trials", "1"), "--space is nested too deeply")

@@ -379,9 +379,10 @@ def model_ids(id_map: Any, texts: list[str]) -> list[Any]:
 def parse_rates(model: Any, pairs: list[str]) -> dict[Any, float]:
     """``--rate ITEM=RATING`` pairs as {model item id: rating}; an item rated twice is an error."""
     split = [pair.partition("=") for pair in pairs]
-    for pair, (_, _, value) in zip(pairs, split):
-        if not value:
-            raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}")
+    for pair, (item, _, value) in zip(pairs, split):
+        if not value or not item.strip():
+            raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}"
+                             f"{' (the item id is empty)' if value and not item.strip() else ''}")
     keys = model_ids(model.item_map_, [item for item, _, _ in split])
     out: dict[Any, float] = {}
     for key, (item, _, value) in zip(keys, split):

@@ -26,6 +26,8 @@ def parse_space(space: str) -> dict[str, Any]:
         space_obj = loads_unique(space)
     except ValueError as exc:  # JSONDecodeError, or a parameter named twice (the last would win silently)
         raise ValueError(f"--space is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ValueError("--space is nested too deeply: give {\"parameter\": [values...]}") from None
     if not isinstance(space_obj, dict) or not space_obj:
         raise ValueError(f"--space must be a non-empty JSON object {{\"parameter\": [values...]}}, got {space!r}")
 
