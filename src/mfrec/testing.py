@@ -579,6 +579,26 @@ class ModelContract:
         self.fit(model, train)
         assert_same_fit(model, self._fresh(train, seed=3))
 
+    def test_a_failed_refit_keeps_the_fitted_model(self, split: tuple[Ratings, Ratings]) -> None:
+        """A refit that failed (diverged, a callback that raised) lost the model it had and left
+        new data attributes (n_train_, global_mean_) beside the old factors and history."""
+        train, val = split
+        model = self.make(seed=3, threads=1)
+        self.fit(model, train)
+        users, items = train.raw_users[:20], train.raw_items[:20]
+        before = (model.predict(users, items), len(model.history_), model.n_train_, model.global_mean_)
+
+        def boom(record: dict) -> None:
+            raise KeyboardInterrupt  # the user stops a refit
+        with pytest.raises(KeyboardInterrupt):
+            self.fit(model, val, callback=boom)
+        assert model.fitted_ and model.n_train_ == before[2] and model.global_mean_ == before[3]
+        np.testing.assert_array_equal(model.predict(users, items), before[0])
+        assert len(model.history_) == before[1]
+        with pytest.raises(TypeError, match="callback must be callable"):
+            self.fit(model, val, callback=5)
+        np.testing.assert_array_equal(model.predict(users, items), before[0])
+
     # ---------------------------------------------------------------- prediction
     def test_predict_shapes_and_finite_values(self, fitted: Any, split: tuple[Ratings, Ratings]) -> None:
         _, test = split
@@ -681,9 +701,11 @@ class ModelContract:
 
     # ---------------------------------------------------------------- kind-specific
     def test_rating_score_is_rmse(self, fitted: Any, split: tuple[Ratings, Ratings]) -> None:
-        if not self.rating:
-            pytest.skip("a ranking model has no RMSE")
         _, test = split
+        if not self.rating:  # a ranking model has no RMSE: refused (it returned a number)
+            with pytest.raises(ValueError, match="scores preferences, not ratings"):
+                fitted.score(test)
+            return
         assert fitted.score(test) == pytest.approx(rmse(fitted.predict_ratings(test), test.values), rel=1e-12)
         assert fitted.score(test.to_dataframe()) == pytest.approx(fitted.score(test), rel=1e-12)
         with pytest.raises(DataError):

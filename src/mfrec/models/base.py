@@ -361,12 +361,15 @@ class FactorModel(RecommenderMixin, Estimator):
         patience = getattr(self, "early_stopping", None)
         if patience is not None and validation is None:
             raise ValueError("early_stopping needs validation data: fit(train, validation=...)")
+        if callback is not None and not callable(callback):
+            raise TypeError(f"callback must be callable (called with each epoch's record), got {type(callback).__name__}")
         self.validate_params()
         if validation is not None:
             _check_held_out(train, validation, stopping=patience is not None)
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         n_epochs = int(getattr(self, self.epochs_param))
+        before = dict(self.__dict__)  # a fit that fails (diverges, a callback raises, Ctrl-C) keeps the model it had
         try:
             with kernel_threads(getattr(self, "threads", None)):
                 records, best = self._epochs(train, validation, callback, side, rng, dtype, n_epochs, patience)
@@ -374,9 +377,15 @@ class FactorModel(RecommenderMixin, Estimator):
             # a ridge system that is not positive definite, a division by zero, an overflow: the
             # parameters are too extreme for the data (regularization 0 with the exact solver, a
             # huge confidence weight or precision); say so instead of a traceback from a kernel
+            self.__dict__.clear()
+            self.__dict__.update(before)
             raise TrainingDivergedError(
                 f"{type(self).__name__} cannot train with these parameters ({type(exc).__name__}: {exc}); "
                 f"{self._diverged_hint}") from exc
+        except BaseException:
+            self.__dict__.clear()
+            self.__dict__.update(before)
+            raise
         self._set_history(records)
         self.best_epoch_ = best[2] if best[1] is not None else len(records)
         self.fitted_ = True
@@ -661,7 +670,13 @@ class FactorModel(RecommenderMixin, Estimator):
         return self.predict(ratings.raw_users, ratings.raw_items, clip=clip, return_unknown=return_unknown)
 
     def score(self, ratings: Ratings | pd.DataFrame) -> float:
-        """RMSE on ``ratings`` (Ratings or a user/item/rating DataFrame; lower is better)."""
+        """RMSE on ``ratings`` (Ratings or a user/item/rating DataFrame; lower is better). A
+        ranking model (ImplicitALS, BPR) scores preferences, not ratings: refused, as `evaluate`
+        refuses its RMSE."""
+        check_is_fitted(self)
+        if self.kind != "rating":
+            raise ValueError(f"{type(self).__name__} scores preferences, not ratings, so an RMSE would be "
+                             "meaningless: use ranking metrics (mfrec.evaluate(model, test, metrics=['ndcg@10']))")
         ratings = as_ratings(ratings, "ratings")
         if len(ratings) == 0:
             raise DataError("no ratings to score: the data is empty")
