@@ -93,6 +93,16 @@ def test_training_items_are_never_hits(data, bmf):
                                                                    index=recs.groupby("user").size().index)).all()
 
 
+def test_test_pairs_in_train_warn_too_and_per_user_needs_a_bool(data, bmf):
+    """evaluate(model, test, train=test) gave every ranking metric 0 without a word."""
+    _, _, test = data
+    with pytest.warns(UserWarning, match="pairs of train="):
+        res = evaluate(bmf, test, metrics=["ndcg@5"], train=test)
+    assert res["ndcg@5"] == 0.0
+    with pytest.raises(ValueError, match="per_user must be True or False"):
+        evaluate(bmf, test, metrics=["rmse"], per_user="no")
+
+
 def test_held_out_test_ratings_raise_no_warning(data, bmf):
     import warnings
 

@@ -154,3 +154,11 @@ def test_public_names_are_the_package_s():
     from mfrec.evaluation.scoring import rank_test_users  # the modules stay importable by path
 
     assert ev.rank_test_users is rank_test_users
+
+
+def test_metrics_given_as_a_generator_are_read_once(data):
+    """cross_validate(metrics=<generator>) said "no metrics asked for": the check used it up."""
+    ratings = data[0]
+    gen = (m for m in ["rmse"])
+    res = cross_validate(mfrec.BiasedMF(factors=2, epochs=1, threads=1), ratings, folds=2, metrics=gen)
+    assert set(res["mean"]) >= {"rmse"}

@@ -94,16 +94,20 @@ def _known_users(model: Any, raw_users: np.ndarray) -> np.ndarray:
     return (uidx >= 0) & (counts[np.maximum(uidx, 0)] > 0)
 
 
-def _warn_training_pairs(model: Any, test: Ratings) -> None:
-    """Warn when test pairs are the model's training pairs: their errors are in-sample, and the
-    rankings exclude training items, so those test items can never be hits."""
+def _warn_training_pairs(model: Any, test: Ratings, train: Ratings | pd.DataFrame | None) -> None:
+    """Warn when test pairs are the model's training pairs (or pairs of ``train=``): their errors
+    are in-sample, and the rankings exclude training items, so those test items are never hits."""
     shared = pairs_in(model.seen_, model.user_map_, model.item_map_, test)
+    what = "the model was trained on"
+    if not len(shared) and train is not None:
+        shared = as_ratings(train, "train").shared_pairs(test)
+        what = "of train= (left out of the rankings)"
     if len(shared):
         k = int(shared[0])
-        warnings.warn(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs the model was trained "
-                      f"on (the first: user {plain(test.raw_users[k])!r}, item {plain(test.raw_items[k])!r}): their "
-                      "errors are in-sample and, as training items are left out of the rankings, they are never "
-                      "hits; evaluate on held-out ratings", UserWarning, stacklevel=3)
+        warnings.warn(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs {what} (the first: "
+                      f"user {plain(test.raw_users[k])!r}, item {plain(test.raw_items[k])!r}): their errors are "
+                      "in-sample and, as training items are left out of the rankings, they are never hits; "
+                      "evaluate on held-out ratings", UserWarning, stacklevel=3)
 
 
 def _pair_keys(model: Any, users: Any, items: Any) -> np.ndarray:
@@ -218,8 +222,10 @@ def evaluate(
     (ImplicitALS).
     """
     names, rating_names, ranking_names, relevance_threshold = check_evaluation(model, metrics, relevance_threshold)
+    if not isinstance(per_user, (bool, np.bool_)):
+        raise ValueError(f"per_user must be True or False, got {per_user!r}")
     test = as_ratings(test, "test")
-    _warn_training_pairs(model, test)
+    _warn_training_pairs(model, test, train)
 
     values: dict[str, Any] = {}
     users = pd.unique(test.raw_users)  # distinct test users, first-seen order

@@ -75,6 +75,7 @@ def fit_and_score(
     ``fit(model, train, validation)`` (default ``model.fit(train, validation)``), e.g. one that
     draws a progress bar. Returns a :class:`FitScore`.
     """
+    metrics = _metric_list(metrics)
     check_evaluation(model, metrics, relevance_threshold, fitted=False)
     train = as_ratings(train, "train")
     test = as_ratings(test, "test")
@@ -93,6 +94,16 @@ def fit_and_score(
 
 
 # ---------------------------------------------------------------------------- cross-validation
+def _metric_list(metrics: Iterable[str] | str) -> list[str] | str:
+    """``metrics`` read once (a generator would be used up by the checks before the scoring)."""
+    if isinstance(metrics, str):
+        return metrics
+    try:
+        return list(metrics)
+    except TypeError:
+        raise TypeError(f"metrics must be a metric name or a list of names, got {type(metrics).__name__}") from None
+
+
 def _run_fold(fold: int, model: Any, train: Ratings, test: Ratings, metrics: list[str],
               evaluate_kwargs: dict[str, Any]) -> dict[str, Any]:
     """One fold's row: a fresh clone fitted on ``train`` and scored on ``test`` (module level:
@@ -142,6 +153,7 @@ def cross_validate(
     unknown = sorted(set(evaluate_kwargs) - {"relevance_threshold"})
     if unknown:
         raise TypeError(f"cross_validate got unexpected keyword argument(s) {unknown}")
+    metrics = _metric_list(metrics)
     check_evaluation(model, metrics, evaluate_kwargs.get("relevance_threshold", 4.0), fitted=False)
     params = model.get_params()
     if params.get("early_stopping") is not None:
