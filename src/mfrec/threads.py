@@ -32,10 +32,7 @@ def env_threads() -> int | None:
     env = os.environ.get("MFREC_THREADS", "").strip()
     if not env:
         return None
-    try:
-        value = int(env)
-    except ValueError:
-        value = 0
+    value = int(env) if env.isascii() and env.isdigit() else 0  # ASCII digits only ("\uff12" is no 2)
     if value < 1:
         raise ValueError(f"MFREC_THREADS must be an integer >= 1 (the thread count), got {env!r}")
     return value

@@ -475,3 +475,22 @@ def test_repeated_columns_and_bad_parquet_scale_name_the_problem(tmp_path):
         pq.write_table(table, tmp_path / "s.parquet")
         with pytest.raises(DataError, match="s.parquet.*bad mfrec.rating_scale"):
             Ratings.read_parquet(tmp_path / "s.parquet")
+
+
+def test_subset_refuses_a_reordered_bool_series_and_names_the_range() -> None:
+    r = Ratings.from_arrays([1, 2, 3, 4], [1, 1, 2, 2], [5.0, 4.0, 3.0, 2.0])
+    mask = pd.Series([True, False, False, False], index=[3, 2, 1, 0])
+    with pytest.raises(ValueError, match="index is not 0..n-1"):
+        r.subset(mask)
+    assert len(r.subset(mask.reset_index(drop=True))) == 1
+    assert r.subset([-1]).values.tolist() == [2.0]  # numpy's negative positions
+    with pytest.raises(IndexError, match=r"outside -4..3"):
+        r.subset([4])
+
+
+def test_synthetic_flags_must_be_bools() -> None:
+    from mfrec import synthetic
+
+    for name in ("timestamps", "return_truth"):
+        with pytest.raises(ValueError, match=f"{name} must be True or False"):
+            synthetic(10, 10, 20, **{name: "no"})

@@ -173,14 +173,22 @@ def test_holdout_users(data: Ratings) -> None:
 # ---------------------------------------------------------------------------- validation
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "0.2", None, True])
 def test_bad_fractions(data: Ratings, bad) -> None:
-    for call in (
-        lambda: random_split(data, test_size=bad),
-        lambda: user_split(data, test_size=bad),
-        lambda: temporal_split(data, test_size=bad),
-        lambda: holdout_users(data, fraction=bad),
-    ):
+    calls = [lambda: random_split(data, test_size=bad), lambda: holdout_users(data, fraction=bad)]
+    if bad is not None:  # the per-user splits take test_size=None as "the default, 0.2" (or n_test)
+        calls += [lambda: user_split(data, test_size=bad), lambda: temporal_split(data, test_size=bad)]
+    for call in calls:
         with pytest.raises(ValueError, match="between 0 and 1"):
             call()
+
+
+def test_test_size_and_n_test_together_and_flags_that_are_not_bools_are_refused(data: Ratings) -> None:
+    """user_split(test_size=0.2, n_test=1) used n_test silently; per_user="no" split per user."""
+    for split in (user_split, temporal_split):
+        with pytest.raises(ValueError, match="give test_size or n_test, not both"):
+            split(data, test_size=0.3, n_test=1)
+    assert len(user_split(data, seed=0)[1]) == len(user_split(data, test_size=0.2, seed=0)[1])
+    with pytest.raises(ValueError, match="per_user must be True or False, got 'no'"):
+        temporal_split(data, per_user="no")
 
 
 def test_bad_counts(data: Ratings) -> None:

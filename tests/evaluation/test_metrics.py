@@ -334,3 +334,10 @@ def test_cut_offs_beyond_any_list_and_absurd_ranks_are_errors_not_crashes():
     for bad in ([True, False], ["1", "2"]):
         with pytest.raises(ValueError, match="must be numbers"):
             rmse(bad, [1, 0])
+
+
+def test_metric_names_are_reported_canonically():
+    """"NDCG@ 05" was accepted and reported under that spelling (and beside "ndcg@5" twice)."""
+    from mfrec.evaluation.scoring import check_metrics
+
+    assert check_metrics(["NDCG@ 05", "ndcg@5", " RMSE "])[0] == ["ndcg@5", "rmse"]

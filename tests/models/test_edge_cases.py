@@ -16,7 +16,7 @@ def _tiny() -> Ratings:
     return Ratings.from_arrays(np.arange(60) % 12, np.arange(60) // 12, rng.integers(1, 6, 60))
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5"])
+@pytest.mark.parametrize("value", ["abc", "0", "-2", "1.5", "\uff12", "\u0662", "1_0"])  # ASCII digits only
 def test_bad_mfrec_threads_names_the_variable(monkeypatch, value):
     monkeypatch.setenv("MFREC_THREADS", value)
     with pytest.raises(ValueError, match="MFREC_THREADS"):

@@ -597,7 +597,13 @@ class Ratings:
     def subset(self, selection: Any) -> "Ratings":
         """The ratings at the given positions (index array or boolean mask), sharing the id maps.
         A position given twice is refused: a Ratings holds each (user, item) pair once (an int
-        0/1 array passed as a mask repeats positions 0 and 1; pass a bool array)."""
+        0/1 array passed as a mask repeats positions 0 and 1; pass a bool array). Positions count
+        from the end when negative, as in numpy. A bool Series is a mask by position, so its index
+        must be 0..n-1 (a reordered one would select other rows)."""
+        if isinstance(selection, pd.Series) and selection.dtype == bool and \
+                not selection.index.equals(pd.RangeIndex(len(selection))):
+            raise ValueError("a bool Series mask is applied by position, but its index is not 0..n-1; pass "
+                             "mask.to_numpy() if its order is the ratings' order, or realign it first")
         sel = np.asarray(selection)
         if sel.dtype == bool:
             if sel.ndim != 1 or len(sel) != len(self):
@@ -610,7 +616,7 @@ class Ratings:
                                  f"of shape {sel.shape}")
             n = len(self)
             if len(sel) and (sel.min() < -n or sel.max() >= n):
-                raise IndexError(f"a position is outside 0..{n - 1}")
+                raise IndexError(f"a position is outside {-n}..{n - 1} (negative ones count from the end)")
             pos = np.where(sel < 0, sel + n, sel)
             if len(np.unique(pos)) != len(pos):
                 mask_like = len(sel) == n and np.isin(sel, (0, 1)).all()

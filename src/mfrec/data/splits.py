@@ -13,6 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
+from mfrec._flags import check_flag
 from mfrec.data.ratings import Ratings
 
 Seed = int | np.random.Generator | None
@@ -122,20 +123,27 @@ def kfold(ratings: Ratings, k: int = 5, seed: Seed = 0) -> Iterator[tuple[Rating
     return (_pieces(ratings, fold == f) for f in range(k))
 
 
+def _sizes(test_size: float | None, n_test: int | None) -> tuple[float, int | None]:
+    """``test_size`` (default 0.2) or ``n_test``, checked; both given is an error (one would be
+    ignored, silently)."""
+    if n_test is not None:
+        if test_size is not None:
+            raise ValueError(f"give test_size or n_test, not both (got test_size={test_size!r}, n_test={n_test!r})")
+        return 0.2, _check_count(n_test, "n_test")
+    return _check_fraction(0.2 if test_size is None else test_size, "test_size"), None
+
+
 def user_split(
-    ratings: Ratings, test_size: float = 0.2, n_test: int | None = None, seed: Seed = 0
+    ratings: Ratings, test_size: float | None = None, n_test: int | None = None, seed: Seed = 0
 ) -> tuple[Ratings, Ratings]:
     """Per-user holdout: (train, test) with a random part of every user's ratings in test.
 
-    Each user gives ``round(test_size * count)`` ratings (or ``n_test`` when given, which then
-    overrides ``test_size``) to test, but always keeps at least one for training: a user with a
-    single rating stays entirely in train.
+    Each user gives ``round(test_size * count)`` ratings (``test_size`` default 0.2), or
+    ``n_test`` ratings (not both), to test, but always keeps at least one for training: a user
+    with a single rating stays entirely in train.
     """
     _check_ratings(ratings)
-    if n_test is not None:
-        n_test = _check_count(n_test, "n_test")
-    else:
-        test_size = _check_fraction(test_size, "test_size")
+    test_size, n_test = _sizes(test_size, n_test)
     rng = as_rng(seed)
     u = ratings.user_indices
     rank, counts = _rank_within_user(u, rng.permutation(len(u)), ratings.n_users)
@@ -144,26 +152,24 @@ def user_split(
 
 
 def temporal_split(
-    ratings: Ratings, test_size: float = 0.2, per_user: bool = False, n_test: int | None = None
+    ratings: Ratings, test_size: float | None = None, per_user: bool = False, n_test: int | None = None
 ) -> tuple[Ratings, Ratings]:
     """(train, test) by time: the latest ratings go to test.
 
     Globally (default) the latest ``test_size`` fraction of all ratings is the test set, so every
     training rating is no later than every test rating. With ``per_user=True`` each user's latest
-    ``test_size`` fraction (or latest ``n_test`` ratings) goes to test, keeping at least one
+    ``test_size`` fraction (default 0.2; or latest ``n_test`` ratings, not both) goes to test, keeping at least one
     training rating per user. Ties in time are broken by row order.
     """
     _check_ratings(ratings)
+    per_user = check_flag("per_user", per_user)
     t = ratings.timestamps
     if t is None:
         raise ValueError(
             "temporal_split needs timestamps, but these ratings have none "
             "(read them with a timestamp column, or use random_split/user_split)"
         )
-    if n_test is not None:
-        n_test = _check_count(n_test, "n_test")
-    else:
-        test_size = _check_fraction(test_size, "test_size")
+    test_size, n_test = _sizes(test_size, n_test)
     n = len(ratings)
     order = np.argsort(t, kind="stable")  # ties keep row order
     if per_user:

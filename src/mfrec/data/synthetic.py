@@ -12,6 +12,7 @@ from typing import Any, Literal, overload
 
 import numpy as np
 
+from mfrec._flags import check_flag
 from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings
 from mfrec.data.splits import as_rng
@@ -267,6 +268,8 @@ def synthetic(
     noise = _check_real(noise, "noise")
     ua = _check_real(user_activity_exponent, "user_activity_exponent")
     ia = _check_real(item_popularity_exponent, "item_popularity_exponent")
+    timestamps = check_flag("timestamps", timestamps)
+    return_truth = check_flag("return_truth", return_truth)
     if 2 * n_ratings > n_users * n_items:
         raise ValueError(
             f"n_ratings={n_ratings} is more than half of the {n_users} x {n_items} = "

@@ -20,6 +20,7 @@ from typing import Any, Iterable
 import numpy as np
 import pandas as pd
 
+from mfrec._flags import check_flag
 from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings, as_ratings, pairs_in
 from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
@@ -48,14 +49,17 @@ def _check_threshold(value: Any) -> float:
 
 def check_metrics(metrics: Iterable[str] | str) -> tuple[list[str], list[str], list[str]]:
     """Validate metric names before any data is read or model trained: ``(all names without
-    repeats, the rating metric names, the ranking metric names)``; ValueError naming an unknown
+    repeats, canonically spelled (lower case, no spaces, no leading zeros: the keys results are
+    reported under), the rating metric names, the ranking metric names)``; ValueError naming an unknown
     one, TypeError for something that is not a name or a list of names."""
     if isinstance(metrics, str):
         metrics = [metrics]
     if metrics is None or not hasattr(metrics, "__iter__"):
         raise TypeError(f"metrics must be a metric name or a list of them, e.g. ('rmse', 'ndcg@10'), not {metrics!r}")
     names: list[str] = []
-    for name in metrics:
+    for given in metrics:
+        base, k = parse_metric(given)
+        name = base if k is None else f"{base}@{k}"  # reported as spelled canonically ("NDCG@ 05" -> "ndcg@5")
         if name not in names:
             names.append(name)
     if not names:
@@ -222,8 +226,7 @@ def evaluate(
     (ImplicitALS).
     """
     names, rating_names, ranking_names, relevance_threshold = check_evaluation(model, metrics, relevance_threshold)
-    if not isinstance(per_user, (bool, np.bool_)):
-        raise ValueError(f"per_user must be True or False, got {per_user!r}")
+    per_user = check_flag("per_user", per_user)
     test = as_ratings(test, "test")
     _warn_training_pairs(model, test, train)
 

@@ -22,6 +22,7 @@ import pandas as pd
 import scipy.linalg as sla
 import scipy.sparse as sp
 
+from mfrec._flags import check_flag
 from mfrec.data.idmap import plain
 from mfrec.errors import DataError, FoldInError
 from mfrec.kernels.predict import score_items
@@ -169,8 +170,7 @@ def check_request(n: Any = 1, item_bias_weight: Any = 1.0, explain: Any = 0, **f
     finite number, ``explain`` an integer >= 0, each of ``flags`` (``exclude_seen=...``) a real
     bool (a string such as ``"no"`` would be truthy)."""
     for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise ValueError(f"{name} must be True or False, got {value!r}")
+        check_flag(name, value)
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise ValueError(f"n must be an integer >= 1, got {n!r}")
     if isinstance(item_bias_weight, (bool, np.bool_)) or not isinstance(item_bias_weight, numbers.Real) \
