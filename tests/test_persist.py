@@ -753,3 +753,17 @@ def test_finite_but_huge_means_are_refused(saved, key):
     """global_mean=1e300 loaded and every prediction was silently the top of the scale."""
     _craft(saved, edit=lambda m: m.update({key: 1e300}))
     _refused(saved, f"{key}.*beyond")
+
+
+def test_paths_of_the_wrong_type_and_names_of_other_formats_are_refused(tmp_path, saved):
+    """bytes or a file object gave pathlib's TypeError; save('x.csv') worked where the CLI refuses it."""
+    with pytest.raises(TypeError, match="str or os.PathLike, got bytes .*decode"):
+        mfrec.load_model(os.fsencode(saved))
+    with open(saved, "rb") as fh, pytest.raises(TypeError, match="str or os.PathLike, got BufferedReader"):
+        mfrec.load_model(fh)
+    model = mfrec.load_model(saved)
+    for name in ("x.csv", "u.data", "m.JSON"):
+        with pytest.raises(ValueError, match="a model file is not a"):
+            model.save(tmp_path / name)
+        assert not (tmp_path / name).exists()
+    assert mfrec.load_model(model.save(tmp_path / "x.bin")).n_train_ == model.n_train_

@@ -322,6 +322,29 @@ def _file_arrays(state: ModelState) -> tuple[dict[str, np.ndarray], list[str] | 
     return arrays, item_table
 
 
+#: file names that say another format: a model written there would pass for data (``u.data``,
+#: ``r.csv``); refused by `save_model` and by the CLI's ``--out``
+NOT_MODEL_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".dat", ".data", ".txt", ".json", ".png", ".pkl",
+                      ".pickle", ".py", ".html")
+
+
+def _as_path(path: Any) -> Path:
+    """A model file's path: a str or os.PathLike (a TypeError saying so for bytes, file objects ...)."""
+    if isinstance(path, str) or (isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)):
+        return Path(path)
+    raise TypeError(f"a model file path must be a str or os.PathLike, got {type(path).__name__}"
+                    + (" (decode it: path.decode())" if isinstance(path, bytes) else ""))
+
+
+def check_model_path(path: Any) -> Path:
+    """``path`` as a Path a model file may be written to: not a name of another format."""
+    path = _as_path(path)
+    if path.suffix.lower() in NOT_MODEL_SUFFIXES:
+        raise ValueError(f"{path}: a model file is not a {path.suffix} file; give a name such as "
+                         f"{path.with_suffix('.mfrec').name}")
+    return path
+
+
 def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> Path:
     """Write a fitted model to ``path`` (atomically and durably). Returns the path.
 
@@ -329,6 +352,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
     :func:`load_model`), so a file that could not be loaded back is never written."""
     from mfrec import __version__
 
+    path = check_model_path(path)
     state = model.get_state()  # NotFittedError before anything is written
     cls = type(model)
     model.validate_params()  # set since the fit (set_params, attributes): load_model would refuse them
@@ -590,7 +614,7 @@ def _new_model(cls: type, params: dict, path: Path) -> Any:
 def load_model(path: str | Path) -> Any:
     """Read a model written by :func:`save_model` (or ``model.save``); see the module docstring
     for what is checked. Raises FileNotFoundError or :class:`ModelFileError`."""
-    path = Path(path)
+    path = _as_path(path)
     fileobj = _open_regular(path)
     with fileobj:
         archive_size = os.fstat(fileobj.fileno()).st_size

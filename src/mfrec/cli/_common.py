@@ -129,9 +129,13 @@ def check_output(path: Path, option: str = "--out", directory: bool = False, exa
     if suffixes and path.suffix.lower() not in suffixes:
         raise ValueError(f"{option} {path}: give a file name ending in {' or '.join(suffixes)} (the format follows "
                          f"the name), e.g. {path.with_suffix(suffixes[0]).name}")
-    if not suffixes and example.endswith(".mfrec") and path.suffix.lower() in NOT_MODEL_SUFFIXES:
-        raise ValueError(f"{option} {path}: a model file is not a {path.suffix} file; give a name such as "
-                         f"{path.with_suffix('.mfrec').name}")
+    if not suffixes and example.endswith(".mfrec"):
+        from mfrec.persist import check_model_path
+
+        try:
+            check_model_path(path)
+        except ValueError as exc:
+            raise ValueError(f"{option} {exc}") from None
 
 
 def check_input(path: Path, option: str, what: str) -> None:
@@ -147,9 +151,6 @@ def is_parquet(path: Path) -> bool:
 
 #: the table files the commands write
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
-#: names that say another format: a model written there would pass for data (``u.data``, ``r.csv``)
-NOT_MODEL_SUFFIXES = TABLE_SUFFIXES + (".tsv", ".dat", ".data", ".txt", ".json", ".png", ".pkl", ".pickle",
-                                       ".py", ".html")
 
 
 def write_table(df: "pd.DataFrame", out: Path) -> None:
