@@ -255,3 +255,10 @@ def test_trials_keep_the_tuned_epochs_beside_the_epochs_run(ratings):
 def test_a_numpy_validation_fraction_is_a_fraction(ratings):
     res = tune(mfrec.Baseline, ratings, {"iterations": [1, 2]}, validation=np.float32(0.25), method="grid", seed=0)
     assert len(res.trials) == 2
+
+
+@pytest.mark.parametrize("spec", [{2, 4}, {"a": 1}, range(2, 5), np.array([2, 4]), (x for x in [2, 4])])
+def test_containers_that_are_not_lists_are_refused_as_dimensions(ratings, spec):
+    """A set was refused as "factors must be an integer" (it was taken as one fixed value)."""
+    with pytest.raises(ValueError, match="is no search dimension; use a list"):
+        tune(mfrec.BiasedMF, ratings, {"factors": spec}, trials=1, fixed=FAST)

@@ -22,7 +22,7 @@ import numbers
 import time
 import warnings
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 import pandas as pd
@@ -110,6 +110,9 @@ def _parse_space(space: Mapping[str, Any]) -> list[_Dim]:
                 raise ValueError(f"space[{name!r}]: a log-uniform range needs low > 0, got {low!r}")
             dims.append(_Dim(name, "log" if log else "uniform", low=low, high=high,
                              integer=_is_int(low) and _is_int(high)))
+        elif isinstance(spec, (set, frozenset, dict, range, np.ndarray)) or isinstance(spec, Iterator):
+            raise ValueError(f"space[{name!r}] = {spec!r}: a {type(spec).__name__} is no search dimension; use a "
+                             "list for a set of choices, (low, high) or ('log', low, high) for a range")
         else:
             dims.append(_Dim(name, "fixed", values=(plain(spec),)))
     return dims
