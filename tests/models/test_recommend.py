@@ -863,3 +863,23 @@ def test_item_bias_weight_must_keep_float32_scores_finite(bmf):
         with pytest.raises(ValueError, match="item_bias_weight must be within"):
             bmf.recommend(user, n=3, item_bias_weight=w)
     assert len(bmf.recommend(user, n=3, item_bias_weight=1e6)) == 3
+
+
+def test_odd_requests_found_by_outside_testing_are_refused():
+    """recommend_many([u, u]) returned u's list twice; a recommend_new DataFrame holding two users'
+    rows was folded in as one guest; validation ratings of another scale gave an RMSE of 96."""
+    import mfrec
+    from mfrec.errors import DataError
+
+    r = mfrec.synthetic(60, 40, 600, seed=0)
+    m = mfrec.BiasedMF(factors=3, epochs=2, threads=1).fit(r)
+    u = r.raw_users[0]
+    with pytest.raises(ValueError, match="more than once"):
+        m.recommend_many([u, u], n=2)
+    two = pd.DataFrame({"item": r.raw_items[:2], "rating": [5.0, 1.0], "user": [1, 2]})
+    with pytest.raises(DataError, match="holds 2 users"):
+        m.recommend_new(two)
+    assert len(m.recommend_new(two.assign(user=7), n=3)) == 3  # one user's rows: fine
+    far = mfrec.Ratings.from_arrays([r.raw_users[0]], [r.raw_items[5]], [100.0])
+    with pytest.raises(DataError, match="outside the training ratings' scale"):
+        mfrec.BiasedMF(factors=3, epochs=2).fit(r, validation=far)

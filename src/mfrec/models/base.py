@@ -366,6 +366,12 @@ class FactorModel(RecommenderMixin, Estimator):
         self.validate_params()
         if validation is not None:
             _check_held_out(train, validation, stopping=patience is not None)
+            scale = train.rating_scale
+            if scale is not None and len(validation) and (validation.values.min() < scale[0]
+                                                          or validation.values.max() > scale[1]):
+                raise DataError(f"validation ratings span [{validation.values.min():g}, {validation.values.max():g}], "
+                                f"outside the training ratings' scale [{scale[0]:g}, {scale[1]:g}]: another scale's "
+                                "ratings would give a meaningless validation RMSE")
         dtype = np.dtype(getattr(self, "dtype", "float32"))
         rng = np.random.default_rng(getattr(self, "seed", 0))
         n_epochs = int(getattr(self, self.epochs_param))

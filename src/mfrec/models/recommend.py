@@ -60,6 +60,9 @@ def parse_new_ratings(ratings: Mapping[Any, float] | pd.DataFrame | pd.Series | 
         missing = [c for c in ("item", "rating") if c not in ratings.columns]
         if missing:
             raise DataError(f"new-user ratings need columns 'item' and 'rating'; missing {missing}")
+        if "user" in ratings.columns and ratings["user"].nunique(dropna=False) > 1:  # one new user's ratings
+            raise DataError(f"new-user ratings are one user's, but the 'user' column holds "
+                            f"{ratings['user'].nunique(dropna=False)} users; pass each user's rows on their own")
         items, values = ratings["item"].to_numpy(), ratings["rating"].to_numpy()
     elif isinstance(ratings, pd.Series):
         items, values = ratings.index.to_numpy(), ratings.to_numpy()
@@ -362,6 +365,11 @@ class RecommenderMixin:
                 bad = [plain(x) for x in raw[uidx < 0]]
                 raise KeyError(f"unknown user(s) {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all); "
                                "use recommend_new() for new users")
+            _, first, counts = np.unique(uidx, return_index=True, return_counts=True)
+            if (counts > 1).any():  # ("1" and 1 name one user too): the list would come back twice
+                k = int(first[np.flatnonzero(counts > 1)[0]])
+                raise ValueError(f"users names user {plain(raw[k])!r} more than once; each user's list is "
+                                 "returned once (pass distinct users)")
         cand_mask, unknown = self._candidate_mask(items, filter)
         cand = np.flatnonzero(cand_mask)
         col_of = np.full(len(self.item_map_), -1, dtype=np.int64)
