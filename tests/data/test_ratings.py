@@ -494,3 +494,16 @@ def test_synthetic_flags_must_be_bools() -> None:
     for name in ("timestamps", "return_truth"):
         with pytest.raises(ValueError, match=f"{name} must be True or False"):
             synthetic(10, 10, 20, **{name: "no"})
+
+
+def test_bool_ratings_text_scales_and_fractional_timestamps_are_not_coerced_silently() -> None:
+    """Bool ratings became 1.0/0.0, ("1", "5") was a scale, and timestamp 1.5 became 1, all silently."""
+    with raises_data_error("ratings are booleans"):
+        Ratings.from_arrays([1, 2], [1, 2], np.array([True, False]))
+    with raises_data_error("ratings are booleans"):
+        Ratings.from_dataframe(pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": pd.Series([True, False], dtype=object)}))
+    with pytest.raises(ValueError, match="rating_scale must be a"):
+        Ratings.from_arrays([1, 2], [1, 2], [1.0, 2.0], rating_scale=("1", "5"))
+    with pytest.warns(UserWarning, match=r"1 timestamp\(s\) had fractions of a second, dropped .* 1.5 at position 1"):
+        r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 2.0], timestamps=[1, 1.5])
+    assert r.timestamps.tolist() == [1, 1]

@@ -38,6 +38,8 @@ def _check_scale(scale: Any) -> tuple[float, float] | None:
     if scale is None:
         return None
     try:
+        if isinstance(scale, (str, bytes)) or any(isinstance(x, (str, bytes, bool, np.bool_)) for x in scale):
+            raise TypeError  # "1", "5" (or True) read as numbers
         lo, hi = (float(x) for x in scale)
     except (TypeError, ValueError):
         raise ValueError(f"rating_scale must be a (low, high) pair of numbers, not {scale!r}") from None
@@ -96,7 +98,11 @@ def _rating_values(r_in: np.ndarray, fail, rcol: str) -> np.ndarray:
     """Ratings as float64, refusing non-numbers, NaN/inf and values that do not fit float32."""
     if r_in.dtype.kind == "c":
         raise fail("ratings are complex numbers; ratings must be real", 0, rcol)
-    if r_in.dtype.kind in "fiub":
+    if r_in.dtype.kind == "b" or (r_in.dtype == object and len(r_in) and pd.api.types.infer_dtype(
+            r_in, skipna=True) == "boolean"):  # True -> 1.0 would pass silently; refused as for timestamps
+        raise fail("ratings are booleans, not numbers (pass them as numbers, e.g. astype(int), if 1/0 is meant)",
+                   0, rcol)
+    if r_in.dtype.kind in "fiu":
         r = r_in.astype(np.float64, copy=False)
     else:
         r = _to_float64(r_in)
@@ -125,7 +131,7 @@ def _rating_values(r_in: np.ndarray, fail, rcol: str) -> np.ndarray:
 def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
     """Timestamps as int64 seconds since the epoch.
 
-    Numbers are taken as seconds (fractions are floored); datetime64 values (any unit, pandas
+    Numbers are taken as seconds (fractions are floored, with a warning); datetime64 values (any unit, pandas
     datetime columns, Parquet ``timestamp[s|ms|us|ns]``) are converted to seconds; timezone-aware
     datetimes are converted to UTC. Missing, non-numeric or out-of-int64 values are errors.
     """
@@ -172,7 +178,13 @@ def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
         pos = int(np.flatnonzero(bad)[0])
         shown = "missing" if pd.isna(t_in[pos]) else f"{plain(t_in[pos])!r} is not a number"
         raise fail(f"timestamp {shown}", pos, tcol)
-    t = np.floor(t)
+    whole = np.floor(t)
+    cut = whole != t
+    if cut.any():  # seconds are whole: say so rather than drop the fractions silently
+        pos = int(np.flatnonzero(cut)[0])
+        warnings.warn(f"{int(cut.sum())} timestamp(s) had fractions of a second, dropped (timestamps are whole "
+                      f"seconds; the first: {plain(t_in[pos])!r} at position {pos})", UserWarning, stacklevel=4)
+    t = whole
     big = (t >= 2.0**63) | (t < -(2.0**63))
     if big.any():
         pos = int(np.flatnonzero(big)[0])
