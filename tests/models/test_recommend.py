@@ -883,3 +883,28 @@ def test_odd_requests_found_by_outside_testing_are_refused():
     far = mfrec.Ratings.from_arrays([r.raw_users[0]], [r.raw_items[5]], [100.0])
     with pytest.raises(DataError, match="outside the training ratings' scale"):
         mfrec.BiasedMF(factors=3, epochs=2).fit(r, validation=far)
+
+
+def test_attach_items_checks_the_table_and_reads_ids_by_the_lookup_rule():
+    """A duplicated id failed inside pandas, a Series or None leaked an AttributeError, a table
+    indexed by "51" on an int-id model dropped every title, and a partial table said nothing."""
+    from mfrec.errors import DataError
+
+    r = mfrec.synthetic(60, 40, 600, seed=0)
+    m = BiasedMF(factors=3, epochs=2, threads=1).fit(r)
+    ids = m.item_map_.ids
+    items = pd.DataFrame({"title": [f"t{i}" for i in ids], "genres": [["a"]] * len(ids)}, index=ids)
+    for bad in (items["title"], None):
+        with pytest.raises(TypeError, match="must be a DataFrame"):
+            m.attach_items(bad)
+    with pytest.raises(DataError, match=f"two rows for item {ids[0]}"):
+        m.attach_items(pd.concat([items, items.iloc[:1]]))
+    with pytest.raises(DataError, match="none of the item table's"):
+        m.attach_items(items.set_axis([f"x{i}" for i in ids]))
+    with pytest.raises(DataError, match="none of the columns title, genres, year"):
+        m.attach_items(items.rename(columns={"title": "name", "genres": "tags"}))
+    text = m.attach_items(items.set_axis([str(i) for i in ids])).item_info_
+    assert text["title"].tolist() == items["title"].tolist()  # "51" is item 51
+    with pytest.warns(UserWarning, match=f"{len(ids) - 10} of the model's {len(ids)} items have no row"):
+        m.attach_items(items.iloc[:10])
+    assert m.item_info_["title"].notna().sum() == 10

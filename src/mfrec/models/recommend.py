@@ -232,9 +232,29 @@ class RecommenderMixin:
         aligned to the new items. (``fitted=False``: the refit's own call, before the arrays.)"""
         if fitted:
             self._require_fitted()
+        if not isinstance(items, pd.DataFrame):
+            raise TypeError(f"items must be a DataFrame indexed by item id (columns title, genres, year), "
+                            f"got {type(items).__name__}")
         keep = [c for c in ("title", "genres", "year") if c in items.columns]
-        info = items.reindex(pd.Index(self.item_map_.ids))[keep]
-        info.index.name = "item"
+        if not keep:
+            raise DataError(f"the item table has none of the columns title, genres, year (it has "
+                            f"{[str(c) for c in items.columns][:8]})")
+        # ids read by the lookup rule everything else uses ("51" finds item 51 of an int-id model)
+        pos = self.item_map_.lookup(items.index.to_numpy())
+        found = pos >= 0
+        if len(items) and not found.any():
+            raise DataError(f"none of the item table's {len(items)} ids is an item of the model (the table has "
+                            f"{plain(items.index[0])!r} ..., the model {plain(self.item_map_.ids[0])!r} ...)")
+        dup = pd.Series(pos[found]).duplicated()
+        if dup.any():
+            k = int(np.flatnonzero(found)[np.flatnonzero(dup.to_numpy())[0]])
+            raise DataError(f"the item table has two rows for item {plain(items.index[k])!r}; keep one per item")
+        info = items[keep].iloc[np.flatnonzero(found)].set_axis(pd.Index(self.item_map_.ids[pos[found]]), axis=0)
+        info = info.reindex(pd.Index(self.item_map_.ids, name="item"))
+        missing = len(self.item_map_) - int(found.sum())
+        if fitted and missing:
+            warnings.warn(f"{missing} of the model's {len(self.item_map_)} items have no row in the item table "
+                          "(they show no title)", UserWarning, stacklevel=2)
         self.item_info_ = info
         return self
 
