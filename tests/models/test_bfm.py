@@ -305,3 +305,29 @@ def test_cli_evaluate_and_tune(tmp_path):
     result = mfrec.tune(BayesianFM, fit_part, {"factors": [2, 3], "iterations": [6], "burn_in": [2]},
                         trials=None, method="grid", validation=0.2)
     assert result.best_params["factors"] in (2, 3)
+
+
+def test_attribute_tables_get_the_checks_cmf_makes():
+    """BayesianFM fitted silently on tables indexed by 0.5, by tuples, with no rows or no training
+    id; a column MultiIndex was dropped (CMF too) with a warning that its columns were unseen."""
+    import warnings
+
+    import mfrec
+    from mfrec.errors import DataError
+
+    r = mfrec.synthetic(60, 40, 600, seed=0)
+    users = pd.DataFrame({"age": np.arange(60) % 50 + 18.0}, index=np.arange(60))
+    fast = dict(factors=2, iterations=3, burn_in=1, seed=0, threads=1)
+    for table, match in ((users.set_axis(np.arange(60) + 0.5), "indexed by 0.5"), (users.iloc[:0], "no rows"),
+                         (pd.concat([users, users.iloc[:1]]), "more than once")):
+        with pytest.raises(DataError, match=match):
+            mfrec.BayesianFM(**fast).fit(r, user_attributes=table)
+    with pytest.warns(UserWarning, match="none of the 60 rows of user_attributes is a training user"):
+        mfrec.BayesianFM(**fast).fit(r, user_attributes=users.set_axis(np.arange(5000, 5060)))
+    tuples = users.assign(g="x").set_axis(pd.MultiIndex.from_tuples([("a", "age"), ("a", "g")]), axis=1)
+    for cls, extra in ((mfrec.BayesianFM, fast), (mfrec.CMF, dict(factors=2, iterations=2, seed=0, threads=1))):
+        with pytest.raises(DataError, match="flatten the column MultiIndex"):
+            cls(**extra).fit(r, user_attributes=tuples)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mfrec.BayesianFM(**fast).fit(r, user_attributes=users.set_axis([str(i) for i in range(60)]))  # "12" is 12

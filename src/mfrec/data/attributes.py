@@ -122,6 +122,12 @@ class AttributeEncoder:
             raise DataError(f"kinds name column(s) {unknown} that the attribute table does not have")
         if not table.columns.is_unique:
             raise DataError("attribute table has duplicate column names")
+        for name in table.columns:  # names are stored as JSON and matched again by transform
+            if _json_scalar(name) != plain(name) or isinstance(plain(name), bool):
+                hint = " (flatten the column MultiIndex, e.g. df.columns = ['_'.join(map(str, c)) for c in " \
+                       "df.columns])" if isinstance(table.columns, pd.MultiIndex) else ""
+                raise DataError(f"attribute column name {plain(name)!r} ({type(name).__name__}) is not text or a "
+                                f"number{hint}")
         columns = []
         for name in table.columns:
             s = table[name]
@@ -361,3 +367,29 @@ class AttributeEncoder:
             return f"AttributeEncoder(kinds={self.kinds!r}, min_count={self.min_count})"
         parts = ", ".join(f"{s['name']}:{s['kind']}" for s in self.columns_)
         return f"AttributeEncoder({parts}; {self.n_features_} features)"
+
+
+def check_attribute_table(table: Any, id_map: Any, what: str) -> np.ndarray:
+    """The ids of a side-information table (`CMF`, `BayesianFM`), in ``id_map``'s id type
+    (``"12"`` -> 12 for an int-id model, as every lookup reads ids): ``table`` is a non-empty
+    DataFrame indexed by ``what`` id, each id once and of the model's id type. A table none of
+    whose ids is a training id warns (it changes nothing for the training users)."""
+    if not isinstance(table, pd.DataFrame):
+        raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, got {type(table).__name__}")
+    ids = id_map.conform(table.index)
+    if pd.isna(pd.Series(ids, dtype=object)).any():
+        raise DataError(f"{what}_attributes has a missing {what} id in its index")
+    if not pd.Index(ids).is_unique:
+        dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
+        raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
+    if len(table) == 0:
+        raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
+    odd = id_map.foreign(ids)  # every row's id must have the model's id type
+    if odd:
+        raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "
+                        f"training {what} ids are {'integers' if id_map.ids.dtype.kind == 'i' else 'text'}: "
+                        f"index it by {what} id")
+    if not (id_map.lookup(ids) >= 0).any():
+        warnings.warn(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
+                      f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start", stacklevel=4)
+    return ids

@@ -11,9 +11,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from mfrec.data.attributes import AttributeEncoder
+from mfrec.data.attributes import AttributeEncoder, check_attribute_table
 from mfrec.data.ratings import Ratings
-from mfrec.errors import DataError
 from mfrec.kernels import fm as K
 from mfrec.models.base import FactorModel, Trainer
 from mfrec.models.params import Integral, Interval
@@ -144,12 +143,9 @@ class BayesianFM(PosteriorDraws, FactorModel):
     def _attribute_block(self, table: Any, id_map: Any, rated: np.ndarray, what: str) -> sp.csr_matrix | None:
         if table is None:
             return None
-        if not isinstance(table, pd.DataFrame):
-            raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, got {type(table).__name__}")
-        if not table.index.is_unique:
-            raise DataError(f"{what}_attributes lists a {what} more than once")
+        ids = check_attribute_table(table, id_map, what)  # the checks CMF makes, in one place
         values, observed = AttributeEncoder().fit_transform(table)
-        rows = id_map.lookup(table.index.to_numpy())
+        rows = id_map.lookup(ids)
         keep = rows >= 0
         X = np.zeros((len(id_map), values.shape[1]))
         X[rows[keep]] = np.where(observed[keep], values[keep], 0.0)

@@ -37,8 +37,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as sla
 
-from mfrec.data.attributes import AttributeEncoder
-from mfrec.data.idmap import plain
+from mfrec.data.attributes import AttributeEncoder, check_attribute_table
 from mfrec.data.ratings import Ratings
 from mfrec.errors import DataError
 from mfrec.kernels.cmf import attribute_factor_step, cmf_half_step
@@ -221,26 +220,7 @@ class CMF(FactorModel):
         if table is None:
             n = len(id_map)
             return id_map, None, np.zeros((n, 0)), np.zeros((n, 0), dtype=bool)
-        if not isinstance(table, pd.DataFrame):
-            raise TypeError(f"{what}_attributes must be a DataFrame indexed by raw {what} id, "
-                            f"got {type(table).__name__}")
-        ids = id_map.conform(table.index)  # str ids of an int-id model ("12" -> 12), as lookup reads them
-        if pd.isna(pd.Series(ids, dtype=object)).any():
-            raise DataError(f"{what}_attributes has a missing {what} id in its index")
-        if not pd.Index(ids).is_unique:
-            dup = pd.Index(ids)[pd.Index(ids).duplicated()][0]
-            raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
-        if len(table) == 0:
-            raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
-        odd = id_map.foreign(ids)  # every row's id must have the model's id type
-        if odd:
-            raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "
-                            f"training {what} ids are {'integers' if id_map.ids.dtype.kind == 'i' else 'text'}: "
-                            f"index it by {what} id")
-        known = id_map.lookup(ids) >= 0
-        if not known.any():
-            warnings.warn(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
-                          f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start", stacklevel=4)
+        ids = check_attribute_table(table, id_map, what)
         encoder = AttributeEncoder() if encoder is None else encoder
         if encoder.columns_ is None:
             encoder.fit(table)
