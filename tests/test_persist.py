@@ -767,3 +767,23 @@ def test_paths_of_the_wrong_type_and_names_of_other_formats_are_refused(tmp_path
             model.save(tmp_path / name)
         assert not (tmp_path / name).exists()
     assert mfrec.load_model(model.save(tmp_path / "x.bin")).n_train_ == model.n_train_
+
+
+@pytest.mark.parametrize("edit, match", [
+    (lambda m: m.update(format_version=True), "format version True"),
+    (lambda m: m.update(metrics={"rmse": "x"}), "metric name -> number"),
+    (lambda m: m.update(metrics={"a": [1, 2]}), "metric name -> number"),
+    (lambda m: m.update(best_epoch=99), "beyond the 3 epochs"),
+    (lambda m: m.update(extra=1), r"unknown key\(s\) \['extra'\]"),
+])
+def test_manifest_values_that_passed_the_checks_are_refused(saved, edit, match):
+    _with_manifest(saved, edit)
+    with pytest.raises(ModelFileError, match=match):
+        mfrec.load_model(saved)
+
+
+def test_save_refuses_metrics_that_are_not_numbers(tmp_path, saved):
+    model = mfrec.load_model(saved)
+    with pytest.raises(ValueError, match="metrics must map names to finite numbers"):
+        model.save(tmp_path / "m2.mfrec", metrics={"note": "text"})
+    assert not (tmp_path / "m2.mfrec").exists()

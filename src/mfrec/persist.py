@@ -328,6 +328,17 @@ NOT_MODEL_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".dat", ".data", ".txt"
                       ".pickle", ".py", ".html")
 
 
+def _metrics(metrics: Any) -> dict:
+    """``metrics`` to save: {name: finite number or None}, as `load_model` checks them."""
+    if not isinstance(metrics, dict):
+        raise TypeError(f"metrics must be a dict {{name: number}}, got {type(metrics).__name__}")
+    out = _jsonable(metrics)
+    bad = next(((k, v) for k, v in out.items() if not isinstance(k, str) or not (v is None or _is_num(v))), None)
+    if bad is not None:
+        raise ValueError(f"metrics must map names to finite numbers (or None); {bad[0]!r}: {_short(bad[1])}")
+    return out
+
+
 def _as_path(path: Any) -> Path:
     """A model file's path: a str or os.PathLike (a TypeError saying so for bytes, file objects ...)."""
     if isinstance(path, str) or (isinstance(path, os.PathLike) and isinstance(os.fspath(path), str)):
@@ -384,7 +395,7 @@ def save_model(model: Any, path: str | Path, *, metrics: dict | None = None) -> 
         "n_items": n_items,
         "best_epoch": int(meta["best_epoch"]),
         "history": _jsonable(meta["history"]),
-        "metrics": _jsonable(metrics or meta["metrics"] or {}),
+        "metrics": _metrics(metrics or meta["metrics"] or {}),
         "item_table": item_table,
         "arrays": {name: hashlib.sha256(data).hexdigest() for name, data in blobs.items()},
     }
@@ -535,7 +546,7 @@ def _read_manifest(zf: zipfile.ZipFile, path: Path, archive_size: int) -> dict:
     if manifest.get("format") != FORMAT:
         raise ModelFileError(f"{path}: not an mfrec model file (format {manifest.get('format')!r})")
     version = manifest.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or not _is_int(version):  # true == 1 in Python, not in a format version
         raise ModelFileError(f"{path}: model file format version {version!r} is not supported by this mfrec "
                              f"(reads version {FORMAT_VERSION}); saved by mfrec {manifest.get('mfrec_version')!r}")
     _check_manifest(manifest, path)
@@ -571,7 +582,9 @@ def _check_manifest(m: dict, path: Path) -> None:
             isinstance(r, dict) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
                                         for x in r.values()) for r in v),
          "a list of per-epoch records of numbers"),
-        ("metrics", lambda v: isinstance(v, dict), "an object"),
+        ("metrics", lambda v: isinstance(v, dict) and all(isinstance(k, str) and (x is None or _is_num(x))
+                                                           for k, x in v.items()),
+         "an object of metric name -> number"),
         ("item_table", lambda v: v is None or (isinstance(v, list) and all(c in _TABLE_COLUMNS for c in v)
                                                and len(set(v)) == len(v)),
          f"null or a list of columns from {list(_TABLE_COLUMNS)}"),
@@ -583,6 +596,12 @@ def _check_manifest(m: dict, path: Path) -> None:
             raise ModelFileError(f"{path}: the manifest has no {key!r} (a damaged or foreign file)")
         if not ok(m[key]):
             raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
+    unknown = sorted(set(m) - {key for key, _, _ in checks} - {"format", "format_version"})
+    if unknown:
+        raise ModelFileError(f"{path}: the manifest has unknown key(s) {unknown[:5]} (a damaged or foreign file)")
+    if m["history"] and m["best_epoch"] > len(m["history"]):
+        raise ModelFileError(f"{path}: manifest key 'best_epoch' is {m['best_epoch']}, beyond the "
+                             f"{len(m['history'])} epochs of its history")
     limit = magnitude_limit(m["rating_scale"])
     for key in ("global_mean", "train_mean"):
         if abs(m[key]) >= limit:
