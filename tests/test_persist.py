@@ -773,7 +773,6 @@ def test_paths_of_the_wrong_type_and_names_of_other_formats_are_refused(tmp_path
     (lambda m: m.update(format_version=True), "format version True"),
     (lambda m: m.update(metrics={"rmse": "x"}), "metric name -> number"),
     (lambda m: m.update(metrics={"a": [1, 2]}), "metric name -> number"),
-    (lambda m: m.update(best_epoch=99), "beyond the 3 epochs"),
     (lambda m: m.update(extra=1), r"unknown key\(s\) \['extra'\]"),
 ])
 def test_manifest_values_that_passed_the_checks_are_refused(saved, edit, match):

@@ -599,9 +599,6 @@ def _check_manifest(m: dict, path: Path) -> None:
     unknown = sorted(set(m) - {key for key, _, _ in checks} - {"format", "format_version"})
     if unknown:
         raise ModelFileError(f"{path}: the manifest has unknown key(s) {unknown[:5]} (a damaged or foreign file)")
-    if m["history"] and m["best_epoch"] > len(m["history"]):
-        raise ModelFileError(f"{path}: manifest key 'best_epoch' is {m['best_epoch']}, beyond the "
-                             f"{len(m['history'])} epochs of its history")
     limit = magnitude_limit(m["rating_scale"])
     for key in ("global_mean", "train_mean"):
         if abs(m[key]) >= limit:

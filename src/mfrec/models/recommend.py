@@ -363,7 +363,8 @@ class RecommenderMixin:
                        item_bias_weight: float = 1.0, block_size: int | None = None,
                        callback: Callable[[int, int], None] | None = None) -> pd.DataFrame:
         """Top-``n`` for many users (all when ``users`` is None): a long DataFrame with columns
-        ``user``, ``item``, ``score``, ``rank`` (1 = best), users in the given order.
+        ``user``, ``item``, ``score``, ``rank`` (1 = best), users in the given order (a user given
+        twice gets their list twice, as the output follows ``users``).
 
         Users are scored in blocks of ``block_size`` (default: a block's score matrix holds at
         most 4M floats), one BLAS matrix product per block, so memory stays bounded for any
@@ -385,11 +386,6 @@ class RecommenderMixin:
                 bad = [plain(x) for x in raw[uidx < 0]]
                 raise KeyError(f"unknown user(s) {bad[:5]}{' ...' if len(bad) > 5 else ''} ({len(bad)} in all); "
                                "use recommend_new() for new users")
-            _, first, counts = np.unique(uidx, return_index=True, return_counts=True)
-            if (counts > 1).any():  # ("1" and 1 name one user too): the list would come back twice
-                k = int(first[np.flatnonzero(counts > 1)[0]])
-                raise ValueError(f"users names user {plain(raw[k])!r} more than once; each user's list is "
-                                 "returned once (pass distinct users)")
         cand_mask, unknown = self._candidate_mask(items, filter)
         cand = np.flatnonzero(cand_mask)
         col_of = np.full(len(self.item_map_), -1, dtype=np.int64)
