@@ -42,6 +42,7 @@ import os
 import re
 import stat
 import struct
+import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -324,18 +325,21 @@ def _file_arrays(state: ModelState) -> tuple[dict[str, np.ndarray], list[str] | 
 
 #: file names that say another format: a model written there would pass for data (``u.data``,
 #: ``r.csv``); refused by `save_model` and by the CLI's ``--out``
-NOT_MODEL_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".dat", ".data", ".txt", ".json", ".png", ".pkl",
-                      ".pickle", ".py", ".html")
+NOT_MODEL_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".tab", ".dat", ".data", ".txt", ".json", ".jsonl",
+                      ".png", ".pkl", ".pickle", ".py", ".html", ".gz", ".bz2", ".xz", ".zst",
+                      # MovieLens 100k's own files: u1.base, u1.test, u.item, u.user, u.genre, u.info ...
+                      ".base", ".test", ".item", ".user", ".genre", ".occupation", ".info")
 
 
 def _metrics(metrics: Any) -> dict:
-    """``metrics`` to save: {name: finite number or None}, as `load_model` checks them."""
+    """``metrics`` to save: {name: number (or a text note, or None)}, as `load_model` checks them."""
     if not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict {{name: number}}, got {type(metrics).__name__}")
     out = _jsonable(metrics)
-    bad = next(((k, v) for k, v in out.items() if not isinstance(k, str) or not (v is None or _is_num(v))), None)
+    bad = next(((k, v) for k, v in out.items() if not isinstance(k, str) or not (
+        v is None or isinstance(v, (str, bool)) or _is_num(v))), None)
     if bad is not None:
-        raise ValueError(f"metrics must map names to finite numbers (or None); {bad[0]!r}: {_short(bad[1])}")
+        raise ValueError(f"metrics must map names to numbers (or a text, or None); {bad[0]!r}: {_short(bad[1])}")
     return out
 
 
@@ -582,9 +586,9 @@ def _check_manifest(m: dict, path: Path) -> None:
             isinstance(r, dict) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
                                         for x in r.values()) for r in v),
          "a list of per-epoch records of numbers"),
-        ("metrics", lambda v: isinstance(v, dict) and all(isinstance(k, str) and (x is None or _is_num(x))
-                                                           for k, x in v.items()),
-         "an object of metric name -> number"),
+        # numbers, a text note or null, as save takes them; nested values are refused
+        ("metrics", lambda v: isinstance(v, dict) and all(isinstance(k, str) and (x is None or isinstance(
+            x, (str, bool)) or _is_num(x)) for k, x in v.items()), "an object of metric name -> number"),
         ("item_table", lambda v: v is None or (isinstance(v, list) and all(c in _TABLE_COLUMNS for c in v)
                                                and len(set(v)) == len(v)),
          f"null or a list of columns from {list(_TABLE_COLUMNS)}"),
@@ -597,8 +601,9 @@ def _check_manifest(m: dict, path: Path) -> None:
         if not ok(m[key]):
             raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
     unknown = sorted(set(m) - {key for key, _, _ in checks} - {"format", "format_version"})
-    if unknown:
-        raise ModelFileError(f"{path}: the manifest has unknown key(s) {unknown[:5]} (a damaged or foreign file)")
+    if unknown:  # a newer mfrec's addition, or an edit: ignored, and said
+        warnings.warn(f"{path}: ignored unknown manifest key(s) {unknown[:5]} (saved by mfrec "
+                      f"{m.get('mfrec_version')!r})", UserWarning, stacklevel=4)
     limit = magnitude_limit(m["rating_scale"])
     for key in ("global_mean", "train_mean"):
         if abs(m[key]) >= limit:

@@ -169,3 +169,8 @@ def test_a_rate_with_an_empty_item_id_says_so(work):
     """`--rate =5` was reported as the unknown item ''."""
     for pair in ("=5", " =5"):
         assert_clean_error(run("recommend", work / "m.mfrec", "--rate", pair), "the item id is empty")
+
+
+def test_a_rate_item_with_surrounding_spaces_is_the_item(work):
+    """`--rate ' 1=5'` reported an unknown item ' 1' where a CSV id ' 1' reads as 1."""
+    ok(run("recommend", work / "m.mfrec", "--rate", " 1=5", "--rate", "2 =4", "-n", "2", "--json"))

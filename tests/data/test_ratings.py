@@ -507,3 +507,20 @@ def test_bool_ratings_text_scales_and_fractional_timestamps_are_not_coerced_sile
     with pytest.warns(UserWarning, match=r"1 timestamp\(s\) had fractions of a second, dropped .* 1.5 at position 1"):
         r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 2.0], timestamps=[1, 1.5])
     assert r.timestamps.tolist() == [1, 1]
+
+
+@pytest.mark.parametrize("blank", ["", "  ", "\u00a0", "\t"])
+def test_blank_text_ids_are_missing_from_any_source(blank: str) -> None:
+    """Parquet and DataFrames trained a user ' ' that a CSV reads as missing."""
+    df = pd.DataFrame({"user": ["a", blank, "b"], "item": ["x", "y", "z"], "rating": [1.0, 2.0, 3.0]})
+    with raises_data_error("missing user id: an id of spaces only") as exc:
+        Ratings.from_dataframe(df)
+    assert exc.value.column == "user"
+    with raises_data_error("missing item id"):
+        Ratings.from_dataframe(df.assign(user="a", item=["x", "y", blank]))
+    mixed = np.array([1, "2", True], dtype=object)
+    with raises_data_error("ratings are booleans"):
+        Ratings.from_arrays([1, 2, 3], [1, 2, 3], mixed)
+    nullable = pd.Series([True, False, True], index=[2, 1, 0], dtype="boolean")
+    with pytest.raises(ValueError, match="index is not 0..n-1"):
+        Ratings.from_arrays([1, 2, 3], [1, 2, 3], [1.0, 2.0, 3.0]).subset(nullable)

@@ -319,6 +319,7 @@ def test_attribute_tables_get_the_checks_cmf_makes():
     users = pd.DataFrame({"age": np.arange(60) % 50 + 18.0}, index=np.arange(60))
     fast = dict(factors=2, iterations=3, burn_in=1, seed=0, threads=1)
     for table, match in ((users.set_axis(np.arange(60) + 0.5), "indexed by 0.5"), (users.iloc[:0], "no rows"),
+                         (users[[]], "no columns"),
                          (pd.concat([users, users.iloc[:1]]), "more than once")):
         with pytest.raises(DataError, match=match):
             mfrec.BayesianFM(**fast).fit(r, user_attributes=table)

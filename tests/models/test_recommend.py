@@ -907,3 +907,23 @@ def test_attach_items_checks_the_table_and_reads_ids_by_the_lookup_rule():
     with pytest.warns(UserWarning, match=f"{len(ids) - 10} of the model's {len(ids)} items have no row"):
         m.attach_items(items.iloc[:10])
     assert m.item_info_["title"].notna().sum() == 10
+
+
+def test_item_tables_on_refit_and_reset_index_and_predict_flags():
+    """A refit on data sharing no item with the attached table failed; ds.items.reset_index()
+    shifted every title by one; predict(clip="no") was taken as True."""
+    from mfrec.errors import DataError
+
+    a = mfrec.synthetic(60, 40, 600, seed=0)
+    b = mfrec.Ratings.from_dataframe(a.to_dataframe().assign(item=lambda d: d["item"] + 1000))
+    m = BiasedMF(factors=3, epochs=2, threads=1).fit(a)
+    ids = m.item_map_.ids
+    items = pd.DataFrame({"title": [f"t{i}" for i in ids]}, index=pd.Index(ids, name="item"))
+    m.attach_items(items)
+    m.fit(b)  # the table follows the new items: none of them has a row
+    assert m.item_info_["title"].isna().all()
+    with pytest.raises(DataError, match="indexed 0..n-1 and has an id column 'item'"):
+        m.attach_items(items.reset_index())
+    for flag in ("clip", "return_unknown"):
+        with pytest.raises(ValueError, match=f"{flag} must be True or False"):
+            m.predict(b.raw_users[:2], b.raw_items[:2], **{flag: "no"})

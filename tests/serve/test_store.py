@@ -202,3 +202,17 @@ def test_distinct_items(store_url):
         st.put("b", "x", 3.0)
         st.delete("b", "x")
         assert sorted(st.items()) == ["1"]
+
+
+def test_puts_refuse_bools_and_text_and_an_import_naming_a_pair_twice(tmp_path):
+    with open_store(f"sqlite:///{tmp_path / 'r.db'}") as st:
+        for bad in (True, "4"):
+            with pytest.raises(ValueError, match="must be a"):
+                st.put("u", "1", bad)
+        with pytest.raises(ValueError, match="row 1: rating must be a finite number"):
+            st.put_many([("u", "1", 4.0), ("u", "2", "5")])
+        with pytest.raises(ValueError, match=r"row 2: the pair \(user 'u', item '1'\) is given twice"):
+            st.put_many([("u", "1", 4.0), ("u", "2", 3.0), ("u", "1", 5.0)])
+        assert st.stats()["events"] == 0
+        first = st.put("u", "1", 2.0)
+        assert st.put_many([("u", "1", 4.0)]) == 1 and st.user_events("u")[0].time > first

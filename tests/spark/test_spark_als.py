@@ -282,7 +282,7 @@ def test_csv_files_are_read_by_mfrec_rules(spark, tmp_path):
     model = train_als(str(spaced), factors=2, iterations=1, spark=spark)
     assert model.users_.tolist() == [1, 2, 3] and model.items_.tolist() == ["a", "b"]
     blank = tmp_path / "blank.csv"
-    blank.write_text("user,item,rating\n1,a,4\n2,   ,3\n")
+    blank.write_text("user,item,rating\n1,a,4\n2, \u00a0 ,3\n")  # a no-break space too, as str.strip
     with pytest.raises(DataError, match="missing item id"):
         train_als(str(blank), factors=2, iterations=1, spark=spark)
     with pytest.raises(DataError, match="missing item id"):

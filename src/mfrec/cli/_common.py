@@ -384,7 +384,7 @@ def parse_rates(model: Any, pairs: list[str]) -> dict[Any, float]:
         if not value or not item.strip():
             raise ValueError(f"--rate takes ITEM=RATING, got {pair!r}"
                              f"{' (the item id is empty)' if value and not item.strip() else ''}")
-    keys = model_ids(model.item_map_, [item for item, _, _ in split])
+    keys = model_ids(model.item_map_, [item.strip() for item, _, _ in split])  # " 1=5": item 1, as CSV ids read
     out: dict[Any, float] = {}
     for key, (item, _, value) in zip(keys, split):
         if key in out:  # a dict would keep only the last one, silently

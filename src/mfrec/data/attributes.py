@@ -384,6 +384,8 @@ def check_attribute_table(table: Any, id_map: Any, what: str) -> np.ndarray:
         raise DataError(f"{what}_attributes lists {what} {plain(dup)!r} more than once")
     if len(table) == 0:
         raise DataError(f"{what}_attributes has no rows (pass None for no attributes)")
+    if table.shape[1] == 0:
+        raise DataError(f"{what}_attributes has no columns (pass None for no attributes)")
     odd = id_map.foreign(ids)  # every row's id must have the model's id type
     if odd:
         raise DataError(f"{what}_attributes is indexed by {plain(odd[0])!r} ({type(odd[0]).__name__}), but the "

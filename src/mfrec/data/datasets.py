@@ -29,6 +29,7 @@ from typing import Any, Callable, Literal, NamedTuple
 import numpy as np
 import pandas as pd
 
+from mfrec._flags import check_flag
 from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings
 from mfrec.data.readers import _CANONICAL_INT, RowLines, _text_ids, decode_error
@@ -622,6 +623,7 @@ def load_dataset(
     and :class:`~mfrec.errors.DataError` for a corrupt zip or malformed file.
     """
     info = _info(name)
+    download, progress = check_flag("download", download), check_flag("progress", progress)
     folder = locate_dataset(info.name, data_dir=data_dir, download=download, progress=progress)
     return Dataset(
         name=info.name,

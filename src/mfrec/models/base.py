@@ -34,6 +34,7 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import pandas as pd
 
+from mfrec._flags import check_flag
 from mfrec.data.idmap import IdMap, plain
 from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
@@ -656,6 +657,7 @@ class FactorModel(RecommenderMixin, Estimator):
         counts are readable in ``unknown_`` after the call (per thread).
         """
         self._require_fitted()
+        clip, return_unknown = check_flag("clip", clip), check_flag("return_unknown", return_unknown)
         u = self.user_map_.lookup(users)
         i = self.item_map_.lookup(items)
         if len(u) != len(i):
@@ -669,6 +671,7 @@ class FactorModel(RecommenderMixin, Estimator):
         """Predictions for every (user, item) pair of a Ratings set, in its order (with
         ``return_unknown=True`` also the unknown counts, as :meth:`predict`)."""
         self._require_fitted()
+        clip, return_unknown = check_flag("clip", clip), check_flag("return_unknown", return_unknown)
         if ratings.user_map is self.user_map_ and ratings.item_map is self.item_map_:
             u, i = ratings.user_indices, ratings.item_indices
             counts = self._unknown_counts(u, i)

@@ -240,9 +240,14 @@ class RecommenderMixin:
             raise DataError(f"the item table has none of the columns title, genres, year (it has "
                             f"{[str(c) for c in items.columns][:8]})")
         # ids read by the lookup rule everything else uses ("51" finds item 51 of an int-id model)
+        if isinstance(items.index, pd.RangeIndex) and fitted:
+            id_cols = [c for c in items.columns if str(c).lower() in ("item", "item_id", "itemid", "movieid", "id")]
+            if id_cols:  # ds.items.reset_index(): row numbers would pass for item ids
+                raise DataError(f"the item table is indexed 0..n-1 and has an id column {id_cols[0]!r}: index it by "
+                                f"item id (items.set_index({id_cols[0]!r}))")
         pos = self.item_map_.lookup(items.index.to_numpy())
         found = pos >= 0
-        if len(items) and not found.any():
+        if len(items) and not found.any() and fitted:  # (a refit's new items may share none: no titles)
             raise DataError(f"none of the item table's {len(items)} ids is an item of the model (the table has "
                             f"{plain(items.index[0])!r} ..., the model {plain(self.item_map_.ids[0])!r} ...)")
         dup = pd.Series(pos[found]).duplicated()

@@ -26,6 +26,7 @@ once it is durable:
 from __future__ import annotations
 
 import math
+import numbers
 import re
 import sqlite3
 import threading
@@ -139,6 +140,8 @@ class RatingStore(ABC):
     def put(self, user: str, item: str, rating: float, when: float | None = None) -> float:
         """Store ``rating`` as the current rating of (user, item); durable when it returns.
         Returns the event time."""
+        if isinstance(rating, (bool, np.bool_)) or not isinstance(rating, (numbers.Real, np.number)):
+            raise ValueError(f"rating must be a number, got {rating!r}")
         rating = float(rating)
         if not math.isfinite(rating):
             raise ValueError(f"rating must be a finite number, got {rating!r}")
@@ -162,14 +165,23 @@ class RatingStore(ABC):
         """Store many ``(user, item, rating)`` rows in one transaction (all or nothing); returns
         how many. For imports; the service writes one rating per request with :meth:`put`."""
         df = pd.DataFrame(list(rows), columns=["user", "item", "rating"])
-        values = pd.to_numeric(df["rating"], errors="coerce").to_numpy(dtype=float)
+        numeric = [isinstance(v, (numbers.Real, np.number)) and not isinstance(v, (bool, np.bool_))
+                   for v in df["rating"]]
+        values = np.array([float(v) if ok else np.nan for v, ok in zip(df["rating"], numeric)], dtype=float)
         if not np.isfinite(values).all():
             k = int(np.flatnonzero(~np.isfinite(values))[0])
             raise ValueError(f"row {k}: rating must be a finite number, got {df['rating'].iloc[k]!r}")
-        when = time.time()
-        params = list(zip(df["user"].astype(str), df["item"].astype(str), values.tolist(),
-                          [when] * len(df), [0] * len(df)))
+        users, items = df["user"].astype(str), df["item"].astype(str)
+        twice = pd.DataFrame({"u": users, "i": items}).duplicated()
+        if twice.any():  # one would win silently
+            k = int(np.flatnonzero(twice.to_numpy())[0])
+            raise ValueError(f"row {k}: the pair (user {users.iloc[k]!r}, item {items.iloc[k]!r}) is given twice")
         with self._transaction(write=True) as cur:
+            cur.execute("SELECT MAX(time) FROM rating_events")  # later than every stored event, as put's
+            last = cur.fetchone()[0]
+            now = time.time()
+            when = now if last is None or now > float(last) else math.nextafter(float(last), math.inf)
+            params = list(zip(users, items, values.tolist(), [when] * len(df), [0] * len(df)))
             cur.executemany(self._sql(_INSERT), params)
         return len(params)
 

@@ -178,7 +178,7 @@ def _typed_text_columns(df: Any, id_cols: tuple[str, ...], rating_col: str, what
     present = [c for c in id_cols if c in df.columns]
     if not present:
         return df
-    text = {c: F.regexp_replace(F.col(c), r"^\s+|\s+$", "") for c in present}
+    text = {c: F.regexp_replace(F.col(c), r"(?U)^\s+|\s+$", "") for c in present}  # (?U): Unicode spaces
     agg = [F.sum((~text[c].rlike(_INT_TEXT) | text[c].try_cast("bigint").isNull()).cast("long"))
            .alias(c) for c in present]
     row = _spark_action(lambda: df.agg(*agg).first(), what)
