@@ -642,7 +642,7 @@ def create_app(model_path: str | Path, db_url: str = "sqlite:///ratings.db", api
     from contextlib import asynccontextmanager
 
     if api_key is None:
-        from mfrec.serve.run import read_api_key
+        from mfrec.serve.keys import read_api_key
 
         api_key = read_api_key(None)  # stripped, at least 16 characters: the rule of `mfrec serve`
     service = Service(model_path, db_url, api_key, train_data, state_dir, watch_interval,

@@ -12,6 +12,8 @@ import secrets
 from pathlib import Path
 from typing import Any, Callable
 
+from mfrec.serve.keys import read_api_key
+
 CONFIG_ENV = "MFREC_SERVE_CONFIG"
 
 
@@ -23,24 +25,6 @@ def app_from_env() -> Any:
     return create_app(cfg["model"], cfg["db"], os.environ.get("MFREC_API_KEY") or None,
                       train_data=cfg.get("train_data"), state_dir=cfg.get("state_dir"),
                       train_read=cfg.get("train_read"))
-
-
-#: the shortest API key accepted from a file or ``$MFREC_API_KEY`` (a guessable key guards nothing)
-MIN_KEY_LENGTH = 16
-
-
-def read_api_key(api_key_file: str | Path | None) -> str | None:
-    """The API key from a file (first line, stripped) or ``$MFREC_API_KEY``; None when neither.
-    Either must have at least `MIN_KEY_LENGTH` characters."""
-    if api_key_file is not None:
-        key, where = Path(api_key_file).read_text().strip(), f"the API key in {api_key_file}"
-    else:
-        key, where = os.environ.get("MFREC_API_KEY", "").strip(), "$MFREC_API_KEY"
-        if not key:
-            return None
-    if len(key) < MIN_KEY_LENGTH:
-        raise ValueError(f"{where} is shorter than {MIN_KEY_LENGTH} characters")
-    return key
 
 
 def _check_address(host: str, port: int) -> None:
