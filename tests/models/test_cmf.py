@@ -342,8 +342,13 @@ def test_ml100k_u1_with_attributes_no_worse_than_als():
     assert cmf_rmse <= als_rmse, (cmf_rmse, als_rmse)
     assert cmf_rmse < 0.925
     # a new user from attributes only, and a new item from its genres and year
-    rec = cmf.recommend_new({}, n=5, user_attributes={"age": 25, "gender": "F", "occupation": "student"})
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # every value is one the model learned: no warning
+        rec = cmf.recommend_new({}, n=5, user_attributes={"age": 25, "gender": "F", "occupation": "student"})
     assert len(rec) == 5
+    with pytest.warns(UserWarning, match="did not learn .*occupation='astronaut'"):
+        cmf.recommend_new({}, n=5, user_attributes={"age": 25, "gender": "F", "occupation": "astronaut"})
     p = cmf.predict_new_item([1, 2, 3], item_attributes={"genres": ["Documentary"], "year": 1950})
     assert np.isfinite(p).all()
 

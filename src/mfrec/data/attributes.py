@@ -328,6 +328,25 @@ class AttributeEncoder:
             j = by_str.get(str(label))
         return -1 if j is None else j
 
+    def unseen_labels(self, data: pd.DataFrame | pd.Series | Mapping[Any, Any]) -> list[tuple[Any, Any]]:
+        """(column, label) of the categorical / multi-label values in ``data`` that fit did not
+        keep (never seen, or rarer than ``min_count``): `transform` encodes them as no category."""
+        self._require_fitted()
+        table = self._as_table(data)
+        out: list[tuple[Any, Any]] = []
+        for spec, lookup in zip(self.columns_, self._lookup):
+            name = spec["name"] if spec["name"] in table.columns else str(spec["name"])
+            if spec["kind"] == "numeric" or name not in table.columns:
+                continue
+            direct, by_str = lookup
+            for v in table[name].to_numpy(dtype=object):
+                if _is_missing(v):
+                    continue
+                for label in (v if (spec["kind"] == "multi" and isinstance(v, _LIST_TYPES)) else [v]):
+                    if not _is_missing(label) and self._find(label, direct, by_str) < 0:
+                        out.append((spec["name"], plain(label)))
+        return out
+
     def fit_transform(self, table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         return self.fit(table).transform(table)
 

@@ -307,6 +307,10 @@ class CMF(FactorModel):
         if isinstance(attributes, pd.DataFrame):
             if len(attributes) != 1:
                 raise DataError(f"new-{side} attributes must be one row, got {len(attributes)}")
+        unseen = enc.unseen_labels(attributes)
+        if unseen:  # encoded as no category: say so rather than answer as if it were known
+            warnings.warn(f"new-{side} attribute value(s) the model did not learn (encoded as no category): "
+                          f"{', '.join(f'{c}={v!r}' for c, v in unseen[:5])}", UserWarning, stacklevel=3)
         V, M = enc.transform(attributes)
         return V[0], M[0]
 
