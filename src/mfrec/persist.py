@@ -332,15 +332,19 @@ NOT_MODEL_SUFFIXES = (".csv", ".parquet", ".pq", ".tsv", ".tab", ".dat", ".data"
 
 
 def _metrics(metrics: Any) -> dict:
-    """``metrics`` to save: {name: number (or a text note, or None)}, as `load_model` checks them."""
+    """``metrics`` to save: a dict, as JSON (a NaN, say an undefined ndcg@10 of `evaluate`, as null)."""
     if not isinstance(metrics, dict):
         raise TypeError(f"metrics must be a dict {{name: number}}, got {type(metrics).__name__}")
-    out = _jsonable(metrics)
-    bad = next(((k, v) for k, v in out.items() if not isinstance(k, str) or not (
-        v is None or isinstance(v, (str, bool)) or _is_num(v))), None)
-    if bad is not None:
-        raise ValueError(f"metrics must map names to numbers (or a text, or None); {bad[0]!r}: {_short(bad[1])}")
-    return out
+
+    def finite(v: Any) -> Any:
+        if isinstance(v, float) and not math.isfinite(v):
+            return None
+        if isinstance(v, dict):
+            return {k: finite(x) for k, x in v.items()}
+        if isinstance(v, list):
+            return [finite(x) for x in v]
+        return v
+    return finite(_jsonable(metrics))
 
 
 def _as_path(path: Any) -> Path:
@@ -586,9 +590,7 @@ def _check_manifest(m: dict, path: Path) -> None:
             isinstance(r, dict) and all(x is None or (isinstance(x, (int, float)) and not isinstance(x, bool))
                                         for x in r.values()) for r in v),
          "a list of per-epoch records of numbers"),
-        # numbers, a text note or null, as save takes them; nested values are refused
-        ("metrics", lambda v: isinstance(v, dict) and all(isinstance(k, str) and (x is None or isinstance(
-            x, (str, bool)) or _is_num(x)) for k, x in v.items()), "an object of metric name -> number"),
+        ("metrics", lambda v: isinstance(v, dict), "an object"),  # informational: files of before hold anything
         ("item_table", lambda v: v is None or (isinstance(v, list) and all(c in _TABLE_COLUMNS for c in v)
                                                and len(set(v)) == len(v)),
          f"null or a list of columns from {list(_TABLE_COLUMNS)}"),

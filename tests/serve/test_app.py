@@ -211,6 +211,7 @@ def test_query_strings_are_as_strict_as_bodies(client):
     assert_json_error(client.get("/items/popular?n=5&n=50"), 400, "'n' given twice")
     assert_json_error(client.get("/items?search=toy&search=lion"), 400, "'search' given twice")
     assert len(client.get("/items/popular?n=5").json()["items"]) == 5
+    assert len(client.get("/items/popular?n=5&_=1733300000").json()["items"]) == 5  # a cache-buster
     assert client.get("/users/1/recommendations", params={"n": 2, "explain": 1}).status_code == 200
 
 

@@ -49,17 +49,14 @@ def _check_threshold(value: Any) -> float:
 
 def check_metrics(metrics: Iterable[str] | str) -> tuple[list[str], list[str], list[str]]:
     """Validate metric names before any data is read or model trained: ``(all names without
-    repeats, canonically spelled (lower case, no spaces, no leading zeros: the keys results are
-    reported under), the rating metric names, the ranking metric names)``; ValueError naming an unknown
+    repeats, the rating metric names, the ranking metric names)``; ValueError naming an unknown
     one, TypeError for something that is not a name or a list of names."""
     if isinstance(metrics, str):
         metrics = [metrics]
     if metrics is None or not hasattr(metrics, "__iter__"):
         raise TypeError(f"metrics must be a metric name or a list of them, e.g. ('rmse', 'ndcg@10'), not {metrics!r}")
     names: list[str] = []
-    for given in metrics:
-        base, k = parse_metric(given)
-        name = base if k is None else f"{base}@{k}"  # reported as spelled canonically ("NDCG@ 05" -> "ndcg@5")
+    for name in metrics:  # results are keyed as the caller spelled them ("NDCG@10")
         if name not in names:
             names.append(name)
     if not names:

@@ -319,7 +319,6 @@ def tune(
         base["early_stopping"] = early_stopping
 
     base_name, k = parse_metric(metric)
-    metric = base_name if k is None else f"{base_name}@{k}"  # as results are reported ("NDCG@10" -> "ndcg@10")
     direction = "minimize" if base_name in _LOWER_IS_BETTER else "maximize"
     if k is None and model_cls.kind != "rating":
         raise ValueError(f"{model_cls.__name__} does not predict ratings: tune it on a ranking metric such as 'ndcg@10'")

@@ -92,7 +92,7 @@ def _strict_query(request: Request) -> None:
     if not taken:  # the page, /health, /metrics: a link's ?fbclid= or a cache-buster ?_= changes nothing
         return
     for name in request.query_params:
-        if name not in taken:
+        if name not in taken and name != "_":  # "_": the cache-buster clients add (jQuery's cache: false)
             raise ApiError(422, f"unknown query parameter {name!r}; this endpoint takes {', '.join(taken)}")
         if len(request.query_params.getlist(name)) > 1:
             raise ApiError(400, f"query parameter {name!r} given twice; give it once")

@@ -178,16 +178,23 @@ def _typed_text_columns(df: Any, id_cols: tuple[str, ...], rating_col: str, what
     present = [c for c in id_cols if c in df.columns]
     if not present:
         return df
-    text = {c: F.regexp_replace(F.col(c), r"(?U)^\s+|\s+$", "") for c in present}  # (?U): Unicode spaces
-    agg = [F.sum((~text[c].rlike(_INT_TEXT) | text[c].try_cast("bigint").isNull()).cast("long"))
+    # ids without their surrounding (Unicode: "(?U)") white space, blank ones null; then typed with
+    # SQL's try_cast (Column.try_cast is PySpark 4 only; the extra allows 3.5)
+    trimmed = [F.regexp_replace(F.col(c), r"(?U)^\s+|\s+$", "").alias(c) if c in present else F.col(c)
+               for c in df.columns]
+    df = df.select(*trimmed)
+    df = df.select(*[F.when(F.col(c) != "", F.col(c)).alias(c) if c in present else F.col(c) for c in df.columns])
+
+    def as_long(c: str) -> Any:
+        return F.expr(f"try_cast(`{c}` AS BIGINT)")
+
+    agg = [F.sum((F.col(c).isNotNull() & (~F.col(c).rlike(_INT_TEXT) | as_long(c).isNull())).cast("long"))
            .alias(c) for c in present]
     row = _spark_action(lambda: df.agg(*agg).first(), what)
     cols = []
     for c in df.columns:
         if c in present and not row[c]:
-            cols.append(text[c].try_cast("bigint").alias(c))
-        elif c in present:
-            cols.append(F.when(text[c] != "", text[c]).alias(c))
+            cols.append(as_long(c).alias(c))
         elif c == rating_col:
             cols.append(F.expr(f"try_cast(trim(`{c}`) AS DOUBLE)").alias(c))
         else:
