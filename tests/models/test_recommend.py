@@ -922,8 +922,13 @@ def test_item_tables_on_refit_and_reset_index_and_predict_flags():
     m.attach_items(items)
     m.fit(b)  # the table follows the new items: none of them has a row
     assert m.item_info_["title"].isna().all()
+    ids_b = m.item_map_.ids
+    table_b = pd.DataFrame({"title": [f"t{i}" for i in ids_b]}, index=pd.Index(ids_b, name="item"))
     with pytest.raises(DataError, match="indexed 0..n-1 and has an id column 'item'"):
-        m.attach_items(items.reset_index())
+        m.attach_items(table_b.reset_index())
+    zero = BiasedMF(factors=2, epochs=1, threads=1).fit(mfrec.synthetic(20, 10, 100, seed=0))  # items 0..9
+    table = pd.DataFrame({"item": range(10), "title": [f"t{i}" for i in range(10)]})  # the ids are 0..n-1
+    assert zero.attach_items(table).item_info_["title"].tolist() == [f"t{i}" for i in zero.item_map_.ids]
     for flag in ("clip", "return_unknown"):
         with pytest.raises(ValueError, match=f"{flag} must be True or False"):
             m.predict(b.raw_users[:2], b.raw_items[:2], **{flag: "no"})

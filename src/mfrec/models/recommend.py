@@ -241,7 +241,8 @@ class RecommenderMixin:
                             f"{[str(c) for c in items.columns][:8]})")
         # ids read by the lookup rule everything else uses ("51" finds item 51 of an int-id model)
         if isinstance(items.index, pd.RangeIndex) and fitted:
-            id_cols = [c for c in items.columns if str(c).lower() in ("item", "item_id", "itemid", "movieid", "id")]
+            id_cols = [c for c in items.columns if str(c).lower() in ("item", "item_id", "itemid", "movieid", "id")
+                       and not (pd.Series(items[c].to_numpy()) == pd.Series(items.index.to_numpy())).all()]
             if id_cols:  # ds.items.reset_index(): row numbers would pass for item ids
                 raise DataError(f"the item table is indexed 0..n-1 and has an id column {id_cols[0]!r}: index it by "
                                 f"item id (items.set_index({id_cols[0]!r}))")
