@@ -30,7 +30,6 @@ import numpy as np
 import pandas as pd
 
 from mfrec._flags import check_flag
-from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings
 from mfrec.data.readers import _CANONICAL_INT, RowLines, _text_ids, decode_error
 from mfrec.errors import DataError, DatasetNotFoundError
@@ -163,10 +162,9 @@ class Dataset:
         train, test = parts
         shared = train.shared_pairs(test)
         if len(shared):  # a damaged or edited copy: the "held-out" ratings would be training ratings
-            k = int(shared[0])
-            raise DataError(f"{name}.test shares {len(shared)} (user, item) pairs with {name}.base (the first: user "
-                            f"{plain(test.raw_users[k])!r}, item {plain(test.raw_items[k])!r}); the split files are not the "
-                            f"official ones", source=str(self.path / f"{name}.test"))
+            raise DataError(f"{name}.test shares {len(shared)} (user, item) pairs with {name}.base (the first: "
+                            f"{test.pair_at(shared[0])}); the split files are not the official ones",
+                            source=str(self.path / f"{name}.test"))
         return train, test
 
 

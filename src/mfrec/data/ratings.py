@@ -622,6 +622,11 @@ class Ratings:
             data["timestamp"] = self._t
         return pd.DataFrame(data)
 
+    def pair_at(self, position: int) -> str:
+        """``"user U, item I"`` of the rating at ``position`` (raw ids), for messages."""
+        k = int(position)
+        return f"user {plain(self.raw_users[k])!r}, item {plain(self.raw_items[k])!r}"
+
     def shared_pairs(self, other: "Ratings") -> np.ndarray:
         """Positions in ``other`` of its (user, item) pairs that these ratings hold too (by raw
         id): a held-out set that shares them with its training data is not held out."""

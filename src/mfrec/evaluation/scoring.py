@@ -21,7 +21,6 @@ import numpy as np
 import pandas as pd
 
 from mfrec._flags import check_flag
-from mfrec.data.idmap import plain
 from mfrec.data.ratings import Ratings, as_ratings, pairs_in
 from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
 
@@ -104,11 +103,9 @@ def _warn_training_pairs(model: Any, test: Ratings, train: Ratings | pd.DataFram
         shared = as_ratings(train, "train").shared_pairs(test)
         what = "of train= (left out of the rankings)"
     if len(shared):
-        k = int(shared[0])
         warnings.warn(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs {what} (the first: "
-                      f"user {plain(test.raw_users[k])!r}, item {plain(test.raw_items[k])!r}): their errors are "
-                      "in-sample and, as training items are left out of the rankings, they are never hits; "
-                      "evaluate on held-out ratings", UserWarning, stacklevel=3)
+                      f"{test.pair_at(shared[0])}): their errors are in-sample and, as training items are left out "
+                      "of the rankings, they are never hits; evaluate on held-out ratings", UserWarning, stacklevel=3)
 
 
 def _pair_keys(model: Any, users: Any, items: Any) -> np.ndarray:

@@ -335,11 +335,10 @@ def tune(
         train, val = ratings, as_ratings(validation, "validation")
         shared = train.shared_pairs(val)
         if len(shared):
-            k = int(shared[0])
             raise ValueError(
                 f"validation shares {len(shared)} of its {len(val)} (user, item) pairs with the ratings tuned on "
-                f"(the first: user {plain(val.raw_users[k])!r}, item {plain(val.raw_items[k])!r}): trials would be "
-                "scored on data they were fitted to; pass disjoint validation ratings or a fraction (validation=0.2)")
+                f"(the first: {val.pair_at(shared[0])}): trials would be scored on data they were fitted to; "
+                "pass disjoint validation ratings or a fraction (validation=0.2)")
 
     better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
     rows: list[dict[str, Any]] = []

@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 
 from mfrec._flags import check_flag
-from mfrec.data.idmap import IdMap, plain
+from mfrec.data.idmap import IdMap
 from mfrec.data.ratings import Ratings, as_ratings
 from mfrec.errors import DataError, NotFittedError, TrainingDivergedError
 from mfrec.kernels.predict import pair_dots
@@ -227,8 +227,7 @@ def _check_held_out(train: Ratings, validation: Ratings, stopping: bool) -> None
     if not len(shared):
         return
     msg = (f"validation shares {len(shared)} of its {len(validation)} (user, item) pairs with the training "
-           f"ratings (the first: user {plain(validation.raw_users[shared[0]])!r}, item "
-           f"{plain(validation.raw_items[shared[0]])!r}), so its RMSE measures the fit, not held-out error")
+           f"ratings (the first: {validation.pair_at(shared[0])}), so its RMSE measures the fit, not held-out error")
     if stopping:
         raise ValueError(msg + "; early_stopping needs held-out validation ratings")
     warnings.warn(msg, UserWarning, stacklevel=4)
@@ -380,18 +379,16 @@ class FactorModel(RecommenderMixin, Estimator):
         try:
             with kernel_threads(getattr(self, "threads", None)):
                 records, best = self._epochs(train, validation, callback, side, rng, dtype, n_epochs, patience)
-        except (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, OverflowError) as exc:
-            # a ridge system that is not positive definite, a division by zero, an overflow: the
-            # parameters are too extreme for the data (regularization 0 with the exact solver, a
-            # huge confidence weight or precision); say so instead of a traceback from a kernel
+        except BaseException as exc:
             self.__dict__.clear()
             self.__dict__.update(before)
-            raise TrainingDivergedError(
-                f"{type(self).__name__} cannot train with these parameters ({type(exc).__name__}: {exc}); "
-                f"{self._diverged_hint}") from exc
-        except BaseException:
-            self.__dict__.clear()
-            self.__dict__.update(before)
+            if isinstance(exc, (np.linalg.LinAlgError, ZeroDivisionError, FloatingPointError, OverflowError)):
+                # a ridge system that is not positive definite, a division by zero, an overflow: the
+                # parameters are too extreme for the data (regularization 0 with the exact solver, a
+                # huge confidence weight or precision); say so instead of a traceback from a kernel
+                raise TrainingDivergedError(
+                    f"{type(self).__name__} cannot train with these parameters ({type(exc).__name__}: {exc}); "
+                    f"{self._diverged_hint}") from exc
             raise
         self._set_history(records)
         self.best_epoch_ = best[2] if best[1] is not None else len(records)
