@@ -18,6 +18,12 @@ result is the scalar code without OpenMP: check with ``nm -D .../libmf*.so | gre
 scalar build is 2.4x slower and reaches a lower held-out RMSE (0.675 against 0.764 after 5
 epochs at k=64 here): a different code path, not the same algorithm vectorized.
 
+Busy: per side and round, one period with (or without) one busy-loop process beside the fits,
+its 1-thread and 2-thread fits in turn (the host's speed moves between periods by more than the
+gap measured), each row with the thread count the 2-thread model follows (``grid_threads``: 1
+when the fit started with the cores taken, `mfrec.threads.start_threads`). Before 2026-12-04
+22:00 UTC each (busy, threads) cell had its own period.
+
 Each side is a persistent worker process (JSON commands on stdin, one JSON row per fit on
 stdout); the orchestrator runs the rounds interleaved (every round runs every side and
 configuration once, in turn), so the ratios compare like with like on a loaded machine.
@@ -86,7 +92,9 @@ def _mfrec_worker(data_dir: Path) -> None:
         model = mfrec.BiasedMF(**params).fit(train)
         seconds = time.perf_counter() - t0
         row = {"fit_seconds": seconds, "epoch_seconds": [float(s) for s in model.history_["seconds"]],
-               "rmse": float(model.score(test)), "n_train": len(train)}
+               "rmse": float(model.score(test)), "n_train": len(train),
+               # the thread count the model follows (None: a tree before it was recorded)
+               "grid_threads": int(model.history_["threads"].iloc[0]) if "threads" in model.history_ else None}
         print(json.dumps(row), flush=True)
 
 
@@ -252,26 +260,33 @@ def main(argv=None) -> None:
                                 record(row)
                                 print(json.dumps(row), file=sys.stderr, flush=True)
                 if "busy" in suites:
+                    # per side and busy setting one period (one busy loop), its 1- and 2-thread fits in
+                    # turn: the host's speed moves between periods by more than the gap measured
+                    # (benchmarks/RESULTS.md 11.11-11.12), so the pair shares the period
                     for busy in (False, True):
-                        for threads in (1, 2):
-                            for name, w in workers.items():
-                                if name == "libmf":
-                                    continue
-                                loop = _busy_loop() if busy else None
-                                try:
-                                    k, epochs = BUSY_FITS[args.busy_data]
-                                    fits = [w.fit(data=args.busy_data, k=k, threads=threads, epochs=epochs)
-                                            for _ in range(args.fits)]
-                                finally:
-                                    if loop is not None:
-                                        loop.kill()
-                                        loop.wait()
+                        for name, w in workers.items():
+                            if name == "libmf":
+                                continue
+                            k, epochs = BUSY_FITS[args.busy_data]
+                            fits: dict[int, list[dict]] = {1: [], 2: []}
+                            loop = _busy_loop() if busy else None
+                            try:
+                                for _ in range(args.fits):
+                                    for threads in (1, 2):
+                                        fits[threads].append(w.fit(data=args.busy_data, k=k, threads=threads,
+                                                                   epochs=epochs))
+                            finally:
+                                if loop is not None:
+                                    loop.kill()
+                                    loop.wait()
+                            for threads, done in fits.items():
                                 row = dict(suite="busy", side=name, data=args.busy_data, busy_processes=int(busy),
-                                           threads=threads,
-                                           round=rnd, fit_seconds=[f["fit_seconds"] for f in fits],
-                                           epochs_seconds=[sum(f["epoch_seconds"]) for f in fits],
-                                           median_seconds=_median([f["fit_seconds"] for f in fits]),
-                                           rmse=fits[-1]["rmse"])
+                                           threads=threads, paired=True,
+                                           round=rnd, fit_seconds=[f["fit_seconds"] for f in done],
+                                           epochs_seconds=[sum(f["epoch_seconds"]) for f in done],
+                                           grid_threads=[f.get("grid_threads") for f in done],
+                                           median_seconds=_median([f["fit_seconds"] for f in done]),
+                                           rmse=done[-1]["rmse"])
                                 record(row)
                                 print(json.dumps(row), file=sys.stderr, flush=True)
         finally:
@@ -314,6 +329,18 @@ def _summary(rows: list[dict]) -> None:
                         rmse = [r["rmse"] for r in busy if (r["side"], r["busy_processes"], r["threads"]) == (s, b, t)]
                         ratio = f"{med[2] / med[1]:.2f}" if t == 2 and 1 in med else ""
                         print(f"| {s} | {b} | {t} | {med[t]:.4f} | {ratio} | {rmse[-1]:.4f} |")
+        print("\n2 / 1 threads per period (one busy loop, the fits in turn): median (min-max); the 2-thread "
+              "fits' grid threads")
+        for s in dict.fromkeys(r["side"] for r in busy):
+            for b in (0, 1):
+                cells = {(r["round"], r["threads"]): r for r in busy if (r["side"], r["busy_processes"]) == (s, b)}
+                ratios = [cells[(rnd, 2)]["median_seconds"] / cells[(rnd, 1)]["median_seconds"]
+                          for rnd, t in cells if t == 1 and (rnd, 2) in cells]
+                grids = [g for (rnd, t), r in cells.items() if t == 2 for g in r.get("grid_threads", [])]
+                if ratios:
+                    counts = {g: grids.count(g) for g in dict.fromkeys(grids)}
+                    print(f"  {s}, busy processes {b}: {_median(ratios):.3f} ({min(ratios):.3f}-{max(ratios):.3f}), "
+                          f"grid threads {counts}")
 
 
 if __name__ == "__main__":

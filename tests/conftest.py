@@ -8,6 +8,11 @@ from pathlib import Path
 
 import pytest
 
+# A threads=2 SGD fit that starts while other processes take the cores runs as the threads=1 fit
+# (mfrec.threads.start_threads): tests that compare multi-thread fits must not depend on what else
+# the machine runs. tests/test_threads.py and tests/models/test_dynamic_threads.py turn it back on.
+os.environ["MFREC_DYNAMIC_THREADS"] = "0"
+
 
 def _require_data() -> bool:
     return os.environ.get("MFREC_REQUIRE_DATA", "") not in ("", "0", "false", "no")

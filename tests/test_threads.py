@@ -134,3 +134,47 @@ def test_runnable_reads_the_load_again_after_its_descriptor_is_closed():
     os.close(th._LOADAVG[0])
     assert th._runnable() >= 1
     assert th._runnable() >= 1
+
+
+def test_start_threads_needs_a_busy_snapshot_and_a_busy_window(monkeypatch):
+    monkeypatch.setenv("MFREC_DYNAMIC_THREADS", "1")
+    monkeypatch.setattr(th, "_cores", lambda: 2)
+    monkeypatch.setattr(th, "_own_runnable_cached", lambda: 1)
+    monkeypatch.setattr(th, "_runnable", lambda: 1)
+    monkeypatch.setattr(th, "_others_load", lambda: 1.0)
+    assert th.start_threads(2) == 2  # room for all now
+    monkeypatch.setattr(th, "_runnable", lambda: 2)
+    assert th.start_threads(2) == 1 and th.start_threads(1) == 1
+    assert th.start_threads(4) == 1  # more threads than cores: the free ones
+    for others, want in ((0.4, 2), (0.6, 1), (1.9, 1), (None, 1)):
+        monkeypatch.setattr(th, "_others_load", lambda o=others: o)
+        assert th.start_threads(2) == want, others
+    monkeypatch.setenv("MFREC_DYNAMIC_THREADS", "0")
+    assert th.start_threads(2) == 2
+    monkeypatch.setenv("MFREC_DYNAMIC_THREADS", " 2 ")
+    with pytest.raises(ValueError, match="MFREC_DYNAMIC_THREADS"):
+        th.start_threads(2)
+
+
+def test_others_load_is_the_machine_time_less_our_own_over_a_window(monkeypatch):
+    samples = iter([(0.0, 100.0, 5.0), (0.05, 100.1, 5.04), (0.2, 100.5, 5.1), (0.25, 100.6, 5.15),
+                    (0.5, 100.9, 5.4)])
+    monkeypatch.setattr(th, "_cpu_sample", lambda: next(samples))
+    monkeypatch.setattr(th, "_CPU_SEEN", [None, None])
+    assert th._others_load() is None  # the first window starts
+    assert th._others_load() is None  # 50 ms: too short, and no window before it
+    assert th._others_load() == pytest.approx((0.5 - 0.1) / 0.2)  # 0.2 s: 0.5 busy, 0.1 ours
+    assert th._others_load() == pytest.approx(2.0)  # 50 ms later: the window before
+    assert th._others_load() == pytest.approx(max(0.0, (0.4 - 0.3) / 0.3))
+    monkeypatch.setattr(th, "_cpu_sample", lambda: None)
+    assert th._others_load() is None
+
+
+def test_cpu_sample_reads_this_machine():
+    got = th._cpu_sample()
+    if not os.path.exists("/proc/stat"):
+        assert got is None
+        return
+    t, busy, own = got
+    later = th._cpu_sample()
+    assert later[0] >= t and later[1] >= busy and later[2] >= own >= 0

@@ -177,6 +177,93 @@ def _own_runnable() -> int:
 _SEEN: list = [None, 0]
 
 
+def dynamic_threads() -> bool:
+    """Whether fits whose result follows their thread count may start on fewer threads than
+    asked when other processes take the cores (`start_threads`): the MFREC_DYNAMIC_THREADS
+    setting, on unless it is 0 (ValueError naming the variable for anything but 0 or 1)."""
+    env = os.environ.get("MFREC_DYNAMIC_THREADS", "").strip()
+    if env not in ("", "0", "1"):
+        raise ValueError(f"MFREC_DYNAMIC_THREADS must be 0 (fits always use the threads asked for) or 1, got {env!r}")
+    return env != "0"
+
+
+#: the last `_others_load` sample: (monotonic seconds, busy CPU seconds of the machine, this
+#: process's CPU seconds), and the other processes' load (cores) over the window that ended there
+_CPU_SEEN: list = [None, None]
+_CPU_WINDOW = 0.1  # seconds: a shorter window is left to the next call (jiffies are 10 ms)
+
+
+def _cpu_sample() -> tuple[float, float, float] | None:
+    """(now, busy CPU seconds of all cores since boot, this process's CPU seconds) from the first
+    line of Linux /proc/stat (busy: all but idle and iowait); None where it cannot be read."""
+    try:
+        with open("/proc/stat", "rb") as fh:
+            fields = [int(x) for x in fh.readline().split()[1:9]]
+        busy = sum(fields) - fields[3] - fields[4]
+        return time.monotonic(), busy / _clock_ticks(), time.process_time()
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+@functools.lru_cache(maxsize=None)
+def _clock_ticks() -> int:
+    return int(os.sysconf("SC_CLK_TCK")) if hasattr(os, "sysconf") else 100
+
+
+def _others_load() -> float | None:
+    """The cores that other processes kept busy on average over the last window of at least
+    ``_CPU_WINDOW`` seconds (the machine's busy time less this process's CPU time): since the
+    previous sample when that is long enough ago, else the window before it. None: no window
+    yet, or no /proc/stat. Unlike a snapshot of the runnable count, which sees a task that runs
+    for a few milliseconds now and then (on a quiet machine here 1.6% of snapshots, two 2 ms apart
+    0.5%: benchmarks/RESULTS.md 11.12), it says whether the cores have been taken."""
+    now = _cpu_sample()
+    last = _CPU_SEEN[0]
+    if now is None:
+        return None
+    if last is None:
+        _CPU_SEEN[0] = now
+    elif now[0] - last[0] >= _CPU_WINDOW:
+        _CPU_SEEN[1] = max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0]))
+        _CPU_SEEN[0] = now
+    return _CPU_SEEN[1]
+
+
+_others_load()  # the first window starts at import
+
+
+def _allowed_now(threads: int) -> int:
+    """What one snapshot allows: ``threads``, or the cores other processes leave free (at least 1)."""
+    cores = _cores()
+    runnable = _runnable()
+    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
+        return threads
+    # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
+    return max(1, min(threads, cores - (runnable - _own_runnable_cached())))
+
+
+def start_threads(threads: int) -> int:
+    """The thread count a fit whose result follows it (the SGD models' block grid) is set up for:
+    ``threads``, or the cores other processes leave free, when a snapshot of the runnable count
+    says the cores are taken and so does the other processes' CPU time over the last window
+    (`_others_load`). A caller takes two snapshots some work apart and keeps the larger.
+
+    On a busy machine a ``threads=2`` SGD fit whose epochs are all capped to one thread still
+    walks its 2 x 2 grid, 4-5% slower than a ``threads=1`` fit (benchmarks/RESULTS.md 11.7,
+    11.11); set up for one thread, it *is* that fit, so its model is the ``threads=1`` model.
+    With MFREC_DYNAMIC_THREADS=0 every fit uses the threads asked for (the model then follows
+    the thread count alone, whatever the load)."""
+    if threads <= 1 or not dynamic_threads():
+        return max(1, int(threads))
+    threads = int(threads)
+    allowed = _allowed_now(threads)
+    if allowed < threads:  # the snapshot says taken: and have the cores been taken lately?
+        others = _others_load()
+        if others is not None:
+            allowed = max(allowed, min(threads, int(_cores() - others + 0.5)))
+    return allowed
+
+
 def free_threads(threads: int) -> int:
     """Threads for the next parallel step (an SGD or BPR epoch): ``threads``, but no more than the
     cores not taken by other processes (and at least one). The count changes only when two calls in a row agree: it is
@@ -187,12 +274,7 @@ def free_threads(threads: int) -> int:
     does not depend on the count."""
     if threads <= 1:
         return 1
-    cores = _cores()
-    runnable = _runnable()
-    if runnable - 1 <= cores - threads:  # room for all (the caller is one of the runnable)
-        allowed = threads
-    else:  # other threads of this process (Numba's or BLAS's pools finishing a loop) are no load
-        allowed = max(1, min(threads, cores - (runnable - _own_runnable_cached())))
+    allowed = _allowed_now(threads)
     seen_before, current = _SEEN
     use = allowed if allowed == seen_before else min(current or threads, threads)
     _SEEN[0], _SEEN[1] = allowed, use

@@ -153,6 +153,10 @@ class Trainer:
     implements `epoch` and `arrays`. Early stopping snapshots `state` (the arrays it updates in
     place; default: those of `arrays`)."""
 
+    #: the thread count the fit's result follows (the SGD models' block grid), recorded in each
+    #: epoch's history row as ``threads``; None: the result does not depend on it (no column)
+    result_threads: int | None = None
+
     def __init__(self, model: "FactorModel", train: Ratings) -> None:
         self.model = model
         self.train = train
@@ -434,6 +438,8 @@ class FactorModel(RecommenderMixin, Estimator):
                                             f"{self._diverged_hint}{_rating_range_note(train)}")
             rec = {"epoch": epoch + 1, "loss": (sse + trainer.penalty()) / len(train),
                    "train_rmse": train_rmse, "seconds": seconds}
+            if trainer.result_threads is not None:
+                rec["threads"] = int(trainer.result_threads)
             if val_idx is not None:
                 self._publish(trainer.arrays())
                 rec["validation_rmse"] = rmse(self._predict_indices(val_idx[0], val_idx[1]), val_idx[2])

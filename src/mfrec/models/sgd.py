@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
@@ -11,6 +12,9 @@ from mfrec.kernels.sgd import block_layout, grid_groups, minibatch_epoch, parall
 from mfrec.models.base import FactorModel, Trainer, sq_norm, float_param, ridge_penalty
 from mfrec.models.params import Integral, Interval, Real
 from mfrec.models.registry import register_model
+from mfrec.threads import start_threads
+
+log = logging.getLogger("mfrec.models")
 
 
 def padded_rows(n: int, k: int, dtype: np.dtype, align: int = 64) -> np.ndarray:
@@ -48,8 +52,14 @@ class _SGDTrainer(Trainer):
     published ``*_factors_`` are ``[:, :factors]`` views of it (contiguous copies at the end)."""
 
     def __init__(self, model: "_SGDModel", train: Ratings, rng: np.random.Generator, dtype: np.dtype,
-                 factor_mean: float = 0.0) -> None:
+                 factor_mean: float = 0.0, blocks: bool = True) -> None:
+        """``blocks=False``: epochs that do not run on the block grid (minibatch FunkMF), whose
+        result then follows no thread count (their grid is the one block of ``threads=1``)."""
         super().__init__(model, train)
+        import numba
+
+        asked = numba.get_num_threads() if blocks else 1
+        first = start_threads(asked)  # a first look at the machine; the second after the factors' set-up
         k = int(model.factors)
         self.k = k
         self.P = self.padded_factors(rng, train.n_users, k, dtype, factor_mean)
@@ -59,6 +69,13 @@ class _SGDTrainer(Trainer):
         self.bu = padded_rows(1, train.n_users, dtype)[0, :train.n_users]
         self.bi = padded_rows(1, train.n_items, dtype)[0, :train.n_items]
         self.zero_untrained(users=(self.P, self.bu), items=(self.Q, self.bi))
+        self.threads = asked if first == asked else max(first, start_threads(asked))
+        if self.threads < asked:  # the whole fit as that of threads=self.threads (`_fit`'s kernel_threads restores it)
+            numba.set_num_threads(self.threads)
+            log.info("%s: other processes take the cores, so this fit runs on %d of the %d threads asked: its "
+                     "model is that of threads=%d (MFREC_DYNAMIC_THREADS=0 keeps %d)", type(model).__name__,
+                     self.threads, asked, self.threads, asked)
+        self.result_threads = self.threads if blocks else None
         self._setup_blocks(rng)
         self.sq_norms: np.ndarray | None = None
 
@@ -72,11 +89,9 @@ class _SGDTrainer(Trainer):
         return full
 
     def _setup_blocks(self, rng: np.random.Generator) -> None:
-        """Split users and items into groups (`grid_groups`) and bucket the ratings by block."""
-        import numba
-
+        """Split users and items into groups (`grid_groups` for ``self.threads``) and bucket the
+        ratings by block."""
         train = self.train
-        self.threads = numba.get_num_threads()
         g = grid_groups(self.threads, train.n_users, train.n_items)
         self.n_groups = g
         ug = self.user_group = balanced_groups(train.user_counts, g, rng)
@@ -144,7 +159,7 @@ class _SGDModel(FactorModel):
 class _FunkTrainer(_SGDTrainer):
     def __init__(self, model: "FunkMF", train: Ratings, rng: np.random.Generator, dtype: np.dtype) -> None:
         start = float(np.sqrt(max(train.global_mean, 0.0) / max(int(model.factors), 1)))
-        super().__init__(model, train, rng, dtype, start)
+        super().__init__(model, train, rng, dtype, start, blocks=int(model.batch_size) == 1)
         if int(model.batch_size) > 1:
             self.grad_P = np.zeros_like(self.P)
             self.grad_Q = np.zeros_like(self.Q)
