@@ -222,8 +222,10 @@ class BiasedMF(_SGDModel):
     list; the slower rate gives slightly lower RMSE and 4-5x better ndcg@10 on validation
     carve-outs of ml-latest-small and ml-100k u1. ``None`` uses ``learning_rate``.
 
-    Epochs run in parallel over ``threads`` on disjoint blocks (see mfrec.kernels.sgd); with
-    ``threads=1`` a seed gives bit-identical results.
+    Epochs run in parallel over ``threads`` on disjoint blocks (see mfrec.kernels.sgd); a seed
+    and the thread count the fit followed (``history_["threads"]``) give bit-identical results. A
+    fit that starts while other processes take the cores follows the free ones
+    (`mfrec.threads.start_threads`; ``MFREC_DYNAMIC_THREADS=0`` keeps ``threads``).
     """
 
     _parameter_constraints = {
