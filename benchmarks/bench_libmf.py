@@ -19,8 +19,8 @@ scalar build is 2.4x slower and reaches a lower held-out RMSE (0.675 against 0.7
 epochs at k=64 here): a different code path, not the same algorithm vectorized.
 
 Busy: per side and round, one period with (or without) one busy-loop process beside the fits,
-its 1-thread and 2-thread fits in turn (the host's speed moves between periods by more than the
-gap measured), each row with the thread count the 2-thread model follows (``grid_threads``: 1
+its 1-thread and 2-thread fits in turn, 1-2 then 2-1 and so on (the host's speed moves between
+periods by more than the gap measured), each row with the thread count the 2-thread model follows (``grid_threads``: 1
 when the fit started with the cores taken, `mfrec.threads.start_threads`). Before 2026-12-04
 22:00 UTC each (busy, threads) cell had its own period.
 
@@ -271,8 +271,8 @@ def main(argv=None) -> None:
                             fits: dict[int, list[dict]] = {1: [], 2: []}
                             loop = _busy_loop() if busy else None
                             try:
-                                for _ in range(args.fits):
-                                    for threads in (1, 2):
+                                for j in range(args.fits):  # 1, 2, then 2, 1, ...: neither always goes first
+                                    for threads in ((1, 2) if j % 2 == 0 else (2, 1)):
                                         fits[threads].append(w.fit(data=args.busy_data, k=k, threads=threads,
                                                                    epochs=epochs))
                             finally:
