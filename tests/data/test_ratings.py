@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from pathlib import Path
 
 import numpy as np
@@ -507,6 +509,22 @@ def test_bool_ratings_text_scales_and_fractional_timestamps_are_not_coerced_sile
     with pytest.warns(UserWarning, match=r"1 timestamp\(s\) had fractions of a second, dropped .* 1.5 at position 1"):
         r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 2.0], timestamps=[1, 1.5])
     assert r.timestamps.tolist() == [1, 1]
+
+
+def test_datetime_timestamps_with_fractions_of_a_second_warn_too() -> None:
+    """Datetimes lost their milliseconds silently where numbers warned."""
+    stamps = np.array(["1969-12-31T23:59:59.5", "2020-01-01T00:00:01"], dtype="datetime64[ms]")
+    with pytest.warns(UserWarning, match=r"1 timestamp\(s\) had fractions of a second, dropped .* at position 0") as rec:
+        r = Ratings.from_arrays([1, 2], [1, 2], [1.0, 2.0], timestamps=stamps)
+    assert rec[0].filename == __file__  # points at the caller, not inside mfrec
+    assert r.timestamps.tolist() == [-1, 1577836801]  # floored, as numbers are
+    df = pd.DataFrame({"user": [1, 2], "item": [1, 2], "rating": [1.0, 2.0],
+                       "timestamp": pd.to_datetime(["2020-01-01 00:00:00.250", "2020-01-01 00:00:00.000"]).tz_localize("UTC")})
+    with pytest.warns(UserWarning, match="fractions of a second"):
+        assert Ratings.from_dataframe(df, timestamp="timestamp").timestamps.tolist() == [1577836800] * 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # whole seconds: nothing to say
+        Ratings.from_arrays([1], [1], [1.0], timestamps=np.array(["2020-01-01T00:00:01"], dtype="datetime64[ns]"))
 
 
 @pytest.mark.parametrize("blank", ["", "  ", "\u00a0", "\t"])

@@ -11,6 +11,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from mfrec.data.idmap import IdMap, as_id_array, plain
+from mfrec._warnings import warn_user
 from mfrec.errors import DataError
 
 DuplicatePolicy = Literal["error", "last", "mean"]
@@ -143,6 +144,15 @@ def _rating_values(r_in: np.ndarray, fail, rcol: str) -> np.ndarray:
     return r
 
 
+def _warn_fractions(cut: np.ndarray, t_in: np.ndarray) -> None:
+    """Seconds are whole: say so (``cut``: the timestamps that had fractions) rather than drop
+    the fractions silently."""
+    if cut.any():
+        pos = int(np.flatnonzero(cut)[0])
+        warn_user(f"{int(cut.sum())} timestamp(s) had fractions of a second, dropped (timestamps are whole "
+                  f"seconds; the first: {plain(t_in[pos])!r} at position {pos})")
+
+
 def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
     """Timestamps as int64 seconds since the epoch.
 
@@ -165,7 +175,9 @@ def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
         nat = np.isnat(t_in)
         if nat.any():
             raise fail("timestamp missing (NaT)", int(np.flatnonzero(nat)[0]), tcol)
-        return t_in.astype("datetime64[s]").astype(np.int64)
+        seconds = t_in.astype("datetime64[s]")  # floors, as for numbers
+        _warn_fractions(seconds != t_in, t_in)
+        return seconds.astype(np.int64)
     if kind == "m":
         raise fail("timestamps are durations (timedelta), not points in time", 0, tcol)
     if kind == "b":
@@ -194,11 +206,7 @@ def _seconds(timestamps: Any, n: int, fail, tcol: str) -> np.ndarray:
         shown = "missing" if pd.isna(t_in[pos]) else f"{plain(t_in[pos])!r} is not a number"
         raise fail(f"timestamp {shown}", pos, tcol)
     whole = np.floor(t)
-    cut = whole != t
-    if cut.any():  # seconds are whole: say so rather than drop the fractions silently
-        pos = int(np.flatnonzero(cut)[0])
-        warnings.warn(f"{int(cut.sum())} timestamp(s) had fractions of a second, dropped (timestamps are whole "
-                      f"seconds; the first: {plain(t_in[pos])!r} at position {pos})", UserWarning, stacklevel=4)
+    _warn_fractions(whole != t, t_in)
     t = whole
     big = (t >= 2.0**63) | (t < -(2.0**63))
     if big.any():
