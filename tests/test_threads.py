@@ -178,3 +178,33 @@ def test_cpu_sample_reads_this_machine():
     t, busy, own = got
     later = th._cpu_sample()
     assert later[0] >= t and later[1] >= busy and later[2] >= own >= 0
+
+
+def test_a_stale_window_says_nothing_and_starts_a_new_one(monkeypatch):
+    """An average over a quiet minute and a busy second says neither (it made identical fits on
+    a busy machine start on 2, 2, 2, then 1 thread)."""
+    samples = iter([(0.0, 100.0, 5.0), (0.5, 100.5, 5.0), (10.0, 101.0, 5.1), (10.2, 101.4, 5.2)])
+    monkeypatch.setattr(th, "_cpu_sample", lambda: next(samples))
+    monkeypatch.setattr(th, "_CPU_SEEN", [None, None])
+    assert th._others_load() is None
+    assert th._others_load() == pytest.approx(1.0)
+    assert th._others_load() is None  # 9.5 s since the last sample: stale
+    assert th._others_load() == pytest.approx((0.4 - 0.1) / 0.2)  # the new window
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_starts_its_own_window():
+    """The child's CPU time starts afresh: the parent's sample made others' load negative-own,
+    up to 10 cores on a quiet 2-core machine."""
+    th._others_load()
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child
+        try:
+            os.write(write, repr((th._CPU_SEEN[1], th._CPU_SEEN[0] is not None and th._CPU_SEEN[0][2] < 1.0)).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    got = os.read(read, 200).decode()
+    os.waitpid(pid, 0)
+    assert got == "(None, True)"  # no window yet, and a sample of the child's own CPU time

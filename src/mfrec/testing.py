@@ -571,11 +571,13 @@ class ModelContract:
         assert not np.array_equal(a.item_factors_, b.item_factors_)
         assert not np.array_equal(a.user_factors_, b.user_factors_)
 
-    def test_fixed_thread_count_is_reproducible(self, train: Ratings, monkeypatch: pytest.MonkeyPatch) -> None:
+    def test_fixed_thread_count_is_reproducible(self, train: Ratings) -> None:
         if not self.threads_reproducible:
             pytest.skip(f"{self.model.__name__} is not reproducible on more than one thread")
-        monkeypatch.setenv("MFREC_DYNAMIC_THREADS", "0")  # whatever else the machine runs (start_threads)
-        assert_same_fit(self._fresh(train, seed=5, threads=2), self._fresh(train, seed=5, threads=2))
+        from mfrec.threads import fixed_threads
+
+        with fixed_threads():  # whatever else the machine runs (mfrec.threads.start_threads)
+            assert_same_fit(self._fresh(train, seed=5, threads=2), self._fresh(train, seed=5, threads=2))
 
     def test_refit_equals_fresh_fit(self, split: tuple[Ratings, Ratings]) -> None:
         train, val = split

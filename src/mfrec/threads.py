@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import numbers
 import os
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -55,6 +56,7 @@ def kernel_threads(threads: int | None, blas_threads: int = 1) -> Iterator[int]:
     threads too, so BLAS is held to one thread inside kernels by default.
     """
     n = resolve_threads(threads)
+    dynamic_threads()  # a bad MFREC_DYNAMIC_THREADS is refused by every fit, not only by those it steers
     previous = numba.get_num_threads()
     numba.set_num_threads(n)
     try:
@@ -177,20 +179,40 @@ def _own_runnable() -> int:
 _SEEN: list = [None, 0]
 
 
+_FIXED = [0]  # open `fixed_threads` contexts, process-wide (tune's trials may run on other threads)
+_FIXED_LOCK = threading.Lock()
+
+
 def dynamic_threads() -> bool:
     """Whether fits whose result follows their thread count may start on fewer threads than
     asked when other processes take the cores (`start_threads`): the MFREC_DYNAMIC_THREADS
-    setting, on unless it is 0 (ValueError naming the variable for anything but 0 or 1)."""
+    setting, on unless it is 0 (ValueError naming the variable for anything but 0 or 1), and
+    not inside `fixed_threads`."""
     env = os.environ.get("MFREC_DYNAMIC_THREADS", "").strip()
     if env not in ("", "0", "1"):
         raise ValueError(f"MFREC_DYNAMIC_THREADS must be 0 (fits always use the threads asked for) or 1, got {env!r}")
-    return env != "0"
+    return env != "0" and _FIXED[0] == 0
+
+
+@contextmanager
+def fixed_threads() -> Iterator[None]:
+    """Inside it every fit (in any thread of the process) follows the thread count asked for,
+    whatever the load, as with MFREC_DYNAMIC_THREADS=0: `mfrec.tune` and `mfrec.cross_validate`
+    compare fits, and promise the same scores for the same seed and threads."""
+    with _FIXED_LOCK:
+        _FIXED[0] += 1
+    try:
+        yield
+    finally:
+        with _FIXED_LOCK:
+            _FIXED[0] -= 1
 
 
 #: the last `_others_load` sample: (monotonic seconds, busy CPU seconds of the machine, this
 #: process's CPU seconds), and the other processes' load (cores) over the window that ended there
 _CPU_SEEN: list = [None, None]
 _CPU_WINDOW = 0.1  # seconds: a shorter window is left to the next call (jiffies are 10 ms)
+_CPU_STALE = 1.0  # seconds: a longer window says what the machine did then, not now
 
 
 def _cpu_sample() -> tuple[float, float, float] | None:
@@ -211,24 +233,34 @@ def _clock_ticks() -> int:
 
 
 def _others_load() -> float | None:
-    """The cores that other processes kept busy on average over the last window of at least
-    ``_CPU_WINDOW`` seconds (the machine's busy time less this process's CPU time): since the
-    previous sample when that is long enough ago, else the window before it. None: no window
-    yet, or no /proc/stat. Unlike a snapshot of the runnable count, which sees a task that runs
-    for a few milliseconds now and then (on a quiet machine here 1.6% of snapshots, two 2 ms apart
-    0.5%: benchmarks/RESULTS.md 11.12), it says whether the cores have been taken."""
+    """The cores that other processes kept busy on average over the last window of
+    ``_CPU_WINDOW`` to ``_CPU_STALE`` seconds (the machine's busy time less this process's CPU
+    time): since the previous sample when that is long enough ago, else the window before it.
+    None: no window yet, the last one ended over ``_CPU_STALE`` seconds ago (an average over a
+    quiet minute and a busy second says neither; a new window starts), or no /proc/stat.
+    Unlike a snapshot of the runnable count, which sees a task that runs for a few milliseconds
+    now and then (on a quiet machine here 1.6% of snapshots, two 2 ms apart 0.5%:
+    benchmarks/RESULTS.md 11.12), it says whether the cores have been taken."""
     now = _cpu_sample()
     last = _CPU_SEEN[0]
     if now is None:
         return None
-    if last is None:
-        _CPU_SEEN[0] = now
+    if last is None or now[0] - last[0] > _CPU_STALE:
+        _CPU_SEEN[0], _CPU_SEEN[1] = now, None
     elif now[0] - last[0] >= _CPU_WINDOW:
         _CPU_SEEN[1] = max(0.0, ((now[1] - last[1]) - (now[2] - last[2])) / (now[0] - last[0]))
         _CPU_SEEN[0] = now
     return _CPU_SEEN[1]
 
 
+def _forget_cpu_window() -> None:
+    """In a forked child: its CPU time starts afresh, so the parent's sample says nothing."""
+    _CPU_SEEN[0] = _CPU_SEEN[1] = None
+    _others_load()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_cpu_window)
 _others_load()  # the first window starts at import
 
 

@@ -306,3 +306,28 @@ def test_out_in_a_folder_that_refuses_files_is_found_before_training(work, tmp_p
         pass
     assert_clean_error(run("train", "--ratings", work / "small.csv", "--model", "baseline", "--out", "/sys/x.mfrec"),
                        "--out /sys/x.mfrec: cannot write in /sys")
+
+
+def test_train_says_which_thread_count_the_model_follows(work, tmp_path, monkeypatch):
+    """A fit that started with the cores taken follows fewer threads than asked: --json says
+    so (``fit_threads``), and so does the plain output (the log line is not shown by the CLI)."""
+    import mfrec.threads as th
+
+    monkeypatch.setenv("MFREC_DYNAMIC_THREADS", "1")
+    monkeypatch.setattr(th, "_cores", lambda: 2)
+    monkeypatch.setattr(th, "_runnable", lambda: 3)
+    monkeypatch.setattr(th, "_own_runnable_cached", lambda: 1)
+    monkeypatch.setattr(th, "_others_load", lambda: 1.0)
+    args = ("train", "--ratings", work / "small.csv", "--model", "biased-mf", "--epochs", "2", "--factors", "3",
+            "--threads", "2")
+    out = json.loads(ok(run(*args, "--json", "--out", tmp_path / "a.mfrec")))
+    assert out["fit_threads"] == 1 and out["params"]["threads"] == 2
+    text = ok(run(*args, "--out", tmp_path / "b.mfrec"))
+    assert "ran on 1 of 2 threads" in text and "--threads 1" in text
+    monkeypatch.setattr(th, "_runnable", lambda: 1)  # quiet: nothing to say
+    out = json.loads(ok(run(*args, "--json", "--out", tmp_path / "c.mfrec")))
+    assert out["fit_threads"] == 2
+    assert "ran on" not in ok(run(*args, "--out", tmp_path / "d.mfrec"))
+    als = json.loads(ok(run("train", "--ratings", work / "small.csv", "--model", "als", "--iterations", "1",
+                            "--factors", "2", "--json", "--out", tmp_path / "e.mfrec")))
+    assert "fit_threads" not in als  # its result follows no thread count

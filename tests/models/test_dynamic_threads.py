@@ -141,3 +141,40 @@ def test_the_threads_column_survives_save_and_load(train, machine, tmp_path):
     m.save(tmp_path / "m.mfrec")
     back = mfrec.load_model(tmp_path / "m.mfrec")
     assert back.history_["threads"].tolist() == [1, 1]
+
+
+def test_fixed_threads_keeps_the_threads_asked_for(train, machine):
+    kw = dict(factors=8, epochs=3, seed=5)
+    machine(1)
+    quiet = mfrec.BiasedMF(threads=2, **kw).fit(train)
+    machine(3)
+    with th.fixed_threads():
+        with th.fixed_threads():  # nests
+            pass
+        inside = mfrec.BiasedMF(threads=2, **kw).fit(train)
+    _same(inside, quiet)
+    assert mfrec.BiasedMF(threads=2, **kw).fit(train).history_["threads"].tolist() == [1] * 3  # after: on again
+
+
+def test_tune_and_cross_validate_score_the_same_on_a_busy_machine(train, machine):
+    """Both promise the same scores for a seed and a fixed thread count: their fits follow the
+    thread count asked for, whatever the load."""
+    space = {"factors": [4, 8], "learning_rate": [0.005, 0.01]}
+    fixed = {"threads": 2, "epochs": 3}
+    machine(1)
+    quiet_tune = mfrec.tune(mfrec.BiasedMF, train, space, trials=3, fixed=fixed, seed=1).trials["score"].tolist()
+    model = mfrec.BiasedMF(factors=6, epochs=3, threads=2, seed=1)
+    quiet_cv = mfrec.cross_validate(model, train, folds=3)["folds"]["rmse"].tolist()
+    machine(3)
+    assert mfrec.tune(mfrec.BiasedMF, train, space, trials=3, fixed=fixed, seed=1).trials["score"].tolist() == quiet_tune
+    assert mfrec.cross_validate(model, train, folds=3)["folds"]["rmse"].tolist() == quiet_cv
+
+
+@pytest.mark.parametrize("value", ["yes", "00", "2"])
+def test_a_bad_setting_is_refused_by_every_fit(train, monkeypatch, value):
+    """Not only by the multi-thread SGD fits it steers (MFREC_THREADS=yes fails every model too)."""
+    monkeypatch.setenv("MFREC_DYNAMIC_THREADS", value)
+    for model in (mfrec.BiasedMF(factors=2, epochs=1, threads=1), mfrec.ALS(factors=2, iterations=1),
+                  mfrec.FunkMF(factors=2, epochs=1, batch_size=8)):
+        with pytest.raises(ValueError, match="MFREC_DYNAMIC_THREADS must be 0"):
+            model.fit(train)

@@ -100,12 +100,21 @@ def train(
     if val is not None:
         metrics["validation_rmse"] = est.score(val)
     est.save(out, metrics=metrics)
+    # the thread count the model follows, where it follows one (fewer than asked when the fit
+    # started with the cores taken: mfrec.threads.start_threads)
+    followed = {"fit_threads": int(est.history_["threads"].iloc[0])} if "threads" in est.history_ else {}
     if as_json:
-        emit_json({"model": model, "params": est.get_params(), "out": str(out), **metrics})
+        emit_json({"model": model, "params": est.get_params(), "out": str(out), **followed, **metrics})
     elif not quiet:
         msg = f"saved {type(est).__name__} to {out} ({seconds:.2f} s"
         msg += f", validation RMSE {metrics['validation_rmse']:.4f})" if "validation_rmse" in metrics else ")"
         console.print(msg)
+        from mfrec.threads import resolve_threads
+
+        asked = resolve_threads(est.get_params().get("threads"))
+        if followed and followed["fit_threads"] < asked:
+            console.print(f"other processes took the cores, so the fit ran on {followed['fit_threads']} of {asked} "
+                          f"threads: its model is that of --threads {followed['fit_threads']}")
 
 
 def _train_spark(out: Path, model: str, dataset: Optional[str], ratings: Optional[Path], sep: str,

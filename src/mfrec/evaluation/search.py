@@ -307,7 +307,8 @@ def tune(
     disables it). ``fixed``: parameters set in every trial (not searched).
 
     The same seed gives the same sequence of trial parameters (and, for models with a fixed
-    ``threads``, the same scores). ``callback(done, total, row)`` is called after each trial
+    ``threads``, the same scores: trials follow their thread count whatever the machine's load,
+    `mfrec.threads.fixed_threads`). ``callback(done, total, row)`` is called after each trial
     with that trial's row of ``trials`` (progress bars). Returns a :class:`TuneResult`.
     """
     dims = check_search(model_cls, space, trials, method, fixed)
@@ -340,6 +341,8 @@ def tune(
                 f"(the first: {val.pair_at(shared[0])}): trials would be scored on data they were fitted to; "
                 "pass disjoint validation ratings or a fraction (validation=0.2)")
 
+    from mfrec.threads import fixed_threads  # here: importing the evaluation API stays light
+
     better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
     rows: list[dict[str, Any]] = []
     best: tuple[float, dict[str, Any] | None, Any] = (float("nan"), None, None)
@@ -349,8 +352,9 @@ def tune(
         full = {**base, **params}
         t0 = time.perf_counter()
         try:
-            model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
-                                                                   relevance_threshold)
+            with fixed_threads():  # the trial follows its thread count whatever the load: comparable scores
+                model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
+                                                                       relevance_threshold)
         except TrainingDivergedError as exc:  # a bad corner of the space: a failed trial, not a failed search
             warnings.warn(f"trial {len(rows)} with {params} failed: {exc}", stacklevel=3)
             model, score, epochs, best_epoch, seconds = None, float("nan"), None, None, time.perf_counter() - t0

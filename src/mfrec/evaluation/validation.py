@@ -108,7 +108,10 @@ def _run_fold(fold: int, model: Any, train: Ratings, test: Ratings, metrics: lis
               evaluate_kwargs: dict[str, Any]) -> dict[str, Any]:
     """One fold's row: a fresh clone fitted on ``train`` and scored on ``test`` (module level:
     picklable for the worker processes)."""
-    res = fit_and_score(model.clone(), train, test, metrics=metrics, **evaluate_kwargs)
+    from mfrec.threads import fixed_threads  # here: importing the evaluation API stays light
+
+    with fixed_threads():  # each fold follows the thread count asked for, whatever the load
+        res = fit_and_score(model.clone(), train, test, metrics=metrics, **evaluate_kwargs)
     return {"fold": fold, "n_train": len(train), **res.row()}
 
 
@@ -144,7 +147,8 @@ def cross_validate(
     separate processes (spawned, so the Numba thread pools never see a fork); a model with
     ``threads=None`` then runs on ``cores // n_jobs`` threads in each worker (unless
     ``MFREC_THREADS`` is set). SGD results depend on the thread count, so parallel and sequential
-    runs agree exactly only for a model with an explicit ``threads``. As with any spawned
+    runs agree exactly only for a model with an explicit ``threads`` (each fold follows that
+    count whatever the machine's load: `mfrec.threads.fixed_threads`). As with any spawned
     process pool, a script that calls this with ``n_jobs > 1`` needs the
     ``if __name__ == "__main__":`` guard.
     """

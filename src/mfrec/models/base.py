@@ -492,8 +492,10 @@ class FactorModel(RecommenderMixin, Estimator):
 
     @property
     def history_(self) -> pd.DataFrame:
-        """One row per epoch: ``epoch``, ``loss``, ``train_rmse``, ``seconds`` (and
-        ``validation_rmse`` when fitted with validation data)."""
+        """One row per epoch: ``epoch``, ``loss``, ``train_rmse``, ``seconds``, for models whose
+        result follows their thread count (the SGD models) ``threads``, the count this fit's model
+        follows (fewer than asked when the fit started with the cores taken:
+        `mfrec.threads.start_threads`), and ``validation_rmse`` when fitted with validation data."""
         frame = self.__dict__.get("_history")
         if frame is None:
             records = self.__dict__.get("_history_records")
