@@ -42,7 +42,6 @@ import os
 import re
 import stat
 import struct
-import warnings
 import zipfile
 import zlib
 from pathlib import Path
@@ -57,6 +56,7 @@ from mfrec.errors import ModelFileError
 from mfrec._files import atomic_write
 from mfrec.models.registry import model_class
 from mfrec.models.state import ModelState
+from mfrec._warnings import warn_user
 
 FORMAT = "mfrec-model"
 FORMAT_VERSION = 1
@@ -604,8 +604,8 @@ def _check_manifest(m: dict, path: Path) -> None:
             raise ModelFileError(f"{path}: manifest key {key!r} must be {what}, got {_short(m[key])}")
     unknown = sorted(set(m) - {key for key, _, _ in checks} - {"format", "format_version"})
     if unknown:  # a newer mfrec's addition, or an edit: ignored, and said
-        warnings.warn(f"{path}: ignored unknown manifest key(s) {unknown[:5]} (saved by mfrec "
-                      f"{m.get('mfrec_version')!r})", UserWarning, stacklevel=4)
+        warn_user(f"{path}: ignored unknown manifest key(s) {unknown[:5]} (saved by mfrec "
+                      f"{m.get('mfrec_version')!r})")
     limit = magnitude_limit(m["rating_scale"])
     for key in ("global_mean", "train_mean"):
         if abs(m[key]) >= limit:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import json
 import math
-import warnings
 from typing import Any, Iterable, Mapping
 
 import numpy as np
@@ -34,6 +33,7 @@ import pandas as pd
 
 from mfrec.data.idmap import plain
 from mfrec.errors import DataError
+from mfrec._warnings import warn_user
 
 KINDS = ("numeric", "categorical", "multi")
 _LIST_TYPES = (list, tuple, set, frozenset, np.ndarray, pd.Series)
@@ -284,7 +284,7 @@ class AttributeEncoder:
         known = set(names) | {str(n) for n in names}
         extra = [c for c in table.columns if c not in known]
         if extra:
-            warnings.warn(f"ignored attribute(s) not seen in fit: {extra[:10]}", stacklevel=2)
+            warn_user(f"ignored attribute(s) not seen in fit: {extra[:10]}")
         n = len(table)
         values = np.zeros((n, self.n_features_), dtype=np.float64)
         observed = np.zeros((n, self.n_features_), dtype=bool)
@@ -411,6 +411,6 @@ def check_attribute_table(table: Any, id_map: Any, what: str) -> np.ndarray:
                         f"training {what} ids are {'integers' if id_map.ids.dtype.kind == 'i' else 'text'}: "
                         f"index it by {what} id")
     if not (id_map.lookup(ids) >= 0).any():
-        warnings.warn(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
-                      f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start", stacklevel=4)
+        warn_user(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
+                      f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start")
     return ids

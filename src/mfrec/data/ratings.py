@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from functools import cached_property
 from typing import Any, Callable, Literal, Sequence
 
@@ -393,7 +392,7 @@ class Ratings:
             u, i = u[first_rows][perm], i[first_rows][perm]
             r = (sums / counts)[perm]
             t = None if t is None else np.maximum.reduceat(t[order], starts)[perm]
-        warnings.warn(f"merged {n_extra} duplicate (user, item) rows with duplicates={policy!r}", stacklevel=4)
+        warn_user(f"merged {n_extra} duplicate (user, item) rows with duplicates={policy!r}")
         return u, i, r, t
 
     @classmethod

@@ -14,7 +14,6 @@ import time, so the models can import :mod:`mfrec.evaluation.metrics` without a 
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any, Iterable
 
 import numpy as np
@@ -23,6 +22,7 @@ import pandas as pd
 from mfrec._flags import check_flag
 from mfrec.data.ratings import Ratings, as_ratings, pairs_in
 from mfrec.evaluation.metrics import item_popularity, mae, parse_metric, ranking_metrics, rating_error_by_group, rmse
+from mfrec._warnings import warn_user
 
 __all__ = ["check_evaluation", "check_metrics", "evaluate", "rank_test_users"]
 
@@ -103,9 +103,9 @@ def _warn_training_pairs(model: Any, test: Ratings, train: Ratings | pd.DataFram
         shared = as_ratings(train, "train").shared_pairs(test)
         what = "of train= (left out of the rankings)"
     if len(shared):
-        warnings.warn(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs {what} (the first: "
+        warn_user(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs {what} (the first: "
                       f"{test.pair_at(shared[0])}): their errors are in-sample and, as training items are left out "
-                      "of the rankings, they are never hits; evaluate on held-out ratings", UserWarning, stacklevel=3)
+                      "of the rankings, they are never hits; evaluate on held-out ratings")
 
 
 def _pair_keys(model: Any, users: Any, items: Any) -> np.ndarray:

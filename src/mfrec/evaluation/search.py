@@ -20,7 +20,6 @@ import itertools
 import math
 import numbers
 import time
-import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping
 
@@ -33,6 +32,7 @@ from mfrec.data.splits import random_split
 from mfrec.errors import TrainingDivergedError
 from mfrec.evaluation.metrics import parse_metric
 from mfrec.evaluation.validation import fit_and_score
+from mfrec._warnings import warn_user
 
 __all__ = ["TuneResult", "check_search", "sample_space", "tune"]
 
@@ -156,8 +156,7 @@ def _random_configs(dims: list[_Dim], n: int, rng: np.random.Generator) -> list[
     values = [_values(d) for d in dims]
     size = math.prod(len(v) for v in values) if all(v is not None for v in values) else None
     if size is not None and size < n:
-        warnings.warn(f"the space has {size} distinct configurations but trials={n}: trying each once",
-                      stacklevel=4)
+        warn_user(f"the space has {size} distinct configurations but trials={n}: trying each once")
         n = size
     seen: set[str] = set()
     out: list[dict[str, Any]] = []
@@ -168,8 +167,8 @@ def _random_configs(dims: list[_Dim], n: int, rng: np.random.Generator) -> list[
                 break
         else:  # nearly every configuration of a small space is tried: pick among the rest
             if size is None:  # a float range too narrow for more distinct draws: stop here
-                warnings.warn(f"the space gave only {len(out)} distinct configurations in {_REDRAWS} draws; "
-                              f"trying those instead of trials={n}", stacklevel=4)
+                warn_user(f"the space gave only {len(out)} distinct configurations in {_REDRAWS} draws; "
+                              f"trying those instead of trials={n}")
                 break
             rest = [p for p in (dict(zip([d.name for d in dims], combo)) for combo in itertools.product(*values))
                     if repr(p) not in seen]  # type: ignore[arg-type]  # size is not None here
@@ -194,8 +193,8 @@ def _grid(dims: list[_Dim], trials: int | None, seed: int) -> list[dict[str, Any
     if trials is not None and len(combos) > trials:
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(combos), size=trials, replace=False))
-        warnings.warn(f"the grid has {len(combos)} combinations but trials={trials}: trying a random "
-                      f"{trials} of them (seed {seed})", stacklevel=3)
+        warn_user(f"the grid has {len(combos)} combinations but trials={trials}: trying a random "
+                      f"{trials} of them (seed {seed})")
         combos = [combos[k] for k in keep]
     return combos
 
@@ -356,7 +355,7 @@ def tune(
                 model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
                                                                        relevance_threshold)
         except TrainingDivergedError as exc:  # a bad corner of the space: a failed trial, not a failed search
-            warnings.warn(f"trial {len(rows)} with {params} failed: {exc}", stacklevel=3)
+            warn_user(f"trial {len(rows)} with {params} failed: {exc}")
             model, score, epochs, best_epoch, seconds = None, float("nan"), None, None, time.perf_counter() - t0
         if not np.isfinite(score):
             score = float("nan")

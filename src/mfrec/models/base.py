@@ -27,7 +27,6 @@ from __future__ import annotations
 import inspect
 import threading
 import time
-import warnings
 import weakref
 from typing import Any, Callable, ClassVar
 
@@ -45,6 +44,7 @@ from mfrec.models.params import FloatDType, Integral, Interval, Real, check_para
 from mfrec.models.recommend import RecommenderMixin
 from mfrec.models.state import ModelState
 from mfrec.threads import kernel_threads
+from mfrec._warnings import warn_user
 
 __all__ = ["EpochCallback", "Estimator", "FactorModel", "ModelState", "Trainer", "as_ratings", "check_is_fitted", "float_param",
            "ridge_penalty", "sq_norm"]
@@ -234,7 +234,7 @@ def _check_held_out(train: Ratings, validation: Ratings, stopping: bool) -> None
            f"ratings (the first: {validation.pair_at(shared[0])}), so its RMSE measures the fit, not held-out error")
     if stopping:
         raise ValueError(msg + "; early_stopping needs held-out validation ratings")
-    warnings.warn(msg, UserWarning, stacklevel=4)
+    warn_user(msg)
 
 
 #: parameters every model shares (a model declares the rest in its own ``_parameter_constraints``)

@@ -29,7 +29,6 @@ the users' default), or by the attribute block of the factorization (``"collecti
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
@@ -46,6 +45,7 @@ from mfrec.models.base import EpochCallback, FactorModel, Trainer, sq_norm, ridg
 from mfrec.models.params import Integral, Interval, Options, Real
 from mfrec.models.recommend import FoldIn, resolve_new_ratings
 from mfrec.models.registry import register_model
+from mfrec._warnings import warn_user
 
 #: how rows without ratings get their factors (and bias) from their attributes
 COLD_START = ("regression", "collective")
@@ -302,15 +302,15 @@ class CMF(FactorModel):
         C = getattr(self, f"{side}_attribute_factors_")
         if attributes is None or enc is None:
             if attributes is not None and len(attributes):
-                warnings.warn(f"the model was fitted without {side} attributes; ignoring them", stacklevel=3)
+                warn_user(f"the model was fitted without {side} attributes; ignoring them")
             return np.zeros(C.shape[0]), np.zeros(C.shape[0], dtype=bool)
         if isinstance(attributes, pd.DataFrame):
             if len(attributes) != 1:
                 raise DataError(f"new-{side} attributes must be one row, got {len(attributes)}")
         unseen = enc.unseen_labels(attributes)
         if unseen:  # encoded as no category: say so rather than answer as if it were known
-            warnings.warn(f"new-{side} attribute value(s) the model did not learn (encoded as no category): "
-                          f"{', '.join(f'{c}={v!r}' for c, v in unseen[:5])}", UserWarning, stacklevel=3)
+            warn_user(f"new-{side} attribute value(s) the model did not learn (encoded as no category): "
+                          f"{', '.join(f'{c}={v!r}' for c, v in unseen[:5])}")
         V, M = enc.transform(attributes)
         return V[0], M[0]
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import warnings
 from collections import abc
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping
@@ -28,6 +27,7 @@ from mfrec.errors import DataError, FoldInError
 from mfrec.kernels.predict import score_items
 from mfrec.kernels.topn import rows_top_n
 from mfrec.threads import kernel_threads, parallel_rows, resolve_threads, run_in_threads
+from mfrec._warnings import warn_user
 
 #: upper bound on the scores matrix of one block in recommend_many (floats)
 BLOCK_ENTRIES = 1 << 22
@@ -136,7 +136,7 @@ def resolve_new_ratings(ratings: Any, id_map: Any, scale: tuple[float, float] | 
         raise DataError(f"new ratings rate {what} {plain(id_map.to_raw([j])[0])!r} more than once "
                         f"(keys {keys} name the same {what})")
     if unknown:
-        warnings.warn(f"ignored {len(unknown)} unknown {what} id(s): {unknown[:10]}", stacklevel=4)
+        warn_user(f"ignored {len(unknown)} unknown {what} id(s): {unknown[:10]}")
     return kidx, values[known], unknown
 
 
@@ -259,8 +259,8 @@ class RecommenderMixin:
         info = info.reindex(pd.Index(self.item_map_.ids, name="item"))
         missing = len(self.item_map_) - int(found.sum())
         if fitted and missing:
-            warnings.warn(f"{missing} of the model's {len(self.item_map_)} items have no row in the item table "
-                          "(they show no title)", UserWarning, stacklevel=2)
+            warn_user(f"{missing} of the model's {len(self.item_map_)} items have no row in the item table "
+                          "(they show no title)")
         self.item_info_ = info
         return self
 
@@ -288,7 +288,7 @@ class RecommenderMixin:
                 unknown = [plain(x) for x in raw[idx < 0]]
                 if len(unknown) == len(raw):
                     raise DataError(f"none of the candidate items is known to the model: {unknown[:10]}")
-                warnings.warn(f"ignored {len(unknown)} unknown item id(s) in items=: {unknown[:10]}", stacklevel=3)
+                warn_user(f"ignored {len(unknown)} unknown item id(s) in items=: {unknown[:10]}")
         if filter is not None:
             idx = self.item_map_.lookup(as_ids(filter, "filter"))
             mask[idx[idx >= 0]] = False
