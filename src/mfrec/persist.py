@@ -605,7 +605,7 @@ def _check_manifest(m: dict, path: Path) -> None:
     unknown = sorted(set(m) - {key for key, _, _ in checks} - {"format", "format_version"})
     if unknown:  # a newer mfrec's addition, or an edit: ignored, and said
         warn_user(f"{path}: ignored unknown manifest key(s) {unknown[:5]} (saved by mfrec "
-                      f"{m.get('mfrec_version')!r})")
+                  f"{m.get('mfrec_version')!r})")
     limit = magnitude_limit(m["rating_scale"])
     for key in ("global_mean", "train_mean"):
         if abs(m[key]) >= limit:

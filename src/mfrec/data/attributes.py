@@ -412,5 +412,5 @@ def check_attribute_table(table: Any, id_map: Any, what: str) -> np.ndarray:
                         f"index it by {what} id")
     if not (id_map.lookup(ids) >= 0).any():
         warn_user(f"none of the {len(table)} rows of {what}_attributes is a training {what} (e.g. "
-                      f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start")
+                  f"{plain(ids[0])!r}): the attributes help only those {what}s' cold start")
     return ids

@@ -104,8 +104,8 @@ def _warn_training_pairs(model: Any, test: Ratings, train: Ratings | pd.DataFram
         what = "of train= (left out of the rankings)"
     if len(shared):
         warn_user(f"{len(shared)} of the {len(test)} test ratings are (user, item) pairs {what} (the first: "
-                      f"{test.pair_at(shared[0])}): their errors are in-sample and, as training items are left out "
-                      "of the rankings, they are never hits; evaluate on held-out ratings")
+                  f"{test.pair_at(shared[0])}): their errors are in-sample and, as training items are left out "
+                  "of the rankings, they are never hits; evaluate on held-out ratings")
 
 
 def _pair_keys(model: Any, users: Any, items: Any) -> np.ndarray:

@@ -168,7 +168,7 @@ def _random_configs(dims: list[_Dim], n: int, rng: np.random.Generator) -> list[
         else:  # nearly every configuration of a small space is tried: pick among the rest
             if size is None:  # a float range too narrow for more distinct draws: stop here
                 warn_user(f"the space gave only {len(out)} distinct configurations in {_REDRAWS} draws; "
-                              f"trying those instead of trials={n}")
+                          f"trying those instead of trials={n}")
                 break
             rest = [p for p in (dict(zip([d.name for d in dims], combo)) for combo in itertools.product(*values))
                     if repr(p) not in seen]  # type: ignore[arg-type]  # size is not None here
@@ -194,7 +194,7 @@ def _grid(dims: list[_Dim], trials: int | None, seed: int) -> list[dict[str, Any
         rng = np.random.default_rng(seed)
         keep = np.sort(rng.choice(len(combos), size=trials, replace=False))
         warn_user(f"the grid has {len(combos)} combinations but trials={trials}: trying a random "
-                      f"{trials} of them (seed {seed})")
+                  f"{trials} of them (seed {seed})")
         combos = [combos[k] for k in keep]
     return combos
 
@@ -307,7 +307,7 @@ def tune(
 
     The same seed gives the same sequence of trial parameters (and, for models with a fixed
     ``threads``, the same scores: trials follow their thread count whatever the machine's load,
-    `mfrec.threads.fixed_threads`). ``callback(done, total, row)`` is called after each trial
+    `fit_and_score`). ``callback(done, total, row)`` is called after each trial
     with that trial's row of ``trials`` (progress bars). Returns a :class:`TuneResult`.
     """
     dims = check_search(model_cls, space, trials, method, fixed)
@@ -340,8 +340,6 @@ def tune(
                 f"(the first: {val.pair_at(shared[0])}): trials would be scored on data they were fitted to; "
                 "pass disjoint validation ratings or a fraction (validation=0.2)")
 
-    from mfrec.threads import fixed_threads  # here: importing the evaluation API stays light
-
     better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
     rows: list[dict[str, Any]] = []
     best: tuple[float, dict[str, Any] | None, Any] = (float("nan"), None, None)
@@ -351,9 +349,8 @@ def tune(
         full = {**base, **params}
         t0 = time.perf_counter()
         try:
-            with fixed_threads():  # the trial follows its thread count whatever the load: comparable scores
-                model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
-                                                                       relevance_threshold)
+            model, score, epochs, best_epoch, seconds = _run_trial(model_cls, full, train, val, metric,
+                                                                   relevance_threshold)
         except TrainingDivergedError as exc:  # a bad corner of the space: a failed trial, not a failed search
             warn_user(f"trial {len(rows)} with {params} failed: {exc}")
             model, score, epochs, best_epoch, seconds = None, float("nan"), None, None, time.perf_counter() - t0

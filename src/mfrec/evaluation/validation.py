@@ -74,7 +74,13 @@ def fit_and_score(
     ``model.fit`` (per-epoch validation RMSE, early stopping). ``fit``: how to fit, called as
     ``fit(model, train, validation)`` (default ``model.fit(train, validation)``), e.g. one that
     draws a progress bar. Returns a :class:`FitScore`.
+
+    The fit follows the model's thread count whatever the machine's load
+    (`mfrec.threads.fixed_threads`): scores of the same seed and ``threads`` compare, which
+    `mfrec.tune` and `cross_validate`, both built on this, promise.
     """
+    from mfrec.threads import fixed_threads  # here: importing the evaluation API stays light
+
     metrics = _metric_list(metrics)
     check_evaluation(model, metrics, relevance_threshold, fitted=False)
     train = as_ratings(train, "train")
@@ -82,10 +88,11 @@ def fit_and_score(
     if validation is not None:
         validation = as_ratings(validation, "validation")
     t0 = time.perf_counter()
-    if fit is None:
-        model.fit(train, validation)
-    else:
-        fit(model, train, validation)
+    with fixed_threads():
+        if fit is None:
+            model.fit(train, validation)
+        else:
+            fit(model, train, validation)
     fit_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     scores = evaluate(model, test, metrics=metrics, relevance_threshold=relevance_threshold, per_user=per_user)
@@ -108,10 +115,7 @@ def _run_fold(fold: int, model: Any, train: Ratings, test: Ratings, metrics: lis
               evaluate_kwargs: dict[str, Any]) -> dict[str, Any]:
     """One fold's row: a fresh clone fitted on ``train`` and scored on ``test`` (module level:
     picklable for the worker processes)."""
-    from mfrec.threads import fixed_threads  # here: importing the evaluation API stays light
-
-    with fixed_threads():  # each fold follows the thread count asked for, whatever the load
-        res = fit_and_score(model.clone(), train, test, metrics=metrics, **evaluate_kwargs)
+    res = fit_and_score(model.clone(), train, test, metrics=metrics, **evaluate_kwargs)
     return {"fold": fold, "n_train": len(train), **res.row()}
 
 
@@ -148,7 +152,7 @@ def cross_validate(
     ``threads=None`` then runs on ``cores // n_jobs`` threads in each worker (unless
     ``MFREC_THREADS`` is set). SGD results depend on the thread count, so parallel and sequential
     runs agree exactly only for a model with an explicit ``threads`` (each fold follows that
-    count whatever the machine's load: `mfrec.threads.fixed_threads`). As with any spawned
+    count whatever the machine's load: `fit_and_score`). As with any spawned
     process pool, a script that calls this with ``n_jobs > 1`` needs the
     ``if __name__ == "__main__":`` guard.
     """

@@ -310,7 +310,7 @@ class CMF(FactorModel):
         unseen = enc.unseen_labels(attributes)
         if unseen:  # encoded as no category: say so rather than answer as if it were known
             warn_user(f"new-{side} attribute value(s) the model did not learn (encoded as no category): "
-                          f"{', '.join(f'{c}={v!r}' for c, v in unseen[:5])}")
+                      f"{', '.join(f'{c}={v!r}' for c, v in unseen[:5])}")
         V, M = enc.transform(attributes)
         return V[0], M[0]
 

@@ -260,7 +260,7 @@ class RecommenderMixin:
         missing = len(self.item_map_) - int(found.sum())
         if fitted and missing:
             warn_user(f"{missing} of the model's {len(self.item_map_)} items have no row in the item table "
-                          "(they show no title)")
+                      "(they show no title)")
         self.item_info_ = info
         return self
 
